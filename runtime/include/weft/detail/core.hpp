@@ -1,0 +1,63 @@
+// The narrow interface between weft's public templates and the runtime's compiled core. Nothing
+// here is for users; the names may change between versions.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+namespace weft {
+class runtime;
+}
+
+namespace weft::detail {
+
+struct fiber_cb;
+struct runtime_impl;
+
+/// Thrown into a suspended fiber to unwind its stack when its runtime shuts down. A
+/// `catch (...)` in fiber code must rethrow it (as with Boost's forced_unwind).
+struct forced_unwind {};
+
+/// The type-erased body of a fiber, constructed on the fiber's own stack (no heap allocation).
+struct fiber_body {
+  /// Runs the callable on the fiber. Exceptions other than forced_unwind are handled inside.
+  virtual void run() = 0;
+  /// Destroys what the body still owns (result, exception); called once the last handle is gone.
+  virtual void destroy() noexcept = 0;
+
+ protected:
+  ~fiber_body() = default;
+};
+
+struct spawn_params {
+  runtime_impl* rt = nullptr;  // null: the current fiber's runtime, else the default runtime
+  const char* name = nullptr;
+  bool pinned = false;
+  std::size_t payload_size = 0;
+  std::size_t payload_align = alignof(std::max_align_t);
+};
+
+/// Reserves a stack and control block with `payload_size` bytes for the body. Throws
+/// std::system_error (naming the limit that was hit) when no stack can be mapped.
+fiber_cb* fiber_create(const spawn_params& params, void** payload);
+/// Makes a created fiber runnable with `body` (which lives in its payload).
+void fiber_start(fiber_cb* f, fiber_body* body);
+/// Drops the handle's reference: detaches the fiber.
+void fiber_release(fiber_cb* f) noexcept;
+/// Blocks until `f` has finished: parks the calling fiber, or blocks a plain thread.
+void fiber_join(fiber_cb* f);
+/// True if `f` ended by being unwound at shutdown rather than by returning.
+bool fiber_was_unwound(const fiber_cb* f) noexcept;
+std::uint64_t fiber_id(const fiber_cb* f) noexcept;
+/// The calling fiber, or null on a plain thread.
+fiber_cb* current_fiber() noexcept;
+/// Terminates the process, naming the fiber an exception escaped from.
+[[noreturn]] void terminate_escaped_exception(const char* what) noexcept;
+/// True while the current fiber's runtime is unwinding fibers at shutdown.
+bool current_runtime_unwinding() noexcept;
+
+runtime_impl* default_runtime_impl();
+runtime_impl* runtime_of(const runtime& rt) noexcept;
+
+}  // namespace weft::detail

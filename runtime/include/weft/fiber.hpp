@@ -1,0 +1,344 @@
+// Fibers: weft::fiber (mirrors std::thread), weft::jfiber (mirrors std::jthread),
+// weft::spawn -> join_handle<T> (result and exception travel to join()), and weft::this_fiber.
+// A fiber's stack and control block come from its runtime's pool; spawning allocates nothing on
+// the heap (the callable and its result live on the new fiber's stack).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <ostream>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include <weft/detail/core.hpp>
+
+namespace weft {
+
+class runtime;
+
+/// Where and how to spawn a fiber.
+struct spawn_options {
+  /// The runtime to run on; null means the calling fiber's runtime, or the default runtime on
+  /// a plain thread.
+  weft::runtime* runtime = nullptr;
+  /// A name shown in diagnostics (truncated to 31 bytes).
+  const char* name = nullptr;
+  /// Keep the fiber on the worker that spawns it (worker 0 when spawned from a plain thread):
+  /// it is never stolen and never migrates.
+  bool pinned = false;
+};
+
+namespace detail {
+
+template <class R>
+struct result_slot {
+  std::optional<R> value;
+  std::exception_ptr error;
+  R take() { return std::move(*value); }
+};
+template <>
+struct result_slot<void> {
+  std::exception_ptr error;
+  void take() {}
+};
+
+// The body of a weft::spawn fiber: result and exception are kept for join().
+template <class Fn, class R>
+struct spawn_body final : fiber_body {
+  explicit spawn_body(Fn&& f) : fn(std::move(f)) {}
+  void run() override {
+    try {
+      if constexpr (std::is_void_v<R>) {
+        std::invoke(*fn);
+      } else {
+        result.value.emplace(std::invoke(*fn));
+      }
+    } catch (const forced_unwind&) {
+      fn.reset();
+      throw;
+    } catch (...) {
+      result.error = std::current_exception();
+    }
+    fn.reset();
+  }
+  void destroy() noexcept override { this->~spawn_body(); }
+  std::optional<Fn> fn;
+  result_slot<R> result;
+};
+
+// The body of a weft::fiber: std::thread semantics, an escaping exception terminates.
+template <class Fn, class... Args>
+struct thread_body final : fiber_body {
+  template <class F, class... A>
+  explicit thread_body(F&& f, A&&... a) : call(std::in_place, std::forward<F>(f), std::forward<A>(a)...) {}
+  void run() override {
+    try {
+      std::apply([](auto& fn, auto&... args) { std::invoke(std::move(fn), std::move(args)...); }, *call);
+    } catch (const forced_unwind&) {
+      call.reset();
+      throw;
+    } catch (const std::exception& e) {
+      terminate_escaped_exception(e.what());
+    } catch (...) {
+      terminate_escaped_exception("an exception not derived from std::exception");
+    }
+    call.reset();
+  }
+  void destroy() noexcept override { this->~thread_body(); }
+  std::optional<std::tuple<Fn, Args...>> call;
+};
+
+template <class Body, class... CtorArgs>
+Body* create_fiber_with(const spawn_params& p0, fiber_cb** out, CtorArgs&&... args) {
+  spawn_params p = p0;
+  p.payload_size = sizeof(Body);
+  p.payload_align = alignof(Body);
+  void* payload = nullptr;
+  fiber_cb* f = fiber_create(p, &payload);
+  Body* body;
+  try {
+    body = ::new (payload) Body(std::forward<CtorArgs>(args)...);
+  } catch (...) {
+    fiber_release(f);  // never started: both references are dropped here
+    fiber_release(f);
+    throw;
+  }
+  *out = f;
+  return body;
+}
+
+spawn_params to_params(const spawn_options& o) noexcept;
+
+}  // namespace detail
+
+/// A fiber, with the interface of std::thread.
+class fiber {
+ public:
+  /// Identifies a fiber; a default-constructed id names no fiber. Ordered, hashable, printable.
+  class id {
+   public:
+    id() noexcept = default;
+    explicit id(std::uint64_t v) noexcept : v_(v) {}
+    std::uint64_t value() const noexcept { return v_; }
+    friend bool operator==(id, id) noexcept = default;
+    friend auto operator<=>(id, id) noexcept = default;
+    friend std::ostream& operator<<(std::ostream& os, id i) { return os << i.v_; }
+
+   private:
+    std::uint64_t v_ = 0;
+  };
+
+  fiber() noexcept = default;
+  /// Starts `f(args...)` on a new fiber of the calling fiber's runtime (the default runtime on a
+  /// plain thread). Arguments are decay-copied, as by std::thread. Throws std::system_error if no
+  /// stack can be mapped. An exception escaping `f` terminates the process, naming the fiber.
+  template <class F, class... Args,
+            class = std::enable_if_t<!std::is_same_v<std::remove_cvref_t<F>, fiber>>>
+  explicit fiber(F&& f, Args&&... args) {
+    using body_t = detail::thread_body<std::decay_t<F>, std::decay_t<Args>...>;
+    detail::fiber_cb* cb = nullptr;
+    body_t* body = detail::create_fiber_with<body_t>(detail::spawn_params{}, &cb, std::forward<F>(f),
+                                                     std::forward<Args>(args)...);
+    detail::fiber_start(cb, body);
+    cb_ = cb;
+  }
+  /// Terminates if still joinable, as std::thread does (except while its runtime unwinds
+  /// fibers at shutdown, when it detaches).
+  ~fiber() {
+    if (joinable()) on_joinable_destroyed();
+  }
+  fiber(fiber&& o) noexcept : cb_(std::exchange(o.cb_, nullptr)) {}
+  fiber& operator=(fiber&& o) noexcept {
+    if (joinable()) std::terminate();
+    cb_ = std::exchange(o.cb_, nullptr);
+    return *this;
+  }
+  fiber(const fiber&) = delete;
+  fiber& operator=(const fiber&) = delete;
+
+  bool joinable() const noexcept { return cb_ != nullptr; }
+  id get_id() const noexcept { return cb_ != nullptr ? id(detail::fiber_id(cb_)) : id(); }
+  /// Waits for the fiber to finish: parks the calling fiber or blocks a plain thread. Throws
+  /// std::system_error: invalid_argument if not joinable, resource_deadlock_would_occur on self-join.
+  void join();
+  /// Lets the fiber run on unowned; its resources are released when it finishes.
+  void detach();
+  void swap(fiber& o) noexcept { std::swap(cb_, o.cb_); }
+  /// Worker threads of the default runtime's configuration (one per core).
+  static unsigned hardware_concurrency() noexcept;
+
+ private:
+  void on_joinable_destroyed() noexcept;
+  detail::fiber_cb* cb_ = nullptr;
+};
+
+/// A fiber with the interface of std::jthread: it owns a std::stop_source, passes a
+/// std::stop_token to a callable that takes one first, and requests stop and joins on destruction.
+class jfiber {
+ public:
+  using id = fiber::id;
+  jfiber() noexcept = default;
+  template <class F, class... Args,
+            class = std::enable_if_t<!std::is_same_v<std::remove_cvref_t<F>, jfiber>>>
+  explicit jfiber(F&& f, Args&&... args) {
+    if constexpr (std::is_invocable_v<std::decay_t<F>, std::stop_token, std::decay_t<Args>...>) {
+      f_ = fiber(std::forward<F>(f), stop_.get_token(), std::forward<Args>(args)...);
+    } else {
+      f_ = fiber(std::forward<F>(f), std::forward<Args>(args)...);
+    }
+  }
+  ~jfiber() {
+    if (joinable()) {
+      request_stop();
+      join();
+    }
+  }
+  jfiber(jfiber&&) noexcept = default;
+  jfiber& operator=(jfiber&& o) noexcept {
+    if (joinable()) {
+      request_stop();
+      join();
+    }
+    f_ = std::move(o.f_);
+    stop_ = std::move(o.stop_);
+    return *this;
+  }
+
+  bool joinable() const noexcept { return f_.joinable(); }
+  id get_id() const noexcept { return f_.get_id(); }
+  void join() { f_.join(); }
+  void detach() { f_.detach(); }
+  std::stop_source get_stop_source() noexcept { return stop_; }
+  std::stop_token get_stop_token() const noexcept { return stop_.get_token(); }
+  bool request_stop() noexcept { return stop_.request_stop(); }
+
+ private:
+  std::stop_source stop_;
+  fiber f_;
+};
+
+/// The handle of a fiber started with weft::spawn. Dropping it detaches the fiber (its result
+/// is then discarded). Must not outlive the fiber's runtime.
+template <class T>
+class join_handle {
+ public:
+  join_handle() noexcept = default;
+  join_handle(detail::fiber_cb* cb, detail::result_slot<T>* slot) noexcept : cb_(cb), slot_(slot) {}
+  join_handle(join_handle&& o) noexcept : cb_(std::exchange(o.cb_, nullptr)), slot_(std::exchange(o.slot_, nullptr)) {}
+  join_handle& operator=(join_handle&& o) noexcept {
+    if (this != &o) {
+      detach();
+      cb_ = std::exchange(o.cb_, nullptr);
+      slot_ = std::exchange(o.slot_, nullptr);
+    }
+    return *this;
+  }
+  ~join_handle() { detach(); }
+
+  bool joinable() const noexcept { return cb_ != nullptr; }
+  fiber::id get_id() const noexcept { return cb_ != nullptr ? fiber::id(detail::fiber_id(cb_)) : fiber::id(); }
+
+  /// Waits for the fiber (parks a fiber, blocks a plain thread) and returns its result, or
+  /// rethrows the exception that escaped it. Throws std::system_error: invalid_argument if not
+  /// joinable, resource_deadlock_would_occur on self-join, operation_canceled if the fiber was
+  /// unwound at runtime shutdown.
+  T join() {
+    if (cb_ == nullptr) throw std::system_error(std::make_error_code(std::errc::invalid_argument), "weft::join_handle::join");
+    if (cb_ == detail::current_fiber())
+      throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur), "weft::join_handle::join");
+    detail::fiber_join(cb_);
+    detail::fiber_cb* cb = std::exchange(cb_, nullptr);
+    auto* slot = std::exchange(slot_, nullptr);
+    struct release_guard {
+      detail::fiber_cb* cb;
+      ~release_guard() { detail::fiber_release(cb); }
+    } guard{cb};
+    if (detail::fiber_was_unwound(cb))
+      throw std::system_error(std::make_error_code(std::errc::operation_canceled),
+                              "weft::join_handle::join: the fiber was unwound at runtime shutdown");
+    if (slot->error) std::rethrow_exception(slot->error);
+    return slot->take();
+  }
+
+  /// Lets the fiber run on; its result is discarded.
+  void detach() noexcept {
+    if (cb_ != nullptr) detail::fiber_release(std::exchange(cb_, nullptr));
+    slot_ = nullptr;
+  }
+
+ private:
+  detail::fiber_cb* cb_ = nullptr;
+  detail::result_slot<T>* slot_ = nullptr;
+};
+
+/// Starts `f()` on a new fiber and returns its handle; `join()` returns f's result or rethrows.
+template <class F>
+join_handle<std::invoke_result_t<std::decay_t<F>>> spawn(spawn_options opts, F&& f) {
+  using R = std::invoke_result_t<std::decay_t<F>>;
+  using body_t = detail::spawn_body<std::decay_t<F>, R>;
+  detail::fiber_cb* cb = nullptr;
+  std::decay_t<F> fn(std::forward<F>(f));
+  body_t* body = detail::create_fiber_with<body_t>(detail::to_params(opts), &cb, std::move(fn));
+  detail::fiber_start(cb, body);
+  return join_handle<R>(cb, &body->result);
+}
+
+/// Starts `f()` on a new fiber of the calling fiber's runtime (the default runtime on a plain thread).
+template <class F>
+join_handle<std::invoke_result_t<std::decay_t<F>>> spawn(F&& f) {
+  return spawn(spawn_options{}, std::forward<F>(f));
+}
+
+namespace this_fiber {
+
+/// The calling fiber's id; a default-constructed id on a plain thread.
+fiber::id get_id() noexcept;
+/// Lets other runnable fibers of this worker run first; returns at once if there are none. On a
+/// plain thread, std::this_thread::yield().
+void yield();
+/// Parks the calling fiber (blocks a plain thread) for at least `d`. May return early only when
+/// the runtime shuts down.
+void sleep_until(std::chrono::steady_clock::time_point t);
+template <class Rep, class Period>
+void sleep_for(const std::chrono::duration<Rep, Period>& d) {
+  if (d <= d.zero()) {
+    yield();
+    return;
+  }
+  sleep_until(std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(d));
+}
+template <class Clock, class Duration>
+void sleep_until(const std::chrono::time_point<Clock, Duration>& t) {
+  if constexpr (std::is_same_v<Clock, std::chrono::steady_clock>) {
+    sleep_until(std::chrono::time_point_cast<std::chrono::steady_clock::duration>(t));
+  } else {
+    sleep_for(t - Clock::now());
+  }
+}
+/// Names the calling fiber (truncated to 31 bytes); no effect on a plain thread.
+void set_name(std::string_view name) noexcept;
+/// The calling fiber's name ("" if unnamed or on a plain thread).
+std::string name();
+/// Pins the calling fiber to the worker it runs on now: it is never stolen or migrated.
+void pin() noexcept;
+/// Lets the calling fiber migrate again.
+void unpin() noexcept;
+/// The index of the worker running the calling fiber, or -1 on a plain thread.
+int worker_index() noexcept;
+
+}  // namespace this_fiber
+
+}  // namespace weft
+
+template <>
+struct std::hash<weft::fiber::id> {
+  std::size_t operator()(weft::fiber::id i) const noexcept { return std::hash<std::uint64_t>{}(i.value()); }
+};

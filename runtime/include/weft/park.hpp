@@ -1,0 +1,68 @@
+// The low-level park/unpark API that sync/ and io/ build on. One wait of one fiber or plain
+// thread is named by a wait_ticket; any thread may wake it, and exactly one wake-up (a notify,
+// the deadline, a cancellation) wins.
+//
+// Protocol for a primitive with a waiter queue guarded by a lock L:
+//   weft::wait_ticket t = weft::prepare_wait();
+//   ... lock L, decide to wait, link a node holding `t` into the queue ...
+//   weft::wake_reason r = weft::park(t, deadline, [](void* l) { unlock(l); }, &L);
+//   ... lock L again and unlink the node if it is still linked (a timeout or cancel won) ...
+// A waker locks L, unlinks a node and calls node.ticket.wake(); if wake() returns false the wait
+// already ended another way and the waker may pass the wake-up on to the next waiter.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+#include <weft/detail/core.hpp>
+
+namespace weft {
+
+/// How a park ended.
+enum class wake_reason : std::uint8_t {
+  notified = 1,   ///< wait_ticket::wake() with the default reason
+  timed_out = 2,  ///< the deadline passed
+  canceled = 3,   ///< a cancellation (stop request, close, runtime shutdown)
+};
+
+namespace detail {
+struct waitable;
+}
+
+/// Names one wait of one fiber or thread. Copyable and cheap. Waking a ticket whose wait has
+/// ended is a harmless no-op that returns false: the memory it points to is never freed while
+/// a runtime lives (fiber control blocks and thread records are type-stable).
+class wait_ticket {
+ public:
+  wait_ticket() = default;
+  /// Ends the named wait with `reason` if it is still pending and no other wake won; makes
+  /// the fiber runnable (or wakes the thread). Callable from any thread, never blocks.
+  /// Returns true if this call won.
+  bool wake(wake_reason reason = wake_reason::notified) const noexcept;
+  explicit operator bool() const noexcept { return target_ != nullptr; }
+  friend bool operator==(const wait_ticket&, const wait_ticket&) = default;
+
+ private:
+  friend wait_ticket prepare_wait() noexcept;
+  friend wake_reason park(wait_ticket, std::optional<std::chrono::steady_clock::time_point>,
+                          void (*)(void*), void*);
+  detail::waitable* target_ = nullptr;
+  std::uint64_t seq_ = 0;
+};
+
+/// Starts a new wait for the calling fiber (or plain thread) and returns its ticket. Any
+/// earlier ticket of the caller becomes stale.
+wait_ticket prepare_wait() noexcept;
+
+/// Suspends the caller until its ticket is woken or `deadline` passes. On a fiber it parks the
+/// fiber (the worker runs others); on a plain thread it blocks the thread. `publish(arg)` runs
+/// exactly once, after the caller can safely be woken (for a fiber: after its context is
+/// saved): that is where the ticket becomes visible to wakers, typically by releasing the lock
+/// that guards the queue holding it. Never publish a ticket before park().
+/// Returns how the wait ended. During runtime shutdown a fiber may be unwound from here (see
+/// detail::forced_unwind).
+wake_reason park(wait_ticket ticket, std::optional<std::chrono::steady_clock::time_point> deadline,
+                 void (*publish)(void*) = nullptr, void* arg = nullptr);
+
+}  // namespace weft

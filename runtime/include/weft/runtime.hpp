@@ -1,0 +1,111 @@
+// weft::runtime: a set of worker threads (one per core by default) that run fibers, balanced by
+// work stealing. Several runtimes may live in one process; a default runtime starts lazily the
+// first time a fiber is spawned outside any runtime and lives until the process exits.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+#include <weft/detail/core.hpp>
+
+namespace weft {
+
+/// Options of a runtime. Field names are part of the API (designated initialisers).
+struct runtime_options {
+  /// Worker threads; 0 means one per core (std::thread::hardware_concurrency()).
+  unsigned workers = 0;
+  /// Usable bytes of each fiber stack (reserved with MAP_NORESERVE; pages are committed as used).
+  std::size_t stack_size = 256 * 1024;
+  /// A guard page below every stack: an overflow ends the process with
+  /// `weft: stack overflow in fiber <id> "<name>"` instead of corrupting memory.
+  bool guard_pages = true;
+  /// Free stacks kept resident for reuse; beyond this their pages go back to the kernel.
+  std::size_t stack_cache_high_water = 1024;
+  /// Threads of the run_blocking() pool at most; idle ones exit after `blocking_idle_timeout`.
+  unsigned blocking_threads_max = 64;
+  std::chrono::milliseconds blocking_idle_timeout{10000};
+  /// Slots of each worker's run queue (a power of two). Tests shrink it to exercise overflow.
+  std::uint32_t run_queue_capacity = 256;
+  /// Test mode: every yield hands the fiber to another worker, to flush out code that caches
+  /// thread_local, errno or thread ids across suspension points.
+  bool migrate_on_yield = false;
+  /// Test mode: use the mprotect guard even where MADV_GUARD_INSTALL works.
+  bool force_mprotect_guard = false;
+};
+
+/// Counters summed over the workers at the time of the call (each is exact for its worker;
+/// the sum is a snapshot, not atomic as a whole).
+struct runtime_stats {
+  std::uint64_t spawned = 0;
+  std::uint64_t finished = 0;
+  std::uint64_t context_switches = 0;
+  std::uint64_t steals = 0;
+  std::uint64_t parks = 0;           ///< times a worker went to sleep for lack of work
+  std::uint64_t timers_fired = 0;
+  std::uint64_t live_fibers = 0;     ///< fibers whose stack is in use (running, waiting or unjoined)
+  std::uint64_t stacks_mapped = 0;   ///< stacks the pool holds, in use or free
+  unsigned workers = 0;
+  const char* guard = "";            ///< "madvise", "mprotect" or "none"
+};
+
+template <class T>
+class join_handle;
+
+/// A fiber scheduler with its own workers, stacks and timers.
+class runtime {
+ public:
+  /// Starts the workers. Throws std::system_error if a thread cannot be started.
+  explicit runtime(runtime_options options = {});
+  /// Shuts down (docs/scheduler.md, "Shutdown"): stops the workers once each returns to its
+  /// scheduler (a fiber that never yields delays this; a message names it every 5 s), waits
+  /// for run_blocking() calls in flight, then unwinds every fiber that has not finished, running
+  /// its destructors, and unmaps all stacks. Handles to this runtime's fibers must not be used
+  /// afterwards. Must not be called from one of this runtime's fibers.
+  ~runtime();
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  /// Runs `f` on a new fiber of this runtime and blocks the caller (a plain thread blocks, a
+  /// fiber parks) until it returns; returns its result or rethrows its exception.
+  template <class F>
+  std::invoke_result_t<std::decay_t<F>> block_on(F&& f);
+
+  /// Spawns `f` on a new fiber of this runtime (see weft::spawn).
+  template <class F>
+  join_handle<std::invoke_result_t<std::decay_t<F>>> spawn(F&& f);
+
+  /// A snapshot of the counters.
+  runtime_stats stats() const;
+  /// The options in force (workers resolved to the actual count).
+  const runtime_options& options() const noexcept;
+  /// The runtime the calling fiber runs on, or null on a plain thread.
+  static runtime* current() noexcept;
+  /// The process-wide default runtime, started on first use.
+  static runtime& default_runtime();
+
+ private:
+  friend detail::runtime_impl* detail::runtime_of(const runtime&) noexcept;
+  explicit runtime(detail::runtime_impl* impl) noexcept : impl_(impl) {}
+  detail::runtime_impl* impl_;
+};
+
+}  // namespace weft
+
+#include <weft/fiber.hpp>
+
+namespace weft {
+
+template <class F>
+std::invoke_result_t<std::decay_t<F>> runtime::block_on(F&& f) {
+  return spawn(std::forward<F>(f)).join();
+}
+
+template <class F>
+join_handle<std::invoke_result_t<std::decay_t<F>>> runtime::spawn(F&& f) {
+  return weft::spawn(spawn_options{.runtime = this}, std::forward<F>(f));
+}
+
+}  // namespace weft

@@ -1,0 +1,311 @@
+// Fiber lifecycle (create, start, exit, join, release) and the public fiber, this_fiber and
+// runtime entry points. Exit protocol: the body runs, fiber_local values are destroyed, the
+// joiner is woken, then the fiber switches to the next one and its "running" reference is
+// dropped on the next context (the stack returns to the pool only when the handle is gone too).
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include <weft/fiber.hpp>
+#include <weft/runtime.hpp>
+
+#include "scheduler.hpp"
+
+namespace weft::detail {
+
+void fls_destroy_fiber(fiber_cb* f) noexcept;
+
+namespace {
+
+void set_name_bytes(fiber_cb* f, const char* name, std::size_t n) noexcept {
+  n = std::min(n, sizeof f->name - 1);
+  std::memcpy(f->name, name, n);
+  f->name[n] = '\0';
+}
+
+void after_exit(void* arg) noexcept {
+  auto* f = static_cast<fiber_cb*>(arg);
+  f->state.store(fiber_state::done, std::memory_order_relaxed);
+  f->rt->release_ref(f);
+}
+
+}  // namespace
+
+fiber_cb* current_fiber() noexcept {
+  thread_state* ts = thread_state_ptr();
+  return ts->w != nullptr ? ts->w->current : ts->unwinding;
+}
+
+bool current_runtime_unwinding() noexcept { return thread_state_ptr()->unwinding != nullptr; }
+
+exit_target fiber_main(void* arg) noexcept {
+  auto* f = static_cast<fiber_cb*>(arg);
+  runtime_impl* rt = f->rt;
+  f->started = true;
+  // Ordering: acquire pairs with the release store in runtime_impl::unwind_all.
+  if (!rt->unwinding.load(std::memory_order_acquire)) {
+    try {
+      f->body->run();
+    } catch (const forced_unwind&) {
+      f->unwound = true;
+    }
+  } else {
+    f->unwound = true;
+  }
+  fls_destroy_fiber(f);
+  // Ordering: acq_rel: release publishes the result to join(); acquire reads the joiner's ticket.
+  std::uintptr_t joiner = f->join_word.exchange(1, std::memory_order_acq_rel);
+  if (joiner > 1) reinterpret_cast<const wait_ticket*>(joiner)->wake();
+  thread_state* ts = thread_state_ptr();
+  worker* w = ts->w;
+  if (w == nullptr) {  // unwound at shutdown by a plain thread
+    rt->finished_outside.fetch_add(1, std::memory_order_relaxed);
+    return {ts->unwind_return, after_exit, f};
+  }
+  worker_counters::bump(w->counters.finished);
+  worker_counters::bump(w->counters.switches);
+  fiber_cb* next = w->next_local();
+  if (next != nullptr) {
+    w->current = next;
+    w->running_hint.store(next, std::memory_order_relaxed);
+    next->state.store(fiber_state::running, std::memory_order_relaxed);
+    next->last_worker = w->index;
+    return {&next->ctx, after_exit, f};
+  }
+  w->current = nullptr;
+  w->running_hint.store(nullptr, std::memory_order_relaxed);
+  return {&w->main_ctx, after_exit, f};
+}
+
+fiber_cb* fiber_create(const spawn_params& params, void** payload) {
+  runtime_impl* rt = params.rt;
+  if (rt == nullptr) {
+    fiber_cb* cur = current_fiber();
+    rt = cur != nullptr ? cur->rt : default_runtime_impl();
+  }
+  if (rt->stopping.load(std::memory_order_acquire))
+    throw std::system_error(std::make_error_code(std::errc::operation_canceled),
+                            "weft: cannot spawn a fiber: its runtime is shutting down");
+  worker* w = this_worker();
+  if (w != nullptr && w->rt != rt) w = nullptr;
+  fiber_cb* f = rt->pool.acquire(w != nullptr ? &w->stacks : nullptr);
+  f->rt = rt;
+  f->body = nullptr;
+  f->id = rt->next_id.fetch_add(1, std::memory_order_relaxed);
+  f->refs.store(2, std::memory_order_relaxed);
+  f->join_word.store(0, std::memory_order_relaxed);
+  f->home_worker = params.pinned ? static_cast<int>(w != nullptr ? w->index : 0) : -1;
+  f->unwound = false;
+  f->started = false;
+  f->fls = nullptr;
+  f->fiber = f;
+  f->state.store(fiber_state::created, std::memory_order_relaxed);
+  if (params.name != nullptr) set_name_bytes(f, params.name, std::strlen(params.name)); else f->name[0] = '\0';
+  auto hi = reinterpret_cast<std::uintptr_t>(stack_pool::stack_high(f));
+  std::uintptr_t align = params.payload_align < 16 ? 16 : params.payload_align;
+  std::uintptr_t body_at = (hi - params.payload_size) & ~(align - 1);
+  *payload = reinterpret_cast<void*>(body_at);
+  std::uintptr_t ctx_top = (body_at - 64) & ~std::uintptr_t{63};
+  context_make(f->ctx, stack_pool::stack_low(f), reinterpret_cast<void*>(ctx_top), fiber_main, f);
+  return f;
+}
+
+void fiber_start(fiber_cb* f, fiber_body* body) {
+  f->body = body;
+  worker* w = this_worker();
+  if (w != nullptr && w->rt == f->rt) {
+    worker_counters::bump(w->counters.spawned);
+  } else {
+    f->rt->spawned_outside.fetch_add(1, std::memory_order_relaxed);
+  }
+  f->rt->schedule(f, /*lifo=*/true);
+}
+
+void fiber_release(fiber_cb* f) noexcept {
+  if (f->body == nullptr && f->refs.load(std::memory_order_relaxed) == 2) {
+    // Created but never started (the body's constructor threw): nothing runs, drop both.
+    f->refs.store(1, std::memory_order_relaxed);
+    f->state.store(fiber_state::done, std::memory_order_relaxed);
+  }
+  f->rt->release_ref(f);
+}
+
+bool fiber_was_unwound(const fiber_cb* f) noexcept { return f->unwound; }
+std::uint64_t fiber_id(const fiber_cb* f) noexcept { return f->id; }
+
+void fiber_join(fiber_cb* f) {
+  // Ordering: acquire pairs with the exchange in fiber_main (the result is visible).
+  if (f->join_word.load(std::memory_order_acquire) == 1) return;
+  if (current_runtime_unwinding()) {
+    unwind_fiber(f);  // shutdown: finish it now instead of waiting for it
+    return;
+  }
+  wait_ticket t = prepare_wait();
+  struct publish_arg {
+    fiber_cb* f;
+    const wait_ticket* t;
+  } arg{f, &t};
+  park(t, std::nullopt,
+       [](void* p) {
+         auto* a = static_cast<publish_arg*>(p);
+         std::uintptr_t expected = 0;
+         // Ordering: release publishes the ticket to the exiting fiber's acq_rel exchange.
+         if (!a->f->join_word.compare_exchange_strong(expected, reinterpret_cast<std::uintptr_t>(a->t),
+                                                      std::memory_order_acq_rel, std::memory_order_acquire))
+           a->t->wake();  // already finished
+       },
+       &arg);
+  // Ordering: the waker's CAS on our wait_word (acq_rel) follows its acquire of join_word.
+  while (f->join_word.load(std::memory_order_acquire) != 1) {
+    // Only reachable when the wait was canceled by shutdown; unwinding has finished it.
+    if (current_runtime_unwinding()) {
+      unwind_fiber(f);
+      return;
+    }
+    std::this_thread::yield();
+  }
+}
+
+void terminate_escaped_exception(const char* what) noexcept {
+  fiber_cb* f = current_fiber();
+  std::fprintf(stderr, "weft: exception escaped fiber %llu \"%s\": %s\n",
+               static_cast<unsigned long long>(f != nullptr ? f->id : 0), f != nullptr ? f->name : "", what);
+  std::fflush(stderr);
+  std::terminate();
+}
+
+spawn_params to_params(const spawn_options& o) noexcept {
+  spawn_params p;
+  p.rt = o.runtime != nullptr ? runtime_of(*o.runtime) : nullptr;
+  p.name = o.name;
+  p.pinned = o.pinned;
+  return p;
+}
+
+runtime_impl* runtime_of(const runtime& rt) noexcept { return rt.impl_; }
+runtime_impl* default_runtime_impl() { return runtime_of(runtime::default_runtime()); }
+
+}  // namespace weft::detail
+
+namespace weft {
+
+using namespace weft::detail;
+
+runtime::runtime(runtime_options options) : impl_(new runtime_impl(options)) { impl_->facade = this; }
+runtime::~runtime() { delete impl_; }
+runtime_stats runtime::stats() const { return impl_->stats(); }
+const runtime_options& runtime::options() const noexcept { return impl_->opts; }
+
+runtime* runtime::current() noexcept {
+  fiber_cb* f = current_fiber();
+  return f != nullptr ? f->rt->facade : nullptr;
+}
+
+runtime& runtime::default_runtime() {
+  // Never destroyed: fibers may still run while static destructors do. Its workers end with
+  // the process, as detached std::threads do.
+  static runtime* rt = new runtime(runtime_options{});
+  return *rt;
+}
+
+void fiber::join() {
+  if (cb_ == nullptr) throw std::system_error(std::make_error_code(std::errc::invalid_argument), "weft::fiber::join");
+  if (cb_ == current_fiber())
+    throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur), "weft::fiber::join");
+  fiber_join(cb_);
+  fiber_release(std::exchange(cb_, nullptr));
+}
+
+void fiber::detach() {
+  if (cb_ == nullptr) throw std::system_error(std::make_error_code(std::errc::invalid_argument), "weft::fiber::detach");
+  fiber_release(std::exchange(cb_, nullptr));
+}
+
+void fiber::on_joinable_destroyed() noexcept {
+  if (current_runtime_unwinding()) {
+    fiber_release(std::exchange(cb_, nullptr));
+    return;
+  }
+  std::fprintf(stderr, "weft: weft::fiber %llu \"%s\" destroyed while joinable (join or detach it first)\n",
+               static_cast<unsigned long long>(cb_->id), cb_->name);
+  std::fflush(stderr);
+  std::terminate();
+}
+
+unsigned fiber::hardware_concurrency() noexcept { return std::max(1u, std::thread::hardware_concurrency()); }
+
+namespace this_fiber {
+
+fiber::id get_id() noexcept {
+  fiber_cb* f = current_fiber();
+  return f != nullptr ? fiber::id(f->id) : fiber::id();
+}
+
+void set_name(std::string_view name) noexcept {
+  if (fiber_cb* f = current_fiber()) set_name_bytes(f, name.data(), name.size());
+}
+
+std::string name() {
+  fiber_cb* f = current_fiber();
+  return f != nullptr ? std::string(f->name) : std::string();
+}
+
+void pin() noexcept {
+  thread_state* ts = thread_state_ptr();
+  if (ts->w != nullptr) ts->w->current->home_worker = static_cast<int>(ts->w->index);
+}
+
+void unpin() noexcept {
+  if (fiber_cb* f = current_fiber()) f->home_worker = -1;
+}
+
+int worker_index() noexcept {
+  worker* w = this_worker();
+  return w != nullptr ? static_cast<int>(w->index) : -1;
+}
+
+void yield() {
+  thread_state* ts = thread_state_ptr();
+  worker* w = ts->w;
+  if (w == nullptr) {
+    if (ts->unwinding == nullptr) std::this_thread::yield();
+    return;
+  }
+  fiber_cb* self = w->current;
+  runtime_impl* rt = w->rt;
+  if (rt->opts.migrate_on_yield && rt->workers.size() > 1 && self->home_worker < 0) {
+    struct hand_off {
+      fiber_cb* f;
+      worker* to;
+    } h{self, rt->workers[(w->index + 1) % rt->workers.size()].get()};
+    self->state.store(fiber_state::runnable, std::memory_order_relaxed);
+    w->switch_away(self, [](void* p) {
+      auto* a = static_cast<hand_off*>(p);
+      fiber_cb* f = a->f;
+      worker* to = a->to;  // copy before publishing: `a` lives on f's stack
+      to->inbox.push(f);
+      f->rt->notify_worker(to);
+    }, &h);
+    return;
+  }
+  // One switch, straight to the next fiber; with nothing else runnable, keep running.
+  fiber_cb* next = w->next_local();
+  if (next == nullptr) return;
+  self->state.store(fiber_state::runnable, std::memory_order_relaxed);
+  w->switch_to(self, next, [](void* p) {
+    auto* f = static_cast<fiber_cb*>(p);
+    f->rt->schedule(f, /*lifo=*/false);
+  }, self);
+}
+
+void sleep_until(std::chrono::steady_clock::time_point t) {
+  if (current_fiber() == nullptr) {
+    std::this_thread::sleep_until(t);
+    return;
+  }
+  wait_ticket ticket = prepare_wait();
+  park(ticket, t);
+}
+
+}  // namespace this_fiber
+}  // namespace weft

@@ -1,0 +1,73 @@
+// The fiber control block. It lives at the top of the fiber's own stack, is constructed once
+// when the stack is first mapped and is reused by every fiber that later runs on that stack.
+// Invariant: a control block's memory stays valid and keeps its layout for the lifetime of its
+// runtime (type-stable memory), so a stale wait_ticket or timer entry may still read
+// `wait_word` and will find a sequence number that no longer matches.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+
+#include <weft/detail/core.hpp>
+#include <weft/park.hpp>
+
+#include "context.hpp"
+
+namespace weft::detail {
+
+struct worker;
+struct stack_span;
+struct fls_storage;
+
+/// Something that can wait: a fiber or a plain thread.
+struct waitable {
+  // (seq << 2) | reason; reason 0 = pending. prepare_wait increments seq.
+  // Ordering: the waker's successful CAS (acq_rel) pairs with the waiter's acquire load of the
+  // reason after it resumes, and orders everything the waker wrote before waking.
+  std::atomic<std::uint64_t> wait_word{0};
+  fiber_cb* fiber = nullptr;  // null for a plain thread
+  // Plain threads only: futex word set to 1 by the winning waker.
+  // Ordering: release store after the CAS, acquire load by the sleeping thread.
+  std::atomic<std::uint32_t> futex{0};
+};
+
+enum class fiber_state : std::uint8_t {
+  free,      // on the stack pool's free list
+  created,   // body set, not yet run
+  runnable,  // in a queue
+  running,
+  parked,
+  done,
+};
+
+struct fiber_cb : waitable {
+  machine_context ctx;
+  runtime_impl* rt = nullptr;
+  fiber_body* body = nullptr;
+  stack_span* stack = nullptr;   // Ownership: set once when the stack is mapped
+  fiber_cb* next = nullptr;      // intrusive link: free list, global queue, inbox
+  fiber_cb* all_next = nullptr;  // every control block of a runtime, for dumps and shutdown
+  std::uint64_t id = 0;
+  // Handle reference + running reference. The stack returns to the pool when both are gone.
+  // Ordering: acq_rel decrements; the last one frees (classic refcount release/acquire).
+  std::atomic<std::uint32_t> refs{0};
+  // 0 = running, 1 = done, otherwise a wait_ticket* of the (single) joiner.
+  // Ordering: exit stores "done" with release (publishes the result); join loads with acquire.
+  std::atomic<std::uintptr_t> join_word{0};
+  // Diagnostics only (relaxed): what the fiber is doing.
+  std::atomic<fiber_state> state{fiber_state::free};
+  int home_worker = -1;          // >= 0: pinned to that worker
+  bool unwound = false;          // ended by forced_unwind at shutdown
+  bool started = false;
+  std::uint32_t last_worker = 0;
+  fls_storage* fls = nullptr;    // fiber_local values, created on first use
+  char name[32] = {};
+};
+
+inline fiber_cb* waitable_fiber(waitable* w) noexcept { return w->fiber; }
+
+constexpr std::uint64_t wait_reason_mask = 3;
+
+}  // namespace weft::detail

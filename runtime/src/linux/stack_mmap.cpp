@@ -1,0 +1,110 @@
+// Linux stack mapping: mmap(MAP_NORESERVE) plus a guard page installed with
+// madvise(MADV_GUARD_INSTALL) (Linux >= 6.13: no extra VMA) or, failing that, mprotect (one more
+// VMA per stack, counted against vm.max_map_count). Every result is checked: a stack is never
+// handed out silently unguarded.
+#include "../stack_memory.hpp"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <system_error>
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102  // missing from Debian 12's kernel headers
+#endif
+
+namespace weft::detail {
+namespace {
+
+// -1 unknown, 0 no, 1 yes. Ordering: relaxed; a race only repeats the probe.
+std::atomic<int> g_guard_probe{-1};
+
+[[noreturn]] void throw_mapping_error(const char* what, int err, std::size_t bytes) {
+  std::size_t maps = process_mapping_count();
+  std::size_t limit = max_map_count();
+  char msg[768];
+  std::snprintf(msg, sizeof msg,
+                "weft: cannot map a fiber stack: %s of %zu KiB failed. The process has %zu memory "
+                "mappings and vm.max_map_count is %zu (each guarded stack costs %s). Remedies: "
+                "raise the limit (sysctl -w vm.max_map_count=262144), keep fewer fibers alive at "
+                "once, use a smaller runtime_options::stack_size, or set "
+                "runtime_options::guard_pages = false",
+                what, bytes / 1024, maps, limit,
+                kernel_has_madvise_guard() ? "1 mapping" : "2 mappings with the mprotect guard");
+  throw std::system_error(err, std::generic_category(), msg);
+}
+
+}  // namespace
+
+std::size_t page_size() noexcept {
+  static const std::size_t ps = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  return ps;
+}
+
+bool kernel_has_madvise_guard() noexcept {
+  int v = g_guard_probe.load(std::memory_order_relaxed);
+  if (v >= 0) return v == 1;
+  std::size_t ps = page_size();
+  void* p = ::mmap(nullptr, 2 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return false;
+  v = ::madvise(p, ps, MADV_GUARD_INSTALL) == 0 ? 1 : 0;
+  ::munmap(p, 2 * ps);
+  g_guard_probe.store(v, std::memory_order_relaxed);
+  return v == 1;
+}
+
+mapped_stack map_stack(std::size_t usable, bool guarded, bool force_mprotect) {
+  const std::size_t ps = page_size();
+  usable = (usable + ps - 1) / ps * ps;
+  mapped_stack s;
+  s.guard = guarded ? ps : 0;
+  s.total = usable + s.guard;
+  void* p = ::mmap(nullptr, s.total, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+  if (p == MAP_FAILED) throw_mapping_error("mmap", errno, s.total);
+  s.base = p;
+  if (!guarded) return s;
+  if (!force_mprotect && kernel_has_madvise_guard()) {
+    if (::madvise(p, ps, MADV_GUARD_INSTALL) == 0) {
+      s.kind = guard_kind::madvise_guard;
+      return s;
+    }
+  }
+  if (::mprotect(p, ps, PROT_NONE) != 0) {
+    int err = errno;
+    ::munmap(p, s.total);
+    throw_mapping_error("mprotect of the guard page", err, s.total);
+  }
+  s.kind = guard_kind::mprotect;
+  return s;
+}
+
+void unmap_stack(const mapped_stack& s) noexcept {
+  if (s.base != nullptr) ::munmap(s.base, s.total);
+}
+
+void release_pages(void* lo, void* hi) noexcept {
+  if (hi > lo) ::madvise(lo, static_cast<char*>(hi) - static_cast<char*>(lo), MADV_DONTNEED);
+}
+
+std::size_t process_mapping_count() noexcept {
+  std::ifstream maps("/proc/self/maps");
+  std::size_t n = 0;
+  std::string line;
+  while (std::getline(maps, line)) ++n;
+  return n;
+}
+
+std::size_t max_map_count() noexcept {
+  std::ifstream f("/proc/sys/vm/max_map_count");
+  std::size_t n = 0;
+  f >> n;
+  return n;
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,230 @@
+// The park/unpark protocol (weft/park.hpp) for fibers and plain threads, plain-thread wait
+// records, fiber_local storage and run_blocking's hand-off to the blocking pool.
+// Invariant: a wait is pending while wait_word == seq << 2; exactly one CAS moves it to
+// seq << 2 | reason, and only that CAS's winner makes the waiter runnable.
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <weft/blocking.hpp>
+#include <weft/fiber_local.hpp>
+
+#include "scheduler.hpp"
+
+namespace weft::detail {
+
+struct fls_storage {
+  std::vector<std::pair<void*, void (*)(void*)>> slots;
+};
+
+namespace {
+
+// Plain-thread wait records: type-stable (recycled, never freed) so a stale ticket may still
+// CAS one harmlessly.
+std::mutex g_records_mu;
+std::vector<waitable*>* g_free_records = nullptr;  // guarded by g_records_mu
+
+struct thread_exit_hook {
+  ~thread_exit_hook() {
+    thread_state* ts = thread_state_ptr();
+    if (ts->thread_fls != nullptr) {
+      auto* s = static_cast<fls_storage*>(ts->thread_fls);
+      ts->thread_fls = nullptr;
+      for (auto it = s->slots.rbegin(); it != s->slots.rend(); ++it)
+        if (it->first != nullptr) it->second(it->first);
+      delete s;
+    }
+    if (ts->thread_waitable != nullptr) {
+      std::lock_guard lk(g_records_mu);
+      if (g_free_records == nullptr) g_free_records = new std::vector<waitable*>();
+      g_free_records->push_back(ts->thread_waitable);
+      ts->thread_waitable = nullptr;
+    }
+  }
+};
+
+waitable* thread_record() {
+  thread_state* ts = thread_state_ptr();
+  if (ts->thread_waitable == nullptr) {
+    static thread_local thread_exit_hook hook;
+    (void)hook;
+    std::lock_guard lk(g_records_mu);
+    if (g_free_records != nullptr && !g_free_records->empty()) {
+      ts->thread_waitable = g_free_records->back();
+      g_free_records->pop_back();
+    } else {
+      ts->thread_waitable = new waitable();
+    }
+  }
+  return ts->thread_waitable;
+}
+
+waitable* current_waitable() {
+  fiber_cb* f = current_fiber();
+  return f != nullptr ? static_cast<waitable*>(f) : thread_record();
+}
+
+wake_reason reason_of(std::uint64_t word) noexcept { return static_cast<wake_reason>(word & wait_reason_mask); }
+
+struct park_record {
+  waitable* w;
+  std::uint64_t seq;
+  std::int64_t deadline;  // timer_heap::none: no deadline
+  void (*publish)(void*);
+  void* arg;
+};
+
+// Runs on the next context once the parking fiber's context is saved.
+void after_park(void* p) noexcept {
+  park_record r = *static_cast<park_record*>(p);  // copy: the record is on the parked stack
+  if (r.deadline != timer_heap::none) this_worker()->timers.add(r.deadline, r.w, r.seq);
+  if (r.publish != nullptr) r.publish(r.arg);
+}
+
+wake_reason park_thread(waitable* w, std::uint64_t seq, std::int64_t deadline, void (*publish)(void*), void* arg) {
+  if (publish != nullptr) publish(arg);
+  for (;;) {
+    // Ordering: acquire pairs with the winner's acq_rel CAS.
+    std::uint64_t word = w->wait_word.load(std::memory_order_acquire);
+    if ((word & wait_reason_mask) != 0) return reason_of(word);
+    std::int64_t timeout = -1;
+    if (deadline != timer_heap::none) {
+      timeout = deadline - now_ns();
+      if (timeout <= 0) {
+        if (wake_waitable(w, seq, wake_reason::timed_out)) return wake_reason::timed_out;
+        continue;
+      }
+    }
+    // A 1 left by this wait's winner (or, harmlessly, by a late winner of an earlier wait)
+    // means "look again"; reset it before sleeping so the sleep cannot miss the next one.
+    // Ordering: acquire pairs with the winner's release store.
+    if (w->futex.exchange(0, std::memory_order_acquire) == 1) continue;
+    futex_wait(&w->futex, 0, timeout);
+  }
+}
+
+}  // namespace
+
+bool wake_waitable(waitable* w, std::uint64_t seq, wake_reason reason) noexcept {
+  std::uint64_t expected = seq << 2;
+  // Ordering: acq_rel: release publishes what the waker wrote before waking to the waiter's
+  // acquire load; acquire orders after the waiter's publication of the ticket.
+  if (!w->wait_word.compare_exchange_strong(expected, (seq << 2) | static_cast<std::uint64_t>(reason),
+                                            std::memory_order_acq_rel, std::memory_order_relaxed))
+    return false;
+  if (fiber_cb* f = w->fiber) {
+    f->rt->schedule(f, /*lifo=*/true);
+  } else {
+    // Ordering: release pairs with park_thread's acquire exchange.
+    w->futex.store(1, std::memory_order_release);
+    futex_wake(&w->futex, 1);
+  }
+  return true;
+}
+
+void fls_destroy_fiber(fiber_cb* f) noexcept {
+  fls_storage* s = f->fls;
+  if (s == nullptr) return;
+  // Destructors may use other fiber_locals: destroy until none is left.
+  while (!s->slots.empty()) {
+    auto slot = s->slots.back();
+    s->slots.pop_back();
+    if (slot.first != nullptr) slot.second(slot.first);
+  }
+  f->fls = nullptr;
+  delete s;
+}
+
+std::size_t fls_new_key() noexcept {
+  static std::atomic<std::size_t> next{0};  // Ordering: relaxed, uniqueness only
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+namespace {
+fls_storage*& fls_slot_ref() {
+  thread_state* ts = thread_state_ptr();
+  fiber_cb* f = ts->w != nullptr ? ts->w->current : ts->unwinding;
+  if (f != nullptr) return f->fls;
+  thread_record();  // registers the thread-exit hook that frees thread storage
+  return *reinterpret_cast<fls_storage**>(&ts->thread_fls);
+}
+}  // namespace
+
+void* fls_get(std::size_t key) noexcept {
+  fls_storage* s = fls_slot_ref();
+  if (s == nullptr || key >= s->slots.size()) return nullptr;
+  return s->slots[key].first;
+}
+
+void fls_set(std::size_t key, void* value, void (*destroy)(void*)) {
+  fls_storage*& s = fls_slot_ref();
+  if (s == nullptr) s = new fls_storage();
+  if (key >= s->slots.size()) s->slots.resize(key + 1, {nullptr, nullptr});
+  s->slots[key] = {value, destroy};
+}
+
+bool blocking_run(blocking_job* job) {
+  thread_state* ts = thread_state_ptr();
+  if (ts->w == nullptr) return false;  // plain thread, or unwinding at shutdown
+  fiber_cb* f = ts->w->current;
+  job->done = prepare_wait();
+  struct submit_arg {
+    blocking_pool* pool;
+    blocking_job* job;
+  } a{&f->rt->blocking, job};
+  park(job->done, std::nullopt, [](void* p) {
+    auto* s = static_cast<submit_arg*>(p);
+    s->pool->submit(s->job);
+  }, &a);
+  return true;
+}
+
+}  // namespace weft::detail
+
+namespace weft {
+
+using namespace weft::detail;
+
+bool wait_ticket::wake(wake_reason reason) const noexcept {
+  return target_ != nullptr && wake_waitable(target_, seq_, reason);
+}
+
+wait_ticket prepare_wait() noexcept {
+  waitable* w = current_waitable();
+  std::uint64_t seq = (w->wait_word.load(std::memory_order_relaxed) >> 2) + 1;
+  // Ordering: relaxed; the ticket reaches wakers only through park()'s publish step, whose
+  // release (a lock release, a CAS) orders this store before any waker's CAS.
+  w->wait_word.store(seq << 2, std::memory_order_relaxed);
+  if (w->fiber == nullptr) w->futex.store(0, std::memory_order_relaxed);
+  wait_ticket t;
+  t.target_ = w;
+  t.seq_ = seq;
+  return t;
+}
+
+wake_reason park(wait_ticket ticket, std::optional<std::chrono::steady_clock::time_point> deadline,
+                 void (*publish)(void*), void* arg) {
+  waitable* w = ticket.target_;
+  std::int64_t dl = timer_heap::none;
+  if (deadline) dl = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline->time_since_epoch()).count();
+  thread_state* ts = thread_state_ptr();
+  fiber_cb* f = ts->w != nullptr ? ts->w->current : ts->unwinding;
+  if (f == nullptr) return park_thread(w, ticket.seq_, dl, publish, arg);
+  if (ts->unwinding != nullptr) {
+    // Shutdown: nothing will run this fiber again; end the wait at once.
+    // The fiber is running on this thread, so end the wait without scheduling it.
+    if (publish != nullptr) publish(arg);
+    std::uint64_t expected = ticket.seq_ << 2;
+    w->wait_word.compare_exchange_strong(expected, expected | static_cast<std::uint64_t>(wake_reason::canceled),
+                                         std::memory_order_acq_rel, std::memory_order_acquire);
+    return reason_of(w->wait_word.load(std::memory_order_acquire));
+  }
+  park_record rec{w, ticket.seq_, dl, publish, arg};
+  f->state.store(fiber_state::parked, std::memory_order_relaxed);
+  ts->w->switch_away(f, after_park, &rec);
+  // Ordering: acquire pairs with the winner's acq_rel CAS in wake_waitable.
+  return reason_of(f->wait_word.load(std::memory_order_acquire));
+}
+
+}  // namespace weft

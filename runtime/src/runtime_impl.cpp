@@ -1,0 +1,197 @@
+// Runtime lifecycle: starting workers, making fibers runnable from anywhere, statistics, and
+// shutdown (stop workers, drain the blocking pool, unwind what is left). docs/scheduler.md,
+// "Shutdown", lists the steps.
+#include <cstdio>
+#include <ctime>
+
+#include "scheduler.hpp"
+
+namespace weft::detail {
+
+thread_state* thread_state_ptr() noexcept {
+  static thread_local thread_state state;
+  thread_state* p = &state;
+  asm volatile("" : "+r"(p));
+  return p;
+}
+
+std::int64_t now_ns() noexcept {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+namespace {
+runtime_options resolve(runtime_options o) {
+  if (o.workers == 0) o.workers = std::max(1u, std::thread::hardware_concurrency());
+  if (o.run_queue_capacity < 4 || (o.run_queue_capacity & (o.run_queue_capacity - 1)) != 0) o.run_queue_capacity = 256;
+  if (o.stack_size < 16 * 1024) o.stack_size = 16 * 1024;
+  return o;
+}
+}  // namespace
+
+runtime_impl::runtime_impl(const runtime_options& options)
+    : opts(resolve(options)),
+      idle(opts.workers),
+      pool(opts.stack_size, opts.guard_pages, opts.force_mprotect_guard, opts.stack_cache_high_water),
+      blocking(opts.blocking_threads_max, opts.blocking_idle_timeout) {
+  install_overflow_handler();
+  for (unsigned i = 0; i < opts.workers; ++i) workers.push_back(std::make_unique<worker>(this, i, opts.run_queue_capacity));
+  try {
+    for (auto& w : workers) {
+      worker* wp = w.get();
+      w->thread = std::thread([wp] { wp->run(); });
+    }
+  } catch (...) {
+    stop_workers();
+    throw;
+  }
+}
+
+runtime_impl::~runtime_impl() { shutdown(); }
+
+void runtime_impl::notify() noexcept {
+  if (!idle.should_wake()) return;
+  int id = idle.pick_to_wake();
+  if (id >= 0) workers[static_cast<unsigned>(id)]->sleeper.unpark();
+}
+
+void runtime_impl::notify_worker(worker* w) noexcept {
+  // Ordering: the seq_cst fence pairs with the one in worker::park_worker: either we see it
+  // registered as parked, or it sees its inbox non-empty.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (idle.claim_specific(w->index)) w->sleeper.unpark();
+}
+
+void runtime_impl::schedule(fiber_cb* f, bool lifo) noexcept {
+  f->state.store(fiber_state::runnable, std::memory_order_relaxed);
+  worker* me = this_worker();
+  if (me != nullptr && me->rt != this) me = nullptr;
+  if (f->home_worker >= 0) {
+    worker* home = workers[static_cast<unsigned>(f->home_worker)].get();
+    home->inbox.push(f);
+    if (home != me) notify_worker(home);
+    return;
+  }
+  if (me != nullptr && !unwinding.load(std::memory_order_relaxed)) {
+    me->push_local(f, lifo);
+    return;
+  }
+  global.push(f);
+  if (!stopping.load(std::memory_order_relaxed)) notify();
+}
+
+void runtime_impl::release_ref(fiber_cb* f) noexcept {
+  // Ordering: acq_rel: the last decrement sees every write of the other holder.
+  if (f->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (f->body != nullptr) f->body->destroy();
+  f->body = nullptr;
+  worker* me = this_worker();
+  pool.release(f, me != nullptr && me->rt == this ? &me->stacks : nullptr);
+}
+
+runtime_stats runtime_impl::stats() const {
+  runtime_stats s;
+  for (const auto& w : workers) {
+    s.spawned += w->counters.spawned.load(std::memory_order_relaxed);
+    s.finished += w->counters.finished.load(std::memory_order_relaxed);
+    s.context_switches += w->counters.switches.load(std::memory_order_relaxed);
+    s.steals += w->counters.steals.load(std::memory_order_relaxed);
+    s.parks += w->counters.parks.load(std::memory_order_relaxed);
+    s.timers_fired += w->counters.timers_fired.load(std::memory_order_relaxed);
+  }
+  s.spawned += spawned_outside.load(std::memory_order_relaxed);
+  s.finished += finished_outside.load(std::memory_order_relaxed);
+  s.live_fibers = pool.in_use();
+  s.stacks_mapped = pool.mapped();
+  s.workers = static_cast<unsigned>(workers.size());
+  switch (pool.guard()) {
+    case guard_kind::madvise_guard: s.guard = "madvise"; break;
+    case guard_kind::mprotect: s.guard = "mprotect"; break;
+    case guard_kind::none: s.guard = opts.guard_pages ? "" : "none"; break;
+  }
+  return s;
+}
+
+void runtime_impl::stop_workers() noexcept {
+  // Ordering: release pairs with the acquire loads in worker::find_work.
+  stopping.store(true, std::memory_order_release);
+  for (auto& w : workers) {
+    idle.claim_specific(w->index);
+    w->sleeper.unpark();
+  }
+  auto started = std::chrono::steady_clock::now();
+  for (auto& w : workers) {
+    if (!w->thread.joinable()) continue;
+    // std::thread has no timed join: poll the worker's state so a fiber that never yields is
+    // named instead of hanging silently.
+    while (true) {
+      bool exited = false;
+      for (int i = 0; i < 25000 && !exited; ++i) {
+        exited = w->exited.load(std::memory_order_acquire);
+        if (!exited) std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+      if (exited) break;
+      fiber_cb* cur = w->running_hint.load(std::memory_order_relaxed);
+      auto secs = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started).count();
+      std::fprintf(stderr,
+                   "weft: runtime shutdown has waited %llds for worker %u, which is running fiber %llu \"%s\" "
+                   "that does not yield\n",
+                   static_cast<long long>(secs), w->index,
+                   static_cast<unsigned long long>(cur != nullptr ? cur->id : 0), cur != nullptr ? cur->name : "");
+    }
+    w->thread.join();
+  }
+}
+
+void runtime_impl::shutdown() noexcept {
+  fiber_cb* cur = current_fiber();
+  if (cur != nullptr && cur->rt == this) {
+    std::fprintf(stderr, "weft: a runtime is being destroyed from its own fiber %llu \"%s\"; destroy it from "
+                         "outside (e.g. after block_on returns)\n",
+                 static_cast<unsigned long long>(cur->id), cur->name);
+    std::abort();
+  }
+  stop_workers();
+  blocking.shutdown();
+  unwind_all();
+}
+
+void runtime_impl::unwind_all() noexcept {
+  unwinding.store(true, std::memory_order_release);
+  std::vector<fiber_cb*> victims;
+  pool.for_each([&](fiber_cb* f) {
+    fiber_state s = f->state.load(std::memory_order_relaxed);
+    if (s != fiber_state::free && s != fiber_state::done) victims.push_back(f);
+  });
+  for (fiber_cb* f : victims) {
+    fiber_state s = f->state.load(std::memory_order_relaxed);
+    // A fiber unwound earlier may have unwound this one (joins inside destructors).
+    if (s == fiber_state::free || s == fiber_state::done) continue;
+    if (f->join_word.load(std::memory_order_acquire) == 1) continue;
+    unwind_fiber(f);
+  }
+}
+
+void unwind_fiber(fiber_cb* f) noexcept {
+  thread_state* ts = thread_state_ptr();
+  fiber_cb* prev = ts->unwinding;
+  machine_context* prev_return = ts->unwind_return;
+  machine_context here;
+  machine_context* self = prev != nullptr ? &prev->ctx : &here;
+  if (prev == nullptr) context_init_thread(here);
+  ts->unwinding = f;
+  ts->unwind_return = self;
+  f->state.store(fiber_state::running, std::memory_order_relaxed);
+  if (f->started) {
+    context_unwind(*self, f->ctx);
+  } else {
+    context_switch(*self, f->ctx, nullptr, nullptr);
+  }
+  ts = thread_state_ptr();
+  ts->unwinding = prev;
+  ts->unwind_return = prev_return;
+  if (prev == nullptr) context_fini_thread(here);
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,148 @@
+// The scheduler's data: workers, the runtime they belong to, and the per-thread state through
+// which code finds them. The algorithms are in worker.cpp (scheduling, stealing, parking) and
+// runtime_impl.cpp (start, shutdown). docs/scheduler.md explains the protocol step by step.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include <weft/runtime.hpp>
+
+#include "blocking_pool.hpp"
+#include "context.hpp"
+#include "fiber_cb.hpp"
+#include "fiber_list.hpp"
+#include "idle.hpp"
+#include "parker.hpp"
+#include "run_queue.hpp"
+#include "stack_pool.hpp"
+#include "timer_heap.hpp"
+
+namespace weft::detail {
+
+/// Per-worker counters. Ownership: written by the worker's thread only (relaxed load + store,
+/// no RMW), read by stats() from any thread.
+struct worker_counters {
+  std::atomic<std::uint64_t> spawned{0}, finished{0}, switches{0}, steals{0}, parks{0}, timers_fired{0};
+  static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+};
+
+struct worker {
+  worker(runtime_impl* rt, unsigned index, std::uint32_t queue_capacity);
+
+  // --- used by the owner thread only unless noted ---
+  /// The next fiber to run from local sources (LIFO slot, inbox, run queue, global queue),
+  /// without stealing or blocking. Runs timers every 61 ticks.
+  fiber_cb* next_local() noexcept;
+  /// Makes `f` runnable on this worker: into the LIFO slot (`lifo`) or the queue's tail.
+  void push_local(fiber_cb* f, bool lifo) noexcept;
+  /// Fires due timers of every worker; true if any fiber was woken.
+  bool keep_time() noexcept;
+  /// Suspends the current fiber `self` (its context saved into self->ctx) and runs the next
+  /// local fiber or returns to the scheduler loop; `after(arg)` runs once self is saved.
+  void switch_away(fiber_cb* self, after_switch_fn after, void* arg) noexcept;
+  /// As switch_away, to a `next` (may be null: the scheduler loop) the caller already took.
+  void switch_to(fiber_cb* self, fiber_cb* next, after_switch_fn after, void* arg) noexcept;
+  /// The worker thread's loop.
+  void run() noexcept;
+
+  runtime_impl* const rt;
+  const unsigned index;
+  run_queue<fiber_cb> queue;           // owner pushes/pops; thieves steal (any thread)
+  // Most recently woken fiber, run next. Ordering: the owner exchanges (acq_rel); a thief takes
+  // it with a CAS (acq_rel) only after seeing it sit there for a whole search pass.
+  std::atomic<fiber_cb*> lifo{nullptr};
+  fiber_list inbox;                    // pinned fibers and hand-offs; any thread pushes
+  timer_heap timers;                   // any thread (locked)
+  parker sleeper;                      // any thread unparks
+  machine_context main_ctx;            // the worker thread's own stack
+  fiber_cb* current = nullptr;         // Ownership: this worker's thread
+  // Copies for other threads (shutdown messages, diagnostics). Ordering: relaxed, hints only;
+  // `exited` is a release store at the end of run(), acquire-loaded before join().
+  std::atomic<fiber_cb*> running_hint{nullptr};
+  std::atomic<bool> exited{false};
+  std::uint32_t tick = 0;
+  std::uint32_t lifo_streak = 0;
+  bool searching = false;
+  std::uint64_t rng;
+  stack_cache stacks;
+  std::vector<fiber_cb*> steal_buf;
+  std::vector<fiber_cb*> seen_lifo;
+  worker_counters counters;
+  std::thread thread;
+
+ private:
+  fiber_cb* find_work() noexcept;
+  fiber_cb* steal() noexcept;
+  void park_worker() noexcept;
+  bool work_visible() noexcept;
+  void overflow_to_global(fiber_cb* f) noexcept;
+};
+
+struct runtime_impl {
+  explicit runtime_impl(const runtime_options& options);
+  ~runtime_impl();
+
+  /// Makes `f` runnable. Any thread. `lifo`: a hint that it should run next on this worker.
+  void schedule(fiber_cb* f, bool lifo) noexcept;
+  /// Wakes a parked worker if nobody is searching (after new work was published).
+  void notify() noexcept;
+  /// Wakes worker `w` if it is parked (after pushing to its inbox).
+  void notify_worker(worker* w) noexcept;
+  /// Drops one of the two references of `f`; the last one returns the stack to the pool.
+  void release_ref(fiber_cb* f) noexcept;
+  runtime_stats stats() const;
+
+  runtime_options opts;
+  std::vector<std::unique_ptr<worker>> workers;
+  fiber_list global;
+  idle_set idle;
+  stack_pool pool;
+  blocking_pool blocking;
+  std::atomic<std::uint64_t> next_id{1};  // Ordering: relaxed, uniqueness only
+  // Ordering: release store in shutdown, acquire loads in the worker loop.
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> unwinding{false};
+  // Counters of fibers spawned/finished outside any worker (plain threads, shutdown).
+  std::atomic<std::uint64_t> spawned_outside{0}, finished_outside{0};
+  weft::runtime* facade = nullptr;  // the public object, for runtime::current()
+
+ private:
+  void shutdown() noexcept;
+  void stop_workers() noexcept;
+  void unwind_all() noexcept;
+};
+
+/// Per-OS-thread state. Reached only through thread_state_ptr(): see its comment.
+struct thread_state {
+  worker* w = nullptr;               // the worker this thread is, or null
+  fiber_cb* unwinding = nullptr;     // fiber being unwound by this (shutdown) thread
+  machine_context* unwind_return = nullptr;
+  waitable* thread_waitable = nullptr;  // plain-thread waits (lazily created, recycled)
+  void* thread_fls = nullptr;
+};
+
+/// This thread's state. Not inlined and laundered through an empty asm so the compiler can
+/// neither treat it as const nor cache the address across a call that may switch fibers (after
+/// which the code may run on another thread). Call it again after every suspension point.
+thread_state* thread_state_ptr() noexcept;
+
+inline worker* this_worker() noexcept { return thread_state_ptr()->w; }
+
+/// Unwinds one suspended or never-started fiber from the calling thread (shutdown).
+void unwind_fiber(fiber_cb* f) noexcept;
+
+/// The guard/overflow handler: installs the process SIGSEGV handler and this thread's
+/// alternate signal stack.
+void install_overflow_handler() noexcept;
+void thread_altstack_init() noexcept;
+void thread_altstack_fini() noexcept;
+
+exit_target fiber_main(void* arg) noexcept;
+
+}  // namespace weft::detail

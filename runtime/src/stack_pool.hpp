@@ -1,0 +1,82 @@
+// The stack pool: every fiber stack of a runtime, each with its control block at the top.
+// Spawning and exiting touch no mmap: stacks are recycled through a per-worker cache (owner
+// thread only, no locks) that spills into a shared free list. Free stacks beyond a high-water
+// mark have their pages returned to the kernel but stay mapped.
+// Invariant: a stack, and so its control block, is unmapped only when the pool is destroyed
+// (type-stable memory, see fiber_cb.hpp).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <mutex>
+
+#include "fiber_cb.hpp"
+#include "stack_memory.hpp"
+
+namespace weft::detail {
+
+struct stack_span {
+  mapped_stack map;
+  bool cold = false;  // resident pages were returned to the kernel
+};
+
+/// Per-worker cache of free stacks. Ownership: the worker's thread only.
+struct stack_cache {
+  static constexpr unsigned capacity = 64;
+  fiber_cb* items[capacity];
+  unsigned count = 0;
+};
+
+class stack_pool {
+ public:
+  stack_pool(std::size_t stack_size, bool guard_pages, bool force_mprotect, std::size_t high_water);
+  ~stack_pool();
+  stack_pool(const stack_pool&) = delete;
+  stack_pool& operator=(const stack_pool&) = delete;
+
+  /// A free control block with its stack; maps a new one when none is free. `cache` may be
+  /// null (plain thread). Throws std::system_error when mapping fails.
+  fiber_cb* acquire(stack_cache* cache);
+  /// Returns a control block whose fiber is gone (both references dropped).
+  void release(fiber_cb* f, stack_cache* cache) noexcept;
+  /// Moves a worker's cached stacks back to the shared list (worker exit).
+  void drain(stack_cache& cache) noexcept;
+
+  /// Lowest usable stack address and the top of the area available below the control block.
+  static void* stack_low(const fiber_cb* f) noexcept;
+  static void* stack_high(const fiber_cb* f) noexcept;
+  /// The guard range of `f`'s stack (empty when unguarded).
+  static void guard_range(const fiber_cb* f, const void** lo, const void** hi) noexcept;
+
+  /// Calls fn(fiber_cb*) for every control block ever mapped. Not concurrent with acquire().
+  template <class Fn>
+  void for_each(Fn&& fn) {
+    std::lock_guard lk(mu_);
+    for (fiber_cb* f = all_; f != nullptr; f = f->all_next) fn(f);
+  }
+
+  std::size_t mapped() const noexcept { return mapped_.load(std::memory_order_relaxed); }
+  std::size_t in_use() const noexcept { return in_use_.load(std::memory_order_relaxed); }
+  guard_kind guard() const noexcept { return guard_kind_.load(std::memory_order_relaxed); }
+
+ private:
+  fiber_cb* map_new();
+
+  std::size_t stack_size_;
+  bool guard_pages_;
+  bool force_mprotect_;
+  std::size_t high_water_;
+  std::mutex mu_;
+  struct synced {
+    fiber_cb* hot = nullptr;  // resident free stacks (LIFO)
+    fiber_cb* cold = nullptr;  // free stacks whose pages were released
+    std::size_t hot_count = 0;
+  } synced_;  // guarded by mu_
+  fiber_cb* all_ = nullptr;  // guarded by mu_
+  // Counters for stats and leak checks. Ordering: relaxed, read for reporting only.
+  std::atomic<std::size_t> mapped_{0};
+  std::atomic<std::size_t> in_use_{0};
+  std::atomic<guard_kind> guard_kind_{guard_kind::none};
+};
+
+}  // namespace weft::detail

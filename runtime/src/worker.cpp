@@ -1,0 +1,228 @@
+// The worker loop: where a worker finds its next fiber (LIFO slot, inbox, run queue, global
+// queue, stealing), how fibers switch directly to one another, and how an idle worker parks
+// without losing a wake-up. The protocol is described in docs/scheduler.md.
+#include <algorithm>
+
+#include "scheduler.hpp"
+
+namespace weft::detail {
+
+namespace {
+constexpr std::uint32_t global_queue_interval = 61;  // as Go's schedtick % 61
+constexpr std::uint32_t max_lifo_streak = 3;          // as Tokio's MAX_LIFO_POLLS_PER_TICK
+
+std::uint64_t xorshift(std::uint64_t& s) noexcept {
+  s ^= s << 13;
+  s ^= s >> 7;
+  s ^= s << 17;
+  return s;
+}
+}  // namespace
+
+worker::worker(runtime_impl* r, unsigned i, std::uint32_t queue_capacity)
+    : rt(r), index(i), queue(queue_capacity), rng(0x9e3779b97f4a7c15ull * (i + 1)) {
+  steal_buf.resize(queue_capacity / 2 + 1);
+}
+
+void worker::overflow_to_global(fiber_cb* f) noexcept {
+  // The queue is full: move its older half plus `f` to the global queue in one batch (Go's
+  // runqputslow), so a burst of spawns spreads to other workers.
+  for (;;) {
+    std::uint32_t n = queue.take_half_for_overflow(steal_buf.data());
+    if (n == 0) {
+      if (queue.push(f)) return;  // a thief made room
+      continue;
+    }
+    for (std::uint32_t i = 0; i + 1 < n; ++i) steal_buf[i]->next = steal_buf[i + 1];
+    steal_buf[n - 1]->next = f;
+    rt->global.push_batch(steal_buf[0], f, n + 1);
+    return;
+  }
+}
+
+void worker::push_local(fiber_cb* f, bool to_lifo) noexcept {
+  if (to_lifo) {
+    // Ordering: acq_rel exchange; release publishes f's state to a thief's CAS, acquire takes
+    // ownership of the fiber it displaces.
+    f = lifo.exchange(f, std::memory_order_acq_rel);
+    if (f == nullptr) {
+      rt->notify();
+      return;
+    }
+  }
+  if (!queue.push(f)) overflow_to_global(f);
+  rt->notify();
+}
+
+bool worker::keep_time() noexcept {
+  std::int64_t now = now_ns();
+  std::uint64_t fired = 0;
+  for (auto& w : rt->workers) {
+    if (w->timers.earliest() <= now) fired += w->timers.run_expired(now);
+  }
+  if (fired != 0) worker_counters::bump(counters.timers_fired, fired);
+  return fired != 0;
+}
+
+fiber_cb* worker::next_local() noexcept {
+  ++tick;
+  fiber_cb* f;
+  if (tick % global_queue_interval == 0) {
+    keep_time();
+    // Fairness: look at the global queue first now and then, so it cannot starve.
+    if ((f = rt->global.pop()) != nullptr) return f;
+  }
+  if (!inbox.empty() && (f = inbox.pop()) != nullptr) return f;
+  if (lifo.load(std::memory_order_relaxed) != nullptr) {
+    // Ordering: acquire pairs with the release of whoever put the fiber there.
+    f = lifo.exchange(nullptr, std::memory_order_acquire);
+    if (f != nullptr) {
+      if (lifo_streak < max_lifo_streak) {
+        ++lifo_streak;
+        return f;
+      }
+      // Two fibers waking each other would monopolise the worker through the LIFO slot.
+      if (!queue.push(f)) overflow_to_global(f);
+    }
+  }
+  lifo_streak = 0;
+  if ((f = queue.pop()) != nullptr) return f;
+  return rt->global.pop();
+}
+
+void worker::switch_away(fiber_cb* self, after_switch_fn after, void* arg) noexcept {
+  switch_to(self, next_local(), after, arg);
+}
+
+void worker::switch_to(fiber_cb* self, fiber_cb* next, after_switch_fn after, void* arg) noexcept {
+  worker_counters::bump(counters.switches);
+  if (next != nullptr) {
+    current = next;
+    running_hint.store(next, std::memory_order_relaxed);
+    next->state.store(fiber_state::running, std::memory_order_relaxed);
+    next->last_worker = index;
+    context_switch(self->ctx, next->ctx, after, arg);
+  } else {
+    current = nullptr;
+    running_hint.store(nullptr, std::memory_order_relaxed);
+    context_switch(self->ctx, main_ctx, after, arg);
+  }
+  // Resumed, possibly on another worker: `this` is stale here.
+}
+
+fiber_cb* worker::steal() noexcept {
+  const unsigned n = static_cast<unsigned>(rt->workers.size());
+  if (n > 1) {
+    seen_lifo.assign(n, nullptr);
+    unsigned start = static_cast<unsigned>(xorshift(rng) % n);
+    for (unsigned i = 0; i < n; ++i) {
+      worker* v = rt->workers[(start + i) % n].get();
+      if (v == this) continue;
+      std::uint32_t got = v->queue.steal_half(steal_buf.data());
+      if (got != 0) {
+        worker_counters::bump(counters.steals);
+        for (std::uint32_t k = 0; k + 1 < got; ++k) queue.push(steal_buf[k]);  // our queue is empty
+        return steal_buf[got - 1];
+      }
+      // Ordering: relaxed; only a hint for the second pass, which CASes.
+      seen_lifo[v->index] = v->lifo.load(std::memory_order_relaxed);
+    }
+    if (fiber_cb* f = rt->global.pop()) return f;
+    // A fiber that sat in another worker's LIFO slot for a whole pass may be taken: its worker
+    // is busy (or blocked) and it would otherwise wait.
+    for (unsigned i = 0; i < n; ++i) {
+      worker* v = rt->workers[(start + i) % n].get();
+      fiber_cb* seen = seen_lifo[v->index];
+      if (v == this || seen == nullptr) continue;
+      // Ordering: acq_rel CAS pairs with the owner's exchange (see `lifo`).
+      if (v->lifo.compare_exchange_strong(seen, nullptr, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+        worker_counters::bump(counters.steals);
+        return seen;
+      }
+    }
+    return nullptr;
+  }
+  return rt->global.pop();
+}
+
+bool worker::work_visible() noexcept {
+  if (!rt->global.empty() || !inbox.empty()) return true;
+  for (auto& w : rt->workers) {
+    if (w.get() == this) continue;
+    // Ordering: acquire loads after the seq_cst fence in park_worker (Dekker with notify()).
+    if (!w->queue.empty() || w->lifo.load(std::memory_order_acquire) != nullptr) return true;
+  }
+  return false;
+}
+
+void worker::park_worker() noexcept {
+  bool was_searching = searching;
+  searching = false;
+  idle_set::park_result r = rt->idle.park_begin(index, was_searching);
+  // Ordering: pairs with the fence in idle_set::should_wake (Dekker): either the producer sees
+  // us parked and wakes someone, or we see its work here.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (work_visible() || rt->stopping.load(std::memory_order_acquire)) {
+    if (!rt->idle.park_cancel(index)) searching = true;  // a waker claimed us; its token is on the way
+    return;
+  }
+  std::int64_t timeout = -1;
+  if (r.last_unparked) {
+    // Every other worker sleeps without a timeout: this one keeps the time for all of them.
+    std::int64_t earliest = timer_heap::none;
+    for (auto& w : rt->workers) earliest = std::min(earliest, w->timers.earliest());
+    if (earliest != timer_heap::none) timeout = std::max<std::int64_t>(0, earliest - now_ns());
+  }
+  worker_counters::bump(counters.parks);
+  sleeper.park(timeout);
+  if (!rt->idle.park_cancel(index)) searching = true;  // woken by notify(): we are a searcher
+}
+
+fiber_cb* worker::find_work() noexcept {
+  for (;;) {
+    // Ordering: acquire pairs with the release store in runtime_impl::stop_workers.
+    if (rt->stopping.load(std::memory_order_acquire)) return nullptr;
+    keep_time();
+    fiber_cb* f = next_local();
+    if (f == nullptr) {
+      if (!searching) searching = rt->idle.try_start_searching();
+      if (searching) f = steal();
+    }
+    if (f != nullptr) {
+      if (searching) {
+        searching = false;
+        // The last searcher to find work wakes another: there may be more.
+        if (rt->idle.stop_searching()) rt->notify();
+      }
+      return f;
+    }
+    park_worker();
+  }
+}
+
+void worker::run() noexcept {
+  thread_state* ts = thread_state_ptr();
+  ts->w = this;
+  context_init_thread(main_ctx);
+  thread_altstack_init();
+  while (fiber_cb* f = find_work()) {
+    current = f;
+    running_hint.store(f, std::memory_order_relaxed);
+    f->state.store(fiber_state::running, std::memory_order_relaxed);
+    f->last_worker = index;
+    worker_counters::bump(counters.switches);
+    context_switch(main_ctx, f->ctx, nullptr, nullptr);
+    // Back on the worker's stack: whoever switched here set `current` to null.
+  }
+  if (searching) {
+    searching = false;
+    rt->idle.stop_searching();
+  }
+  rt->pool.drain(stacks);
+  thread_altstack_fini();
+  context_fini_thread(main_ctx);
+  thread_state_ptr()->w = nullptr;
+  exited.store(true, std::memory_order_release);
+}
+
+}  // namespace weft::detail
