@@ -1,0 +1,313 @@
+// The std::thread / std::jthread mirror (weft::fiber, weft::jfiber), weft::spawn + join_handle,
+// block_on, this_fiber, names, pinning, fiber_local and run_blocking.
+#include <atomic>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "weft_test.hpp"
+
+using namespace std::chrono_literals;
+using weft_test::RuntimeTest;
+
+namespace {
+
+class FiberTest : public RuntimeTest {};
+WEFT_WORKER_COUNTS(FiberTest);
+
+TEST_P(FiberTest, BlockOnReturnsTheResult) {
+  long r = rt().block_on([] {
+    weft::join_handle<long> h = weft::spawn([] { return 41L; });
+    weft::this_fiber::yield();
+    return h.join() + 1;
+  });
+  EXPECT_EQ(r, 42);
+}
+
+TEST_P(FiberTest, BlockOnRethrows) {
+  EXPECT_THROW(rt().block_on([]() -> int { throw std::out_of_range("x"); }), std::out_of_range);
+}
+
+TEST_P(FiberTest, FiberPassesDecayCopiedArguments) {
+  std::atomic<int> sum{0};
+  rt().block_on([&] {
+    std::string s = "abc";
+    weft::fiber f([&sum](std::string v, int k) { sum += static_cast<int>(v.size()) + k; }, s, 4);
+    s.clear();
+    EXPECT_TRUE(f.joinable());
+    f.join();
+    EXPECT_FALSE(f.joinable());
+  });
+  EXPECT_EQ(sum.load(), 7);
+}
+
+TEST_P(FiberTest, JoinErrorsAreStdErrors) {
+  rt().block_on([] {
+    weft::fiber empty;
+    try {
+      empty.join();
+      ADD_FAILURE() << "join of an empty fiber must throw";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code(), std::errc::invalid_argument);
+    }
+    EXPECT_THROW(empty.detach(), std::system_error);
+    weft::join_handle<int> none;
+    EXPECT_THROW(none.join(), std::system_error);
+  });
+}
+
+TEST_P(FiberTest, SelfJoinIsADeadlockError) {
+  rt().block_on([] {
+    weft::fiber* self = nullptr;
+    std::atomic<bool> ready{false};
+    std::error_code seen;
+    weft::fiber f([&] {
+      while (!ready.load()) weft::this_fiber::yield();
+      try {
+        self->join();
+      } catch (const std::system_error& e) {
+        seen = e.code();
+      }
+    });
+    self = &f;
+    ready = true;
+    f.join();
+    EXPECT_EQ(seen, std::errc::resource_deadlock_would_occur);
+  });
+}
+
+TEST_P(FiberTest, IdsAreUniqueAndMatchThisFiber) {
+  rt().block_on([] {
+    std::vector<weft::join_handle<weft::fiber::id>> hs;
+    std::vector<weft::fiber::id> expected;
+    for (int i = 0; i < 50; ++i) {
+      hs.push_back(weft::spawn([] { return weft::this_fiber::get_id(); }));
+      expected.push_back(hs.back().get_id());
+    }
+    std::set<weft::fiber::id> ids;
+    for (std::size_t i = 0; i < hs.size(); ++i) {
+      weft::fiber::id id = hs[i].join();
+      EXPECT_EQ(id, expected[i]);
+      EXPECT_NE(id, weft::fiber::id());
+      ids.insert(id);
+    }
+    EXPECT_EQ(ids.size(), 50u);
+    EXPECT_NE(weft::this_fiber::get_id(), weft::fiber::id());
+  });
+  EXPECT_EQ(weft::this_fiber::get_id(), weft::fiber::id());
+}
+
+TEST_P(FiberTest, DetachedFibersFinish) {
+  std::atomic<int> done{0};
+  rt().block_on([&] {
+    for (int i = 0; i < 100; ++i) {
+      weft::fiber([&] {
+        weft::this_fiber::yield();
+        ++done;
+      }).detach();
+    }
+  });
+  EXPECT_TRUE(weft_test::wait_until([&] { return done.load() == 100; }));
+}
+
+TEST_P(FiberTest, DroppedJoinHandleDetaches) {
+  std::atomic<int> done{0};
+  rt().block_on([&] {
+    for (int i = 0; i < 100; ++i) weft::spawn([&] { ++done; });
+  });
+  EXPECT_TRUE(weft_test::wait_until([&] { return done.load() == 100; }));
+}
+
+TEST_P(FiberTest, JoinHandleCarriesMoveOnlyResults) {
+  auto p = rt().block_on([] { return weft::spawn([] { return std::make_unique<int>(5); }).join(); });
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(*p, 5);
+}
+
+TEST_P(FiberTest, JFiberRequestsStopAndJoins) {
+  std::atomic<int> iterations{0};
+  rt().block_on([&] {
+    weft::jfiber j([&](std::stop_token st) {
+      while (!st.stop_requested()) {
+        ++iterations;
+        weft::this_fiber::sleep_for(1ms);
+      }
+    });
+    while (iterations.load() < 3) weft::this_fiber::sleep_for(1ms);
+  });  // destructor: request_stop + join
+  EXPECT_GE(iterations.load(), 3);
+}
+
+TEST_P(FiberTest, JFiberWithoutStopToken) {
+  int v = 0;
+  rt().block_on([&] { weft::jfiber j([&](int x) { v = x; }, 9); });
+  EXPECT_EQ(v, 9);
+}
+
+TEST_P(FiberTest, NamesAreVisible) {
+  rt().block_on([] {
+    auto h = weft::spawn(weft::spawn_options{.name = "worker-fiber"}, [] { return weft::this_fiber::name(); });
+    EXPECT_EQ(h.join(), "worker-fiber");
+    weft::this_fiber::set_name("a-very-long-name-that-is-longer-than-thirty-one-bytes");
+    EXPECT_EQ(weft::this_fiber::name().size(), 31u);
+  });
+}
+
+TEST_P(FiberTest, PinnedFiberNeverMigrates) {
+  rt().block_on([this] {
+    auto h = weft::spawn(weft::spawn_options{.pinned = true}, [this] {
+      int home = weft::this_fiber::worker_index();
+      std::thread::id tid = std::this_thread::get_id();
+      int moves = 0;
+      for (int i = 0; i < 2000; ++i) {
+        weft::this_fiber::yield();
+        if (i % 100 == 0) weft::this_fiber::sleep_for(50us);
+        if (weft::this_fiber::worker_index() != home || std::this_thread::get_id() != tid) ++moves;
+      }
+      (void)this;
+      return moves;
+    });
+    // Keep the other workers hungry so they would steal if they could.
+    std::vector<weft::join_handle<void>> others;
+    for (int i = 0; i < 8; ++i)
+      others.push_back(weft::spawn([] {
+        for (int k = 0; k < 500; ++k) weft::this_fiber::yield();
+      }));
+    EXPECT_EQ(h.join(), 0);
+    for (auto& o : others) o.join();
+  });
+}
+
+TEST_P(FiberTest, FiberLocalIsPerFiber) {
+  static weft::fiber_local<int> counter;
+  static weft::fiber_local<std::string> label;
+  rt().block_on([] {
+    std::vector<weft::join_handle<bool>> hs;
+    for (int i = 0; i < 64; ++i) {
+      hs.push_back(weft::spawn([i] {
+        *label = std::to_string(i);
+        for (int k = 0; k < 20; ++k) {
+          ++*counter;
+          weft::this_fiber::yield();
+        }
+        return *counter == 20 && *label == std::to_string(i);
+      }));
+    }
+    for (auto& h : hs) EXPECT_TRUE(h.join());
+  });
+  *counter = 7;  // a plain thread has its own value too
+  EXPECT_EQ(*counter, 7);
+}
+
+struct dtor_probe {
+  static std::atomic<int> destroyed;
+  ~dtor_probe() { ++destroyed; }
+};
+std::atomic<int> dtor_probe::destroyed{0};
+
+TEST_P(FiberTest, FiberLocalValuesAreDestroyedAtFiberExit) {
+  static weft::fiber_local<dtor_probe> probe;
+  dtor_probe::destroyed = 0;
+  rt().block_on([] {
+    std::vector<weft::join_handle<void>> hs;
+    for (int i = 0; i < 10; ++i) hs.push_back(weft::spawn([] { (void)probe.get(); }));
+    for (auto& h : hs) h.join();
+  });
+  EXPECT_EQ(dtor_probe::destroyed.load(), 10);
+}
+
+TEST_P(FiberTest, RunBlockingParksTheFiberNotTheWorker) {
+  rt().block_on([] {
+    std::atomic<bool> release{false};
+    std::atomic<int> progress{0};
+    // The blocking call waits on a plain atomic: if it blocked the worker, the ticker could
+    // not run on a 1-worker runtime and this would hang (the watchdog would fail it).
+    auto blocker = weft::spawn([&] {
+      return weft::run_blocking([&] {
+        while (!release.load()) std::this_thread::sleep_for(100us);
+        return std::this_thread::get_id();
+      });
+    });
+    auto ticker = weft::spawn([&] {
+      for (int i = 0; i < 20; ++i) {
+        ++progress;
+        weft::this_fiber::sleep_for(100us);
+      }
+      release = true;
+    });
+    ticker.join();
+    std::thread::id pool_thread = blocker.join();
+    EXPECT_EQ(progress.load(), 20);
+    EXPECT_NE(pool_thread, std::this_thread::get_id());
+  });
+}
+
+TEST_P(FiberTest, RunBlockingRethrowsAndWorksOnPlainThreads) {
+  rt().block_on([] {
+    EXPECT_THROW(weft::run_blocking([]() -> int { throw std::runtime_error("io"); }), std::runtime_error);
+  });
+  EXPECT_EQ(weft::run_blocking([] { return 3; }), 3);
+}
+
+TEST_P(FiberTest, PlainThreadJoinBlocksOnlyItself) {
+  std::atomic<bool> go{false};
+  auto h = rt().spawn([&] {
+    while (!go.load()) weft::this_fiber::sleep_for(100us);
+    return 5;
+  });
+  std::thread joiner([&] { EXPECT_EQ(h.join(), 5); });
+  // The runtime keeps running fibers while a plain thread waits on one of them.
+  int r = rt().block_on([] { return weft::spawn([] { return 2; }).join(); });
+  EXPECT_EQ(r, 2);
+  go = true;
+  joiner.join();
+}
+
+TEST_P(FiberTest, SeveralRuntimesCoexist) {
+  weft::runtime other(weft::runtime_options{.workers = 1});
+  int a = rt().block_on([&] {
+    EXPECT_EQ(weft::runtime::current(), &rt());
+    return other.block_on([&] {
+      EXPECT_EQ(weft::runtime::current(), &other);
+      return weft::spawn([] { return 1; }).join();
+    });
+  });
+  EXPECT_EQ(a, 1);
+  weft_test::expect_no_leaks(other);
+}
+
+TEST(DefaultRuntime, FiberWorksFromPlainMain) {
+  int v = 0;
+  weft::fiber f([&] { v = 1; });
+  f.join();
+  EXPECT_EQ(v, 1);
+  EXPECT_GE(weft::runtime::default_runtime().stats().workers, 1u);
+  EXPECT_EQ(weft::spawn([] { return 3; }).join(), 3);
+}
+
+TEST(FiberDeathTest, EscapingExceptionTerminatesNamingTheFiber) {
+  EXPECT_DEATH(
+      {
+        weft::runtime rt(weft::runtime_options{.workers = 1});
+        rt.block_on([] {
+          weft::spawn(weft::spawn_options{.name = "doomed"}, [] {
+            weft::fiber f([] { throw std::runtime_error("boom"); });
+            f.join();
+          }).join();
+        });
+      },
+      "exception escaped fiber [0-9]+ \"\": boom");
+}
+
+TEST(FiberDeathTest, JoinableFiberDestroyedTerminates) {
+  EXPECT_DEATH(
+      {
+        weft::runtime rt(weft::runtime_options{.workers = 1});
+        rt.block_on([] { weft::fiber f([] {}); });
+      },
+      "destroyed while joinable");
+}
+
+}  // namespace

@@ -1,0 +1,82 @@
+// Test support: sizes per build (release, ASan, TSan), WEFT_STRESS_SCALE, a runtime fixture
+// parameterized over worker counts that checks in TearDown that no fiber or stack leaked, and
+// deadline-bounded waits (no test sleeps to "let things settle").
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <weft/weft.hpp>
+
+namespace weft_test {
+
+enum class build_kind { release, asan, tsan };
+
+constexpr build_kind current_build() {
+#if defined(WEFT_TSAN)
+  return build_kind::tsan;
+#elif defined(WEFT_ASAN)
+  return build_kind::asan;
+#else
+  return build_kind::release;
+#endif
+}
+
+/// WEFT_STRESS_SCALE (default 1) multiplies stress sizes.
+inline double stress_scale() {
+  const char* s = std::getenv("WEFT_STRESS_SCALE");
+  double v = s != nullptr ? std::atof(s) : 1.0;
+  return v > 0 ? v : 1.0;
+}
+
+/// Picks the size for this build (testing.md: R = release, A = ASan+UBSan, T = TSan), scaled.
+inline long sized(long r, long a, long t) {
+  long base = current_build() == build_kind::tsan ? t : current_build() == build_kind::asan ? a : r;
+  return static_cast<long>(static_cast<double>(base) * stress_scale());
+}
+
+/// Polls `pred` until it holds or `limit` passes; returns whether it held.
+template <class Pred>
+bool wait_until(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  return true;
+}
+
+/// Asserts that every fiber of `rt` has finished and released its stack.
+inline void expect_no_leaks(weft::runtime& rt) {
+  bool drained = wait_until([&] { return rt.stats().live_fibers == 0; }, std::chrono::seconds(5));
+  weft::runtime_stats s = rt.stats();
+  EXPECT_TRUE(drained) << s.live_fibers << " fiber(s) still hold a stack";
+  EXPECT_EQ(s.spawned, s.finished);
+}
+
+/// A runtime per test, at the worker count given by the test parameter.
+class RuntimeTest : public ::testing::TestWithParam<unsigned> {
+ protected:
+  void SetUp() override { rt_ = std::make_unique<weft::runtime>(options()); }
+  void TearDown() override {
+    if (rt_ != nullptr) expect_no_leaks(*rt_);
+    rt_.reset();
+  }
+  virtual weft::runtime_options options() const { return weft::runtime_options{.workers = GetParam()}; }
+  weft::runtime& rt() { return *rt_; }
+  std::unique_ptr<weft::runtime> rt_;
+};
+
+inline std::string workers_name(const ::testing::TestParamInfo<unsigned>& info) {
+  return std::to_string(info.param) + "workers";
+}
+
+}  // namespace weft_test
+
+#define WEFT_WORKER_COUNTS(suite) \
+  INSTANTIATE_TEST_SUITE_P(Workers, suite, ::testing::Values(1u, 2u, 4u), weft_test::workers_name)
