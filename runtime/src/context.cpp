@@ -5,6 +5,8 @@
 #include <boost/context/preallocated.hpp>
 #include <boost/context/stack_context.hpp>
 
+#include <cxxabi.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <new>
@@ -20,7 +22,6 @@
 
 namespace ctx = boost::context;
 
-extern "C" void* __cxa_get_globals() noexcept;
 
 namespace weft::detail {
 namespace {
@@ -39,7 +40,7 @@ struct eh_globals {
 };
 
 eh_globals* thread_eh_globals() noexcept {
-  void* p = __cxa_get_globals();
+  void* p = abi::__cxa_get_globals();
   asm volatile("" : "+r"(p));
   return static_cast<eh_globals*>(p);
 }

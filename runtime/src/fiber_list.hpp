@@ -37,6 +37,25 @@ class fiber_list {
     return f;
   }
 
+  /// Takes up to `max` fibers from the head as a chain linked through next; returns its head.
+  fiber_cb* pop_batch(std::size_t max) noexcept {
+    if (empty() || max == 0) return nullptr;
+    std::lock_guard lk(mu_);
+    fiber_cb* first = synced_.head;
+    if (first == nullptr) return nullptr;
+    fiber_cb* last = first;
+    std::size_t n = 1;
+    while (n < max && last->next != nullptr) {
+      last = last->next;
+      ++n;
+    }
+    synced_.head = last->next;
+    if (synced_.head == nullptr) synced_.tail = nullptr;
+    last->next = nullptr;
+    len_.store(len_.load(std::memory_order_relaxed) - n, std::memory_order_release);
+    return first;
+  }
+
   /// Any thread; a hint. Ordering: acquire pairs with the release stores above; the park
   /// path issues a seq_cst fence before reading it (see idle.hpp).
   bool empty() const noexcept { return len_.load(std::memory_order_acquire) == 0; }

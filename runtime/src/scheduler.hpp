@@ -81,7 +81,9 @@ struct worker {
   fiber_cb* steal() noexcept;
   void park_worker() noexcept;
   bool work_visible() noexcept;
+  bool spin_for_work() noexcept;
   void overflow_to_global(fiber_cb* f) noexcept;
+  fiber_cb* take_from_global() noexcept;
 };
 
 struct runtime_impl {

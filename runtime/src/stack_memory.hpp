@@ -16,9 +16,11 @@ struct mapped_stack {
   guard_kind kind = guard_kind::none;
 };
 
-/// Maps `usable` bytes (rounded up to pages) plus a guard page when `guarded`. `force_mprotect`
-/// skips MADV_GUARD_INSTALL (tests). Throws std::system_error naming the limit and the remedies.
-mapped_stack map_stack(std::size_t usable, bool guarded, bool force_mprotect);
+/// Maps `count` adjacent stacks of `usable` bytes each (rounded up to pages), each with a guard
+/// page below it when `guarded`, in one mapping. Returns the whole mapping; stack i starts at
+/// base + i * (total / count). `force_mprotect` skips MADV_GUARD_INSTALL (tests). Throws
+/// std::system_error naming the limit and the remedies.
+mapped_stack map_stacks(std::size_t count, std::size_t usable, bool guarded, bool force_mprotect);
 /// Returns the whole mapping to the kernel.
 void unmap_stack(const mapped_stack& s) noexcept;
 /// Drops the resident pages of [lo, hi) (the memory stays mapped and reads as zeros).

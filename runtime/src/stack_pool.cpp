@@ -14,48 +14,71 @@ struct alignas(64) stack_header {
 // The span is the header's first member, so the header starts where the span does.
 stack_header* header_of(const fiber_cb* f) noexcept { return reinterpret_cast<stack_header*>(f->stack); }
 
+fiber_cb* pop(fiber_cb*& list) noexcept {
+  fiber_cb* f = list;
+  if (f != nullptr) list = f->next;
+  return f;
+}
+
+void push(fiber_cb*& list, fiber_cb* f) noexcept {
+  f->next = list;
+  list = f;
+}
+
 }  // namespace
 
 stack_pool::stack_pool(std::size_t stack_size, bool guard_pages, bool force_mprotect, std::size_t high_water)
     : stack_size_(stack_size), guard_pages_(guard_pages), force_mprotect_(force_mprotect), high_water_(high_water) {}
 
 stack_pool::~stack_pool() {
-  fiber_cb* f = all_;
-  while (f != nullptr) {
+  for (fiber_cb* f = all_; f != nullptr;) {
     fiber_cb* next = f->all_next;
-    mapped_stack m = f->stack->map;
-    stack_header* h = header_of(f);
-    h->~stack_header();
-    unmap_stack(m);
+    header_of(f)->~stack_header();
     f = next;
   }
+  for (const mapped_stack& m : synced_.chunks) unmap_stack(m);
 }
 
 void* stack_pool::stack_low(const fiber_cb* f) noexcept {
-  const mapped_stack& m = f->stack->map;
-  return static_cast<char*>(m.base) + m.guard;
+  return static_cast<char*>(f->stack->guard_lo) + f->stack->guard;
 }
 
 void* stack_pool::stack_high(const fiber_cb* f) noexcept { return header_of(f); }
 
 void stack_pool::guard_range(const fiber_cb* f, const void** lo, const void** hi) noexcept {
-  const mapped_stack& m = f->stack->map;
-  *lo = m.base;
-  *hi = static_cast<const char*>(m.base) + m.guard;
+  *lo = f->stack->guard_lo;
+  *hi = static_cast<const char*>(f->stack->guard_lo) + f->stack->guard;
 }
 
-fiber_cb* stack_pool::map_new() {
-  mapped_stack m = map_stack(stack_size_ + sizeof(stack_header), guard_pages_, force_mprotect_);
-  auto top = reinterpret_cast<std::uintptr_t>(m.base) + m.total;
-  auto* h = new (reinterpret_cast<void*>((top - sizeof(stack_header)) & ~std::uintptr_t{63})) stack_header;
-  h->span.map = m;
-  h->cb.stack = &h->span;
+fiber_cb* stack_pool::map_chunk() {
+  // Small runtimes map one stack at a time; a growing pool maps up to 64 per mmap.
+  std::size_t have = mapped_.load(std::memory_order_relaxed);
+  std::size_t count = have < 16 ? 1 : have < 512 ? have / 8 : 64;
+  const std::size_t usable = stack_size_ + sizeof(stack_header);
+  mapped_stack m = map_stacks(count, usable, guard_pages_, force_mprotect_);
+  const std::size_t stride = m.total / count;
   guard_kind_.store(m.kind, std::memory_order_relaxed);
-  mapped_.fetch_add(1, std::memory_order_relaxed);
+  fiber_cb* first = nullptr;
   std::lock_guard lk(mu_);
-  h->cb.all_next = all_;
-  all_ = &h->cb;
-  return &h->cb;
+  synced_.chunks.push_back(m);
+  for (std::size_t i = 0; i < count; ++i) {
+    char* slot = static_cast<char*>(m.base) + i * stride;
+    auto top = reinterpret_cast<std::uintptr_t>(slot + stride);
+    auto* h = new (reinterpret_cast<void*>((top - sizeof(stack_header)) & ~std::uintptr_t{63})) stack_header;
+    h->span.guard_lo = slot;
+    h->span.guard = m.guard;
+    h->cb.stack = &h->span;
+    h->cb.all_next = all_;
+    all_ = &h->cb;
+    if (first == nullptr) {
+      first = &h->cb;
+    } else {
+      push(synced_.hot, &h->cb);  // the rest are free; above the mark trim() handles them
+      ++synced_.hot_count;
+    }
+  }
+  mapped_.fetch_add(count, std::memory_order_relaxed);
+  return first;
 }
 
 fiber_cb* stack_pool::acquire(stack_cache* cache) {
@@ -64,17 +87,15 @@ fiber_cb* stack_pool::acquire(stack_cache* cache) {
     f = cache->items[--cache->count];
   } else {
     std::unique_lock lk(mu_);
-    if (synced_.hot != nullptr) {
-      f = synced_.hot;
-      synced_.hot = f->next;
+    if ((f = pop(synced_.hot)) != nullptr) {
       --synced_.hot_count;
-    } else if (synced_.cold != nullptr) {
-      f = synced_.cold;
-      synced_.cold = f->next;
+    } else if ((f = pop(synced_.excess)) != nullptr) {
+      excess_.fetch_sub(1, std::memory_order_relaxed);
+    } else if ((f = pop(synced_.cold)) != nullptr) {
       f->stack->cold = false;
     } else {
       lk.unlock();
-      f = map_new();
+      f = map_chunk();
     }
   }
   f->next = nullptr;
@@ -91,18 +112,37 @@ void stack_pool::release(fiber_cb* f, stack_cache* cache) noexcept {
   }
   std::lock_guard lk(mu_);
   if (synced_.hot_count < high_water_) {
-    f->next = synced_.hot;
-    synced_.hot = f;
+    push(synced_.hot, f);
     ++synced_.hot_count;
-    return;
+  } else {
+    push(synced_.excess, f);
+    excess_.fetch_add(1, std::memory_order_relaxed);
   }
-  // Beyond the high-water mark: keep the mapping (type-stable control block), drop the pages
-  // below the header page.
-  std::uintptr_t header_page = reinterpret_cast<std::uintptr_t>(header_of(f)) & ~(page_size() - 1);
-  release_pages(stack_low(f), reinterpret_cast<void*>(header_page));
-  f->stack->cold = true;
-  f->next = synced_.cold;
-  synced_.cold = f;
+}
+
+bool stack_pool::trim(std::size_t max) noexcept {
+  fiber_cb* batch = nullptr;
+  std::size_t n = 0;
+  {
+    std::lock_guard lk(mu_);
+    while (n < max) {
+      fiber_cb* f = pop(synced_.excess);
+      if (f == nullptr) break;
+      push(batch, f);
+      ++n;
+    }
+    excess_.fetch_sub(n, std::memory_order_relaxed);
+  }
+  if (n == 0) return false;
+  // Owned by this call while on no list: drop the pages below the header page.
+  for (fiber_cb* f = batch; f != nullptr; f = f->next) {
+    std::uintptr_t header_page = reinterpret_cast<std::uintptr_t>(header_of(f)) & ~(page_size() - 1);
+    release_pages(stack_low(f), reinterpret_cast<void*>(header_page));
+    f->stack->cold = true;
+  }
+  std::lock_guard lk(mu_);
+  while (fiber_cb* f = pop(batch)) push(synced_.cold, f);
+  return needs_trim();
 }
 
 void stack_pool::drain(stack_cache& cache) noexcept {

@@ -1,7 +1,8 @@
 // The stack pool: every fiber stack of a runtime, each with its control block at the top.
 // Spawning and exiting touch no mmap: stacks are recycled through a per-worker cache (owner
-// thread only, no locks) that spills into a shared free list. Free stacks beyond a high-water
-// mark have their pages returned to the kernel but stay mapped.
+// thread only, no locks) that spills into shared free lists. Stacks are mapped in chunks of up
+// to 64 (one mmap, one guard per stack). Free stacks beyond a high-water mark are trimmed —
+// their pages returned to the kernel — by idle workers, off the spawn/exit path.
 // Invariant: a stack, and so its control block, is unmapped only when the pool is destroyed
 // (type-stable memory, see fiber_cb.hpp).
 #pragma once
@@ -9,6 +10,7 @@
 #include <atomic>
 #include <cstddef>
 #include <mutex>
+#include <vector>
 
 #include "fiber_cb.hpp"
 #include "stack_memory.hpp"
@@ -16,8 +18,9 @@
 namespace weft::detail {
 
 struct stack_span {
-  mapped_stack map;
-  bool cold = false;  // resident pages were returned to the kernel
+  void* guard_lo = nullptr;  // lowest address of this stack's slot (its guard page, if any)
+  std::size_t guard = 0;     // guard bytes
+  bool cold = false;         // resident pages were returned to the kernel
 };
 
 /// Per-worker cache of free stacks. Ownership: the worker's thread only.
@@ -34,13 +37,18 @@ class stack_pool {
   stack_pool(const stack_pool&) = delete;
   stack_pool& operator=(const stack_pool&) = delete;
 
-  /// A free control block with its stack; maps a new one when none is free. `cache` may be
+  /// A free control block with its stack; maps new ones when none is free. `cache` may be
   /// null (plain thread). Throws std::system_error when mapping fails.
   fiber_cb* acquire(stack_cache* cache);
   /// Returns a control block whose fiber is gone (both references dropped).
   void release(fiber_cb* f, stack_cache* cache) noexcept;
-  /// Moves a worker's cached stacks back to the shared list (worker exit).
+  /// Moves a worker's cached stacks back to the shared lists (worker exit).
   void drain(stack_cache& cache) noexcept;
+  /// Returns the pages of up to `max` free stacks beyond the high-water mark to the kernel.
+  /// Returns true if more remain. Called by idle workers.
+  bool trim(std::size_t max) noexcept;
+  /// True if trim() has work (a hint).
+  bool needs_trim() const noexcept { return excess_.load(std::memory_order_relaxed) != 0; }
 
   /// Lowest usable stack address and the top of the area available below the control block.
   static void* stack_low(const fiber_cb* f) noexcept;
@@ -60,7 +68,7 @@ class stack_pool {
   guard_kind guard() const noexcept { return guard_kind_.load(std::memory_order_relaxed); }
 
  private:
-  fiber_cb* map_new();
+  fiber_cb* map_chunk();
 
   std::size_t stack_size_;
   bool guard_pages_;
@@ -68,14 +76,17 @@ class stack_pool {
   std::size_t high_water_;
   std::mutex mu_;
   struct synced {
-    fiber_cb* hot = nullptr;  // resident free stacks (LIFO)
-    fiber_cb* cold = nullptr;  // free stacks whose pages were released
+    fiber_cb* hot = nullptr;     // resident free stacks, at most high_water_ (LIFO)
+    fiber_cb* excess = nullptr;  // resident free stacks beyond the mark, waiting for trim()
+    fiber_cb* cold = nullptr;    // free stacks whose pages were returned
     std::size_t hot_count = 0;
+    std::vector<mapped_stack> chunks;
   } synced_;  // guarded by mu_
   fiber_cb* all_ = nullptr;  // guarded by mu_
   // Counters for stats and leak checks. Ordering: relaxed, read for reporting only.
   std::atomic<std::size_t> mapped_{0};
   std::atomic<std::size_t> in_use_{0};
+  std::atomic<std::size_t> excess_{0};
   std::atomic<guard_kind> guard_kind_{guard_kind::none};
 };
 

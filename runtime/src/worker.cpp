@@ -87,7 +87,23 @@ fiber_cb* worker::next_local() noexcept {
   }
   lifo_streak = 0;
   if ((f = queue.pop()) != nullptr) return f;
-  return rt->global.pop();
+  return take_from_global();
+}
+
+fiber_cb* worker::take_from_global() noexcept {
+  // Take a fair share in one lock acquisition (Go's globrunqget): run the first, queue the rest.
+  std::size_t share = rt->global.size() / rt->workers.size() + 1;
+  share = std::min<std::size_t>(share, queue.capacity() / 2);
+  fiber_cb* f = rt->global.pop_batch(share);
+  if (f == nullptr) return nullptr;
+  for (fiber_cb* g = f->next; g != nullptr;) {
+    fiber_cb* next = g->next;
+    g->next = nullptr;
+    if (!queue.push(g)) overflow_to_global(g);
+    g = next;
+  }
+  f->next = nullptr;
+  return f;
 }
 
 void worker::switch_away(fiber_cb* self, after_switch_fn after, void* arg) noexcept {
@@ -127,7 +143,7 @@ fiber_cb* worker::steal() noexcept {
       // Ordering: relaxed; only a hint for the second pass, which CASes.
       seen_lifo[v->index] = v->lifo.load(std::memory_order_relaxed);
     }
-    if (fiber_cb* f = rt->global.pop()) return f;
+    if (fiber_cb* f = take_from_global()) return f;
     // A fiber that sat in another worker's LIFO slot for a whole pass may be taken: its worker
     // is busy (or blocked) and it would otherwise wait.
     for (unsigned i = 0; i < n; ++i) {
@@ -142,7 +158,21 @@ fiber_cb* worker::steal() noexcept {
     }
     return nullptr;
   }
-  return rt->global.pop();
+  return take_from_global();
+}
+
+bool worker::spin_for_work() noexcept {
+  for (int i = 0; i < 256; ++i) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+    if (!rt->global.empty() || !inbox.empty() || lifo.load(std::memory_order_relaxed) != nullptr) return true;
+    if ((i & 31) == 31) {
+      for (auto& w : rt->workers)
+        if (w.get() != this && !w->queue.empty()) return true;
+    }
+  }
+  return false;
 }
 
 bool worker::work_visible() noexcept {
@@ -173,6 +203,10 @@ void worker::park_worker() noexcept {
     for (auto& w : rt->workers) earliest = std::min(earliest, w->timers.earliest());
     if (earliest != timer_heap::none) timeout = std::max<std::int64_t>(0, earliest - now_ns());
   }
+  if (rt->pool.needs_trim()) {
+    constexpr std::int64_t trim_pace_ns = 10'000'000;  // one batch of 64 per 10 ms
+    timeout = timeout < 0 ? trim_pace_ns : std::min(timeout, trim_pace_ns);
+  }
   worker_counters::bump(counters.parks);
   sleeper.park(timeout);
   if (!rt->idle.park_cancel(index)) searching = true;  // woken by notify(): we are a searcher
@@ -187,6 +221,10 @@ fiber_cb* worker::find_work() noexcept {
     if (f == nullptr) {
       if (!searching) searching = rt->idle.try_start_searching();
       if (searching) f = steal();
+      // Spin briefly before parking: in a producer/consumer burst the next item usually
+      // arrives within microseconds, and while we search, producers skip the futex wake-up
+      // (Go's spinning Ms). Bounded, so a truly idle worker still parks at once.
+      if (f == nullptr && searching && spin_for_work()) continue;
     }
     if (f != nullptr) {
       if (searching) {
@@ -196,6 +234,9 @@ fiber_cb* worker::find_work() noexcept {
       }
       return f;
     }
+    // Idle: return the pages of surplus free stacks to the kernel, one batch per idle pass,
+    // paced by park_worker's timeout (Go's background scavenger, at a small CPU share).
+    if (rt->pool.needs_trim()) rt->pool.trim(64);
     park_worker();
   }
 }

@@ -58,29 +58,30 @@ bool kernel_has_madvise_guard() noexcept {
   return v == 1;
 }
 
-mapped_stack map_stack(std::size_t usable, bool guarded, bool force_mprotect) {
+mapped_stack map_stacks(std::size_t count, std::size_t usable, bool guarded, bool force_mprotect) {
   const std::size_t ps = page_size();
   usable = (usable + ps - 1) / ps * ps;
   mapped_stack s;
   s.guard = guarded ? ps : 0;
-  s.total = usable + s.guard;
+  const std::size_t stride = usable + s.guard;
+  s.total = stride * count;
   void* p = ::mmap(nullptr, s.total, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (p == MAP_FAILED) throw_mapping_error("mmap", errno, s.total);
   s.base = p;
   if (!guarded) return s;
-  if (!force_mprotect && kernel_has_madvise_guard()) {
-    if (::madvise(p, ps, MADV_GUARD_INSTALL) == 0) {
-      s.kind = guard_kind::madvise_guard;
-      return s;
+  bool use_madvise = !force_mprotect && kernel_has_madvise_guard();
+  s.kind = use_madvise ? guard_kind::madvise_guard : guard_kind::mprotect;
+  for (std::size_t i = 0; i < count; ++i) {
+    char* guard = static_cast<char*>(p) + i * stride;
+    if (use_madvise && ::madvise(guard, ps, MADV_GUARD_INSTALL) == 0) continue;
+    if (::mprotect(guard, ps, PROT_NONE) != 0) {
+      int err = errno;
+      ::munmap(p, s.total);
+      throw_mapping_error("mprotect of a guard page", err, s.total);
     }
+    s.kind = guard_kind::mprotect;
   }
-  if (::mprotect(p, ps, PROT_NONE) != 0) {
-    int err = errno;
-    ::munmap(p, s.total);
-    throw_mapping_error("mprotect of the guard page", err, s.total);
-  }
-  s.kind = guard_kind::mprotect;
   return s;
 }
 

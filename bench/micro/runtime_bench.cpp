@@ -1,0 +1,493 @@
+// runtime_bench: weft beside Boost.Fiber 1.74 and a bare boost::context::fiber switch, in one
+// run, for the figures of design.md's "Performance budget":
+//   yield/*       ping-pong of two fibers on one thread          -> ns_per_switch
+//   spawn_join/*  10^6 empty fibers spawned in batches and joined -> ns_per_fiber
+//   skynet/*      1M-leaf skynet, sum checked                     -> ms_per_run
+//   idle/*        1000 fibers asleep for 10 s on 2 threads        -> cpu_pct (of one core)
+// Every stack is 64 KiB (weft runtime_options::stack_size, boost fixedsize_stack). Runtimes and
+// thread pools are created once per benchmark run, not per iteration. docs/benchmarks.md has the
+// command, the machine and the results; bench/run_runtime_bench.sh reproduces them.
+#include <benchmark/benchmark.h>
+
+#include <boost/context/fiber.hpp>
+#include <boost/context/fixedsize_stack.hpp>
+#include <boost/fiber/algo/work_stealing.hpp>
+#include <boost/fiber/all.hpp>
+#include <boost/version.hpp>
+
+#include <weft/weft.hpp>
+
+#include <time.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+constexpr std::size_t kStackSize = 64 * 1024;      // every fiber stack, weft and Boost alike
+constexpr std::uint64_t kYieldsPerFiber = 100'000; // per iteration: 2 x this many switches
+constexpr std::uint64_t kSpawnTotal = 1'000'000;   // fibers per spawn_join iteration
+constexpr std::uint64_t kSpawnBatch = 1'000;       // spawned, then joined, per batch
+constexpr std::uint64_t kSkynetLeaves = 1'000'000;
+constexpr std::uint64_t kSkynetSum = 499'999'500'000;  // sum of 0 .. 10^6 - 1
+constexpr int kIdleFibers = 1000;
+constexpr auto kIdleSleep = 10s;
+constexpr auto kIdleSettle = 200ms;  // after spawning, before the window opens
+constexpr auto kIdleWindow = 2s;
+
+std::atomic<bool> g_failed{false};
+
+// Marks the benchmark as failed (error_occurred in the JSON) and the run's exit status as 1.
+void fail(benchmark::State& st, const char* where, const std::string& what) {
+  std::fprintf(stderr, "runtime_bench: %s: %s\n", where, what.c_str());
+  g_failed.store(true);
+  st.SkipWithError(what.c_str());
+}
+
+std::int64_t ns_since(clock_type::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - t0).count();
+}
+
+// Wall-clock ns per operation over the whole timed loop (the same span as real_time), as a
+// counter so that the console, the JSON and the aggregates all carry it.
+void report_per_op(benchmark::State& st, const char* counter, std::int64_t elapsed_ns, std::uint64_t ops) {
+  st.SetItemsProcessed(static_cast<std::int64_t>(ops));
+  st.counters[counter] = static_cast<double>(elapsed_ns) / static_cast<double>(ops);
+}
+
+std::int64_t process_cpu_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// Resident set size in KiB (/proc/self/statm, second field, in pages).
+long rss_kib() {
+  long pages_total = 0, pages_resident = 0;
+  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages_total, &pages_resident) != 2) pages_resident = 0;
+    std::fclose(f);
+  }
+  return pages_resident * (::sysconf(_SC_PAGESIZE) / 1024);
+}
+
+// CPU used by the whole process over `window`, in percent of one core.
+double cpu_percent_over(clock_type::duration window) {
+  std::int64_t cpu0 = process_cpu_ns();
+  auto t0 = clock_type::now();
+  std::this_thread::sleep_for(window);
+  std::int64_t cpu1 = process_cpu_ns();
+  std::int64_t wall = ns_since(t0);
+  return 100.0 * static_cast<double>(cpu1 - cpu0) / static_cast<double>(wall);
+}
+
+weft::runtime_options weft_options(unsigned workers) {
+  return weft::runtime_options{.workers = workers, .stack_size = kStackSize};
+}
+
+boost::fibers::fixedsize_stack boost_stack() { return boost::fibers::fixedsize_stack(kStackSize); }
+
+// ---------------------------------------------------------------------------------------------
+// Boost.Fiber work_stealing on two threads. In Boost 1.74 the algorithm keeps its schedulers in
+// a static array sized on first use, and its constructor waits on a static barrier: it can be
+// instantiated for exactly `thread_count` threads once per process. So the two threads are
+// started once, on first use, and serve every work_stealing benchmark. Between jobs they sleep
+// on a std::condition_variable (no dispatcher runs, no CPU); during a job, thread 0 runs it on
+// its main fiber while thread 1 waits on a fiber condition variable, so its dispatcher spins and
+// steals, as in Boost's performance/fiber/skynet_stealing_join.cpp (suspend = false).
+class boost_ws_pool {
+ public:
+  static constexpr std::uint32_t kThreads = 2;
+
+  static boost_ws_pool& get() {
+    std::call_once(once_, [] { instance_ = new boost_ws_pool(); });
+    return *instance_;
+  }
+  static void shutdown_if_started() {
+    if (instance_ == nullptr) return;
+    instance_->stop();
+    delete instance_;
+    instance_ = nullptr;
+  }
+
+  /// Starts `job` on thread 0's main fiber; thread 1 helps until it returns.
+  void start(std::function<void()> job) {
+    std::lock_guard lk(m_);
+    job_ = std::move(job);
+    acks_ = 0;
+    ++gen_;
+    cv_.notify_all();
+  }
+  /// Waits until the job has returned and both threads are back asleep.
+  void wait() {
+    std::unique_lock lk(m_);
+    done_cv_.wait(lk, [&] { return acks_ == kThreads; });
+    job_ = nullptr;
+  }
+
+ private:
+  boost_ws_pool() {
+    for (std::uint32_t i = 0; i < kThreads; ++i) threads_.emplace_back([this, i] { loop(i); });
+  }
+  void stop() {
+    {
+      std::lock_guard lk(m_);
+      quit_ = true;
+      cv_.notify_all();
+    }
+    for (auto& t : threads_) t.join();
+  }
+
+  void loop(std::uint32_t index) {
+    boost::fibers::use_scheduling_algorithm<boost::fibers::algo::work_stealing>(kThreads);
+    std::uint64_t seen = 0;
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock lk(m_);
+        cv_.wait(lk, [&] { return quit_ || gen_ != seen; });
+        if (quit_) return;
+        seen = gen_;
+        if (index == 0) job = job_;
+      }
+      if (index == 0) {
+        job();
+        {
+          std::unique_lock lk(fm_);
+          fdone_ = seen;
+        }
+        fcv_.notify_all();
+      } else {
+        std::unique_lock lk(fm_);
+        fcv_.wait(lk, [&] { return fdone_ == seen; });
+      }
+      {
+        std::lock_guard lk(m_);
+        ++acks_;
+      }
+      done_cv_.notify_all();
+    }
+  }
+
+  static inline std::once_flag once_;
+  static inline boost_ws_pool* instance_ = nullptr;
+
+  std::mutex m_;
+  std::condition_variable cv_, done_cv_;
+  std::function<void()> job_;
+  std::uint64_t gen_ = 0;
+  std::uint32_t acks_ = 0;
+  bool quit_ = false;
+  boost::fibers::mutex fm_;
+  boost::fibers::condition_variable fcv_;
+  std::uint64_t fdone_ = 0;
+  std::vector<std::thread> threads_;
+};
+
+// =============================================================================================
+// 1. yield ping-pong: two fibers on one thread, each yields kYieldsPerFiber times.
+
+// The floor: a bare boost::context::fiber resumed from the thread and resuming it back. One
+// resume is one switch; a round trip is two.
+void BM_yield_bare_context(benchmark::State& st) {
+  namespace ctx = boost::context;
+  bool stop = false;
+  ctx::fiber f(std::allocator_arg, ctx::fixedsize_stack(kStackSize), [&stop](ctx::fiber&& caller) {
+    while (!stop) caller = std::move(caller).resume();
+    return std::move(caller);
+  });
+  f = std::move(f).resume();  // warm: the fiber is now parked in its loop
+  std::uint64_t switches = 0;
+  auto t0 = clock_type::now();
+  for (auto _ : st) {
+    for (std::uint64_t i = 0; i < kYieldsPerFiber; ++i) f = std::move(f).resume();
+    switches += 2 * kYieldsPerFiber;
+  }
+  report_per_op(st, "ns_per_switch", ns_since(t0), switches);
+  stop = true;
+  f = std::move(f).resume();  // lets the fiber return
+}
+
+void BM_yield_boost_fiber(benchmark::State& st) {
+  auto body = [] {
+    for (std::uint64_t i = 0; i < kYieldsPerFiber; ++i) boost::this_fiber::yield();
+  };
+  std::uint64_t switches = 0;
+  auto t0 = clock_type::now();
+  for (auto _ : st) {
+    boost::fibers::fiber a(std::allocator_arg, boost_stack(), body);
+    boost::fibers::fiber b(std::allocator_arg, boost_stack(), body);
+    a.join();
+    b.join();
+    switches += 2 * kYieldsPerFiber;
+  }
+  report_per_op(st, "ns_per_switch", ns_since(t0), switches);
+}
+
+void BM_yield_weft(benchmark::State& st) {
+  weft::runtime rt(weft_options(1));
+  auto body = [] {
+    for (std::uint64_t i = 0; i < kYieldsPerFiber; ++i) weft::this_fiber::yield();
+  };
+  std::uint64_t switches = 0;
+  std::uint64_t counted0 = rt.stats().context_switches;
+  auto t0 = clock_type::now();
+  for (auto _ : st) {
+    rt.block_on([&] {
+      auto a = weft::spawn(body);
+      auto b = weft::spawn(body);
+      a.join();
+      b.join();
+    });
+    switches += 2 * kYieldsPerFiber;
+  }
+  report_per_op(st, "ns_per_switch", ns_since(t0), switches);
+  // The runtime's own count, per yield: 1.0 means one context switch per yield.
+  st.counters["switches_per_yield"] =
+      static_cast<double>(rt.stats().context_switches - counted0) / static_cast<double>(switches);
+}
+
+// =============================================================================================
+// 2. spawn + join of empty fibers, kSpawnBatch at a time, kSpawnTotal per iteration. One batch
+// runs before the timed loop so stacks are pooled (weft) / recycled by malloc (Boost).
+
+void weft_spawn_batches(std::uint64_t batches) {
+  std::vector<weft::join_handle<void>> hs;
+  hs.reserve(kSpawnBatch);
+  for (std::uint64_t b = 0; b < batches; ++b) {
+    for (std::uint64_t i = 0; i < kSpawnBatch; ++i) hs.push_back(weft::spawn([] {}));
+    for (auto& h : hs) h.join();
+    hs.clear();
+  }
+}
+
+void BM_spawn_join_weft(benchmark::State& st) {
+  weft::runtime rt(weft_options(static_cast<unsigned>(st.range(0))));
+  rt.block_on([] { weft_spawn_batches(1); });
+  std::uint64_t fibers = 0;
+  auto t0 = clock_type::now();
+  for (auto _ : st) {
+    rt.block_on([] { weft_spawn_batches(kSpawnTotal / kSpawnBatch); });
+    fibers += kSpawnTotal;
+  }
+  report_per_op(st, "ns_per_fiber", ns_since(t0), fibers);
+  st.counters["stacks_mapped"] = static_cast<double>(rt.stats().stacks_mapped);
+}
+
+void boost_spawn_batches(std::uint64_t batches) {
+  std::vector<boost::fibers::fiber> fs;
+  fs.reserve(kSpawnBatch);
+  for (std::uint64_t b = 0; b < batches; ++b) {
+    for (std::uint64_t i = 0; i < kSpawnBatch; ++i) fs.emplace_back(std::allocator_arg, boost_stack(), [] {});
+    for (auto& f : fs) f.join();
+    fs.clear();
+  }
+}
+
+void BM_spawn_join_boost_fiber(benchmark::State& st) {
+  boost_spawn_batches(1);
+  std::uint64_t fibers = 0;
+  auto t0 = clock_type::now();
+  for (auto _ : st) {
+    boost_spawn_batches(kSpawnTotal / kSpawnBatch);
+    fibers += kSpawnTotal;
+  }
+  report_per_op(st, "ns_per_fiber", ns_since(t0), fibers);
+}
+
+// =============================================================================================
+// 3. skynet: each fiber spawns 10 children down to 10^6 leaves; a leaf returns its number and
+// every parent returns the sum of its children. 1'111'111 fibers per run.
+
+std::uint64_t skynet_weft(std::uint64_t num, std::uint64_t size) {
+  if (size == 1) return num;
+  const std::uint64_t child = size / 10;
+  std::array<weft::join_handle<std::uint64_t>, 10> hs;
+  for (std::uint64_t i = 0; i < 10; ++i)
+    hs[i] = weft::spawn([num, child, i] { return skynet_weft(num + i * child, child); });
+  std::uint64_t sum = 0;
+  for (auto& h : hs) sum += h.join();
+  return sum;
+}
+
+void BM_skynet_weft(benchmark::State& st) {
+  weft::runtime rt(weft_options(static_cast<unsigned>(st.range(0))));
+  std::uint64_t runs = 0;
+  std::uint64_t steals0 = rt.stats().steals;
+  auto t0 = clock_type::now();
+  for (auto _ : st) {
+    std::uint64_t sum = rt.block_on([] { return skynet_weft(0, kSkynetLeaves); });
+    if (sum != kSkynetSum) {
+      fail(st, "BM_skynet_weft", "skynet sum " + std::to_string(sum) + " != " + std::to_string(kSkynetSum));
+      return;
+    }
+    ++runs;
+  }
+  st.counters["ms_per_run"] = static_cast<double>(ns_since(t0)) / 1e6 / static_cast<double>(runs);
+  st.counters["steals_per_run"] = static_cast<double>(rt.stats().steals - steals0) / static_cast<double>(runs);
+  st.counters["stacks_mapped"] = static_cast<double>(rt.stats().stacks_mapped);
+}
+
+// Boost: children write their result into the parent's frame; join() orders the write before
+// the read. launch::dispatch (the child runs at once) as in Boost's own skynet examples.
+void skynet_boost(std::uint64_t& out, std::uint64_t num, std::uint64_t size) {
+  if (size == 1) {
+    out = num;
+    return;
+  }
+  const std::uint64_t child = size / 10;
+  std::array<std::uint64_t, 10> results{};
+  std::array<boost::fibers::fiber, 10> fs;
+  for (std::uint64_t i = 0; i < 10; ++i)
+    fs[i] = boost::fibers::fiber(boost::fibers::launch::dispatch, std::allocator_arg, boost_stack(),
+                                 [&results, num, child, i] { skynet_boost(results[i], num + i * child, child); });
+  for (auto& f : fs) f.join();
+  std::uint64_t sum = 0;
+  for (std::uint64_t r : results) sum += r;
+  out = sum;
+}
+
+void BM_skynet_boost_round_robin(benchmark::State& st) {
+  std::uint64_t runs = 0;
+  auto t0 = clock_type::now();
+  for (auto _ : st) {
+    std::uint64_t sum = 0;
+    skynet_boost(sum, 0, kSkynetLeaves);
+    if (sum != kSkynetSum) {
+      fail(st, "BM_skynet_boost_round_robin", "skynet sum " + std::to_string(sum) + " != " + std::to_string(kSkynetSum));
+      return;
+    }
+    ++runs;
+  }
+  st.counters["ms_per_run"] = static_cast<double>(ns_since(t0)) / 1e6 / static_cast<double>(runs);
+}
+
+void BM_skynet_boost_work_stealing(benchmark::State& st) {
+  boost_ws_pool& pool = boost_ws_pool::get();
+  std::uint64_t runs = 0;
+  auto t0 = clock_type::now();
+  for (auto _ : st) {
+    std::uint64_t sum = 0;
+    pool.start([&sum] { skynet_boost(sum, 0, kSkynetLeaves); });
+    pool.wait();
+    if (sum != kSkynetSum) {
+      fail(st, "BM_skynet_boost_work_stealing", "skynet sum " + std::to_string(sum) + " != " + std::to_string(kSkynetSum));
+      return;
+    }
+    ++runs;
+  }
+  st.counters["ms_per_run"] = static_cast<double>(ns_since(t0)) / 1e6 / static_cast<double>(runs);
+}
+
+// =============================================================================================
+// 4. idle: 1000 fibers asleep for 10 s on a 2-thread scheduler; CPU of the whole process over a
+// 2 s window that opens kIdleSettle after the spawns. The benchmark thread only sleeps then.
+
+void BM_idle_weft(benchmark::State& st) {
+  double cpu = 0, rss_per_fiber = 0;
+  for (auto _ : st) {
+    weft::runtime rt(weft_options(2));
+    std::this_thread::sleep_for(50ms);
+    long rss0 = rss_kib();
+    std::vector<weft::join_handle<void>> hs;
+    hs.reserve(kIdleFibers);
+    for (int i = 0; i < kIdleFibers; ++i) hs.push_back(rt.spawn([] { weft::this_fiber::sleep_for(kIdleSleep); }));
+    std::this_thread::sleep_for(kIdleSettle);
+    long rss1 = rss_kib();
+    cpu = cpu_percent_over(kIdleWindow);
+    rss_per_fiber = static_cast<double>(rss1 - rss0) / kIdleFibers;
+    if (rt.stats().live_fibers != static_cast<std::uint64_t>(kIdleFibers)) {
+      fail(st, "BM_idle_weft", "live_fibers " + std::to_string(rt.stats().live_fibers) + " != " + std::to_string(kIdleFibers) +
+                   " (a sleeper ended before its 10 s)");
+      return;
+    }
+    hs.clear();  // detach: the runtime's shutdown unwinds the sleepers
+  }
+  st.counters["cpu_pct"] = cpu;
+  st.counters["rss_kib_per_fiber"] = rss_per_fiber;
+}
+
+void BM_idle_boost_work_stealing(benchmark::State& st) {
+  boost_ws_pool& pool = boost_ws_pool::get();
+  double cpu = 0;
+  for (auto _ : st) {
+    struct shared {
+      boost::fibers::mutex m;
+      boost::fibers::condition_variable cv;
+      bool release = false;
+    } sh;
+    std::atomic<int> timed_out{0};
+    pool.start([&sh, &timed_out] {
+      std::vector<boost::fibers::fiber> fs;
+      fs.reserve(kIdleFibers);
+      for (int i = 0; i < kIdleFibers; ++i)
+        fs.emplace_back(std::allocator_arg, boost_stack(), [&sh, &timed_out] {
+          // A 10 s sleep that the benchmark can cut short once the window has closed.
+          std::unique_lock lk(sh.m);
+          if (!sh.cv.wait_for(lk, kIdleSleep, [&] { return sh.release; })) timed_out.fetch_add(1);
+        });
+      for (auto& f : fs) f.join();
+    });
+    std::this_thread::sleep_for(kIdleSettle);
+    cpu = cpu_percent_over(kIdleWindow);
+    {
+      std::unique_lock lk(sh.m);
+      sh.release = true;
+    }
+    sh.cv.notify_all();
+    pool.wait();
+    if (timed_out.load() != 0) {
+      fail(st, "BM_idle_boost_work_stealing", std::to_string(timed_out.load()) + " sleepers were not released before their 10 s");
+      return;
+    }
+  }
+  st.counters["cpu_pct"] = cpu;
+}
+
+}  // namespace
+
+// Yield: Google Benchmark picks the iteration count (each iteration is 200'000 switches).
+BENCHMARK(BM_yield_bare_context)->Name("yield/bare_context")->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_yield_boost_fiber)->Name("yield/boost_fiber")->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_yield_weft)->Name("yield/weft")->UseRealTime()->Unit(benchmark::kMillisecond);
+
+BENCHMARK(BM_spawn_join_boost_fiber)->Name("spawn_join/boost_fiber")->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_spawn_join_weft)->Name("spawn_join/weft")->ArgName("workers")->Arg(1)->Arg(2)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+BENCHMARK(BM_skynet_boost_round_robin)->Name("skynet/boost_round_robin")->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_skynet_boost_work_stealing)->Name("skynet/boost_work_stealing")->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_skynet_weft)->Name("skynet/weft")->ArgName("workers")->Arg(1)->Arg(2)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+BENCHMARK(BM_idle_boost_work_stealing)->Name("idle/boost_work_stealing")->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_idle_weft)->Name("idle/weft")->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::AddCustomContext("weft_stack_size", std::to_string(kStackSize));
+  benchmark::AddCustomContext("boost_version", BOOST_LIB_VERSION);
+#ifdef NDEBUG
+  benchmark::AddCustomContext("weft_bench_build", "NDEBUG");
+#else
+  benchmark::AddCustomContext("weft_bench_build", "assertions on (not a release build)");
+#endif
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  boost_ws_pool::shutdown_if_started();
+  return g_failed.load() ? 1 : 0;
+}
