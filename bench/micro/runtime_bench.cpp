@@ -17,6 +17,7 @@
 
 #include <weft/weft.hpp>
 
+#include <malloc.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,7 +43,6 @@ using clock_type = std::chrono::steady_clock;
 constexpr std::size_t kStackSize = 64 * 1024;      // every fiber stack, weft and Boost alike
 constexpr std::uint64_t kYieldsPerFiber = 100'000; // per iteration: 2 x this many switches
 constexpr std::uint64_t kSpawnTotal = 1'000'000;   // fibers per spawn_join iteration
-constexpr std::uint64_t kSpawnBatch = 1'000;       // spawned, then joined, per batch
 constexpr std::uint64_t kSkynetLeaves = 1'000'000;
 constexpr std::uint64_t kSkynetSum = 499'999'500'000;  // sum of 0 .. 10^6 - 1
 constexpr int kIdleFibers = 1000;
@@ -263,48 +263,53 @@ void BM_yield_weft(benchmark::State& st) {
 }
 
 // =============================================================================================
-// 2. spawn + join of empty fibers, kSpawnBatch at a time, kSpawnTotal per iteration. One batch
-// runs before the timed loop so stacks are pooled (weft) / recycled by malloc (Boost).
+// 2. spawn + join of empty fibers, `batch` at a time (spawn them all, then join them all),
+// kSpawnTotal per iteration. One batch runs before the timed loop so that stacks are pooled
+// (weft) or recycled by malloc (Boost, see main()).
 
-void weft_spawn_batches(std::uint64_t batches) {
+void weft_spawn_batches(std::uint64_t total, std::uint64_t batch) {
   std::vector<weft::join_handle<void>> hs;
-  hs.reserve(kSpawnBatch);
-  for (std::uint64_t b = 0; b < batches; ++b) {
-    for (std::uint64_t i = 0; i < kSpawnBatch; ++i) hs.push_back(weft::spawn([] {}));
+  hs.reserve(batch);
+  for (std::uint64_t done = 0; done < total; done += batch) {
+    for (std::uint64_t i = 0; i < batch; ++i) hs.push_back(weft::spawn([] {}));
     for (auto& h : hs) h.join();
     hs.clear();
   }
 }
 
+// Args: workers, batch.
 void BM_spawn_join_weft(benchmark::State& st) {
+  const std::uint64_t batch = static_cast<std::uint64_t>(st.range(1));
   weft::runtime rt(weft_options(static_cast<unsigned>(st.range(0))));
-  rt.block_on([] { weft_spawn_batches(1); });
+  rt.block_on([batch] { weft_spawn_batches(batch, batch); });
   std::uint64_t fibers = 0;
   auto t0 = clock_type::now();
   for (auto _ : st) {
-    rt.block_on([] { weft_spawn_batches(kSpawnTotal / kSpawnBatch); });
+    rt.block_on([batch] { weft_spawn_batches(kSpawnTotal, batch); });
     fibers += kSpawnTotal;
   }
   report_per_op(st, "ns_per_fiber", ns_since(t0), fibers);
   st.counters["stacks_mapped"] = static_cast<double>(rt.stats().stacks_mapped);
 }
 
-void boost_spawn_batches(std::uint64_t batches) {
+void boost_spawn_batches(std::uint64_t total, std::uint64_t batch) {
   std::vector<boost::fibers::fiber> fs;
-  fs.reserve(kSpawnBatch);
-  for (std::uint64_t b = 0; b < batches; ++b) {
-    for (std::uint64_t i = 0; i < kSpawnBatch; ++i) fs.emplace_back(std::allocator_arg, boost_stack(), [] {});
+  fs.reserve(batch);
+  for (std::uint64_t done = 0; done < total; done += batch) {
+    for (std::uint64_t i = 0; i < batch; ++i) fs.emplace_back(std::allocator_arg, boost_stack(), [] {});
     for (auto& f : fs) f.join();
     fs.clear();
   }
 }
 
+// Arg: batch. Round-robin on the benchmark thread.
 void BM_spawn_join_boost_fiber(benchmark::State& st) {
-  boost_spawn_batches(1);
+  const std::uint64_t batch = static_cast<std::uint64_t>(st.range(0));
+  boost_spawn_batches(batch, batch);
   std::uint64_t fibers = 0;
   auto t0 = clock_type::now();
   for (auto _ : st) {
-    boost_spawn_batches(kSpawnTotal / kSpawnBatch);
+    boost_spawn_batches(kSpawnTotal, batch);
     fibers += kSpawnTotal;
   }
   report_per_op(st, "ns_per_fiber", ns_since(t0), fibers);
@@ -398,25 +403,65 @@ void BM_skynet_boost_work_stealing(benchmark::State& st) {
 // 4. idle: 1000 fibers asleep for 10 s on a 2-thread scheduler; CPU of the whole process over a
 // 2 s window that opens kIdleSettle after the spawns. The benchmark thread only sleeps then.
 
+// The sleep is a 10 s timed park (what this_fiber::sleep_for does) whose ticket is also
+// published to a board, so the benchmark can end it once the window has closed, as the Boost
+// version does with a condition variable: the runtime is never destroyed with sleepers in it.
+struct ticket_board {
+  std::mutex m;
+  std::vector<weft::wait_ticket> tickets;  // guarded by m
+  bool released = false;                   // guarded by m
+};
+
+void weft_timed_sleep(ticket_board& board, std::atomic<int>& timed_out) {
+  struct publish_arg {
+    ticket_board* board;
+    weft::wait_ticket ticket;
+  } arg{&board, weft::prepare_wait()};
+  weft::wake_reason r = weft::park(
+      arg.ticket, clock_type::now() + kIdleSleep,
+      [](void* p) {
+        auto* a = static_cast<publish_arg*>(p);
+        ticket_board* b = a->board;
+        weft::wait_ticket t = a->ticket;  // copy: once woken, `a` (on the fiber's stack) may go
+        std::lock_guard lk(b->m);
+        if (b->released) {
+          t.wake();
+        } else {
+          b->tickets.push_back(t);
+        }
+      },
+      &arg);
+  if (r == weft::wake_reason::timed_out) timed_out.fetch_add(1);
+}
+
 void BM_idle_weft(benchmark::State& st) {
   double cpu = 0, rss_per_fiber = 0;
   for (auto _ : st) {
     weft::runtime rt(weft_options(2));
     std::this_thread::sleep_for(50ms);
     long rss0 = rss_kib();
+    ticket_board board;
+    std::atomic<int> timed_out{0};
     std::vector<weft::join_handle<void>> hs;
     hs.reserve(kIdleFibers);
-    for (int i = 0; i < kIdleFibers; ++i) hs.push_back(rt.spawn([] { weft::this_fiber::sleep_for(kIdleSleep); }));
+    for (int i = 0; i < kIdleFibers; ++i) hs.push_back(rt.spawn([&] { weft_timed_sleep(board, timed_out); }));
     std::this_thread::sleep_for(kIdleSettle);
     long rss1 = rss_kib();
     cpu = cpu_percent_over(kIdleWindow);
     rss_per_fiber = static_cast<double>(rss1 - rss0) / kIdleFibers;
-    if (rt.stats().live_fibers != static_cast<std::uint64_t>(kIdleFibers)) {
-      fail(st, "BM_idle_weft", "live_fibers " + std::to_string(rt.stats().live_fibers) + " != " + std::to_string(kIdleFibers) +
-                   " (a sleeper ended before its 10 s)");
+    std::uint64_t live = rt.stats().live_fibers;
+    {
+      std::lock_guard lk(board.m);
+      board.released = true;
+      for (const auto& t : board.tickets) t.wake();
+    }
+    for (auto& h : hs) h.join();
+    if (live != static_cast<std::uint64_t>(kIdleFibers) || timed_out.load() != 0) {
+      fail(st, "BM_idle_weft",
+           "live_fibers " + std::to_string(live) + " (want " + std::to_string(kIdleFibers) + "), " +
+               std::to_string(timed_out.load()) + " sleepers timed out before being released");
       return;
     }
-    hs.clear();  // detach: the runtime's shutdown unwinds the sleepers
   }
   st.counters["cpu_pct"] = cpu;
   st.counters["rss_kib_per_fiber"] = rss_per_fiber;
@@ -466,8 +511,11 @@ BENCHMARK(BM_yield_bare_context)->Name("yield/bare_context")->UseRealTime()->Uni
 BENCHMARK(BM_yield_boost_fiber)->Name("yield/boost_fiber")->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_yield_weft)->Name("yield/weft")->UseRealTime()->Unit(benchmark::kMillisecond);
 
-BENCHMARK(BM_spawn_join_boost_fiber)->Name("spawn_join/boost_fiber")->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_spawn_join_weft)->Name("spawn_join/weft")->ArgName("workers")->Arg(1)->Arg(2)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+// spawn_join: batches of 100 (within the per-worker stack cache and run queue) and 1000.
+BENCHMARK(BM_spawn_join_boost_fiber)->Name("spawn_join/boost_fiber")->ArgName("batch")->Arg(100)->Arg(1000)
+    ->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_spawn_join_weft)->Name("spawn_join/weft")->ArgNames({"workers", "batch"})
+    ->ArgsProduct({{1, 2}, {100, 1000}})->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 BENCHMARK(BM_skynet_boost_round_robin)->Name("skynet/boost_round_robin")->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_skynet_boost_work_stealing)->Name("skynet/boost_work_stealing")->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
@@ -479,6 +527,14 @@ BENCHMARK(BM_idle_weft)->Name("idle/weft")->Iterations(1)->UseRealTime()->Unit(b
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  // Boost.Fiber's fixedsize_stack mallocs every stack. With glibc's default thresholds a freed
+  // 64 KiB stack at the top of the heap is trimmed back to the kernel, so every Boost fiber paid
+  // for brk calls and fresh page faults (8 us per spawn+join, 9 s per skynet). Keep freed memory
+  // instead: malloc then recycles stacks as weft's pool does. weft's stacks are mmap'd by weft
+  // and are not affected.
+  ::mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+  ::mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
+  benchmark::AddCustomContext("malloc_tuning", "M_MMAP_THRESHOLD=4MiB M_TRIM_THRESHOLD=1GiB (Boost stacks)");
   benchmark::AddCustomContext("weft_stack_size", std::to_string(kStackSize));
   benchmark::AddCustomContext("boost_version", BOOST_LIB_VERSION);
 #ifdef NDEBUG

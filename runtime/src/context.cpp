@@ -1,6 +1,8 @@
 // Boost.Context glue and the sanitizer annotations (see context.hpp for the invariant).
 #include "context.hpp"
 
+#include <weft/detail/core.hpp>
+
 #include <boost/context/fiber.hpp>
 #include <boost/context/preallocated.hpp>
 #include <boost/context/stack_context.hpp>
@@ -160,7 +162,7 @@ ctx::fiber on_arrival(ctx::fiber&& from_ctx, const switch_record* rec_ptr) {
   switch_record rec = *rec_ptr;  // copy: `after` may let the previous context run elsewhere
   annotate_arrive(*rec.to, rec.from);
   fiber_of(*rec.from) = std::move(from_ctx);
-  if (rec.unwind) throw unwind_request{};
+  if (rec.unwind) throw forced_unwind{};
   if (rec.after != nullptr) rec.after(rec.arg);
   return {};
 }

@@ -53,13 +53,9 @@ void context_make(machine_context& ctx, void* lo, void* hi, context_entry_fn ent
 /// Suspends the caller into `self` and resumes `to`; `after(arg)` runs on `to` first.
 void context_switch(machine_context& self, machine_context& to, after_switch_fn after, void* arg);
 
-/// Resumes `ctx` by throwing `unwind_request` from its suspension point; returns when the
-/// unwound fiber exits back to `self`.
+/// Resumes `ctx` by throwing detail::forced_unwind (weft/detail/core.hpp) from its suspension
+/// point; returns when the unwound fiber exits back to `self`.
 void context_unwind(machine_context& self, machine_context& ctx);
-
-/// Thrown into a suspended fiber to unwind its stack at runtime shutdown. User code must not
-/// swallow it (`catch (...)` must rethrow).
-struct unwind_request {};
 
 /// True if `ctx` holds a suspended context.
 bool context_valid(const machine_context& ctx) noexcept;

@@ -182,6 +182,20 @@ spawn_params to_params(const spawn_options& o) noexcept {
   return p;
 }
 
+join_guard::join_guard(fiber_cb* f) noexcept : counted_(nullptr) {
+  fiber_cb* me = current_fiber();
+  if (me == nullptr || me->rt != f->rt) {
+    counted_ = f->rt;
+    counted_->outside_joiners.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+join_guard::~join_guard() {
+  // Ordering: release pairs with the acquire load in runtime_impl::shutdown; nothing of the
+  // runtime is touched after this.
+  if (counted_ != nullptr) counted_->outside_joiners.fetch_sub(1, std::memory_order_release);
+}
+
 runtime_impl* runtime_of(const runtime& rt) noexcept { return rt.impl_; }
 runtime_impl* default_runtime_impl() { return runtime_of(runtime::default_runtime()); }
 
@@ -212,6 +226,7 @@ void fiber::join() {
   if (cb_ == nullptr) throw std::system_error(std::make_error_code(std::errc::invalid_argument), "weft::fiber::join");
   if (cb_ == current_fiber())
     throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur), "weft::fiber::join");
+  join_guard outside(cb_);
   fiber_join(cb_);
   fiber_release(std::exchange(cb_, nullptr));
 }

@@ -105,6 +105,7 @@ runtime_stats runtime_impl::stats() const {
   s.live_fibers = pool.in_use();
   s.stacks_mapped = pool.mapped();
   s.workers = static_cast<unsigned>(workers.size());
+  s.outside_joiners = outside_joiners.load(std::memory_order_relaxed);
   switch (pool.guard()) {
     case guard_kind::madvise_guard: s.guard = "madvise"; break;
     case guard_kind::mprotect: s.guard = "mprotect"; break;
@@ -155,6 +156,16 @@ void runtime_impl::shutdown() noexcept {
   stop_workers();
   blocking.shutdown();
   unwind_all();
+  // Threads still inside join() read the control blocks: let them leave before unmapping.
+  auto started = std::chrono::steady_clock::now();
+  while (outside_joiners.load(std::memory_order_acquire) != 0) {
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+    if (std::chrono::steady_clock::now() - started > std::chrono::seconds(5)) {
+      std::fprintf(stderr, "weft: runtime shutdown is waiting for %u thread(s) still inside join()\n",
+                   outside_joiners.load(std::memory_order_relaxed));
+      started = std::chrono::steady_clock::now();
+    }
+  }
 }
 
 void runtime_impl::unwind_all() noexcept {

@@ -45,9 +45,10 @@ struct worker {
   bool keep_time() noexcept;
   /// Suspends the current fiber `self` (its context saved into self->ctx) and runs the next
   /// local fiber or returns to the scheduler loop; `after(arg)` runs once self is saved.
-  void switch_away(fiber_cb* self, after_switch_fn after, void* arg) noexcept;
+  /// Throws detail::forced_unwind when the runtime unwinds the fiber at shutdown.
+  void switch_away(fiber_cb* self, after_switch_fn after, void* arg);
   /// As switch_away, to a `next` (may be null: the scheduler loop) the caller already took.
-  void switch_to(fiber_cb* self, fiber_cb* next, after_switch_fn after, void* arg) noexcept;
+  void switch_to(fiber_cb* self, fiber_cb* next, after_switch_fn after, void* arg);
   /// The worker thread's loop.
   void run() noexcept;
 
@@ -112,6 +113,9 @@ struct runtime_impl {
   std::atomic<bool> unwinding{false};
   // Counters of fibers spawned/finished outside any worker (plain threads, shutdown).
   std::atomic<std::uint64_t> spawned_outside{0}, finished_outside{0};
+  // Joins from outside this runtime in progress (join_guard). Ordering: the guard's release
+  // decrement pairs with shutdown's acquire load before it unmaps stacks.
+  std::atomic<unsigned> outside_joiners{0};
   weft::runtime* facade = nullptr;  // the public object, for runtime::current()
 
  private:

@@ -106,11 +106,11 @@ fiber_cb* worker::take_from_global() noexcept {
   return f;
 }
 
-void worker::switch_away(fiber_cb* self, after_switch_fn after, void* arg) noexcept {
+void worker::switch_away(fiber_cb* self, after_switch_fn after, void* arg) {
   switch_to(self, next_local(), after, arg);
 }
 
-void worker::switch_to(fiber_cb* self, fiber_cb* next, after_switch_fn after, void* arg) noexcept {
+void worker::switch_to(fiber_cb* self, fiber_cb* next, after_switch_fn after, void* arg) {
   worker_counters::bump(counters.switches);
   if (next != nullptr) {
     current = next;

@@ -254,6 +254,7 @@ class join_handle {
     if (cb_ == nullptr) throw std::system_error(std::make_error_code(std::errc::invalid_argument), "weft::join_handle::join");
     if (cb_ == detail::current_fiber())
       throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur), "weft::join_handle::join");
+    detail::join_guard outside(cb_);
     detail::fiber_join(cb_);
     detail::fiber_cb* cb = std::exchange(cb_, nullptr);
     auto* slot = std::exchange(slot_, nullptr);

@@ -48,6 +48,7 @@ struct runtime_stats {
   std::uint64_t live_fibers = 0;     ///< fibers whose stack is in use (running, waiting or unjoined)
   std::uint64_t stacks_mapped = 0;   ///< stacks the pool holds, in use or free
   unsigned workers = 0;
+  unsigned outside_joiners = 0;      ///< plain threads (or other runtimes' fibers) inside a join
   const char* guard = "";            ///< "madvise", "mprotect" or "none"
 };
 

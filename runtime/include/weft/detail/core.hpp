@@ -57,6 +57,20 @@ fiber_cb* current_fiber() noexcept;
 /// True while the current fiber's runtime is unwinding fibers at shutdown.
 bool current_runtime_unwinding() noexcept;
 
+/// Held by a join from outside the fiber's runtime (a plain thread, another runtime's fiber)
+/// from before it waits until after its last access to the fiber: runtime shutdown waits for
+/// such joins to leave before it unmaps the stacks they read.
+class join_guard {
+ public:
+  explicit join_guard(fiber_cb* f) noexcept;
+  ~join_guard();
+  join_guard(const join_guard&) = delete;
+  join_guard& operator=(const join_guard&) = delete;
+
+ private:
+  runtime_impl* counted_;
+};
+
 runtime_impl* default_runtime_impl();
 runtime_impl* runtime_of(const runtime& rt) noexcept;
 
