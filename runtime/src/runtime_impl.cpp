@@ -2,6 +2,7 @@
 // shutdown (stop workers, drain the blocking pool, unwind what is left). docs/scheduler.md,
 // "Shutdown", lists the steps.
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 
 #include "scheduler.hpp"
@@ -26,6 +27,8 @@ runtime_options resolve(runtime_options o) {
   if (o.workers == 0) o.workers = std::max(1u, std::thread::hardware_concurrency());
   if (o.run_queue_capacity < 4 || (o.run_queue_capacity & (o.run_queue_capacity - 1)) != 0) o.run_queue_capacity = 256;
   if (o.stack_size < 16 * 1024) o.stack_size = 16 * 1024;
+  // Test mode for a whole suite (CI runs it once): every runtime migrates on every yield.
+  if (const char* m = std::getenv("WEFT_MIGRATE_ON_YIELD"); m != nullptr && m[0] == '1') o.migrate_on_yield = true;
   return o;
 }
 }  // namespace

@@ -135,10 +135,10 @@ TEST_P(SchedulerTest, MillionSpawnsAcrossWorkers) {
   EXPECT_EQ(count.load(), total / spawners * spawners);
 }
 
-TEST_P(SchedulerTest, WorkIsStolenWhenOneWorkerSpawnsEverything) {
-  if (GetParam() < 2) GTEST_SKIP() << "stealing needs two workers";
+TEST(StealTest, WorkIsStolenWhenOneWorkerSpawnsEverything) {
+  weft::runtime rt(weft::runtime_options{.workers = 2});
   std::atomic<int> on_other{0};
-  rt().block_on([&] {
+  rt.block_on([&] {
     int home = weft::this_fiber::worker_index();
     std::vector<weft::join_handle<void>> hs;
     for (int i = 0; i < 2000; ++i) {
@@ -151,7 +151,8 @@ TEST_P(SchedulerTest, WorkIsStolenWhenOneWorkerSpawnsEverything) {
     for (auto& h : hs) h.join();
   });
   EXPECT_GT(on_other.load(), 0);
-  EXPECT_GT(rt().stats().steals, 0u);
+  EXPECT_GT(rt.stats().steals, 0u);
+  weft_test::expect_no_leaks(rt);
 }
 
 struct wait_node {

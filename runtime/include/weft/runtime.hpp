@@ -30,7 +30,8 @@ struct runtime_options {
   /// Slots of each worker's run queue (a power of two). Tests shrink it to exercise overflow.
   std::uint32_t run_queue_capacity = 256;
   /// Test mode: every yield hands the fiber to another worker, to flush out code that caches
-  /// thread_local, errno or thread ids across suspension points.
+  /// thread_local, errno or thread ids across suspension points. The environment variable
+  /// WEFT_MIGRATE_ON_YIELD=1 turns it on for every runtime of the process.
   bool migrate_on_yield = false;
   /// Test mode: use the mprotect guard even where MADV_GUARD_INSTALL works.
   bool force_mprotect_guard = false;

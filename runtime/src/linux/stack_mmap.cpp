@@ -24,18 +24,20 @@ namespace {
 // -1 unknown, 0 no, 1 yes. Ordering: relaxed; a race only repeats the probe.
 std::atomic<int> g_guard_probe{-1};
 
-[[noreturn]] void throw_mapping_error(const char* what, int err, std::size_t bytes) {
+[[noreturn]] void throw_mapping_error(const char* what, int err, std::size_t count, std::size_t bytes,
+                                      bool mprotect_guard) {
   std::size_t maps = process_mapping_count();
   std::size_t limit = max_map_count();
   char msg[768];
   std::snprintf(msg, sizeof msg,
-                "weft: cannot map a fiber stack: %s of %zu KiB failed. The process has %zu memory "
-                "mappings and vm.max_map_count is %zu (each guarded stack costs %s). Remedies: "
+                "weft: cannot map fiber stacks: %s failed (%zu stack(s), %zu KiB). The process has "
+                "%zu memory mappings and vm.max_map_count is %zu (each guarded stack costs %s). "
+                "Remedies: "
                 "raise the limit (sysctl -w vm.max_map_count=262144), keep fewer fibers alive at "
                 "once, use a smaller runtime_options::stack_size, or set "
                 "runtime_options::guard_pages = false",
-                what, bytes / 1024, maps, limit,
-                kernel_has_madvise_guard() ? "1 mapping" : "2 mappings with the mprotect guard");
+                what, count, bytes / 1024, maps, limit,
+                mprotect_guard ? "2 mappings with the mprotect guard" : "no extra mapping with MADV_GUARD_INSTALL");
   throw std::system_error(err, std::generic_category(), msg);
 }
 
@@ -67,10 +69,10 @@ mapped_stack map_stacks(std::size_t count, std::size_t usable, bool guarded, boo
   s.total = stride * count;
   void* p = ::mmap(nullptr, s.total, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-  if (p == MAP_FAILED) throw_mapping_error("mmap", errno, s.total);
+  bool use_madvise = !force_mprotect && kernel_has_madvise_guard();
+  if (p == MAP_FAILED) throw_mapping_error("mmap", errno, count, s.total, guarded && !use_madvise);
   s.base = p;
   if (!guarded) return s;
-  bool use_madvise = !force_mprotect && kernel_has_madvise_guard();
   s.kind = use_madvise ? guard_kind::madvise_guard : guard_kind::mprotect;
   for (std::size_t i = 0; i < count; ++i) {
     char* guard = static_cast<char*>(p) + i * stride;
@@ -78,7 +80,7 @@ mapped_stack map_stacks(std::size_t count, std::size_t usable, bool guarded, boo
     if (::mprotect(guard, ps, PROT_NONE) != 0) {
       int err = errno;
       ::munmap(p, s.total);
-      throw_mapping_error("mprotect of a guard page", err, s.total);
+      throw_mapping_error("mprotect of a guard page", err, count, s.total, true);
     }
     s.kind = guard_kind::mprotect;
   }

@@ -1,0 +1,150 @@
+// Stacks (T16, T17): overflow is reported with the fiber named; every stack is guarded (probed
+// from a forked child); the MADV_GUARD path adds almost no mappings; the mprotect fallback
+// either fits under vm.max_map_count or fails with an error that names the limit.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "fiber_cb.hpp"
+#include "stack_memory.hpp"
+#include "stack_pool.hpp"
+#include "weft_test.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+int recurse(int depth) {
+  volatile char frame[512];
+  frame[0] = static_cast<char>(depth);
+  return recurse(depth + 1) + frame[0];
+}
+
+TEST(StackDeathTest, OverflowNamesTheFiber) {
+  EXPECT_EXIT(
+      {
+        weft::runtime rt(weft::runtime_options{.workers = 1, .stack_size = 64 * 1024});
+        rt.block_on([] { return weft::spawn(weft::spawn_options{.name = "recurser"}, [] { return recurse(0); }).join(); });
+      },
+      ::testing::KilledBySignal(SIGABRT), "weft: stack overflow in fiber [0-9]+ \"recurser\"");
+}
+
+// The guard page of the calling fiber's stack.
+const void* my_guard() {
+  const void* lo;
+  const void* hi;
+  weft::detail::stack_pool::guard_range(weft::detail::current_fiber(), &lo, &hi);
+  return hi > lo ? lo : nullptr;
+}
+
+// Reads `addr` in a forked child; true if the child was killed instead of reading it.
+bool read_faults(const void* addr) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::signal(SIGSEGV, SIG_DFL);
+    volatile char c = *static_cast<const volatile char*>(addr);
+    (void)c;
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+struct parked_crowd {
+  std::mutex mu;
+  std::vector<weft::wait_ticket> tickets;
+  std::vector<const void*> guards;
+  std::atomic<long> parked{0};
+
+  void spawn_one(weft::runtime& rt, bool sample) {
+    rt.spawn([this, sample] {
+      weft::wait_ticket t = weft::prepare_wait();
+      mu.lock();
+      tickets.push_back(t);
+      if (sample) guards.push_back(my_guard());
+      parked.fetch_add(1);
+      weft::park(t, std::nullopt, [](void* m) { static_cast<std::mutex*>(m)->unlock(); }, &mu);
+    });
+  }
+  void release_all() {
+    std::lock_guard lk(mu);
+    for (auto& t : tickets) t.wake();
+  }
+};
+
+TEST(StackTest, GuardedStacksCostAlmostNoMappings) {
+  // T17, MADV_GUARD path: many live guarded stacks; kernel mappings grow by < 1% of the
+  // fibers, and sampled guard pages fault.
+  // On kernels before 6.13 the pool falls back to mprotect (tested below); then this test
+  // checks that the fallback was taken instead of the mapping budget.
+  const bool madvise_guard = weft::detail::kernel_has_madvise_guard();
+  const long n = weft::detail::kernel_has_madvise_guard() ? weft_test::sized(100000, 20000, 3000) : 10000;
+  std::size_t maps_before = weft::detail::process_mapping_count();
+  parked_crowd crowd;
+  {
+    weft::runtime rt(weft::runtime_options{.workers = 2});
+    for (long i = 0; i < n; ++i) crowd.spawn_one(rt, i % (n / 4) == 0);
+    ASSERT_TRUE(weft_test::wait_until([&] { return crowd.parked.load() == n; }, 60s));
+    std::size_t maps_during = weft::detail::process_mapping_count();
+    EXPECT_STREQ(rt.stats().guard, madvise_guard ? "madvise" : "mprotect");
+    if (madvise_guard) {
+      EXPECT_LT(maps_during - std::min(maps_during, maps_before), static_cast<std::size_t>(n / 100 + 16));
+    }
+    for (const void* g : crowd.guards) {
+      ASSERT_NE(g, nullptr);
+      EXPECT_TRUE(read_faults(g)) << "guard page at " << g << " is readable";
+    }
+    crowd.release_all();
+  }
+}
+
+TEST(StackTest, UnguardedWhenAskedOnly) {
+  weft::runtime rt(weft::runtime_options{.workers = 1, .guard_pages = false});
+  rt.block_on([] { EXPECT_EQ(my_guard(), nullptr); });
+  EXPECT_STREQ(rt.stats().guard, "none");
+}
+
+TEST(StackDeathTest, MprotectFallbackStaysUnderTheMapLimitOrSaysWhy) {
+  // T17, mprotect path (two mappings per stack): spawn up to 40k parked fibers in a child
+  // process. Either all fit, or spawning fails with an error naming vm.max_map_count and the
+  // remedies; the child never crashes, and sampled stacks are guarded.
+  const long target = weft_test::sized(40000, 40000, 3000);
+  EXPECT_EXIT(
+      {
+        parked_crowd crowd;
+        long spawned = 0;
+        std::string error;
+        {
+          weft::runtime rt(weft::runtime_options{.workers = 1, .force_mprotect_guard = true});
+          try {
+            for (; spawned < target; ++spawned) crowd.spawn_one(rt, spawned % 15000 == 0);
+          } catch (const std::system_error& e) {
+            error = e.what();
+          }
+          weft_test::wait_until([&] { return crowd.parked.load() == spawned; }, 60s);
+          bool guard_ok = std::string(rt.stats().guard) == "mprotect";
+          bool probes_ok = true;
+          for (const void* g : crowd.guards) probes_ok = probes_ok && g != nullptr && read_faults(g);
+          std::size_t maps = weft::detail::process_mapping_count();
+          bool under = maps <= weft::detail::max_map_count();
+          crowd.release_all();
+          std::fprintf(stderr, "spawned=%ld guard_ok=%d probes_ok=%d under_limit=%d error=[%s]\n", spawned, guard_ok,
+                       probes_ok, under, error.c_str());
+          bool ok = guard_ok && probes_ok && under &&
+                    (spawned == target || (error.find("vm.max_map_count") != std::string::npos &&
+                                           error.find("guard_pages = false") != std::string::npos));
+          std::fflush(stderr);
+          if (!ok) std::_Exit(1);
+        }
+        std::_Exit(0);
+      },
+      ::testing::ExitedWithCode(0), "guard_ok=1 probes_ok=1 under_limit=1");
+}
+
+}  // namespace
