@@ -4,9 +4,10 @@
 //   spawn_join/*  10^6 empty fibers spawned in batches and joined -> ns_per_fiber
 //   skynet/*      1M-leaf skynet, sum checked                     -> ms_per_run
 //   idle/*        1000 fibers asleep for 10 s on 2 threads        -> cpu_pct (of one core)
-// Every stack is 64 KiB (weft runtime_options::stack_size, boost fixedsize_stack). Runtimes and
-// thread pools are created once per benchmark run, not per iteration. docs/benchmarks.md has the
-// command, the machine and the results; bench/run_runtime_bench.sh reproduces them.
+// Every stack is 64 KiB (weft runtime_options::stack_size, Boost fixedsize_stack). A weft runtime
+// is created once per benchmark run, not per iteration; Boost's work_stealing threads once per
+// process (see boost_ws_pool). docs/benchmarks.md has the command, the machine and the results;
+// bench/run_runtime_bench.sh reproduces them.
 #include <benchmark/benchmark.h>
 
 #include <boost/context/fiber.hpp>

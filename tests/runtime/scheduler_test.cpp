@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "weft_test.hpp"
+#include <weft/detail/spinlock.hpp>
 
 using namespace std::chrono_literals;
 using weft_test::RuntimeTest;
@@ -26,7 +27,7 @@ INSTANTIATE_TEST_SUITE_P(Workers, SchedulerTest, ::testing::Values(1u, 2u, 3u, 4
 // A park/wake rendezvous built on the runtime's park API only (sync/ builds on the same).
 struct handoff {
   std::atomic<bool> flag{false};
-  std::mutex mu;
+  weft::detail::spinlock mu;  // unlocked by park()'s publish step, on another fiber
   weft::wait_ticket waiter;
   void wait() {
     for (;;) {
@@ -38,7 +39,7 @@ struct handoff {
         return;
       }
       waiter = t;
-      weft::park(t, std::nullopt, [](void* m) { static_cast<std::mutex*>(m)->unlock(); }, &mu);
+      weft::park(t, std::nullopt, [](void* m) { static_cast<weft::detail::spinlock*>(m)->unlock(); }, &mu);
     }
   }
   void signal() {
@@ -170,9 +171,10 @@ TEST_P(SchedulerTest, ParkedWaitsEndExactlyOnce) {
   rt().block_on([&] {
     std::mt19937 rng(12345);
     for (int r = 0; r < rounds; ++r) {
-      std::mutex mu;
+      weft::detail::spinlock mu;
       std::vector<wait_node*> queue;
-      auto waker = weft::spawn([&, delay = std::chrono::microseconds(rng() % 3000)] {
+      auto waker = weft::spawn([&, delay = std::chrono::microseconds(rng() % 3000), seed = rng()] {
+        std::mt19937 wrng(seed);  // its own: the spawner keeps using `rng` meanwhile
         weft::this_fiber::sleep_for(delay);
         for (int k = 0; k < 3; ++k) {
           std::vector<wait_node*> batch;
@@ -183,7 +185,7 @@ TEST_P(SchedulerTest, ParkedWaitsEndExactlyOnce) {
             for (wait_node* n : batch)
               if (n->ticket.wake()) wakes_won.fetch_add(1, std::memory_order_relaxed);
           }
-          weft::this_fiber::sleep_for(std::chrono::microseconds(rng() % 2000));
+          weft::this_fiber::sleep_for(std::chrono::microseconds(wrng() % 2000));
         }
       });
       std::vector<weft::join_handle<int>> hs;
@@ -197,7 +199,7 @@ TEST_P(SchedulerTest, ParkedWaitsEndExactlyOnce) {
           queue.push_back(&node);
           weft::wake_reason why =
               weft::park(node.ticket, std::chrono::steady_clock::now() + timeout,
-                         [](void* m) { static_cast<std::mutex*>(m)->unlock(); }, &mu);
+                         [](void* m) { static_cast<weft::detail::spinlock*>(m)->unlock(); }, &mu);
           {
             std::lock_guard lk(mu);
             if (node.linked) queue.erase(std::find(queue.begin(), queue.end(), &node));
