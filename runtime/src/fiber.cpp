@@ -31,12 +31,28 @@ void after_exit(void* arg) noexcept {
 
 }  // namespace
 
+std::uint64_t reserve_task_ids(std::uint64_t n) noexcept {
+  static std::atomic<std::uint64_t> next{1};  // Ordering: relaxed, uniqueness only
+  return next.fetch_add(n, std::memory_order_relaxed);
+}
+
+std::uint64_t current_task_id() noexcept {
+  if (fiber_cb* f = current_fiber()) return f->id;
+  static thread_local std::uint64_t id = reserve_task_ids(1);
+  return id;
+}
+
 fiber_cb* current_fiber() noexcept {
   thread_state* ts = thread_state_ptr();
   return ts->w != nullptr ? ts->w->current : ts->unwinding;
 }
 
 bool current_runtime_unwinding() noexcept { return thread_state_ptr()->unwinding != nullptr; }
+
+runtime_impl* unwinding_runtime() noexcept {
+  fiber_cb* f = thread_state_ptr()->unwinding;
+  return f != nullptr ? f->rt : nullptr;
+}
 
 exit_target fiber_main(void* arg) noexcept {
   auto* f = static_cast<fiber_cb*>(arg);
@@ -91,7 +107,15 @@ fiber_cb* fiber_create(const spawn_params& params, void** payload) {
   fiber_cb* f = rt->pool.acquire(w != nullptr ? &w->stacks : nullptr);
   f->rt = rt;
   f->body = nullptr;
-  f->id = rt->next_id.fetch_add(1, std::memory_order_relaxed);
+  if (w != nullptr) {
+    if (w->next_id == w->id_limit) {
+      w->next_id = reserve_task_ids(1024);
+      w->id_limit = w->next_id + 1024;
+    }
+    f->id = w->next_id++;
+  } else {
+    f->id = reserve_task_ids(1);
+  }
   f->refs.store(2, std::memory_order_relaxed);
   f->join_word.store(0, std::memory_order_relaxed);
   f->home_worker = params.pinned ? static_cast<int>(w != nullptr ? w->index : 0) : -1;
@@ -136,7 +160,7 @@ std::uint64_t fiber_id(const fiber_cb* f) noexcept { return f->id; }
 void fiber_join(fiber_cb* f) {
   // Ordering: acquire pairs with the exchange in fiber_main (the result is visible).
   if (f->join_word.load(std::memory_order_acquire) == 1) return;
-  if (current_runtime_unwinding()) {
+  if (unwinding_runtime() == f->rt) {
     unwind_fiber(f);  // shutdown: finish it now instead of waiting for it
     return;
   }
@@ -158,7 +182,7 @@ void fiber_join(fiber_cb* f) {
   // Ordering: the waker's CAS on our wait_word (acq_rel) follows its acquire of join_word.
   while (f->join_word.load(std::memory_order_acquire) != 1) {
     // Only reachable when the wait was canceled by shutdown; unwinding has finished it.
-    if (current_runtime_unwinding()) {
+    if (unwinding_runtime() == f->rt) {
       unwind_fiber(f);
       return;
     }
@@ -303,9 +327,10 @@ void yield() {
     }, &h);
     return;
   }
-  // One switch, straight to the next fiber; with nothing else runnable, keep running.
+  // One switch, straight to the next fiber; with nothing else runnable, keep running —
+  // unless the runtime is stopping: then back to the scheduler loop, so it can stop.
   fiber_cb* next = w->next_local();
-  if (next == nullptr) return;
+  if (next == nullptr && !rt->stopping.load(std::memory_order_relaxed)) return;
   self->state.store(fiber_state::runnable, std::memory_order_relaxed);
   w->switch_to(self, next, [](void* p) {
     auto* f = static_cast<fiber_cb*>(p);

@@ -75,11 +75,14 @@ struct park_record {
   void* arg;
 };
 
-// Runs on the next context once the parking fiber's context is saved.
+// Runs on the next context once the parking fiber's context is saved. The record lives on
+// the parked stack and the fiber may be resumed (on another worker) as soon as `publish` makes
+// its ticket visible, so everything is copied first and the timer is added afterwards from the
+// copies (a timer added for a wait that already ended is a harmless stale entry).
 void after_park(void* p) noexcept {
-  park_record r = *static_cast<park_record*>(p);  // copy: the record is on the parked stack
-  if (r.deadline != timer_heap::none) this_worker()->timers.add(r.deadline, r.w, r.seq);
+  park_record r = *static_cast<park_record*>(p);
   if (r.publish != nullptr) r.publish(r.arg);
+  if (r.deadline != timer_heap::none) this_worker()->timers.add(r.deadline, r.w, r.seq);
 }
 
 wake_reason park_thread(waitable* w, std::uint64_t seq, std::int64_t deadline, void (*publish)(void*), void* arg) {

@@ -102,6 +102,7 @@ runtime_stats runtime_impl::stats() const {
     s.steals += w->counters.steals.load(std::memory_order_relaxed);
     s.parks += w->counters.parks.load(std::memory_order_relaxed);
     s.timers_fired += w->counters.timers_fired.load(std::memory_order_relaxed);
+    s.timers_pending += w->timers.size();
   }
   s.spawned += spawned_outside.load(std::memory_order_relaxed);
   s.finished += finished_outside.load(std::memory_order_relaxed);
@@ -140,7 +141,7 @@ void runtime_impl::stop_workers() noexcept {
       auto secs = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started).count();
       std::fprintf(stderr,
                    "weft: runtime shutdown has waited %llds for worker %u, which is running fiber %llu \"%s\" "
-                   "that does not yield\n",
+                   "that has not returned to the scheduler (a loop without a yield or a blocking call?)\n",
                    static_cast<long long>(secs), w->index,
                    static_cast<unsigned long long>(cur != nullptr ? cur->id : 0), cur != nullptr ? cur->name : "");
     }

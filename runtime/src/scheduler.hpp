@@ -72,6 +72,7 @@ struct worker {
   bool searching = false;
   std::uint64_t rng;
   stack_cache stacks;
+  std::uint64_t next_id = 0, id_limit = 0;  // a block of ids from reserve_task_ids()
   std::vector<fiber_cb*> steal_buf;
   std::vector<fiber_cb*> seen_lifo;
   worker_counters counters;
@@ -107,7 +108,6 @@ struct runtime_impl {
   idle_set idle;
   stack_pool pool;
   blocking_pool blocking;
-  std::atomic<std::uint64_t> next_id{1};  // Ordering: relaxed, uniqueness only
   // Ordering: release store in shutdown, acquire loads in the worker loop.
   std::atomic<bool> stopping{false};
   std::atomic<bool> unwinding{false};
@@ -139,6 +139,13 @@ struct thread_state {
 thread_state* thread_state_ptr() noexcept;
 
 inline worker* this_worker() noexcept { return thread_state_ptr()->w; }
+
+/// Reserves `n` consecutive ids of fibers and threads, unique in the process (the worker's
+/// next_id/id_limit block comes from here).
+std::uint64_t reserve_task_ids(std::uint64_t n) noexcept;
+
+/// The runtime whose fibers the calling thread is unwinding at shutdown, or null.
+runtime_impl* unwinding_runtime() noexcept;
 
 /// Unwinds one suspended or never-started fiber from the calling thread (shutdown).
 void unwind_fiber(fiber_cb* f) noexcept;

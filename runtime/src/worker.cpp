@@ -65,6 +65,9 @@ bool worker::keep_time() noexcept {
 }
 
 fiber_cb* worker::next_local() noexcept {
+  // Stopping: nothing more runs; every suspension returns to the loop, which exits.
+  // Ordering: relaxed; the loop re-reads it with acquire.
+  if (rt->stopping.load(std::memory_order_relaxed)) return nullptr;
   ++tick;
   fiber_cb* f;
   if (tick % global_queue_interval == 0) {

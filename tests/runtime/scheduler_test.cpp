@@ -52,7 +52,7 @@ struct handoff {
 
 TEST_P(SchedulerTest, YieldPingPongCountsExactly) {
   // T1: two fibers alternate through yield; each sees every round.
-  const long rounds = sized(1000000, 100000, 100000) / 4;
+  const long rounds = sized(1000000, 100000, 100000);
   std::atomic<long> a{0}, b{0};
   rt().block_on([&] {
     auto f1 = weft::spawn([&] {

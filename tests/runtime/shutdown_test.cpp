@@ -43,8 +43,9 @@ TEST(ShutdownTest, UnwindsDeeplySuspendedFibers) {
 }
 
 TEST(ShutdownTest, UnwindsEveryKindOfWaitQuickly) {
-  // Fibers sleeping for an hour, parked with no deadline, joining each other, runnable and
-  // never started: shutdown ends them all within a second.
+  // Fibers sleeping for an hour, parked with no deadline, joining a sleeping fiber, yielding
+  // forever (always runnable), and never started: shutdown ends them all within a second and
+  // destroys everything they own.
   std::atomic<int> destroyed{0}, ready{0};
   struct guard {
     std::atomic<int>* n;
@@ -70,12 +71,46 @@ TEST(ShutdownTest, UnwindsEveryKindOfWaitQuickly) {
     ready++;
     inner.join();
   });
-  ASSERT_TRUE(weft_test::wait_until([&] { return ready.load() == 3; }));
-  // A fiber that captured a guard but was never started: its callable is destroyed too.
+  for (int i = 0; i < 2; ++i) {
+    rt->spawn([&] {
+      guard g{&destroyed};
+      ready++;
+      for (;;) weft::this_fiber::yield();
+    });
+  }
+  ASSERT_TRUE(weft_test::wait_until([&] { return ready.load() == 5; }));
   auto t0 = std::chrono::steady_clock::now();
   rt.reset();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
-  EXPECT_EQ(destroyed.load(), 4);
+  EXPECT_EQ(destroyed.load(), 6);
+}
+
+TEST(ShutdownTest, NeverStartedFibersAreDestroyedNotRun) {
+  // The only worker is stuck in a raw blocking call (as a badly ported fiber would be) while
+  // fibers are queued behind it and the runtime is destroyed: they never run, and what their
+  // callables own is destroyed.
+  struct guard {
+    std::atomic<int>* n;
+    ~guard() { n->fetch_add(1); }
+  };
+  std::atomic<int> destroyed{0}, ran{0};
+  std::atomic<bool> blocking{false};
+  auto rt = std::make_unique<weft::runtime>(weft::runtime_options{.workers = 1});
+  rt->spawn([&] {
+    blocking = true;
+    std::this_thread::sleep_for(300ms);  // blocks the worker itself, on purpose
+    weft::this_fiber::yield();
+  });
+  ASSERT_TRUE(weft_test::wait_until([&] { return blocking.load(); }));
+  for (int i = 0; i < 100; ++i) {
+    auto payload = std::make_shared<guard>(guard{&destroyed});
+    destroyed = 0;  // the temporary above counted once
+    rt->spawn([&ran, payload] { ran++; });
+  }
+  destroyed = 0;
+  rt.reset();
+  EXPECT_EQ(ran.load(), 0);
+  EXPECT_EQ(destroyed.load(), 100);
 }
 
 TEST(ShutdownTest, JoinOfAnUnwoundFiberReportsCancellation) {

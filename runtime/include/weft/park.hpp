@@ -59,7 +59,9 @@ wait_ticket prepare_wait() noexcept;
 /// fiber (the worker runs others); on a plain thread it blocks the thread. `publish(arg)` runs
 /// exactly once, after the caller can safely be woken (for a fiber: after its context is
 /// saved): that is where the ticket becomes visible to wakers, typically by releasing the lock
-/// that guards the queue holding it. Never publish a ticket before park().
+/// that guards the queue holding it. Never publish a ticket before park(), and never touch
+/// `arg` (or anything else on the parked stack) after the ticket is visible: the fiber may
+/// already run again elsewhere.
 /// Returns how the wait ended. During runtime shutdown a fiber may be unwound from here (see
 /// detail::forced_unwind).
 wake_reason park(wait_ticket ticket, std::optional<std::chrono::steady_clock::time_point> deadline,

@@ -46,6 +46,7 @@ struct runtime_stats {
   std::uint64_t steals = 0;
   std::uint64_t parks = 0;           ///< times a worker went to sleep for lack of work
   std::uint64_t timers_fired = 0;
+  std::uint64_t timers_pending = 0;  ///< timer entries in the heaps, including dead ones not yet swept
   std::uint64_t live_fibers = 0;     ///< fibers whose stack is in use (running, waiting or unjoined)
   std::uint64_t stacks_mapped = 0;   ///< stacks the pool holds, in use or free
   unsigned workers = 0;

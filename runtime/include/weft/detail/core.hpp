@@ -52,6 +52,9 @@ bool fiber_was_unwound(const fiber_cb* f) noexcept;
 std::uint64_t fiber_id(const fiber_cb* f) noexcept;
 /// The calling fiber, or null on a plain thread.
 fiber_cb* current_fiber() noexcept;
+/// A process-wide unique, never-zero id of the calling fiber or plain thread (fiber ids are
+/// fiber::id values; thread ids come from the same sequence). For owner checks.
+std::uint64_t current_task_id() noexcept;
 /// Terminates the process, naming the fiber an exception escaped from.
 [[noreturn]] void terminate_escaped_exception(const char* what) noexcept;
 /// True while the current fiber's runtime is unwinding fibers at shutdown.

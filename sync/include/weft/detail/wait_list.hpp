@@ -1,0 +1,142 @@
+// The waiter queue every sync primitive is built on: an intrusive FIFO of waiter records that
+// live on the waiting fibers' (or threads') stacks, guarded by the primitive's spinlock.
+//
+// Protocol (see weft/park.hpp): a waiter prepares a ticket, links its record under the lock and
+// parks; the lock is released by park()'s publish step, after the waiter's context is saved. A
+// waker pops a record under the lock, sets `granted` if it hands something over (ownership, a
+// permit, a value), and wakes the ticket *while still holding the lock*; if wake() fails the
+// waiter is already leaving by timeout or cancellation, so the waker takes the grant back and
+// tries the next record.
+// Invariant: `linked` and `granted` are written only under the lock; a waiter that returns
+// other than `notified` reads them under the lock, so it sees exactly the waker's decision.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stop_token>
+#include <type_traits>
+
+#include <weft/detail/spinlock.hpp>
+#include <weft/park.hpp>
+
+namespace weft::detail {
+
+struct waiter {
+  wait_ticket ticket;
+  waiter* prev = nullptr;
+  waiter* next = nullptr;
+  bool linked = false;
+  bool granted = false;      // the waker handed over what the waiter wanted
+  std::uintptr_t tag = 0;    // the primitive's own (e.g. shared or exclusive)
+  void* slot = nullptr;      // the primitive's own (e.g. where a channel value goes)
+  std::int64_t since = 0;    // when it first queued (mutex starvation)
+};
+
+class wait_list {
+ public:
+  bool empty() const noexcept { return head_ == nullptr; }
+  waiter* front() const noexcept { return head_; }
+
+  void push_back(waiter* w) noexcept {
+    w->next = nullptr;
+    w->prev = tail_;
+    if (tail_ != nullptr) tail_->next = w; else head_ = w;
+    tail_ = w;
+    w->linked = true;
+  }
+  void push_front(waiter* w) noexcept {
+    w->prev = nullptr;
+    w->next = head_;
+    if (head_ != nullptr) head_->prev = w; else tail_ = w;
+    head_ = w;
+    w->linked = true;
+  }
+  void remove(waiter* w) noexcept {
+    if (w->prev != nullptr) w->prev->next = w->next; else head_ = w->next;
+    if (w->next != nullptr) w->next->prev = w->prev; else tail_ = w->prev;
+    w->prev = w->next = nullptr;
+    w->linked = false;
+  }
+  waiter* pop_front() noexcept {
+    waiter* w = head_;
+    if (w != nullptr) remove(w);
+    return w;
+  }
+
+ private:
+  waiter* head_ = nullptr;
+  waiter* tail_ = nullptr;
+};
+
+using deadline_t = std::optional<std::chrono::steady_clock::time_point>;
+
+/// A deadline on the steady clock for a time point of any clock (rounded up, never early).
+template <class Clock, class Duration>
+std::chrono::steady_clock::time_point to_steady(const std::chrono::time_point<Clock, Duration>& t) {
+  using steady = std::chrono::steady_clock;
+  if constexpr (std::is_same_v<Clock, steady>) {
+    return std::chrono::ceil<steady::duration>(t);
+  } else {
+    return steady::now() + std::chrono::ceil<steady::duration>(t - Clock::now());
+  }
+}
+
+/// Ends the process with `what` (misuse that std leaves undefined, e.g. unlocking a mutex that
+/// is not locked).
+[[noreturn]] void fatal_unlock(const char* what) noexcept;
+
+/// Parks the caller as `w`, which the caller linked into `list` under `lock` (held on entry,
+/// with w.ticket from prepare_wait() taken before linking). `lock` is released after the
+/// caller's context is saved, then `also(arg)` runs (e.g. releasing a condition variable's
+/// user lock). On return `lock` is not held, and `w` is unlinked. Returns true if the wait ended
+/// with `w.granted` set by a waker; `reason` (if given) receives how the park ended.
+bool wait_in(spinlock& lock, wait_list& list, waiter& w, deadline_t deadline, void (*also)(void*) = nullptr,
+             void* arg = nullptr, wake_reason* reason = nullptr);
+
+/// Wakes a parked wait with `canceled` when stop is requested on a token — but never before
+/// the waiter is parked: the waker side only acts once published() ran (from park()'s publish
+/// step); a stop requested earlier is acted on by published() itself.
+class stop_guard {
+ public:
+  stop_guard(const std::stop_token* st, wait_ticket t) : ticket_(t) {
+    if (st != nullptr && st->stop_possible()) callback_.emplace(*st, on_stop{this});
+  }
+  stop_guard(const stop_guard&) = delete;
+  stop_guard& operator=(const stop_guard&) = delete;
+  /// Call from the publish step of park().
+  void published() noexcept {
+    lock_.lock();
+    parked_ = true;
+    bool stop = stopped_;
+    lock_.unlock();
+    if (stop) ticket_.wake(wake_reason::canceled);
+  }
+
+ private:
+  struct on_stop {
+    stop_guard* g;
+    void operator()() const noexcept {
+      g->lock_.lock();
+      bool parked = g->parked_;
+      g->stopped_ = true;
+      g->lock_.unlock();
+      if (parked) g->ticket_.wake(wake_reason::canceled);
+    }
+  };
+  spinlock lock_;
+  bool parked_ = false;   // guarded by lock_
+  bool stopped_ = false;  // guarded by lock_
+  wait_ticket ticket_;
+  std::optional<std::stop_callback<on_stop>> callback_;  // last: destroyed first
+};
+
+/// Pops waiters and wakes them with `granted` = `grant` until one wake succeeds; returns
+/// whether one did. The woken record must not be touched afterwards (its owner may be running).
+/// Call with the lock held.
+bool wake_one(wait_list& list, bool grant, wake_reason reason = wake_reason::notified) noexcept;
+
+/// Wakes every waiter (not granted). Returns how many woke. Call with the lock held.
+std::size_t wake_all(wait_list& list, wake_reason reason = wake_reason::notified) noexcept;
+
+}  // namespace weft::detail

@@ -1,0 +1,56 @@
+// The condition variables' waiter queue (see weft/condition_variable.hpp).
+#include <weft/condition_variable.hpp>
+
+namespace weft::detail {
+
+namespace {
+// Cancels one wait when stop is requested. Runs on the thread calling request_stop(), or in
+// the stop_callback constructor if stop was already requested (then `w` is not linked yet and
+// it does nothing).
+struct stop_waker {
+  spinlock* lock;
+  wait_list* list;
+  waiter* w;
+  void operator()() const noexcept {
+    lock->lock();
+    if (w->linked) {
+      list->remove(w);
+      w->ticket.wake(wake_reason::canceled);
+    }
+    lock->unlock();
+  }
+};
+}  // namespace
+
+wake_reason cv_core::wait(deadline_t deadline, void (*unlock)(void*), void* arg, const std::stop_token* st) {
+  waiter w;
+  w.ticket = prepare_wait();
+  std::optional<std::stop_callback<stop_waker>> on_stop;
+  if (st != nullptr) on_stop.emplace(*st, stop_waker{&lock_, &waiters_, &w});
+  lock_.lock();
+  // Checked under the lock after the callback is registered: a stop requested from now on
+  // finds `w` linked and waits for the lock, which is released only once we are parked.
+  if (st != nullptr && st->stop_requested()) {
+    lock_.unlock();
+    unlock(arg);
+    return wake_reason::canceled;
+  }
+  waiters_.push_back(&w);
+  wake_reason r;
+  wait_in(lock_, waiters_, w, deadline, unlock, arg, &r);
+  return r;
+}
+
+void cv_core::notify_one() noexcept {
+  lock_.lock();
+  wake_one(waiters_, false);
+  lock_.unlock();
+}
+
+void cv_core::notify_all() noexcept {
+  lock_.lock();
+  wake_all(waiters_);
+  lock_.unlock();
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,143 @@
+// weft::mutex slow paths and once_flag (see weft/mutex.hpp).
+// Invariant: has_waiters is set (under lock_) before a waiter parks and cleared (under lock_)
+// when the queue empties, so unlock()'s fast path CAS (locked -> 0) fails whenever someone waits.
+#include <weft/mutex.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+
+namespace weft {
+
+namespace {
+constexpr std::int64_t starvation_ns = 1'000'000;  // Go's starvationThresholdNs
+
+std::int64_t now_ns() noexcept {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+}  // namespace
+
+namespace detail {
+void fatal_unlock(const char* what) noexcept {
+  std::fprintf(stderr, "weft: %s\n", what);
+  std::fflush(stderr);
+  std::abort();
+}
+}  // namespace detail
+
+bool mutex::lock_slow(detail::deadline_t deadline) {
+  detail::waiter w;
+  bool requeue = false;
+  for (;;) {
+    // A short spin first: critical sections are usually short and the holder may be running
+    // on another worker.
+    for (int i = 0; i < 32; ++i) {
+      if (try_lock()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
+    lock_.lock();
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    bool got = false;
+    for (;;) {
+      if ((s & locked) == 0) {
+        // Ordering: acquire pairs with unlock's release.
+        if (state_.compare_exchange_weak(s, s | locked, std::memory_order_acquire, std::memory_order_relaxed)) {
+          got = true;
+          break;
+        }
+        continue;
+      }
+      // Ordering: relaxed; has_waiters only changes under lock_, and the holder's unlock CAS
+      // fails on it (the CAS reads the latest value in modification order).
+      if (state_.compare_exchange_weak(s, s | has_waiters, std::memory_order_relaxed)) break;
+    }
+    if (got) {
+      lock_.unlock();
+      return true;
+    }
+    w.ticket = prepare_wait();
+    w.granted = false;
+    if (!requeue) w.since = now_ns();
+    // A waiter that was woken but lost the race to a barging locker goes back to the front.
+    if (requeue) waiters_.push_front(&w); else waiters_.push_back(&w);
+    wake_reason r;
+    bool granted = detail::wait_in(lock_, waiters_, w, deadline, nullptr, nullptr, &r);
+    if (granted) return true;  // handed over by unlock: we own it
+    if (r != wake_reason::notified) {
+      // Timed out (or canceled). If we were the last waiter, clear the hint.
+      lock_.lock();
+      if (waiters_.empty()) state_.fetch_and(~has_waiters, std::memory_order_relaxed);
+      lock_.unlock();
+      return false;
+    }
+    requeue = true;
+  }
+}
+
+void mutex::unlock_slow() {
+  std::uint32_t s = state_.load(std::memory_order_relaxed);
+  if ((s & locked) == 0) detail::fatal_unlock("weft::mutex::unlock: the mutex is not locked");
+  lock_.lock();
+  bool released = false;  // once released, another locker may own it: never touch `locked` again
+  while (detail::waiter* w = waiters_.pop_front()) {
+    if (waiters_.empty()) state_.fetch_and(~has_waiters, std::memory_order_relaxed);
+    if (!released && now_ns() - w->since > starvation_ns) {
+      // Starvation: hand the lock over directly; it stays locked.
+      w->granted = true;
+      if (w->ticket.wake()) {
+        lock_.unlock();
+        return;
+      }
+      w->granted = false;
+      continue;
+    }
+    if (!released) {
+      // Ordering: release publishes the critical section to the next acquire.
+      state_.fetch_and(~locked, std::memory_order_release);
+      released = true;
+    }
+    if (w->ticket.wake()) break;  // it competes for the lock again
+  }
+  // Ordering: release, as above (nobody was waiting any more).
+  if (!released) state_.fetch_and(~locked, std::memory_order_release);
+  lock_.unlock();
+}
+
+bool once_flag::begin() {
+  lock_.lock();
+  for (;;) {
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    if (s == done) {
+      lock_.unlock();
+      return false;
+    }
+    if (s == idle) {
+      state_.store(running, std::memory_order_relaxed);
+      lock_.unlock();
+      return true;
+    }
+    detail::waiter w;
+    w.ticket = prepare_wait();
+    waiters_.push_back(&w);
+    detail::wait_in(lock_, waiters_, w, std::nullopt);
+    lock_.lock();
+  }
+}
+
+void once_flag::end(bool succeeded) {
+  lock_.lock();
+  // Ordering: release pairs with call_once's acquire load of `done`.
+  state_.store(succeeded ? done : idle, std::memory_order_release);
+  if (succeeded) {
+    detail::wake_all(waiters_);
+  } else {
+    detail::wake_one(waiters_, false);  // the next one tries (std: "one of them")
+  }
+  lock_.unlock();
+}
+
+}  // namespace weft

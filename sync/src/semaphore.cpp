@@ -1,0 +1,69 @@
+// Semaphore and latch (see weft/semaphore.hpp, weft/latch.hpp).
+#include <system_error>
+
+#include <weft/latch.hpp>
+#include <weft/semaphore.hpp>
+
+namespace weft::detail {
+
+void semaphore_core::release(std::ptrdiff_t n) {
+  if (n < 0) throw std::system_error(std::make_error_code(std::errc::invalid_argument), "weft::counting_semaphore::release");
+  lock_.lock();
+  while (n > 0 && wake_one(waiters_, /*grant=*/true)) --n;  // a permit each, handed over
+  count_ += n;
+  lock_.unlock();
+}
+
+bool semaphore_core::try_acquire() noexcept {
+  std::lock_guard lk(lock_);
+  if (count_ == 0) return false;
+  --count_;
+  return true;
+}
+
+bool semaphore_core::acquire_until(deadline_t deadline) {
+  lock_.lock();
+  if (count_ > 0) {
+    --count_;
+    lock_.unlock();
+    return true;
+  }
+  waiter w;
+  w.ticket = prepare_wait();
+  waiters_.push_back(&w);
+  return wait_in(lock_, waiters_, w, deadline);
+}
+
+}  // namespace weft::detail
+
+namespace weft {
+
+void latch::count_down(std::ptrdiff_t n) {
+  lock_.lock();
+  if (n < 0 || n > count_) {
+    lock_.unlock();
+    throw std::system_error(std::make_error_code(std::errc::invalid_argument), "weft::latch::count_down");
+  }
+  count_ -= n;
+  if (count_ == 0) detail::wake_all(waiters_);
+  lock_.unlock();
+}
+
+bool latch::try_wait() const noexcept {
+  std::lock_guard lk(lock_);
+  return count_ == 0;
+}
+
+void latch::wait() const {
+  lock_.lock();
+  while (count_ != 0) {
+    detail::waiter w;
+    w.ticket = prepare_wait();
+    waiters_.push_back(&w);
+    detail::wait_in(lock_, waiters_, w, std::nullopt);
+    lock_.lock();
+  }
+  lock_.unlock();
+}
+
+}  // namespace weft

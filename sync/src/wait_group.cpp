@@ -1,0 +1,66 @@
+// weft::wait_group (see weft/wait_group.hpp). Every waiter is woken with `granted` set when the
+// counter reaches zero; a waiter whose timeout raced with that wake keeps the grant (zero was
+// reached before it left), unlike a hand-off of a lock, which the waker would take back.
+#include <weft/wait_group.hpp>
+
+#include <system_error>
+
+namespace weft {
+
+namespace {
+
+// wait_in, but a waiter unwound at runtime shutdown (forced_unwind thrown from park) first
+// unlinks its record, which lives on the stack being unwound.
+bool park_in(detail::spinlock& lock, detail::wait_list& list, detail::waiter& w, detail::deadline_t deadline) {
+  try {
+    return detail::wait_in(lock, list, w, deadline);
+  } catch (...) {
+    lock.lock();
+    if (w.linked) list.remove(&w);
+    lock.unlock();
+    throw;
+  }
+}
+
+}  // namespace
+
+void wait_group::add(std::int64_t delta) {
+  lock_.lock();
+  if (count_ + delta < 0) {
+    lock_.unlock();
+    throw std::system_error(std::make_error_code(std::errc::invalid_argument), "weft::wait_group: negative counter");
+  }
+  count_ += delta;
+  if (count_ == 0 && delta != 0) {
+    while (detail::waiter* w = waiters_.pop_front()) {
+      w->granted = true;
+      w->ticket.wake();
+    }
+  }
+  lock_.unlock();
+}
+
+void wait_group::wait() { wait_impl(std::nullopt); }
+
+bool wait_group::wait_impl(detail::deadline_t deadline) {
+  detail::waiter w;
+  w.ticket = prepare_wait();
+  lock_.lock();
+  if (count_ == 0) {
+    lock_.unlock();
+    return true;
+  }
+  if (deadline && std::chrono::steady_clock::now() >= *deadline) {
+    lock_.unlock();
+    return false;
+  }
+  waiters_.push_back(&w);
+  bool zero = park_in(lock_, waiters_, w, deadline);
+  // The waker wakes while holding lock_ and its unlock is its last access to *this: take the
+  // lock once so the caller may destroy the wait_group as soon as we return.
+  lock_.lock();
+  lock_.unlock();
+  return zero;
+}
+
+}  // namespace weft

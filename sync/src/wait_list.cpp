@@ -1,0 +1,54 @@
+// wait_in / wake_one / wake_all (see weft/detail/wait_list.hpp for the protocol).
+#include <weft/detail/wait_list.hpp>
+
+namespace weft::detail {
+
+namespace {
+struct publish_arg {
+  spinlock* lock;
+  void (*also)(void*);
+  void* arg;
+};
+}  // namespace
+
+bool wait_in(spinlock& lock, wait_list& list, waiter& w, deadline_t deadline, void (*also)(void*), void* arg,
+             wake_reason* reason) {
+  publish_arg p{&lock, also, arg};
+  wake_reason r = park(w.ticket, deadline,
+                       [](void* a) {
+                         auto* pa = static_cast<publish_arg*>(a);
+                         // First `also` (e.g. a condition variable's user lock: the waiter is
+                         // queued already, so a notify after it cannot be missed), then the
+                         // queue lock, which makes the waiter visible; after that nothing on
+                         // the parked stack may be touched.
+                         if (pa->also != nullptr) pa->also(pa->arg);
+                         pa->lock->unlock();
+                       },
+                       &p);
+  if (reason != nullptr) *reason = r;
+  if (r == wake_reason::notified) return w.granted;  // the waker unlinked us before waking
+  // Timed out or canceled: either still queued, or a waker popped us but lost the wake race
+  // (it then took any grant back). Either way decide under the lock.
+  lock.lock();
+  if (w.linked) list.remove(&w);
+  bool granted = w.granted;
+  lock.unlock();
+  return granted;
+}
+
+bool wake_one(wait_list& list, bool grant, wake_reason reason) noexcept {
+  while (waiter* w = list.pop_front()) {
+    w->granted = grant;
+    if (w->ticket.wake(reason)) return true;
+    w->granted = false;  // it is leaving by timeout or cancellation
+  }
+  return false;
+}
+
+std::size_t wake_all(wait_list& list, wake_reason reason) noexcept {
+  std::size_t n = 0;
+  while (waiter* w = list.pop_front()) n += w->ticket.wake(reason) ? 1 : 0;
+  return n;
+}
+
+}  // namespace weft::detail
