@@ -13,16 +13,19 @@ import sys
 def load_medians(path):
     with open(path) as f:
         doc = json.load(f)
-    med, errors = {}, []
+    med, cv, errors = {}, {}, []
     for b in doc["benchmarks"]:
         if b.get("error_occurred"):
             errors.append(f'{b["name"]}: {b.get("error_message", "")}')
             continue
-        if b.get("run_type") == "aggregate" and b.get("aggregate_name") != "median":
-            continue
         name = b.get("run_name", b["name"])
+        if b.get("run_type") == "aggregate":
+            if b.get("aggregate_name") == "cv":
+                cv[name] = b
+            if b.get("aggregate_name") != "median":
+                continue
         med[name] = b
-    return doc, med, errors
+    return doc, med, cv, errors
 
 
 def short(run_name):
@@ -33,12 +36,18 @@ def short(run_name):
 
 def main():
     src, dat_path, gp_path = sys.argv[1:4]
-    doc, med, errors = load_medians(src)
+    doc, med, cvs, errors = load_medians(src)
     fig = {short(k): v for k, v in med.items()}
+    fig_cv = {short(k): v for k, v in cvs.items()}
 
     def c(name, counter):
         b = fig.get(name)
         return None if b is None or counter not in b else float(b[counter])
+
+    def spread(name, counter):
+        # coefficient of variation over the repetitions, as " ±N%" (empty without repetitions)
+        b = fig_cv.get(name)
+        return "" if b is None or counter not in b else f" ±{100 * float(b[counter]):.0f}%"
 
     bare = c("yield/bare_context", "ns_per_switch")
     y_boost = c("yield/boost_fiber", "ns_per_switch")
@@ -97,32 +106,39 @@ def main():
     # Markdown table.
     ctx = doc.get("context", {})
     out = []
-    out.append(f'Medians of {ctx.get("num_cpus", "?")}-CPU run, {ctx.get("date", "")}.\n')
-    out.append("| benchmark | bare `context::fiber` | Boost.Fiber | weft | weft vs reference | budget | verdict |")
+    out.append(f'Medians over the repetitions (± coefficient of variation), {ctx.get("num_cpus", "?")} CPUs, {ctx.get("date", "")}.\n')
+    out.append("| benchmark | bare `context::fiber` | Boost.Fiber | weft | ratios (Boost/weft > 1: weft faster) | budget | verdict |")
     out.append("|---|---|---|---|---|---|---|")
     r = ratio(y_weft, bare)
-    out.append(f"| yield, ns per switch (2 fibers, 1 thread) | {fmt(bare)} | {fmt(y_boost)} (round_robin) | {fmt(y_weft)} (1 worker) "
-               f"| {fmt(r, 2)}x bare; {fmt(ratio(y_boost, y_weft), 2)}x faster than Boost | <= 1.5x bare ({fmt(1.5 * bare if bare else None)} ns) "
+    Y = "ns_per_switch"
+    out.append(f"| yield, ns per switch (2 fibers, 1 thread) | {fmt(bare)}{spread('yield/bare_context', Y)} "
+               f"| {fmt(y_boost)}{spread('yield/boost_fiber', Y)} (round_robin) | {fmt(y_weft)}{spread('yield/weft', Y)} (1 worker) "
+               f"| {fmt(r, 2)}x bare; Boost/weft {fmt(ratio(y_boost, y_weft), 2)} | <= 1.5x bare ({fmt(1.5 * bare if bare else None)} ns) "
                f"| {'met' if r is not None and r <= 1.5 else 'MISSED'} |")
     for batch in (100, 1000):
         b = sj[f"spawn_join/boost_fiber/batch:{batch}"]
         for w in (1, 2):
             v = sj[f"spawn_join/weft/workers:{w}/batch:{batch}"]
-            out.append(f"| spawn+join, ns per fiber, batch {batch}, weft {w} worker{'s' if w > 1 else ''} | - | {fmt(b)} (round_robin) | {fmt(v)} "
-                       f"| {fmt(ratio(v, 100), 2)}x budget; {fmt(ratio(b, v), 2)}x faster than Boost | <= 100 ns "
+            bk, wk = f"spawn_join/boost_fiber/batch:{batch}", f"spawn_join/weft/workers:{w}/batch:{batch}"
+            out.append(f"| spawn+join, ns per fiber, batch {batch}, weft {w} worker{'s' if w > 1 else ''} | - "
+                       f"| {fmt(b)}{spread(bk, 'ns_per_fiber')} (round_robin) | {fmt(v)}{spread(wk, 'ns_per_fiber')} "
+                       f"| {fmt(ratio(v, 100), 2)}x budget; Boost/weft {fmt(ratio(b, v), 2)} | <= 100 ns "
                        f"| {'met' if v is not None and v <= 100 else 'MISSED'} |")
     for w in (1, 2):
         v = sk[f"skynet/weft/workers:{w}"]
         ref = ws if w == 2 else sk["skynet/boost_round_robin"]
         ref_name = "work_stealing, 2 threads" if w == 2 else "round_robin, 1 thread"
+        ref_key = "skynet/boost_work_stealing" if w == 2 else "skynet/boost_round_robin"
+        wk = f"skynet/weft/workers:{w}"
         speed = ratio(ref, v)
         verdict = ("met" if speed is not None and speed >= 2 else "MISSED") if w == 2 else "(no budget)"
         out.append(f"| skynet 1M, ms per run, weft {w} worker{'s' if w > 1 else ''} (cold: {fmt(sk_cold[f'skynet/weft/workers:{w}'], 0)} ms) | - "
-                   f"| {fmt(ref, 0)} ({ref_name}) | {fmt(v, 0)} | {fmt(speed, 2)}x faster than Boost "
+                   f"| {fmt(ref, 0)}{spread(ref_key, 'ms_per_run')} ({ref_name}) | {fmt(v, 0)}{spread(wk, 'ms_per_run')} | Boost/weft {fmt(speed, 2)} "
                    f"| {'>= 2x faster than Boost work_stealing' if w == 2 else '-'} | {verdict} |")
     iv = idle["idle/weft"]
-    out.append(f"| idle, % of one core (1000 fibers asleep, 2 threads) | - | {fmt(idle['idle/boost_work_stealing'], 1)} (work_stealing) "
-               f"| {fmt(iv, 3)} | - | < 1 % | {'met' if iv is not None and iv < 1 else 'MISSED'} |")
+    out.append(f"| idle, % of one core (1000 fibers asleep, 2 threads) | - "
+               f"| {fmt(idle['idle/boost_work_stealing'], 1)}{spread('idle/boost_work_stealing', 'cpu_pct')} (work_stealing) "
+               f"| {fmt(iv, 3)}{spread('idle/weft', 'cpu_pct')} | - | < 1 % | {'met' if iv is not None and iv < 1 else 'MISSED'} |")
     out.append(f"| idle, resident KiB per sleeping fiber | - | - | {fmt(rss, 1)} | - | one touched page + control block | - |")
     if errors:
         out.append("\nERRORS:\n" + "\n".join(f"- {e}" for e in errors))

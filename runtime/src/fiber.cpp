@@ -3,6 +3,7 @@
 // joiner is woken, then the fiber switches to the next one and its "running" reference is
 // dropped on the next context (the stack returns to the pool only when the handle is gone too).
 #include <cstdio>
+#include <exception>
 #include <cstring>
 #include <thread>
 
@@ -72,6 +73,13 @@ exit_target fiber_main(void* arg) noexcept {
   // Ordering: acq_rel: release publishes the result to join(); acquire reads the joiner's ticket.
   std::uintptr_t joiner = f->join_word.exchange(1, std::memory_order_acq_rel);
   if (joiner > 1) reinterpret_cast<const wait_ticket*>(joiner)->wake();
+  // Handle already released (detached): destroy the result here, on the fiber, rather than in
+  // the exit hook on the next context, where a destructor that blocks could not park.
+  // Ordering: acquire pairs with the handle's acq_rel decrement; nobody can add a reference.
+  if (f->refs.load(std::memory_order_acquire) == 1 && f->body != nullptr) {
+    f->body->destroy();
+    f->body = nullptr;
+  }
   thread_state* ts = thread_state_ptr();
   worker* w = ts->w;
   if (w == nullptr) {  // unwound at shutdown by a plain thread
@@ -169,6 +177,17 @@ void fiber_join(fiber_cb* f) {
     fiber_cb* f;
     const wait_ticket* t;
   } arg{f, &t};
+  struct unpublish_on_unwind {
+    fiber_cb* f;
+    const wait_ticket* t;
+    ~unpublish_on_unwind() {
+      // Unwound at shutdown while waiting: take our ticket (on this dying stack) back out of
+      // the joined fiber's join_word, or its exit would wake freed memory.
+      if (std::uncaught_exceptions() == 0) return;
+      std::uintptr_t expected = reinterpret_cast<std::uintptr_t>(t);
+      f->join_word.compare_exchange_strong(expected, 0, std::memory_order_acq_rel, std::memory_order_relaxed);
+    }
+  } undo{f, &t};
   park(t, std::nullopt,
        [](void* p) {
          auto* a = static_cast<publish_arg*>(p);

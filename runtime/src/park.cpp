@@ -82,7 +82,10 @@ struct park_record {
 void after_park(void* p) noexcept {
   park_record r = *static_cast<park_record*>(p);
   if (r.publish != nullptr) r.publish(r.arg);
-  if (r.deadline != timer_heap::none) this_worker()->timers.add(r.deadline, r.w, r.seq);
+  if (r.deadline != timer_heap::none) {
+    worker* w = this_worker();
+    if (w->timers.add(r.deadline, r.w, r.seq)) w->rt->timer_added(r.deadline);
+  }
 }
 
 wake_reason park_thread(waitable* w, std::uint64_t seq, std::int64_t deadline, void (*publish)(void*), void* arg) {

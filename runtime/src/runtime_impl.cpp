@@ -9,7 +9,7 @@
 
 namespace weft::detail {
 
-thread_state* thread_state_ptr() noexcept {
+[[gnu::noinline]] thread_state* thread_state_ptr() noexcept {
   static thread_local thread_state state;
   thread_state* p = &state;
   asm volatile("" : "+r"(p));
@@ -64,6 +64,18 @@ void runtime_impl::notify_worker(worker* w) noexcept {
   // registered as parked, or it sees its inbox non-empty.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (idle.claim_specific(w->index)) w->sleeper.unpark();
+}
+
+void runtime_impl::timer_added(std::int64_t deadline) noexcept {
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // see worker::sleeping_until
+  worker* oversleeper = nullptr;
+  for (auto& w : workers) {
+    std::int64_t until = w->sleeping_until.load(std::memory_order_relaxed);
+    if (until < 0) continue;
+    if (until <= deadline) return;  // someone wakes in time and fires everyone's due timers
+    oversleeper = w.get();
+  }
+  if (oversleeper != nullptr) notify_worker(oversleeper);
 }
 
 void runtime_impl::schedule(fiber_cb* f, bool lifo) noexcept {
@@ -174,6 +186,14 @@ void runtime_impl::shutdown() noexcept {
 
 void runtime_impl::unwind_all() noexcept {
   unwinding.store(true, std::memory_order_release);
+  // Destructors run on the fibers' stacks from this thread: give it an alternate signal stack
+  // so an overflow there is reported too.
+  struct altstack_guard {
+    bool installed = thread_altstack_init();
+    ~altstack_guard() {
+      if (installed) thread_altstack_fini();
+    }
+  } altstack;
   std::vector<fiber_cb*> victims;
   pool.for_each([&](fiber_cb* f) {
     fiber_state s = f->state.load(std::memory_order_relaxed);
@@ -192,6 +212,10 @@ void unwind_fiber(fiber_cb* f) noexcept {
   thread_state* ts = thread_state_ptr();
   fiber_cb* prev = ts->unwinding;
   machine_context* prev_return = ts->unwind_return;
+  // The caller may be a fiber of another runtime: while unwinding, this thread is not that
+  // runtime's worker (the unwound fiber must exit back here, not into that worker's queues).
+  worker* outer = ts->w;
+  ts->w = nullptr;
   machine_context here;
   machine_context* self = prev != nullptr ? &prev->ctx : &here;
   if (prev == nullptr) context_init_thread(here);
@@ -206,6 +230,7 @@ void unwind_fiber(fiber_cb* f) noexcept {
   ts = thread_state_ptr();
   ts->unwinding = prev;
   ts->unwind_return = prev_return;
+  ts->w = outer;
   if (prev == nullptr) context_fini_thread(here);
 }
 

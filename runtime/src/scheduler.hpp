@@ -67,6 +67,11 @@ struct worker {
   // `exited` is a release store at the end of run(), acquire-loaded before join().
   std::atomic<fiber_cb*> running_hint{nullptr};
   std::atomic<bool> exited{false};
+  // When this worker's sleep ends: -1 awake, INT64_MAX parked without (or before computing) a
+  // deadline. Ordering: seq_cst fence after the store in park_worker pairs with the fence in
+  // runtime_impl::timer_added (Dekker: a new earlier timer either is seen by the parker's
+  // timeout computation, or the adder sees the parker and wakes it).
+  std::atomic<std::int64_t> sleeping_until{-1};
   std::uint32_t tick = 0;
   std::uint32_t lifo_streak = 0;
   bool searching = false;
@@ -98,6 +103,9 @@ struct runtime_impl {
   void notify() noexcept;
   /// Wakes worker `w` if it is parked (after pushing to its inbox).
   void notify_worker(worker* w) noexcept;
+  /// A timer at `deadline` became its heap's earliest: wake a parked worker that would sleep
+  /// past it (the worker that added it may be about to run a long CPU-bound fiber).
+  void timer_added(std::int64_t deadline) noexcept;
   /// Drops one of the two references of `f`; the last one returns the stack to the pool.
   void release_ref(fiber_cb* f) noexcept;
   runtime_stats stats() const;
@@ -153,7 +161,8 @@ void unwind_fiber(fiber_cb* f) noexcept;
 /// The guard/overflow handler: installs the process SIGSEGV handler and this thread's
 /// alternate signal stack.
 void install_overflow_handler() noexcept;
-void thread_altstack_init() noexcept;
+/// Installs an alternate signal stack for this thread; false if it had one (or none could be made).
+bool thread_altstack_init() noexcept;
 void thread_altstack_fini() noexcept;
 
 exit_target fiber_main(void* arg) noexcept;

@@ -26,12 +26,14 @@ class timer_heap {
  public:
   static constexpr std::int64_t none = INT64_MAX;
 
-  void add(std::int64_t deadline, waitable* w, std::uint64_t seq) {
+  /// Adds a timer; returns true if it is now this heap's earliest.
+  bool add(std::int64_t deadline, waitable* w, std::uint64_t seq) {
     std::lock_guard lk(mu_);
     if (heap_.size() >= sweep_at_) sweep_locked();
     heap_.push_back({deadline, w, seq});
     sift_up(heap_.size() - 1);
     publish_locked();
+    return heap_[0].deadline == deadline;
   }
 
   /// Fires every timer due at `now`; returns how many woke a waiter.

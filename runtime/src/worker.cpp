@@ -191,20 +191,25 @@ bool worker::work_visible() noexcept {
 void worker::park_worker() noexcept {
   bool was_searching = searching;
   searching = false;
-  idle_set::park_result r = rt->idle.park_begin(index, was_searching);
+  rt->idle.park_begin(index, was_searching);
+  sleeping_until.store(timer_heap::none, std::memory_order_relaxed);
   // Ordering: pairs with the fence in idle_set::should_wake (Dekker): either the producer sees
-  // us parked and wakes someone, or we see its work here.
+  // us parked and wakes someone, or we see its work here; and with the fence in
+  // runtime_impl::timer_added for timers (see sleeping_until).
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (work_visible() || rt->stopping.load(std::memory_order_acquire)) {
+    sleeping_until.store(-1, std::memory_order_relaxed);
     if (!rt->idle.park_cancel(index)) searching = true;  // a waker claimed us; its token is on the way
     return;
   }
+  // Sleep until the earliest timer of any worker: a busy worker (a long CPU-bound fiber, a raw
+  // blocking call) may not look at its timers for a while.
   std::int64_t timeout = -1;
-  if (r.last_unparked) {
-    // Every other worker sleeps without a timeout: this one keeps the time for all of them.
-    std::int64_t earliest = timer_heap::none;
-    for (auto& w : rt->workers) earliest = std::min(earliest, w->timers.earliest());
-    if (earliest != timer_heap::none) timeout = std::max<std::int64_t>(0, earliest - now_ns());
+  std::int64_t earliest = timer_heap::none;
+  for (auto& w : rt->workers) earliest = std::min(earliest, w->timers.earliest());
+  if (earliest != timer_heap::none) {
+    timeout = std::max<std::int64_t>(0, earliest - now_ns());
+    sleeping_until.store(earliest, std::memory_order_relaxed);
   }
   if (rt->pool.needs_trim()) {
     constexpr std::int64_t trim_pace_ns = 10'000'000;  // one batch of 64 per 10 ms
@@ -212,6 +217,7 @@ void worker::park_worker() noexcept {
   }
   worker_counters::bump(counters.parks);
   sleeper.park(timeout);
+  sleeping_until.store(-1, std::memory_order_relaxed);
   if (!rt->idle.park_cancel(index)) searching = true;  // woken by notify(): we are a searcher
 }
 

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 
 namespace weft {
 
@@ -182,6 +183,20 @@ select_outcome select_ops(select_op* ops, std::size_t n, bool has_default, deadl
   }
   stop_guard guard(st, ticket);
   select_publish pub{&locks, &guard};
+  struct unlink_on_unwind {
+    lock_set& locks;
+    waiter* nodes;
+    select_op* ops;
+    std::size_t n;
+    ~unlink_on_unwind() {
+      // Unwound at shutdown while parked: the nodes live on this dying stack.
+      if (std::uncaught_exceptions() == 0) return;
+      locks.lock();
+      for (std::size_t i = 0; i < n; ++i)
+        if (nodes[i].linked) (ops[i].send ? ops[i].ch->sendq_ : ops[i].ch->recvq_).remove(&nodes[i]);
+      locks.unlock();
+    }
+  } undo{locks, nodes, ops, n};
   wake_reason r = park(ticket, deadline,
                        [](void* p) {
                          auto* sp = static_cast<select_publish*>(p);

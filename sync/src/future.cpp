@@ -78,6 +78,7 @@ bool future_state_base::wait_ready(deadline_t deadline) {
     waiter w;
     w.ticket = prepare_wait();
     lock_.lock();
+    // Ordering: acquire pairs with publish()'s release store (also ordered by lock_).
     if (status_.load(std::memory_order_acquire) == status_ready) {
       lock_.unlock();
       return true;

@@ -1,6 +1,8 @@
 // wait_in / wake_one / wake_all (see weft/detail/wait_list.hpp for the protocol).
 #include <weft/detail/wait_list.hpp>
 
+#include <exception>
+
 namespace weft::detail {
 
 namespace {
@@ -14,6 +16,19 @@ struct publish_arg {
 bool wait_in(spinlock& lock, wait_list& list, waiter& w, deadline_t deadline, void (*also)(void*), void* arg,
              wake_reason* reason) {
   publish_arg p{&lock, also, arg};
+  struct unlink_on_unwind {
+    spinlock& lock;
+    wait_list& list;
+    waiter& w;
+    ~unlink_on_unwind() {
+      // Unwound at shutdown while parked: the record lives on this dying stack, so it must
+      // leave the queue (what it may have been granted is abandoned with the runtime).
+      if (std::uncaught_exceptions() == 0) return;
+      lock.lock();
+      if (w.linked) list.remove(&w);
+      lock.unlock();
+    }
+  } undo{lock, list, w};
   wake_reason r = park(w.ticket, deadline,
                        [](void* a) {
                          auto* pa = static_cast<publish_arg*>(a);

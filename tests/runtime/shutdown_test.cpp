@@ -172,3 +172,67 @@ TEST(ShutdownDeathTest, DestroyingARuntimeFromItsOwnFiberIsReported) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(ShutdownTest, JoinerOfAnotherRuntimeUnwoundWhileWaiting) {
+  // A fiber of runtime B waits in join() on a fiber of runtime A; B is destroyed (its fiber is
+  // unwound), then A's fiber finishes: it must not wake the dead joiner's ticket.
+  weft::runtime a(weft::runtime_options{.workers = 1});
+  std::atomic<bool> release{false}, joining{false};
+  auto target = std::make_shared<weft::join_handle<int>>(a.spawn([&] {
+    while (!release.load()) weft::this_fiber::sleep_for(200us);
+    return 1;
+  }));
+  {
+    weft::runtime b(weft::runtime_options{.workers = 1});
+    b.spawn([target, &joining] {
+      joining = true;
+      target->join();
+    });
+    ASSERT_TRUE(weft_test::wait_until([&] { return joining.load() && a.stats().outside_joiners == 1; }));
+  }
+  release = true;
+  EXPECT_TRUE(weft_test::wait_until([&] { return a.stats().live_fibers == 1; }));  // only the handle's
+  target.reset();
+  weft_test::expect_no_leaks(a);
+}
+
+TEST(ShutdownTest, RuntimeDestroyedFromAFiberOfAnotherRuntime) {
+  weft::runtime outer(weft::runtime_options{.workers = 1});
+  std::atomic<int> unwound{0};
+  outer.block_on([&] {
+    auto inner = std::make_unique<weft::runtime>(weft::runtime_options{.workers = 1});
+    std::atomic<bool> started{false};
+    inner->spawn([&] {
+      struct probe {
+        std::atomic<int>* n;
+        ~probe() { n->fetch_add(1); }
+      } p{&unwound};
+      started = true;
+      weft::this_fiber::sleep_for(1h);
+    });
+    while (!started.load()) weft::this_fiber::sleep_for(100us);
+    inner.reset();  // from a fiber of `outer`: unwinds inner's fiber and returns here
+  });
+  EXPECT_EQ(unwound.load(), 1);
+  weft_test::expect_no_leaks(outer);
+}
+
+struct throwing_move {
+  throwing_move() = default;
+  throwing_move(const throwing_move&) { throw std::runtime_error("copy"); }
+  void operator()() const {}
+};
+
+TEST(ShutdownTest, ABodyThatFailsToConstructReleasesItsStackOnce) {
+  weft::runtime rt(weft::runtime_options{.workers = 1});
+  rt.block_on([] {
+    throwing_move f;
+    for (int i = 0; i < 100; ++i) EXPECT_THROW(weft::fiber{f}, std::runtime_error);
+  });
+  weft_test::expect_no_leaks(rt);
+  EXPECT_LE(rt.stats().live_fibers, 0u);
+}
+
+}  // namespace

@@ -98,3 +98,29 @@ TEST(TimerPlainThreadTest, ParkOnAPlainThreadTimesOutAndWakes) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(TimerBusyWorkerTest, TimersFireWhileTheirWorkerRunsALongFiber) {
+  // The sleeper's timer sits on the heap of the worker that then runs a 300 ms CPU loop
+  // without yielding; the other, parked, worker must wake for it.
+  weft::runtime rt(weft::runtime_options{.workers = 2});
+  auto slept = rt.block_on([] {
+    auto sleeper = weft::spawn([] {
+      auto t0 = std::chrono::steady_clock::now();
+      weft::this_fiber::sleep_for(10ms);
+      return std::chrono::steady_clock::now() - t0;
+    });
+    weft::this_fiber::yield();  // let it park (on this worker, usually)
+    auto until = std::chrono::steady_clock::now() + 300ms;
+    while (std::chrono::steady_clock::now() < until) {}
+    return sleeper.join();
+  });
+  EXPECT_GE(slept, 10ms);
+  if (weft_test::current_build() == weft_test::build_kind::release) {
+    EXPECT_LT(slept, 150ms);
+  }
+  weft_test::expect_no_leaks(rt);
+}
+
+}  // namespace

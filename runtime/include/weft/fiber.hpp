@@ -107,8 +107,7 @@ Body* create_fiber_with(const spawn_params& p0, fiber_cb** out, CtorArgs&&... ar
   try {
     body = ::new (payload) Body(std::forward<CtorArgs>(args)...);
   } catch (...) {
-    fiber_release(f);  // never started: both references are dropped here
-    fiber_release(f);
+    fiber_release(f);  // never started: this drops both references
     throw;
   }
   *out = f;

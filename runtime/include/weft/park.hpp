@@ -63,7 +63,8 @@ wait_ticket prepare_wait() noexcept;
 /// `arg` (or anything else on the parked stack) after the ticket is visible: the fiber may
 /// already run again elsewhere.
 /// Returns how the wait ended. During runtime shutdown a fiber may be unwound from here (see
-/// detail::forced_unwind).
+/// detail::forced_unwind): a caller whose publish step left a pointer into its stack somewhere
+/// (a queue node, a ticket address) must take it back out while that exception passes.
 wake_reason park(wait_ticket ticket, std::optional<std::chrono::steady_clock::time_point> deadline,
                  void (*publish)(void*) = nullptr, void* arg = nullptr);
 

@@ -6,7 +6,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -38,14 +37,29 @@ void on_segv(int sig, siginfo_t* info, void* uctx) {
     const void* hi;
     stack_pool::guard_range(f, &lo, &hi);
     if (info->si_addr >= lo && info->si_addr < hi) {
-      // Only async-signal-safe calls from here on.
-      char msg[160];
-      int n = std::snprintf(msg, sizeof msg,
-                            "weft: stack overflow in fiber %llu \"%s\" (stack size %zu KiB; raise "
-                            "runtime_options::stack_size)\n",
-                            static_cast<unsigned long long>(f->id), f->name,
-                            static_cast<std::size_t>(f->ctx.stack_size / 1024));
-      if (n > 0) write_all(msg, static_cast<std::size_t>(n) < sizeof msg ? static_cast<std::size_t>(n) : sizeof msg - 1);
+      // Only async-signal-safe calls from here on: the message is formatted by hand.
+      char msg[192];
+      std::size_t n = 0;
+      auto put = [&](const char* s) {
+        while (*s != '\0' && n < sizeof msg - 1) msg[n++] = *s++;
+      };
+      auto put_number = [&](unsigned long long v) {
+        char digits[24];
+        int k = 0;
+        do {
+          digits[k++] = static_cast<char>('0' + v % 10);
+          v /= 10;
+        } while (v != 0 && k < 24);
+        while (k > 0 && n < sizeof msg - 1) msg[n++] = digits[--k];
+      };
+      put("weft: stack overflow in fiber ");
+      put_number(f->id);
+      put(" \"");
+      put(f->name);
+      put("\" (stack size ");
+      put_number(f->ctx.stack_size / 1024);
+      put(" KiB; raise runtime_options::stack_size)\n");
+      write_all(msg, n);
       ::signal(SIGABRT, SIG_DFL);
       ::abort();
     }
@@ -76,18 +90,20 @@ void install_overflow_handler() noexcept {
   });
 }
 
-void thread_altstack_init() noexcept {
+bool thread_altstack_init() noexcept {
+  if (t_altstack != nullptr) return false;  // this thread has one already
   void* p = ::mmap(nullptr, altstack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return;  // overflows then die with a plain SIGSEGV
+  if (p == MAP_FAILED) return false;  // overflows then die with a plain SIGSEGV
   stack_t ss;
   ss.ss_sp = p;
   ss.ss_size = altstack_size;
   ss.ss_flags = 0;
   if (::sigaltstack(&ss, nullptr) != 0) {
     ::munmap(p, altstack_size);
-    return;
+    return false;
   }
   t_altstack = p;
+  return true;
 }
 
 void thread_altstack_fini() noexcept {

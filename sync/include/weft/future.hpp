@@ -397,7 +397,9 @@ class future : public detail::future_common<T> {
  public:
   /// Constructs a future with no shared state (valid() is false).
   future() noexcept = default;
+  /// Takes over `o`'s state; `o` becomes invalid.
   future(future&& o) noexcept : detail::future_common<T>(std::exchange(o.state_, nullptr)) {}
+  /// Releases the current state (see ~future), then takes over `o`'s.
   future& operator=(future&& o) noexcept {
     if (this != &o) {
       reset();
@@ -407,6 +409,8 @@ class future : public detail::future_common<T> {
   }
   future(const future&) = delete;
   future& operator=(const future&) = delete;
+  /// Releases the state. If it is the last reference of a launch::async call still running,
+  /// parks (blocks a plain thread) until the call finishes. Never throws.
   ~future() { reset(); }
 
   /// Moves the state into a shared_future; this future becomes invalid. Never blocks.
@@ -452,16 +456,20 @@ class shared_future : public detail::future_common<T> {
   shared_future() noexcept = default;
   /// Takes over `f`'s state; `f` becomes invalid.
   shared_future(future<T>&& f) noexcept : detail::future_common<T>(std::exchange(f.state_, nullptr)) {}
+  /// Refers to `o`'s state too.
   shared_future(const shared_future& o) noexcept : detail::future_common<T>(o.state_) {
     if (this->state_ != nullptr) this->state_->add_future();
   }
+  /// Takes over `o`'s state; `o` becomes invalid.
   shared_future(shared_future&& o) noexcept : detail::future_common<T>(std::exchange(o.state_, nullptr)) {}
+  /// Releases the current state (see ~shared_future), then refers to `o`'s.
   shared_future& operator=(const shared_future& o) noexcept {
     if (o.state_ != nullptr) o.state_->add_future();
     reset();
     this->state_ = o.state_;
     return *this;
   }
+  /// Releases the current state (see ~shared_future), then takes over `o`'s.
   shared_future& operator=(shared_future&& o) noexcept {
     if (this != &o) {
       reset();
@@ -469,6 +477,7 @@ class shared_future : public detail::future_common<T> {
     }
     return *this;
   }
+  /// Releases the state; as ~future if this was its last future of a launch::async call.
   ~shared_future() { reset(); }
 
   /// Waits as wait() does, then returns the value (const T&, T& for a reference, nothing for
@@ -500,8 +509,8 @@ namespace detail {
 template <class T>
 class promise_common {
  public:
-  /// Fills `f` with the (single) future of this promise. Throws future_error: no_state after a
-  /// move, future_already_retrieved on the second call.
+  /// Returns the (single) future of this promise. Never blocks. Throws future_error: no_state
+  /// after a move, future_already_retrieved on the second call.
   future<T> get_future() {
     future_state<T>* s = checked();
     s->retrieve();
@@ -573,10 +582,13 @@ class promise : public detail::promise_common<T> {
   /// Creates the shared state with `a`.
   template <class Alloc>
   promise(std::allocator_arg_t tag, const Alloc& a) : detail::promise_common<T>(tag, a) {}
-  promise(promise&&) noexcept = default;
-  promise& operator=(promise&&) noexcept = default;
+  /// Takes over `o`'s state; `o` is left without one (its members throw no_state).
+  promise(promise&& o) noexcept = default;
+  /// Abandons the current state (as the destructor does), then takes over `o`'s.
+  promise& operator=(promise&& o) noexcept = default;
   promise(const promise&) = delete;
   promise& operator=(const promise&) = delete;
+  /// Releases the state; if it was never satisfied, its future gets future_error(broken_promise).
   ~promise() = default;
   /// Exchanges the states of two promises.
   void swap(promise& o) noexcept { this->swap_state(o); }
@@ -603,10 +615,13 @@ class promise<T&> : public detail::promise_common<T&> {
   /// Creates the shared state with `a`.
   template <class Alloc>
   promise(std::allocator_arg_t tag, const Alloc& a) : detail::promise_common<T&>(tag, a) {}
-  promise(promise&&) noexcept = default;
-  promise& operator=(promise&&) noexcept = default;
+  /// Takes over `o`'s state; `o` is left without one (its members throw no_state).
+  promise(promise&& o) noexcept = default;
+  /// Abandons the current state (as the destructor does), then takes over `o`'s.
+  promise& operator=(promise&& o) noexcept = default;
   promise(const promise&) = delete;
   promise& operator=(const promise&) = delete;
+  /// Releases the state; if it was never satisfied, its future gets future_error(broken_promise).
   ~promise() = default;
   /// Exchanges the states of two promises.
   void swap(promise& o) noexcept { this->swap_state(o); }
@@ -627,10 +642,13 @@ class promise<void> : public detail::promise_common<void> {
   /// Creates the shared state with `a`.
   template <class Alloc>
   promise(std::allocator_arg_t tag, const Alloc& a) : detail::promise_common<void>(tag, a) {}
-  promise(promise&&) noexcept = default;
-  promise& operator=(promise&&) noexcept = default;
+  /// Takes over `o`'s state; `o` is left without one (its members throw no_state).
+  promise(promise&& o) noexcept = default;
+  /// Abandons the current state (as the destructor does), then takes over `o`'s.
+  promise& operator=(promise&& o) noexcept = default;
   promise(const promise&) = delete;
   promise& operator=(const promise&) = delete;
+  /// Releases the state; if it was never satisfied, its future gets future_error(broken_promise).
   ~promise() = default;
   /// Exchanges the states of two promises.
   void swap(promise& o) noexcept { this->swap_state(o); }
@@ -663,7 +681,9 @@ class packaged_task<R(Args...)> {
     static_assert(std::is_invocable_r_v<R, std::decay_t<F>&, Args...>,
                   "weft::packaged_task<R(Args...)>: the callable must be invocable with Args... and return R");
   }
+  /// Takes over `o`'s state; `o` becomes invalid.
   packaged_task(packaged_task&& o) noexcept : state_(std::exchange(o.state_, nullptr)) {}
+  /// Abandons the current state (as the destructor does), then takes over `o`'s.
   packaged_task& operator=(packaged_task&& o) noexcept {
     if (this != &o) {
       abandon();
@@ -673,6 +693,7 @@ class packaged_task<R(Args...)> {
   }
   packaged_task(const packaged_task&) = delete;
   packaged_task& operator=(const packaged_task&) = delete;
+  /// Releases the state; if the task never ran, its future gets future_error(broken_promise).
   ~packaged_task() { abandon(); }
 
   /// True if this task has a shared state. Never blocks.
@@ -766,8 +787,10 @@ template <class F, class... Args>
                         std::forward<F>(f), std::forward<Args>(args)...);
   s->retrieve();  // the future's reference
   future<R> result = detail::future_access::make(static_cast<detail::future_state<R>*>(s));
-  if (async_wanted) {
-    s->add_ref();  // the fiber's reference
+  if (!async_wanted) {
+    s->release();  // the creator's reference: the future alone holds a deferred state
+  } else {
+    // The creator's reference passes to the fiber.
     try {
       weft::spawn(spawn_options{.name = "weft::async"}, [ref = detail::async_ref<state_t>(s)]() mutable {
         ref.state->run();

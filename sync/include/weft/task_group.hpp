@@ -10,6 +10,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stop_token>
 #include <type_traits>
 #include <utility>
@@ -53,27 +54,11 @@ class task_group {
     using fn_t = std::decay_t<F>;
     static_assert(std::is_invocable_v<fn_t&&, std::stop_token> || std::is_invocable_v<fn_t&&>,
                   "weft::task_group::spawn: the callable must take nothing or a std::stop_token");
+    child<fn_t> c(shared_, std::forward<F>(f));
     shared_->children.add(1);
-    try {
-      weft::spawn(opts, [s = shared_, fn = fn_t(std::forward<F>(f))]() mutable {
-        finish_on_exit finish{s.get()};
-        fn_t local(std::move(fn));  // destroyed before `finish` reports the child done
-        try {
-          if constexpr (std::is_invocable_v<fn_t&&, std::stop_token>) {
-            std::invoke(std::move(local), s->stop.get_token());
-          } else {
-            std::invoke(std::move(local));
-          }
-        } catch (const detail::forced_unwind&) {
-          throw;
-        } catch (...) {
-          s->fail(std::current_exception());
-        }
-      });
-    } catch (...) {
-      shared_->children.done();
-      throw;
-    }
+    c.armed = true;
+    // If spawn throws, the armed copy it made is destroyed and reports the child done.
+    weft::spawn(opts, std::move(c));
   }
   /// spawn(spawn_options{}, f).
   template <class F>
@@ -117,10 +102,37 @@ class task_group {
       stop.request_stop();
     }
   };
-  // Reports the child done however it ends (returns, throws, or is unwound at shutdown).
-  struct finish_on_exit {
-    shared* s;
-    ~finish_on_exit() { s->children.done(); }
+  // The body of a child fiber. Its destructor reports the child done however it ends: it
+  // returned, threw, was unwound at shutdown, or never started (unwound before it ran, or
+  // spawn failed).
+  template <class Fn>
+  struct child {
+    template <class G>
+    child(std::shared_ptr<shared> sh, G&& g) : s(std::move(sh)), fn(std::in_place, std::forward<G>(g)) {}
+    child(child&& o) noexcept(std::is_nothrow_move_constructible_v<Fn>)
+        : s(o.s), fn(std::move(o.fn)), armed(std::exchange(o.armed, false)) {}
+    child& operator=(child&&) = delete;
+    ~child() {
+      fn.reset();  // the callable's captures die before join() can return
+      if (armed) s->children.done();
+    }
+    void operator()() {
+      try {
+        if constexpr (std::is_invocable_v<Fn&&, std::stop_token>) {
+          std::invoke(std::move(*fn), s->stop.get_token());
+        } else {
+          std::invoke(std::move(*fn));
+        }
+      } catch (const detail::forced_unwind&) {
+        throw;
+      } catch (...) {
+        s->fail(std::current_exception());
+      }
+      fn.reset();
+    }
+    std::shared_ptr<shared> s;
+    std::optional<Fn> fn;
+    bool armed = false;  // this copy owns the child's count in the wait_group
   };
   std::shared_ptr<shared> shared_;
 };

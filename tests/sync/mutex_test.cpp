@@ -1,0 +1,289 @@
+// The mutex family and call_once: std semantics (including misuse), timeouts never early,
+// fibers and plain threads contending, and no starvation.
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <thread>
+#include <vector>
+
+#include <weft/mutex.hpp>
+#include <weft/shared_mutex.hpp>
+
+#include "weft_test.hpp"
+
+using namespace std::chrono_literals;
+using weft_test::RuntimeTest;
+
+namespace {
+
+class MutexTest : public RuntimeTest {};
+WEFT_WORKER_COUNTS(MutexTest);
+
+TEST_P(MutexTest, StdLocksWorkUnchanged) {
+  weft::mutex m;
+  weft::recursive_mutex rm;
+  weft::timed_mutex tm;
+  rt().block_on([&] {
+    { std::lock_guard g(m); EXPECT_FALSE(m.try_lock()); }
+    EXPECT_TRUE(m.try_lock());
+    m.unlock();
+    { std::unique_lock u(m); EXPECT_TRUE(u.owns_lock()); }
+    { std::scoped_lock s(m, tm); EXPECT_FALSE(tm.try_lock()); }
+    {
+      std::lock_guard a(rm);
+      std::lock_guard b(rm);  // recursion
+      EXPECT_TRUE(rm.try_lock());
+      rm.unlock();
+    }
+    std::unique_lock u(tm, std::defer_lock);
+    EXPECT_TRUE(u.try_lock_for(1ms));
+  });
+}
+
+TEST_P(MutexTest, CounterIsExactUnderContention) {
+  // 64 fibers x N lock / yield inside / unlock across workers (T5): the count is exact, and
+  // (with several workers) critical sections ran on more than one OS thread.
+  weft::mutex m;
+  long counter = 0;
+  const int fibers = 64;
+  const long per = weft_test::sized(10000, 2000, 500);
+  std::set<std::thread::id> threads;
+  rt().block_on([&] {
+    std::vector<weft::join_handle<void>> hs;
+    for (int f = 0; f < fibers; ++f) {
+      hs.push_back(weft::spawn([&] {
+        for (long i = 0; i < per; ++i) {
+          std::lock_guard g(m);
+          long v = counter;
+          if (i % 64 == 0) {
+            threads.insert(std::this_thread::get_id());
+            weft::this_fiber::yield();  // hold the lock across a switch
+          }
+          counter = v + 1;
+        }
+      }));
+    }
+    for (auto& h : hs) h.join();
+  });
+  EXPECT_EQ(counter, fibers * per);
+  if (GetParam() > 1) {
+    EXPECT_GT(threads.size(), 1u);
+  }
+}
+
+TEST_P(MutexTest, PlainThreadsAndFibersShareAMutex) {
+  weft::mutex m;
+  long counter = 0;
+  const long per = weft_test::sized(20000, 5000, 1000);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t)
+    threads.emplace_back([&] {
+      for (long i = 0; i < per; ++i) {
+        std::lock_guard g(m);
+        ++counter;
+      }
+    });
+  rt().block_on([&] {
+    std::vector<weft::join_handle<void>> hs;
+    for (int f = 0; f < 8; ++f)
+      hs.push_back(weft::spawn([&] {
+        for (long i = 0; i < per; ++i) {
+          std::lock_guard g(m);
+          ++counter;
+          if (i % 100 == 0) weft::this_fiber::yield();
+        }
+      }));
+    for (auto& h : hs) h.join();
+  });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(counter, 10 * per);
+}
+
+TEST_P(MutexTest, TimedLockTimesOutNeverEarly) {
+  weft::timed_mutex m;
+  weft::recursive_timed_mutex rm;
+  rt().block_on([&] {
+    m.lock();
+    rm.lock();
+    auto h = weft::spawn([&] {
+      auto t0 = std::chrono::steady_clock::now();
+      bool got = m.try_lock_for(5ms);
+      auto waited = std::chrono::steady_clock::now() - t0;
+      bool got_r = rm.try_lock_until(std::chrono::steady_clock::now() + 3ms);
+      return std::make_tuple(got, waited, got_r);
+    });
+    auto [got, waited, got_r] = h.join();
+    EXPECT_FALSE(got);
+    EXPECT_GE(waited, 5ms);
+    EXPECT_FALSE(got_r);
+    // Released while waiting: the timed lock succeeds.
+    auto h2 = weft::spawn([&] { return m.try_lock_for(10s); });
+    weft::this_fiber::sleep_for(1ms);
+    m.unlock();
+    EXPECT_TRUE(h2.join());
+    m.unlock();  // h2's fiber took it; unlocking from another fiber is allowed for weft::mutex
+    rm.unlock();
+  });
+}
+
+TEST_P(MutexTest, NoWaiterStarves) {
+  // A fiber that keeps re-locking in a tight loop must not keep a waiter out forever: after
+  // 1 ms of waiting, the lock is handed to the waiter directly.
+  weft::mutex m;
+  std::atomic<bool> stop{false};
+  rt().block_on([&] {
+    auto hog = weft::spawn([&] {
+      while (!stop.load()) {
+        std::lock_guard g(m);
+        auto until = std::chrono::steady_clock::now() + 20us;
+        while (std::chrono::steady_clock::now() < until) {}
+        if (GetParam() == 1) weft::this_fiber::yield();
+      }
+    });
+    std::vector<weft::join_handle<std::chrono::steady_clock::duration>> waiters;
+    for (int i = 0; i < 8; ++i)
+      waiters.push_back(weft::spawn([&] {
+        auto t0 = std::chrono::steady_clock::now();
+        std::lock_guard g(m);
+        return std::chrono::steady_clock::now() - t0;
+      }));
+    for (auto& w : waiters) EXPECT_LT(w.join(), 2s);
+    stop = true;
+    hog.join();
+  });
+}
+
+TEST(MutexDeathTest, UnlockingAnUnlockedMutexIsReported) {
+  EXPECT_DEATH(
+      {
+        weft::mutex m;
+        m.unlock();
+      },
+      "weft::mutex::unlock: the mutex is not locked");
+  EXPECT_DEATH(
+      {
+        weft::recursive_mutex m;
+        m.unlock();
+      },
+      "does not hold the mutex");
+  EXPECT_DEATH(
+      {
+        weft::shared_mutex m;
+        m.unlock_shared();
+      },
+      "no shared lock is held");
+}
+
+TEST_P(MutexTest, SharedMutexReadersShareWritersExclude) {
+  weft::shared_timed_mutex m;
+  std::atomic<int> readers{0}, max_readers{0}, writers{0};
+  std::atomic<bool> overlap{false};
+  rt().block_on([&] {
+    std::vector<weft::join_handle<void>> hs;
+    for (int i = 0; i < 16; ++i) {
+      bool writer = i % 4 == 0;
+      hs.push_back(weft::spawn([&, writer] {
+        for (int k = 0; k < 200; ++k) {
+          if (writer) {
+            std::unique_lock g(m);
+            if (writers.fetch_add(1) != 0 || readers.load() != 0) overlap = true;
+            weft::this_fiber::yield();
+            writers.fetch_sub(1);
+          } else {
+            std::shared_lock g(m);
+            int r = readers.fetch_add(1) + 1;
+            int mx = max_readers.load();
+            while (r > mx && !max_readers.compare_exchange_weak(mx, r)) {}
+            if (writers.load() != 0) overlap = true;
+            weft::this_fiber::yield();
+            readers.fetch_sub(1);
+          }
+        }
+      }));
+    }
+    for (auto& h : hs) h.join();
+    // Timed forms.
+    std::shared_lock r1(m);
+    EXPECT_FALSE(m.try_lock_for(2ms));
+    EXPECT_TRUE(m.try_lock_shared_for(2ms));
+    m.unlock_shared();
+  });
+  EXPECT_FALSE(overlap.load());
+  // Readers really share: four readers all get inside at once.
+  std::atomic<int> inside{0};
+  rt().block_on([&] {
+    std::vector<weft::join_handle<bool>> hs;
+    for (int i = 0; i < 4; ++i)
+      hs.push_back(weft::spawn([&] {
+        std::shared_lock g(m);
+        inside++;
+        auto deadline = std::chrono::steady_clock::now() + 5s;
+        while (inside.load() < 4 && std::chrono::steady_clock::now() < deadline) weft::this_fiber::sleep_for(50us);
+        return inside.load() == 4;
+      }));
+    for (auto& h : hs) EXPECT_TRUE(h.join());
+  });
+}
+
+TEST_P(MutexTest, CallOnceRunsOnceAndRetriesAfterAnException) {
+  weft::once_flag flag;
+  std::atomic<int> calls{0};
+  rt().block_on([&] {
+    std::vector<weft::join_handle<void>> hs;
+    for (int i = 0; i < 32; ++i)
+      hs.push_back(weft::spawn([&] {
+        weft::call_once(flag, [&] {
+          calls++;
+          weft::this_fiber::sleep_for(2ms);  // others arriving now park, they do not run it
+        });
+      }));
+    for (auto& h : hs) h.join();
+  });
+  EXPECT_EQ(calls.load(), 1);
+
+  weft::once_flag flaky;
+  int attempts = 0;
+  rt().block_on([&] {
+    EXPECT_THROW(weft::call_once(flaky, [&] {
+                   ++attempts;
+                   throw std::runtime_error("first try fails");
+                 }),
+                 std::runtime_error);
+    weft::call_once(flaky, [&] { ++attempts; });
+    weft::call_once(flaky, [&] { ++attempts; });
+  });
+  EXPECT_EQ(attempts, 2);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(MutexShutdownTest, WaitersUnwoundAtShutdownLeaveTheQueue) {
+  // A fiber holds the mutex and sleeps; others wait for it; the runtime is destroyed. The
+  // waiters are unwound first or last — either way the holder's unlock (run by its own
+  // unwinding) must not touch their dead queue records.
+  for (int round = 0; round < 20; ++round) {
+    weft::mutex m;
+    std::atomic<int> waiting{0};
+    {
+      weft::runtime rt(weft::runtime_options{.workers = 2});
+      std::atomic<bool> held{false};
+      rt.spawn([&] {
+        std::lock_guard g(m);
+        held = true;
+        weft::this_fiber::sleep_for(1h);
+      });
+      ASSERT_TRUE(weft_test::wait_until([&] { return held.load(); }));
+      for (int i = 0; i < 4; ++i)
+        rt.spawn([&] {
+          waiting++;
+          std::lock_guard g(m);
+        });
+      ASSERT_TRUE(weft_test::wait_until([&] { return waiting.load() == 4; }));
+    }
+  }
+}
+
+}  // namespace

@@ -1,0 +1,136 @@
+// Semaphores, latch and barrier: std members, error cases, fibers and plain threads.
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include <weft/barrier.hpp>
+#include <weft/latch.hpp>
+#include <weft/mutex.hpp>
+#include <weft/semaphore.hpp>
+
+#include "weft_test.hpp"
+
+using namespace std::chrono_literals;
+using weft_test::RuntimeTest;
+
+namespace {
+
+class PrimitivesTest : public RuntimeTest {};
+WEFT_WORKER_COUNTS(PrimitivesTest);
+
+TEST_P(PrimitivesTest, SemaphoreLimitsConcurrency) {
+  weft::counting_semaphore<3> sem(3);
+  std::atomic<int> inside{0}, max_inside{0};
+  rt().block_on([&] {
+    std::vector<weft::join_handle<void>> hs;
+    for (int i = 0; i < 32; ++i)
+      hs.push_back(weft::spawn([&] {
+        for (int k = 0; k < 20; ++k) {
+          sem.acquire();
+          int now = inside.fetch_add(1) + 1;
+          int mx = max_inside.load();
+          while (now > mx && !max_inside.compare_exchange_weak(mx, now)) {}
+          weft::this_fiber::yield();
+          inside.fetch_sub(1);
+          sem.release();
+        }
+      }));
+    for (auto& h : hs) h.join();
+  });
+  EXPECT_LE(max_inside.load(), 3);
+  EXPECT_GE(max_inside.load(), 1);
+  EXPECT_EQ(decltype(sem)::max(), 3);
+}
+
+TEST_P(PrimitivesTest, SemaphoreTimedAcquireAndErrors) {
+  weft::binary_semaphore sem(0);
+  rt().block_on([&] {
+    EXPECT_FALSE(sem.try_acquire());
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_FALSE(sem.try_acquire_for(3ms));
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, 3ms);
+    auto h = weft::spawn([&] { return sem.try_acquire_for(10s); });
+    weft::this_fiber::sleep_for(1ms);
+    sem.release();
+    EXPECT_TRUE(h.join());
+    EXPECT_THROW(sem.release(-1), std::system_error);
+  });
+  // A plain thread releases, a fiber acquires (and the other way round).
+  std::thread t([&] { sem.release(); });
+  rt().block_on([&] { sem.acquire(); });
+  t.join();
+  auto h = rt().spawn([&] { sem.release(); });
+  sem.acquire();
+  h.join();
+}
+
+TEST_P(PrimitivesTest, LatchReleasesEveryoneAtZero) {
+  weft::latch l(5);
+  std::atomic<int> passed{0};
+  rt().block_on([&] {
+    std::vector<weft::join_handle<void>> hs;
+    for (int i = 0; i < 5; ++i)
+      hs.push_back(weft::spawn([&] {
+        l.arrive_and_wait();
+        passed++;
+      }));
+    for (auto& h : hs) h.join();
+    EXPECT_TRUE(l.try_wait());
+    EXPECT_THROW(l.count_down(), std::system_error);  // would go negative
+  });
+  EXPECT_EQ(passed.load(), 5);
+  weft::latch plain(1);
+  std::thread t([&] { plain.wait(); });
+  rt().block_on([&] { plain.count_down(); });
+  t.join();
+}
+
+TEST_P(PrimitivesTest, BarrierRunsCompletionBeforeReleasingEachPhase) {
+  constexpr int parties = 6, phases = 50;
+  std::atomic<int> completions{0};
+  std::vector<int> arrived(phases, 0);
+  std::atomic<int> phase{0};
+  std::atomic<bool> order_broken{false};
+  auto on_complete = [&]() noexcept {
+    if (arrived[static_cast<std::size_t>(phase.load())] != parties) order_broken = true;
+    completions++;
+    phase++;
+  };
+  weft::barrier<decltype(on_complete)> b(parties, on_complete);
+  weft::mutex m;
+  rt().block_on([&] {
+    std::vector<weft::join_handle<void>> hs;
+    for (int p = 0; p < parties; ++p)
+      hs.push_back(weft::spawn([&] {
+        for (int k = 0; k < phases; ++k) {
+          {
+            std::lock_guard g(m);
+            ++arrived[static_cast<std::size_t>(k)];
+          }
+          b.arrive_and_wait();
+          if (phase.load() < k + 1) order_broken = true;  // released before the completion ran
+        }
+      }));
+    for (auto& h : hs) h.join();
+  });
+  EXPECT_EQ(completions.load(), phases);
+  EXPECT_FALSE(order_broken.load());
+}
+
+TEST_P(PrimitivesTest, BarrierArriveAndDropAndErrors) {
+  weft::barrier<> b(3);
+  rt().block_on([&] {
+    auto dropper = weft::spawn([&] { b.arrive_and_drop(); });
+    auto other = weft::spawn([&] {
+      b.arrive_and_wait();
+      b.arrive_and_wait();  // phase 2 needs only 2 participants now
+    });
+    b.arrive_and_wait();
+    b.arrive_and_wait();
+    dropper.join();
+    other.join();
+    EXPECT_THROW((void)b.arrive(5), std::system_error);
+  });
+}
+
+}  // namespace
