@@ -14,6 +14,7 @@ set output outfile
 nl(s) = strstrt(s, "|") > 0 ? s[1:strstrt(s, "|") - 1] . "\n" . nl(s[strstrt(s, "|") + 1:]) : s
 
 set style fill solid 0.85 border -1
+set style textbox opaque noborder margins 1,1  # value labels stay legible over the budget line
 set grid ytics lc rgb "#dddddd"
 set key top left opaque
 set xtics scale 0 font ",10"
@@ -32,16 +33,16 @@ set ylabel "ns per switch"
 set xrange [-0.6:2.6]
 set yrange [0:*]
 plot datafile index 0 using 0:2:($0 - bar):($0 + bar):(0):2:3:xtic(nl(strcol(1))) with boxxyerror lc rgb variable notitle, \
-     '' index 0 using 0:2:(sprintf("%.1f", $2)) with labels offset 0,0.8 notitle, \
-     yield_target with lines dt 2 lw 2 lc rgb "red" title sprintf("budget: 1.5x bare switch = %.1f ns", yield_target)
+     yield_target with lines dt 2 lw 2 lc rgb "red" title sprintf("budget: 1.5x bare switch = %.1f ns", yield_target), \
+     '' index 0 using 0:2:(sprintf("%.1f", $2)) with labels boxed offset 0,0.8 notitle
 
 # 2. spawn + join
 set title "spawn + join of empty fibers, 10^6 per run\n(ns per fiber amortised, lower is better)"
 set ylabel "ns per fiber"
 set xrange [-0.6:5.6]
 plot datafile index 1 using 0:2:($0 - bar):($0 + bar):(0):2:3:xtic(nl(strcol(1))) with boxxyerror lc rgb variable notitle, \
-     '' index 1 using 0:2:(sprintf("%.0f", $2)) with labels offset 0,0.8 notitle, \
-     spawn_target with lines dt 2 lw 2 lc rgb "red" title "budget: 100 ns"
+     spawn_target with lines dt 2 lw 2 lc rgb "red" title "budget: 100 ns", \
+     '' index 1 using 0:2:(sprintf("%.0f", $2)) with labels boxed offset 0,0.8 notitle
 
 # 3. skynet
 set title "skynet, 10^6 leaves (1,111,111 fibers)\n(ms per run, lower is better)"
@@ -49,8 +50,8 @@ set key top right
 set ylabel "ms per run"
 set xrange [-0.6:3.6]
 plot datafile index 2 using 0:2:($0 - bar):($0 + bar):(0):2:3:xtic(nl(strcol(1))) with boxxyerror lc rgb variable notitle, \
-     '' index 2 using 0:2:(sprintf("%.0f", $2)) with labels offset 0,0.8 notitle, \
-     skynet_target with lines dt 2 lw 2 lc rgb "red" title sprintf("budget, 2 workers: Boost work_stealing / 2 = %.0f ms", skynet_target)
+     skynet_target with lines dt 2 lw 2 lc rgb "red" title sprintf("budget, 2 workers: Boost work_stealing / 2 = %.0f ms", skynet_target), \
+     '' index 2 using 0:2:(sprintf("%.0f", $2)) with labels boxed offset 0,0.8 notitle
 
 # 4. idle (log scale: the gap is five orders of magnitude)
 set key top right
@@ -63,7 +64,7 @@ ymin = 1e-4
 set yrange [ymin:1000]
 set format y "%g"
 plot datafile index 3 using 0:2:($0 - bar):($0 + bar):(ymin):2:3:xtic(nl(strcol(1))) with boxxyerror lc rgb variable notitle, \
-     '' index 3 using 0:2:(sprintf("%.3g %%", $2)) with labels offset 0,0.8 notitle, \
-     idle_target with lines dt 2 lw 2 lc rgb "red" title "budget: < 1 %"
+     idle_target with lines dt 2 lw 2 lc rgb "red" title "budget: < 1 %", \
+     '' index 3 using 0:2:(sprintf("%.3g %%", $2)) with labels boxed offset 0,0.8 notitle
 
 unset multiplot

@@ -41,8 +41,16 @@ struct eh_globals {
   unsigned int uncaught;
 };
 
+// __cxa_get_globals lives in libstdc++.so and goes through __tls_get_addr on every call; the
+// address is fixed per thread, so it is cached in this (static, initial-exec) thread_local.
+// Read only before a jump, never reused after one.
 eh_globals* thread_eh_globals() noexcept {
-  void* p = abi::__cxa_get_globals();
+  static thread_local void* cached = nullptr;
+  void* p = cached;
+  if (p == nullptr) {
+    p = abi::__cxa_get_globals();
+    cached = p;
+  }
   asm volatile("" : "+r"(p));
   return static_cast<eh_globals*>(p);
 }

@@ -353,7 +353,7 @@ void yield() {
   self->state.store(fiber_state::runnable, std::memory_order_relaxed);
   w->switch_to(self, next, [](void* p) {
     auto* f = static_cast<fiber_cb*>(p);
-    f->rt->schedule(f, /*lifo=*/false);
+    f->rt->schedule(f, /*lifo=*/false, /*new_work=*/false);
   }, self);
 }
 

@@ -78,7 +78,7 @@ void runtime_impl::timer_added(std::int64_t deadline) noexcept {
   if (oversleeper != nullptr) notify_worker(oversleeper);
 }
 
-void runtime_impl::schedule(fiber_cb* f, bool lifo) noexcept {
+void runtime_impl::schedule(fiber_cb* f, bool lifo, bool new_work) noexcept {
   f->state.store(fiber_state::runnable, std::memory_order_relaxed);
   worker* me = this_worker();
   if (me != nullptr && me->rt != this) me = nullptr;
@@ -89,7 +89,7 @@ void runtime_impl::schedule(fiber_cb* f, bool lifo) noexcept {
     return;
   }
   if (me != nullptr && !unwinding.load(std::memory_order_relaxed)) {
-    me->push_local(f, lifo);
+    me->push_local(f, lifo, new_work);
     return;
   }
   global.push(f);

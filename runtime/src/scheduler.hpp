@@ -39,8 +39,9 @@ struct worker {
   /// The next fiber to run from local sources (LIFO slot, inbox, run queue, global queue),
   /// without stealing or blocking. Runs timers every 61 ticks.
   fiber_cb* next_local() noexcept;
-  /// Makes `f` runnable on this worker: into the LIFO slot (`lifo`) or the queue's tail.
-  void push_local(fiber_cb* f, bool lifo) noexcept;
+  /// Makes `f` runnable on this worker: into the LIFO slot (`lifo`) or the queue's tail;
+  /// `new_work` lets a parked worker be woken to share it.
+  void push_local(fiber_cb* f, bool lifo, bool new_work = true) noexcept;
   /// Fires due timers of every worker; true if any fiber was woken.
   bool keep_time() noexcept;
   /// Suspends the current fiber `self` (its context saved into self->ctx) and runs the next
@@ -98,7 +99,8 @@ struct runtime_impl {
   ~runtime_impl();
 
   /// Makes `f` runnable. Any thread. `lifo`: a hint that it should run next on this worker.
-  void schedule(fiber_cb* f, bool lifo) noexcept;
+  /// `new_work` false (a yield) skips waking a parked worker.
+  void schedule(fiber_cb* f, bool lifo, bool new_work = true) noexcept;
   /// Wakes a parked worker if nobody is searching (after new work was published).
   void notify() noexcept;
   /// Wakes worker `w` if it is parked (after pushing to its inbox).

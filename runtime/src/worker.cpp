@@ -40,18 +40,16 @@ void worker::overflow_to_global(fiber_cb* f) noexcept {
   }
 }
 
-void worker::push_local(fiber_cb* f, bool to_lifo) noexcept {
+void worker::push_local(fiber_cb* f, bool to_lifo, bool new_work) noexcept {
   if (to_lifo) {
     // Ordering: acq_rel exchange; release publishes f's state to a thief's CAS, acquire takes
     // ownership of the fiber it displaces.
     f = lifo.exchange(f, std::memory_order_acq_rel);
-    if (f == nullptr) {
-      rt->notify();
-      return;
-    }
   }
-  if (!queue.push(f)) overflow_to_global(f);
-  rt->notify();
+  if (f != nullptr && !queue.push(f)) overflow_to_global(f);
+  // A parked worker may come and steal. Not for a yield (no new work: the fiber was runnable a
+  // moment ago), and not with a single worker (this one is awake: it is running us).
+  if (new_work && rt->workers.size() > 1) rt->notify();
 }
 
 bool worker::keep_time() noexcept {

@@ -31,7 +31,9 @@ class task_group {
   task_group(const task_group&) = delete;
   task_group& operator=(const task_group&) = delete;
   /// Requests stop, then waits for every child (parks a fiber, blocks a plain thread).
-  /// Exceptions not collected by join() are dropped; never throws.
+  /// Exceptions not collected by join() are dropped; never throws. While the runtime unwinds
+  /// the owning fiber at shutdown it returns without waiting; the children, which share
+  /// ownership of the group's state, are unwound on their own.
   ~task_group() {
     shared_->stop.request_stop();
     try {
