@@ -1,0 +1,690 @@
+// sync_bench: weft's synchronization primitives beside Boost.Fiber 1.74 (and std::mutex), in one
+// run, for the figures of issue 3 (docs/benchmarks.md, "Synchronization"):
+//   yield/*             two fibers yielding on one thread (the reference for channels) -> ns_per_yield
+//   mutex_contention/*  1000 fibers x 1000 lock/++/unlock on one mutex, a yield inside the critical
+//                       section every 100 locks                                        -> ns_per_lock, ms_per_run
+//   channel/*           ping-pong over two channels, capacity 0 and 1                  -> ns_per_round_trip
+//   cv/*                ping-pong through a mutex, a condition variable and a turn flag -> ns_per_round_trip
+//   uncontended/*       lock + unlock by one fiber or thread, nobody else              -> ns_per_pair
+// Ping-pongs run in three placements: `same` (weft 1 worker / Boost round_robin on 1 thread),
+// `free` (weft 2 workers, fibers unpinned / Boost work_stealing on 2 threads) and `apart` (weft
+// 2 workers, one fiber pinned to each / Boost: two threads with one fiber each). Every message
+// carries the sender's worker (thread), so `apart_pct` says how many crossed between workers.
+// Every stack is 64 KiB. A weft runtime is created once per benchmark run, not per iteration;
+// Boost's work_stealing threads once per process (boost_ws_pool, as in runtime_bench.cpp).
+// bench/run_sync_bench.sh reproduces the published run.
+#include <benchmark/benchmark.h>
+
+#include <boost/fiber/algo/work_stealing.hpp>
+#include <boost/fiber/all.hpp>
+#include <boost/version.hpp>
+
+#include <weft/weft.hpp>
+
+#include <malloc.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+constexpr std::size_t kStackSize = 64 * 1024;        // every fiber stack, weft and Boost alike
+constexpr std::uint64_t kYieldsPerFiber = 100'000;   // per yield iteration: 2 x this many yields
+constexpr int kContenders = 1000;                    // mutex_contention: fibers
+constexpr int kLocksPerFiber = 1000;                 //   lock/unlock per fiber
+constexpr int kYieldEvery = 100;                     //   a yield inside every 100th critical section
+constexpr std::uint64_t kContentionLocks = std::uint64_t{kContenders} * kLocksPerFiber;
+// Round trips per iteration: 10^6 where both sides share a thread; fewer across threads, where a
+// round trip may cost two futex wake-ups (see docs/benchmarks.md for the measured costs).
+constexpr std::uint64_t kRoundTripsSame = 1'000'000;
+constexpr std::uint64_t kRoundTripsTwo = 100'000;
+constexpr std::uint64_t kUncontendedPairs = 1'000'000;  // per uncontended iteration
+
+enum class placement { same, free, apart };
+
+std::uint64_t round_trips_for(placement p) { return p == placement::same ? kRoundTripsSame : kRoundTripsTwo; }
+
+std::atomic<bool> g_failed{false};
+
+// Marks the benchmark as failed (error_occurred in the JSON) and the run's exit status as 1.
+void fail(benchmark::State& st, const char* where, const std::string& what) {
+  std::fprintf(stderr, "sync_bench: %s: %s\n", where, what.c_str());
+  g_failed.store(true);
+  st.SkipWithError(what.c_str());
+}
+
+std::int64_t ns_since(clock_type::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - t0).count();
+}
+
+// Wall-clock ns per operation over the whole timed loop (the same span as real_time), as a
+// counter so that the console, the JSON and the aggregates all carry it.
+void report_per_op(benchmark::State& st, const char* counter, std::int64_t elapsed_ns, std::uint64_t ops) {
+  st.SetItemsProcessed(static_cast<std::int64_t>(ops));
+  st.counters[counter] = static_cast<double>(elapsed_ns) / static_cast<double>(ops);
+}
+
+weft::runtime_options weft_options(unsigned workers) {
+  return weft::runtime_options{.workers = workers, .stack_size = kStackSize};
+}
+
+boost::fibers::fixedsize_stack boost_stack() { return boost::fibers::fixedsize_stack(kStackSize); }
+
+// Where the caller runs now: weft's worker index, or a small per-thread number for Boost. Not
+// inlined and not analysed across calls: a fiber may resume on another thread, so the thread
+// pointer must be read afresh each time.
+__attribute__((noipa)) int weft_place() { return weft::this_fiber::worker_index(); }
+std::atomic<int> g_next_thread_tag{0};
+__attribute__((noipa)) int boost_place() {
+  static thread_local int tag = g_next_thread_tag.fetch_add(1, std::memory_order_relaxed);
+  return tag;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Boost.Fiber work_stealing on two threads: the same pool as runtime_bench.cpp's (see there for
+// why). In Boost 1.74 work_stealing can be set up for exactly `thread_count` threads once per
+// process, so the two threads start on first use and serve every work_stealing benchmark. During
+// a job thread 0 runs it on its main fiber while thread 1's dispatcher spins and steals; between
+// jobs both sleep on a std::condition_variable.
+class boost_ws_pool {
+ public:
+  static constexpr std::uint32_t kThreads = 2;
+
+  static boost_ws_pool& get() {
+    std::call_once(once_, [] { instance_ = new boost_ws_pool(); });
+    return *instance_;
+  }
+  static void shutdown_if_started() {
+    if (instance_ == nullptr) return;
+    instance_->stop();
+    delete instance_;
+    instance_ = nullptr;
+  }
+
+  /// Runs `job` on thread 0's main fiber while thread 1 helps; returns once both are idle.
+  void run(std::function<void()> job) {
+    {
+      std::lock_guard lk(m_);
+      job_ = std::move(job);
+      acks_ = 0;
+      ++gen_;
+      cv_.notify_all();
+    }
+    std::unique_lock lk(m_);
+    done_cv_.wait(lk, [&] { return acks_ == kThreads; });
+    job_ = nullptr;
+  }
+
+ private:
+  boost_ws_pool() {
+    for (std::uint32_t i = 0; i < kThreads; ++i) threads_.emplace_back([this, i] { loop(i); });
+  }
+  void stop() {
+    {
+      std::lock_guard lk(m_);
+      quit_ = true;
+      cv_.notify_all();
+    }
+    for (auto& t : threads_) t.join();
+  }
+
+  void loop(std::uint32_t index) {
+    boost::fibers::use_scheduling_algorithm<boost::fibers::algo::work_stealing>(kThreads);
+    std::uint64_t seen = 0;
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock lk(m_);
+        cv_.wait(lk, [&] { return quit_ || gen_ != seen; });
+        if (quit_) return;
+        seen = gen_;
+        if (index == 0) job = job_;
+      }
+      if (index == 0) {
+        job();
+        {
+          std::unique_lock lk(fm_);
+          fdone_ = seen;
+        }
+        fcv_.notify_all();
+      } else {
+        std::unique_lock lk(fm_);
+        fcv_.wait(lk, [&] { return fdone_ == seen; });
+      }
+      {
+        std::lock_guard lk(m_);
+        ++acks_;
+      }
+      done_cv_.notify_all();
+    }
+  }
+
+  static inline std::once_flag once_;
+  static inline boost_ws_pool* instance_ = nullptr;
+
+  std::mutex m_;
+  std::condition_variable cv_, done_cv_;
+  std::function<void()> job_;
+  std::uint64_t gen_ = 0;
+  std::uint32_t acks_ = 0;
+  bool quit_ = false;
+  boost::fibers::mutex fm_;
+  boost::fibers::condition_variable fcv_;
+  std::uint64_t fdone_ = 0;
+  std::vector<std::thread> threads_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Running a pair of fibers (ping, pong) in a placement. Both return how many of the messages they
+// received came from another worker (thread).
+
+// weft: `same` on a 1-worker runtime, `free` and `apart` on a 2-worker one. For `apart` the root
+// fiber spins (without yielding, so its worker is busy) until the ping fiber has been stolen by
+// the other worker; ping then pins itself there, and pong is spawned pinned to the root's worker.
+// Returns false if the other worker never took ping (then *cross is meaningless).
+template <class Ping, class Pong>
+bool weft_run_pair(weft::runtime& rt, placement p, Ping ping, Pong pong, std::uint64_t* cross) {
+  return rt.block_on([&] {
+    if (p != placement::apart) {
+      auto a = weft::spawn(pong);
+      auto b = weft::spawn(ping);
+      *cross = a.join() + b.join();
+      return true;
+    }
+    const int home = weft::this_fiber::worker_index();
+    std::atomic<int> ping_worker{-1};
+    std::atomic<bool> go{false};
+    auto b = weft::spawn([&] {
+      // Ordering: release/acquire with the root's spin: `home` and the handles are set up.
+      ping_worker.store(weft::this_fiber::worker_index(), std::memory_order_release);
+      weft::this_fiber::pin();
+      while (!go.load(std::memory_order_acquire)) {
+      }
+      return ping();
+    });
+    auto deadline = clock_type::now() + 5s;
+    int w = -1;
+    while ((w = ping_worker.load(std::memory_order_acquire)) < 0 && clock_type::now() < deadline) {
+    }
+    auto a = weft::spawn(weft::spawn_options{.pinned = true}, pong);
+    go.store(true, std::memory_order_release);
+    *cross = a.join() + b.join();
+    return w >= 0 && w != home;  // else the pair ran, but not apart
+  });
+}
+
+// Boost: `same` on the benchmark thread (round_robin), `free` on the work_stealing pool,
+// `apart` on two fresh threads, each running its side on its main fiber (round_robin).
+template <class Ping, class Pong>
+void boost_run_pair(placement p, Ping ping, Pong pong, std::uint64_t* cross) {
+  switch (p) {
+    case placement::same: {
+      std::uint64_t ca = 0, cb = 0;
+      boost::fibers::fiber a(std::allocator_arg, boost_stack(), [&] { ca = pong(); });
+      boost::fibers::fiber b(std::allocator_arg, boost_stack(), [&] { cb = ping(); });
+      a.join();
+      b.join();
+      *cross = ca + cb;
+      return;
+    }
+    case placement::free:
+      boost_ws_pool::get().run([&] {
+        std::uint64_t ca = 0, cb = 0;
+        boost::fibers::fiber a(std::allocator_arg, boost_stack(), [&] { ca = pong(); });
+        boost::fibers::fiber b(std::allocator_arg, boost_stack(), [&] { cb = ping(); });
+        a.join();
+        b.join();
+        *cross = ca + cb;
+      });
+      return;
+    case placement::apart: {
+      std::uint64_t ca = 0, cb = 0;
+      std::thread a([&] { ca = pong(); });
+      std::thread b([&] { cb = ping(); });
+      a.join();
+      b.join();
+      *cross = ca + cb;
+      return;
+    }
+  }
+}
+
+const char* placement_label(placement p, bool weft_side) {
+  switch (p) {
+    case placement::same: return weft_side ? "1 worker" : "round_robin, 1 thread";
+    case placement::free: return weft_side ? "2 workers, unpinned" : "work_stealing, 2 threads";
+    case placement::apart: return weft_side ? "2 workers, pinned apart" : "2 threads, round_robin, 1 fiber each";
+  }
+  return "?";
+}
+
+void report_pingpong(benchmark::State& st, std::int64_t elapsed_ns, std::uint64_t round_trips, std::uint64_t cross) {
+  report_per_op(st, "ns_per_round_trip", elapsed_ns, round_trips);
+  // Two messages per round trip.
+  st.counters["apart_pct"] = 100.0 * static_cast<double>(cross) / (2.0 * static_cast<double>(round_trips));
+}
+
+// =============================================================================================
+// 1. yield: two fibers on one thread, each yields kYieldsPerFiber times; one yield is one switch.
+
+void BM_yield_weft(benchmark::State& st) {
+  weft::runtime rt(weft_options(1));
+  auto body = [] {
+    for (std::uint64_t i = 0; i < kYieldsPerFiber; ++i) weft::this_fiber::yield();
+  };
+  std::uint64_t yields = 0;
+  auto t0 = clock_type::now();
+  for (auto _ : st) {
+    rt.block_on([&] {
+      auto a = weft::spawn(body);
+      auto b = weft::spawn(body);
+      a.join();
+      b.join();
+    });
+    yields += 2 * kYieldsPerFiber;
+  }
+  report_per_op(st, "ns_per_yield", ns_since(t0), yields);
+}
+
+void BM_yield_boost(benchmark::State& st) {
+  auto body = [] {
+    for (std::uint64_t i = 0; i < kYieldsPerFiber; ++i) boost::this_fiber::yield();
+  };
+  std::uint64_t yields = 0;
+  auto t0 = clock_type::now();
+  for (auto _ : st) {
+    boost::fibers::fiber a(std::allocator_arg, boost_stack(), body);
+    boost::fibers::fiber b(std::allocator_arg, boost_stack(), body);
+    a.join();
+    b.join();
+    yields += 2 * kYieldsPerFiber;
+  }
+  report_per_op(st, "ns_per_yield", ns_since(t0), yields);
+}
+
+// =============================================================================================
+// 2. mutex contention: kContenders fibers each lock, increment a shared counter and unlock
+// kLocksPerFiber times; every kYieldEvery-th time the holder yields before unlocking, so the
+// others find the mutex held and wait. The counter must end at kContentionLocks.
+
+template <class Mutex, class Yield>
+void contend(Mutex& m, std::uint64_t& counter, Yield yield) {
+  for (int i = 1; i <= kLocksPerFiber; ++i) {
+    m.lock();
+    ++counter;
+    if (i % kYieldEvery == 0) yield();
+    m.unlock();
+  }
+}
+
+void report_contention(benchmark::State& st, std::int64_t elapsed_ns, std::uint64_t runs) {
+  report_per_op(st, "ns_per_lock", elapsed_ns, runs * kContentionLocks);
+  st.counters["ms_per_run"] = static_cast<double>(elapsed_ns) / 1e6 / static_cast<double>(runs);
+}
+
+// Arg: workers.
+void BM_mutex_contention_weft(benchmark::State& st) {
+  weft::runtime rt(weft_options(static_cast<unsigned>(st.range(0))));
+  std::uint64_t runs = 0;
+  auto t0 = clock_type::now();
+  for (auto _ : st) {
+    weft::mutex m;
+    std::uint64_t counter = 0;
+    rt.block_on([&] {
+      std::vector<weft::join_handle<void>> hs;
+      hs.reserve(kContenders);
+      for (int f = 0; f < kContenders; ++f)
+        hs.push_back(weft::spawn([&] { contend(m, counter, [] { weft::this_fiber::yield(); }); }));
+      for (auto& h : hs) h.join();
+    });
+    if (counter != kContentionLocks) {
+      fail(st, "BM_mutex_contention_weft", "counter " + std::to_string(counter) + " != " + std::to_string(kContentionLocks));
+      return;
+    }
+    ++runs;
+  }
+  report_contention(st, ns_since(t0), runs);
+  st.SetLabel(st.range(0) == 1 ? "weft::mutex, 1 worker" : "weft::mutex, 2 workers");
+}
+
+void boost_contention_job(boost::fibers::mutex& m, std::uint64_t& counter) {
+  std::vector<boost::fibers::fiber> fs;
+  fs.reserve(kContenders);
+  for (int f = 0; f < kContenders; ++f)
+    fs.emplace_back(std::allocator_arg, boost_stack(), [&] { contend(m, counter, [] { boost::this_fiber::yield(); }); });
+  for (auto& f : fs) f.join();
+}
+
+// round_robin on the benchmark thread, or work_stealing on 2 threads.
+void BM_mutex_contention_boost(benchmark::State& st, bool stealing) {
+  std::uint64_t runs = 0;
+  auto t0 = clock_type::now();
+  for (auto _ : st) {
+    boost::fibers::mutex m;
+    std::uint64_t counter = 0;
+    if (stealing) {
+      boost_ws_pool::get().run([&] { boost_contention_job(m, counter); });
+    } else {
+      boost_contention_job(m, counter);
+    }
+    if (counter != kContentionLocks) {
+      fail(st, "BM_mutex_contention_boost", "counter " + std::to_string(counter) + " != " + std::to_string(kContentionLocks));
+      return;
+    }
+    ++runs;
+  }
+  report_contention(st, ns_since(t0), runs);
+  st.SetLabel(stealing ? "boost::fibers::mutex, work_stealing, 2 threads" : "boost::fibers::mutex, round_robin, 1 thread");
+}
+
+// =============================================================================================
+// 3. channel ping-pong: ping sends on `there` and receives on `back`, pong the reverse; one
+// round trip is ping -> pong -> ping. Capacity 0 (rendezvous) or 1. Each message is the
+// sender's worker (thread), which the receiver compares with its own.
+
+void BM_channel_weft(benchmark::State& st, std::size_t cap, placement p) {
+  const std::uint64_t n = round_trips_for(p);
+  weft::runtime rt(weft_options(p == placement::same ? 1 : 2));
+  std::uint64_t trips = 0, cross = 0;
+  bool ok = true, placed = true;
+  auto t0 = clock_type::now();
+  for (auto _ : st) {
+    weft::channel<int> there(cap), back(cap);
+    auto ping = [&]() -> std::uint64_t {
+      std::uint64_t c = 0;
+      int v = 0;
+      for (std::uint64_t i = 0; i < n; ++i) {
+        if (there.send(weft_place()) != weft::channel_status::ok || back.recv(v) != weft::channel_status::ok) {
+          ok = false;
+          break;
+        }
+        c += v != weft_place();
+      }
+      there.close();
+      return c;
+    };
+    auto pong = [&]() -> std::uint64_t {
+      std::uint64_t c = 0;
+      int v = 0;
+      for (std::uint64_t i = 0; i < n; ++i) {
+        if (there.recv(v) != weft::channel_status::ok) break;
+        c += v != weft_place();
+        if (back.send(weft_place()) != weft::channel_status::ok) break;
+      }
+      return c;
+    };
+    std::uint64_t c = 0;
+    placed = weft_run_pair(rt, p, ping, pong, &c) && placed;
+    cross += c;
+    trips += n;
+  }
+  std::int64_t elapsed = ns_since(t0);
+  if (!ok) return fail(st, "BM_channel_weft", "a send or receive did not return ok");
+  if (!placed) return fail(st, "BM_channel_weft", "the second worker never took the ping fiber (apart)");
+  report_pingpong(st, elapsed, trips, cross);
+  st.SetLabel(std::string("weft::channel(") + std::to_string(cap) + "), " + placement_label(p, true));
+}
+
+// Boost's buffered_channel wants a power of two >= 2 and keeps one slot of its ring empty, so
+// buffered_channel(2) holds one value: the same capacity as weft::channel(1).
+template <class Channel>
+std::uint64_t boost_channel_trips(benchmark::State& st, placement p, std::uint64_t n, bool& ok, std::uint64_t& cross) {
+  auto make = [] {
+    if constexpr (std::is_same_v<Channel, boost::fibers::unbuffered_channel<int>>) {
+      return std::make_unique<Channel>();
+    } else {
+      return std::make_unique<Channel>(2);
+    }
+  };
+  std::uint64_t trips = 0;
+  for (auto _ : st) {
+    auto there = make(), back = make();
+    auto ping = [&]() -> std::uint64_t {
+      std::uint64_t c = 0;
+      int v = 0;
+      for (std::uint64_t i = 0; i < n; ++i) {
+        if (there->push(boost_place()) != boost::fibers::channel_op_status::success ||
+            back->pop(v) != boost::fibers::channel_op_status::success) {
+          ok = false;
+          break;
+        }
+        c += v != boost_place();
+      }
+      there->close();
+      return c;
+    };
+    auto pong = [&]() -> std::uint64_t {
+      std::uint64_t c = 0;
+      int v = 0;
+      for (std::uint64_t i = 0; i < n; ++i) {
+        if (there->pop(v) != boost::fibers::channel_op_status::success) break;
+        c += v != boost_place();
+        if (back->push(boost_place()) != boost::fibers::channel_op_status::success) break;
+      }
+      return c;
+    };
+    std::uint64_t c = 0;
+    boost_run_pair(p, ping, pong, &c);
+    cross += c;
+    trips += n;
+  }
+  return trips;
+}
+
+// capacity 0: unbuffered_channel; 1: buffered_channel(2).
+void BM_channel_boost(benchmark::State& st, std::size_t cap, placement p) {
+  const bool buffered = cap != 0;
+  const std::uint64_t n = round_trips_for(p);
+  bool ok = true;
+  std::uint64_t cross = 0;
+  auto t0 = clock_type::now();
+  std::uint64_t trips = buffered ? boost_channel_trips<boost::fibers::buffered_channel<int>>(st, p, n, ok, cross)
+                                 : boost_channel_trips<boost::fibers::unbuffered_channel<int>>(st, p, n, ok, cross);
+  std::int64_t elapsed = ns_since(t0);
+  if (!ok) return fail(st, "BM_channel_boost", "a push or pop did not return success");
+  report_pingpong(st, elapsed, trips, cross);
+  st.SetLabel(std::string(buffered ? "buffered_channel(2), holds 1 value, " : "unbuffered_channel, ") +
+              placement_label(p, false));
+}
+
+// =============================================================================================
+// 4. condition-variable ping-pong: one mutex, one condition variable, a turn flag; each side
+// waits for its turn, records itself as the last writer, passes the turn, unlocks and notifies.
+
+template <class Mutex, class CondVar>
+struct cv_table {
+  Mutex m;
+  CondVar cv;
+  int turn = 0;   // guarded by m: whose pass it is (0 ping, 1 pong)
+  int last = -1;  // guarded by m: where the previous pass ran
+};
+
+template <class Table>
+std::uint64_t cv_side(Table& t, int me, std::uint64_t n, int (*place)()) {
+  std::uint64_t c = 0;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    std::unique_lock lk(t.m);
+    t.cv.wait(lk, [&] { return t.turn == me; });
+    int here = place();
+    c += t.last >= 0 && t.last != here;
+    t.last = here;
+    t.turn = 1 - me;
+    lk.unlock();
+    t.cv.notify_one();
+  }
+  return c;
+}
+
+void BM_cv_weft(benchmark::State& st, placement p) {
+  const std::uint64_t n = round_trips_for(p);
+  weft::runtime rt(weft_options(p == placement::same ? 1 : 2));
+  std::uint64_t trips = 0, cross = 0;
+  bool placed = true;
+  auto t0 = clock_type::now();
+  for (auto _ : st) {
+    cv_table<weft::mutex, weft::condition_variable> t;
+    std::uint64_t c = 0;
+    placed = weft_run_pair(rt, p, [&] { return cv_side(t, 0, n, weft_place); }, [&] { return cv_side(t, 1, n, weft_place); }, &c) &&
+             placed;
+    cross += c;
+    trips += n;
+  }
+  std::int64_t elapsed = ns_since(t0);
+  if (!placed) return fail(st, "BM_cv_weft", "the second worker never took the ping fiber (apart)");
+  report_pingpong(st, elapsed, trips, cross);
+  st.SetLabel(std::string("weft::condition_variable + weft::mutex, ") + placement_label(p, true));
+}
+
+void BM_cv_boost(benchmark::State& st, placement p) {
+  const std::uint64_t n = round_trips_for(p);
+  std::uint64_t trips = 0, cross = 0;
+  auto t0 = clock_type::now();
+  for (auto _ : st) {
+    cv_table<boost::fibers::mutex, boost::fibers::condition_variable> t;
+    std::uint64_t c = 0;
+    boost_run_pair(p, [&] { return cv_side(t, 0, n, boost_place); }, [&] { return cv_side(t, 1, n, boost_place); }, &c);
+    cross += c;
+    trips += n;
+  }
+  report_pingpong(st, ns_since(t0), trips, cross);
+  st.SetLabel(std::string("boost::fibers::condition_variable + mutex, ") + placement_label(p, false));
+}
+
+// =============================================================================================
+// 5. uncontended lock + unlock by one fiber (weft, Boost) or thread (std), nobody else around.
+
+template <class Mutex>
+std::uint64_t lock_unlock_loop(Mutex& m) {
+  std::uint64_t counter = 0;
+  for (std::uint64_t i = 0; i < kUncontendedPairs; ++i) {
+    m.lock();
+    ++counter;
+    benchmark::DoNotOptimize(counter);
+    m.unlock();
+  }
+  return counter;
+}
+
+void BM_uncontended_weft(benchmark::State& st) {
+  weft::runtime rt(weft_options(1));
+  weft::mutex m;
+  std::uint64_t pairs = 0, counted = 0;
+  auto t0 = clock_type::now();
+  for (auto _ : st) {
+    counted += rt.block_on([&] { return lock_unlock_loop(m); });
+    pairs += kUncontendedPairs;
+  }
+  report_per_op(st, "ns_per_pair", ns_since(t0), pairs);
+  if (counted != pairs) fail(st, "BM_uncontended_weft", "lost increments");
+  st.SetLabel("weft::mutex on a fiber, 1 worker");
+}
+
+void BM_uncontended_std(benchmark::State& st) {
+  std::mutex m;
+  std::uint64_t pairs = 0, counted = 0;
+  auto t0 = clock_type::now();
+  for (auto _ : st) {
+    counted += lock_unlock_loop(m);
+    pairs += kUncontendedPairs;
+  }
+  report_per_op(st, "ns_per_pair", ns_since(t0), pairs);
+  if (counted != pairs) fail(st, "BM_uncontended_std", "lost increments");
+  st.SetLabel("std::mutex on the benchmark thread");
+}
+
+void BM_uncontended_boost(benchmark::State& st) {
+  boost::fibers::mutex m;
+  std::uint64_t pairs = 0, counted = 0;
+  auto t0 = clock_type::now();
+  for (auto _ : st) {
+    counted += lock_unlock_loop(m);
+    pairs += kUncontendedPairs;
+  }
+  report_per_op(st, "ns_per_pair", ns_since(t0), pairs);
+  if (counted != pairs) fail(st, "BM_uncontended_boost", "lost increments");
+  st.SetLabel("boost::fibers::mutex on the benchmark thread's main fiber");
+}
+
+}  // namespace
+
+// Google Benchmark picks the iteration count where one iteration is cheap and has no setup
+// (yield, uncontended); the others run a fixed count of large iterations.
+BENCHMARK(BM_yield_boost)->Name("yield/boost")->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_yield_weft)->Name("yield/weft")->UseRealTime()->Unit(benchmark::kMillisecond);
+
+BENCHMARK_CAPTURE(BM_mutex_contention_boost, rr, false)->Name("mutex_contention/boost/round_robin")->Iterations(3)
+    ->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_mutex_contention_boost, ws, true)->Name("mutex_contention/boost/work_stealing")->Iterations(3)
+    ->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_mutex_contention_weft)->Name("mutex_contention/weft")->ArgName("workers")->Arg(1)->Arg(2)->Iterations(3)
+    ->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// Names: channel/<impl>/cap:<0|1>/<placement>, cv/<impl>/<placement>.
+#define WEFT_CHANNEL_BENCH(impl, cap, place)                                                      \
+  BENCHMARK_CAPTURE(BM_channel_##impl, place##cap, cap, placement::place)                          \
+      ->Name("channel/" #impl "/cap:" #cap "/" #place)->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond)
+WEFT_CHANNEL_BENCH(boost, 0, same);
+WEFT_CHANNEL_BENCH(weft, 0, same);
+WEFT_CHANNEL_BENCH(boost, 1, same);
+WEFT_CHANNEL_BENCH(weft, 1, same);
+WEFT_CHANNEL_BENCH(boost, 0, free);
+WEFT_CHANNEL_BENCH(weft, 0, free);
+WEFT_CHANNEL_BENCH(boost, 1, free);
+WEFT_CHANNEL_BENCH(weft, 1, free);
+WEFT_CHANNEL_BENCH(boost, 0, apart);
+WEFT_CHANNEL_BENCH(weft, 0, apart);
+WEFT_CHANNEL_BENCH(boost, 1, apart);
+WEFT_CHANNEL_BENCH(weft, 1, apart);
+#undef WEFT_CHANNEL_BENCH
+
+#define WEFT_CV_BENCH(impl, place)                                                                \
+  BENCHMARK_CAPTURE(BM_cv_##impl, place, placement::place)->Name("cv/" #impl "/" #place)->Iterations(2) \
+      ->UseRealTime()->Unit(benchmark::kMillisecond)
+WEFT_CV_BENCH(boost, same);
+WEFT_CV_BENCH(weft, same);
+WEFT_CV_BENCH(boost, free);
+WEFT_CV_BENCH(weft, free);
+WEFT_CV_BENCH(boost, apart);
+WEFT_CV_BENCH(weft, apart);
+#undef WEFT_CV_BENCH
+
+BENCHMARK(BM_uncontended_std)->Name("uncontended/std_mutex")->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_uncontended_boost)->Name("uncontended/boost")->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_uncontended_weft)->Name("uncontended/weft")->UseRealTime()->Unit(benchmark::kMillisecond);
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  // As in runtime_bench: keep freed 64 KiB Boost stacks in the heap instead of trimming them
+  // back to the kernel, so Boost gets recycled stacks as weft does (weft maps its own).
+  ::mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+  ::mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
+  benchmark::AddCustomContext("malloc_tuning", "M_MMAP_THRESHOLD=4MiB M_TRIM_THRESHOLD=1GiB (Boost stacks)");
+  benchmark::AddCustomContext("weft_stack_size", std::to_string(kStackSize));
+  benchmark::AddCustomContext("boost_version", BOOST_LIB_VERSION);
+  benchmark::AddCustomContext("round_trips_same", std::to_string(kRoundTripsSame));
+  benchmark::AddCustomContext("round_trips_two_threads", std::to_string(kRoundTripsTwo));
+#ifdef NDEBUG
+  benchmark::AddCustomContext("weft_bench_build", "NDEBUG");
+#else
+  benchmark::AddCustomContext("weft_bench_build", "assertions on (not a release build)");
+#endif
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  boost_ws_pool::shutdown_if_started();
+  return g_failed.load() ? 1 : 0;
+}
