@@ -1,0 +1,16 @@
+# Fails unless the README's first C++ block is exactly samples/quick_start.cpp (after its two
+# opening comment lines), so the quick start that users copy is the one that compiles.
+file(READ "${SOURCE_DIR}/README.md" readme)
+string(FIND "${readme}" "```cpp\n" start)
+if(start EQUAL -1)
+  message(FATAL_ERROR "README.md has no C++ block")
+endif()
+math(EXPR start "${start} + 7")
+string(SUBSTRING "${readme}" ${start} -1 rest)
+string(FIND "${rest}" "```" stop)
+string(SUBSTRING "${rest}" 0 ${stop} block)
+file(READ "${SOURCE_DIR}/samples/quick_start.cpp" sample)
+string(REGEX REPLACE "^//[^\n]*\n//[^\n]*\n" "" sample "${sample}")
+if(NOT block STREQUAL sample)
+  message(FATAL_ERROR "README.md's quick start differs from samples/quick_start.cpp; update both")
+endif()
