@@ -90,6 +90,7 @@ exit_target fiber_main(void* arg) noexcept {
   worker_counters::bump(w->counters.switches);
   fiber_cb* next = w->next_local();
   if (next != nullptr) {
+    worker::check_resumable(next);
     w->current = next;
     w->running_hint.store(next, std::memory_order_relaxed);
     next->state.store(fiber_state::running, std::memory_order_relaxed);

@@ -52,6 +52,8 @@ struct worker {
   void switch_to(fiber_cb* self, fiber_cb* next, after_switch_fn after, void* arg);
   /// The worker thread's loop.
   void run() noexcept;
+  /// Aborts with a message unless `f` is runnable (the scheduler's own invariant).
+  static void check_resumable(const fiber_cb* f) noexcept;
 
   runtime_impl* const rt;
   const unsigned index;

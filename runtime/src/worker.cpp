@@ -2,6 +2,8 @@
 // queue, stealing), how fibers switch directly to one another, and how an idle worker parks
 // without losing a wake-up. The protocol is described in docs/scheduler.md.
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 #include "scheduler.hpp"
 
@@ -111,9 +113,22 @@ void worker::switch_away(fiber_cb* self, after_switch_fn after, void* arg) {
   switch_to(self, next_local(), after, arg);
 }
 
+void worker::check_resumable(const fiber_cb* f) noexcept {
+  // The scheduler's state machine, checked on every resume (one relaxed load): only a fiber
+  // made runnable exactly once may be resumed. A fiber found running, parked or done here was
+  // queued twice or woken without its wait being won: a runtime bug, never a user error.
+  fiber_state s = f->state.load(std::memory_order_relaxed);
+  if (s == fiber_state::runnable) return;
+  static const char* const names[] = {"free", "created", "runnable", "running", "parked", "done"};
+  std::fprintf(stderr, "weft: internal error: fiber %llu \"%s\" resumed while %s\n",
+               static_cast<unsigned long long>(f->id), f->name, names[static_cast<int>(s)]);
+  std::abort();
+}
+
 void worker::switch_to(fiber_cb* self, fiber_cb* next, after_switch_fn after, void* arg) {
   worker_counters::bump(counters.switches);
   if (next != nullptr) {
+    check_resumable(next);
     current = next;
     running_hint.store(next, std::memory_order_relaxed);
     next->state.store(fiber_state::running, std::memory_order_relaxed);
@@ -254,6 +269,7 @@ void worker::run() noexcept {
   context_init_thread(main_ctx);
   thread_altstack_init();
   while (fiber_cb* f = find_work()) {
+    check_resumable(f);
     current = f;
     running_hint.store(f, std::memory_order_relaxed);
     f->state.store(fiber_state::running, std::memory_order_relaxed);

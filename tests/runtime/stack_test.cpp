@@ -20,11 +20,15 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// Recurses until the guard page stops it (on purpose).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winfinite-recursion"
 int recurse(int depth) {
   volatile char frame[512];
   frame[0] = static_cast<char>(depth);
   return recurse(depth + 1) + frame[0];
 }
+#pragma GCC diagnostic pop
 
 TEST(StackDeathTest, OverflowNamesTheFiber) {
   EXPECT_EXIT(
@@ -33,6 +37,13 @@ TEST(StackDeathTest, OverflowNamesTheFiber) {
         rt.block_on([] { return weft::spawn(weft::spawn_options{.name = "recurser"}, [] { return recurse(0); }).join(); });
       },
       ::testing::KilledBySignal(SIGABRT), "weft: stack overflow in fiber [0-9]+ \"recurser\"");
+}
+
+long resident_kib() {
+  std::ifstream statm("/proc/self/statm");
+  long size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * static_cast<long>(weft::detail::page_size()) / 1024;
 }
 
 // The guard page of the calling fiber's stack.
@@ -87,6 +98,7 @@ TEST(StackTest, GuardedStacksCostAlmostNoMappings) {
   const bool madvise_guard = weft::detail::kernel_has_madvise_guard();
   const long n = weft::detail::kernel_has_madvise_guard() ? weft_test::sized(100000, 20000, 3000) : 10000;
   std::size_t maps_before = weft::detail::process_mapping_count();
+  long rss_before = resident_kib();
   parked_crowd crowd;
   {
     weft::runtime rt(weft::runtime_options{.workers = 2});
@@ -97,6 +109,12 @@ TEST(StackTest, GuardedStacksCostAlmostNoMappings) {
     // TSan maps state of its own for every fiber (__tsan_create_fiber), so count only elsewhere.
     if (madvise_guard && weft_test::current_build() != weft_test::build_kind::tsan) {
       EXPECT_LT(maps_during - std::min(maps_during, maps_before), static_cast<std::size_t>(n / 100 + 16));
+    }
+    // T2's memory budget: a parked fiber costs its touched stack pages and its control block.
+    double per_fiber_kib = static_cast<double>(resident_kib() - rss_before) / static_cast<double>(n);
+    RecordProperty("rss_per_fiber_kib", std::to_string(per_fiber_kib));
+    if (weft_test::current_build() == weft_test::build_kind::release) {
+      EXPECT_LT(per_fiber_kib, 16.0);
     }
     for (const void* g : crowd.guards) {
       ASSERT_NE(g, nullptr);
