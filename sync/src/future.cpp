@@ -9,22 +9,7 @@
 
 namespace weft::detail {
 
-namespace {
 
-// wait_in, but a waiter unwound at runtime shutdown (forced_unwind thrown from park) first
-// unlinks its record, which lives on the stack being unwound.
-void park_in(spinlock& lock, wait_list& list, waiter& w, deadline_t deadline, wake_reason* reason) {
-  try {
-    wait_in(lock, list, w, deadline, nullptr, nullptr, reason);
-  } catch (...) {
-    lock.lock();
-    if (w.linked) list.remove(&w);
-    lock.unlock();
-    throw;
-  }
-}
-
-}  // namespace
 
 void throw_future_error(std::future_errc e) { throw std::future_error(e); }
 
@@ -85,7 +70,7 @@ bool future_state_base::wait_ready(deadline_t deadline) {
     }
     waiters_.push_back(&w);
     wake_reason reason = wake_reason::notified;
-    park_in(lock_, waiters_, w, deadline, &reason);
+    wait_in(lock_, waiters_, w, deadline, nullptr, nullptr, &reason);
     // Canceled: the runtime unwinds this fiber at shutdown and every park returns at once.
     if (reason == wake_reason::canceled) return ready();
   }

@@ -109,23 +109,11 @@ void mutex::unlock_slow() {
 
 bool once_flag::begin() {
   lock_.lock();
-  for (;;) {
-    std::uint32_t s = state_.load(std::memory_order_relaxed);
-    if (s == done) {
-      lock_.unlock();
-      return false;
-    }
-    if (s == idle) {
-      state_.store(running, std::memory_order_relaxed);
-      lock_.unlock();
-      return true;
-    }
-    detail::waiter w;
-    w.ticket = prepare_wait();
-    waiters_.push_back(&w);
-    detail::wait_in(lock_, waiters_, w, std::nullopt);
-    lock_.lock();
-  }
+  detail::wait_locked_until(lock_, waiters_, [&] { return state_.load(std::memory_order_relaxed) != running; });
+  bool run = state_.load(std::memory_order_relaxed) == idle;
+  if (run) state_.store(running, std::memory_order_relaxed);
+  lock_.unlock();
+  return run;
 }
 
 void once_flag::end(bool succeeded) {

@@ -56,13 +56,7 @@ bool latch::try_wait() const noexcept {
 
 void latch::wait() const {
   lock_.lock();
-  while (count_ != 0) {
-    detail::waiter w;
-    w.ticket = prepare_wait();
-    waiters_.push_back(&w);
-    detail::wait_in(lock_, waiters_, w, std::nullopt);
-    lock_.lock();
-  }
+  detail::wait_locked_until(lock_, waiters_, [&] { return count_ == 0; });
   lock_.unlock();
 }
 

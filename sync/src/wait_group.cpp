@@ -7,22 +7,7 @@
 
 namespace weft {
 
-namespace {
 
-// wait_in, but a waiter unwound at runtime shutdown (forced_unwind thrown from park) first
-// unlinks its record, which lives on the stack being unwound.
-bool park_in(detail::spinlock& lock, detail::wait_list& list, detail::waiter& w, detail::deadline_t deadline) {
-  try {
-    return detail::wait_in(lock, list, w, deadline);
-  } catch (...) {
-    lock.lock();
-    if (w.linked) list.remove(&w);
-    lock.unlock();
-    throw;
-  }
-}
-
-}  // namespace
 
 void wait_group::add(std::int64_t delta) {
   lock_.lock();
@@ -55,7 +40,7 @@ bool wait_group::wait_impl(detail::deadline_t deadline) {
     return false;
   }
   waiters_.push_back(&w);
-  bool zero = park_in(lock_, waiters_, w, deadline);
+  bool zero = detail::wait_in(lock_, waiters_, w, deadline);
   // The waker wakes while holding lock_ and its unlock is its last access to *this: take the
   // lock once so the caller may destroy the wait_group as soon as we return.
   lock_.lock();

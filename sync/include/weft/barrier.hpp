@@ -61,13 +61,7 @@ class barrier {
   /// Parks until the phase named by `t` has completed.
   void wait(arrival_token&& t) const {
     lock_.lock();
-    while (phase_ == t.phase_) {
-      detail::waiter w;
-      w.ticket = prepare_wait();
-      waiters_.push_back(&w);
-      detail::wait_in(lock_, waiters_, w, std::nullopt);
-      lock_.lock();
-    }
+    detail::wait_locked_until(lock_, waiters_, [&] { return phase_ != t.phase_; });
     lock_.unlock();
   }
   /// Arrives and parks until the phase completes.
@@ -97,13 +91,7 @@ class barrier {
   }
 
   void wait_while_completing_locked() const {
-    while (completing_) {
-      detail::waiter w;
-      w.ticket = prepare_wait();
-      waiters_.push_back(&w);
-      detail::wait_in(lock_, waiters_, w, std::nullopt);
-      lock_.lock();
-    }
+    detail::wait_locked_until(lock_, waiters_, [&] { return !completing_; });
   }
 
   mutable detail::spinlock lock_;

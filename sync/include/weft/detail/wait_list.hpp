@@ -94,6 +94,19 @@ std::chrono::steady_clock::time_point to_steady(const std::chrono::time_point<Cl
 bool wait_in(spinlock& lock, wait_list& list, waiter& w, deadline_t deadline, void (*also)(void*) = nullptr,
              void* arg = nullptr, wake_reason* reason = nullptr);
 
+/// Parks until `done()` holds, re-checking it under `lock` after every wake-up. Call and return
+/// with `lock` held. For waits that need no hand-off (latch, barrier phases, once).
+template <class Done>
+void wait_locked_until(spinlock& lock, wait_list& list, Done done) {
+  while (!done()) {
+    waiter w;
+    w.ticket = prepare_wait();
+    list.push_back(&w);
+    wait_in(lock, list, w, std::nullopt);
+    lock.lock();
+  }
+}
+
 /// Wakes a parked wait with `canceled` when stop is requested on a token — but never before
 /// the waiter is parked: the waker side only acts once published() ran (from park()'s publish
 /// step); a stop requested earlier is acted on by published() itself.
