@@ -48,10 +48,14 @@ constexpr int kContenders = 1000;                    // mutex_contention: fibers
 constexpr int kLocksPerFiber = 1000;                 //   lock/unlock per fiber
 constexpr int kYieldEvery = 100;                     //   a yield inside every 100th critical section
 constexpr std::uint64_t kContentionLocks = std::uint64_t{kContenders} * kLocksPerFiber;
-// Round trips per iteration: 10^6 where both sides share a thread; fewer across threads, where a
-// round trip may cost two futex wake-ups (see docs/benchmarks.md for the measured costs).
+// Round trips per iteration: 10^6 where both sides share a thread; 10^4 on two threads, where a
+// round trip costs 1-1000 us (futex wake-ups, spinning; see docs/benchmarks.md), so that the
+// whole binary stays within a few minutes.
 constexpr std::uint64_t kRoundTripsSame = 1'000'000;
-constexpr std::uint64_t kRoundTripsTwo = 100'000;
+constexpr std::uint64_t kRoundTripsTwo = 10'000;
+// Every 16th round trip the messages carry the sender's worker (thread) for apart_pct; asking
+// where one runs costs a few ns, too much for every message.
+constexpr std::uint64_t kSampleEvery = 16;
 constexpr std::uint64_t kUncontendedPairs = 1'000'000;  // per uncontended iteration
 
 enum class placement { same, free, apart };
@@ -92,6 +96,23 @@ std::atomic<int> g_next_thread_tag{0};
 __attribute__((noipa)) int boost_place() {
   static thread_local int tag = g_next_thread_tag.fetch_add(1, std::memory_order_relaxed);
   return tag;
+}
+
+// Sampled messages and how many of them went from one worker (thread) to another.
+struct crossings {
+  std::uint64_t sampled = 0, crossed = 0;
+  crossings& operator+=(const crossings& o) {
+    sampled += o.sampled;
+    crossed += o.crossed;
+    return *this;
+  }
+};
+// The tag a message carries in round trip `i`: the sender's place, or -1 (not sampled).
+int tag_for(std::uint64_t i, int (*place)()) { return i % kSampleEvery == 0 ? place() : -1; }
+void note(crossings& c, int tag, int (*place)()) {
+  if (tag < 0) return;
+  ++c.sampled;
+  c.crossed += tag != place();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -189,20 +210,20 @@ class boost_ws_pool {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Running a pair of fibers (ping, pong) in a placement. Both return how many of the messages they
-// received came from another worker (thread).
+// Running a pair of fibers (ping, pong) in a placement. Each returns its crossings.
 
 // weft: `same` on a 1-worker runtime, `free` and `apart` on a 2-worker one. For `apart` the root
 // fiber spins (without yielding, so its worker is busy) until the ping fiber has been stolen by
 // the other worker; ping then pins itself there, and pong is spawned pinned to the root's worker.
 // Returns false if the other worker never took ping (then *cross is meaningless).
 template <class Ping, class Pong>
-bool weft_run_pair(weft::runtime& rt, placement p, Ping ping, Pong pong, std::uint64_t* cross) {
+bool weft_run_pair(weft::runtime& rt, placement p, Ping ping, Pong pong, crossings* cross) {
   return rt.block_on([&] {
     if (p != placement::apart) {
       auto a = weft::spawn(pong);
       auto b = weft::spawn(ping);
-      *cross = a.join() + b.join();
+      *cross += a.join();
+      *cross += b.join();
       return true;
     }
     const int home = weft::this_fiber::worker_index();
@@ -222,7 +243,8 @@ bool weft_run_pair(weft::runtime& rt, placement p, Ping ping, Pong pong, std::ui
     }
     auto a = weft::spawn(weft::spawn_options{.pinned = true}, pong);
     go.store(true, std::memory_order_release);
-    *cross = a.join() + b.join();
+    *cross += a.join();
+    *cross += b.join();
     return w >= 0 && w != home;  // else the pair ran, but not apart
   });
 }
@@ -230,34 +252,37 @@ bool weft_run_pair(weft::runtime& rt, placement p, Ping ping, Pong pong, std::ui
 // Boost: `same` on the benchmark thread (round_robin), `free` on the work_stealing pool,
 // `apart` on two fresh threads, each running its side on its main fiber (round_robin).
 template <class Ping, class Pong>
-void boost_run_pair(placement p, Ping ping, Pong pong, std::uint64_t* cross) {
+void boost_run_pair(placement p, Ping ping, Pong pong, crossings* cross) {
   switch (p) {
     case placement::same: {
-      std::uint64_t ca = 0, cb = 0;
+      crossings ca, cb;
       boost::fibers::fiber a(std::allocator_arg, boost_stack(), [&] { ca = pong(); });
       boost::fibers::fiber b(std::allocator_arg, boost_stack(), [&] { cb = ping(); });
       a.join();
       b.join();
-      *cross = ca + cb;
+      *cross += ca;
+      *cross += cb;
       return;
     }
     case placement::free:
       boost_ws_pool::get().run([&] {
-        std::uint64_t ca = 0, cb = 0;
+        crossings ca, cb;
         boost::fibers::fiber a(std::allocator_arg, boost_stack(), [&] { ca = pong(); });
         boost::fibers::fiber b(std::allocator_arg, boost_stack(), [&] { cb = ping(); });
         a.join();
         b.join();
-        *cross = ca + cb;
+        *cross += ca;
+      *cross += cb;
       });
       return;
     case placement::apart: {
-      std::uint64_t ca = 0, cb = 0;
+      crossings ca, cb;
       std::thread a([&] { ca = pong(); });
       std::thread b([&] { cb = ping(); });
       a.join();
       b.join();
-      *cross = ca + cb;
+      *cross += ca;
+      *cross += cb;
       return;
     }
   }
@@ -272,10 +297,9 @@ const char* placement_label(placement p, bool weft_side) {
   return "?";
 }
 
-void report_pingpong(benchmark::State& st, std::int64_t elapsed_ns, std::uint64_t round_trips, std::uint64_t cross) {
+void report_pingpong(benchmark::State& st, std::int64_t elapsed_ns, std::uint64_t round_trips, const crossings& c) {
   report_per_op(st, "ns_per_round_trip", elapsed_ns, round_trips);
-  // Two messages per round trip.
-  st.counters["apart_pct"] = 100.0 * static_cast<double>(cross) / (2.0 * static_cast<double>(round_trips));
+  st.counters["apart_pct"] = c.sampled == 0 ? 0.0 : 100.0 * static_cast<double>(c.crossed) / static_cast<double>(c.sampled);
 }
 
 // =============================================================================================
@@ -399,37 +423,36 @@ void BM_mutex_contention_boost(benchmark::State& st, bool stealing) {
 void BM_channel_weft(benchmark::State& st, std::size_t cap, placement p) {
   const std::uint64_t n = round_trips_for(p);
   weft::runtime rt(weft_options(p == placement::same ? 1 : 2));
-  std::uint64_t trips = 0, cross = 0;
+  std::uint64_t trips = 0;
+  crossings cross;
   bool ok = true, placed = true;
   auto t0 = clock_type::now();
   for (auto _ : st) {
     weft::channel<int> there(cap), back(cap);
-    auto ping = [&]() -> std::uint64_t {
-      std::uint64_t c = 0;
+    auto ping = [&] {
+      crossings c;
       int v = 0;
       for (std::uint64_t i = 0; i < n; ++i) {
-        if (there.send(weft_place()) != weft::channel_status::ok || back.recv(v) != weft::channel_status::ok) {
+        if (there.send(tag_for(i, weft_place)) != weft::channel_status::ok || back.recv(v) != weft::channel_status::ok) {
           ok = false;
           break;
         }
-        c += v != weft_place();
+        note(c, v, weft_place);
       }
       there.close();
       return c;
     };
-    auto pong = [&]() -> std::uint64_t {
-      std::uint64_t c = 0;
+    auto pong = [&] {
+      crossings c;
       int v = 0;
       for (std::uint64_t i = 0; i < n; ++i) {
         if (there.recv(v) != weft::channel_status::ok) break;
-        c += v != weft_place();
-        if (back.send(weft_place()) != weft::channel_status::ok) break;
+        note(c, v, weft_place);
+        if (back.send(tag_for(i, weft_place)) != weft::channel_status::ok) break;
       }
       return c;
     };
-    std::uint64_t c = 0;
-    placed = weft_run_pair(rt, p, ping, pong, &c) && placed;
-    cross += c;
+    placed = weft_run_pair(rt, p, ping, pong, &cross) && placed;
     trips += n;
   }
   std::int64_t elapsed = ns_since(t0);
@@ -442,7 +465,7 @@ void BM_channel_weft(benchmark::State& st, std::size_t cap, placement p) {
 // Boost's buffered_channel wants a power of two >= 2 and keeps one slot of its ring empty, so
 // buffered_channel(2) holds one value: the same capacity as weft::channel(1).
 template <class Channel>
-std::uint64_t boost_channel_trips(benchmark::State& st, placement p, std::uint64_t n, bool& ok, std::uint64_t& cross) {
+std::uint64_t boost_channel_trips(benchmark::State& st, placement p, std::uint64_t n, bool& ok, crossings& cross) {
   auto make = [] {
     if constexpr (std::is_same_v<Channel, boost::fibers::unbuffered_channel<int>>) {
       return std::make_unique<Channel>();
@@ -453,33 +476,31 @@ std::uint64_t boost_channel_trips(benchmark::State& st, placement p, std::uint64
   std::uint64_t trips = 0;
   for (auto _ : st) {
     auto there = make(), back = make();
-    auto ping = [&]() -> std::uint64_t {
-      std::uint64_t c = 0;
+    auto ping = [&] {
+      crossings c;
       int v = 0;
       for (std::uint64_t i = 0; i < n; ++i) {
-        if (there->push(boost_place()) != boost::fibers::channel_op_status::success ||
+        if (there->push(tag_for(i, boost_place)) != boost::fibers::channel_op_status::success ||
             back->pop(v) != boost::fibers::channel_op_status::success) {
           ok = false;
           break;
         }
-        c += v != boost_place();
+        note(c, v, boost_place);
       }
       there->close();
       return c;
     };
-    auto pong = [&]() -> std::uint64_t {
-      std::uint64_t c = 0;
+    auto pong = [&] {
+      crossings c;
       int v = 0;
       for (std::uint64_t i = 0; i < n; ++i) {
         if (there->pop(v) != boost::fibers::channel_op_status::success) break;
-        c += v != boost_place();
-        if (back->push(boost_place()) != boost::fibers::channel_op_status::success) break;
+        note(c, v, boost_place);
+        if (back->push(tag_for(i, boost_place)) != boost::fibers::channel_op_status::success) break;
       }
       return c;
     };
-    std::uint64_t c = 0;
-    boost_run_pair(p, ping, pong, &c);
-    cross += c;
+    boost_run_pair(p, ping, pong, &cross);
     trips += n;
   }
   return trips;
@@ -490,7 +511,7 @@ void BM_channel_boost(benchmark::State& st, std::size_t cap, placement p) {
   const bool buffered = cap != 0;
   const std::uint64_t n = round_trips_for(p);
   bool ok = true;
-  std::uint64_t cross = 0;
+  crossings cross;
   auto t0 = clock_type::now();
   std::uint64_t trips = buffered ? boost_channel_trips<boost::fibers::buffered_channel<int>>(st, p, n, ok, cross)
                                  : boost_channel_trips<boost::fibers::unbuffered_channel<int>>(st, p, n, ok, cross);
@@ -510,17 +531,20 @@ struct cv_table {
   Mutex m;
   CondVar cv;
   int turn = 0;   // guarded by m: whose pass it is (0 ping, 1 pong)
-  int last = -1;  // guarded by m: where the previous pass ran
+  int last = -1;  // guarded by m: where the previous pass ran, if sampled (tag_for)
 };
 
 template <class Table>
-std::uint64_t cv_side(Table& t, int me, std::uint64_t n, int (*place)()) {
-  std::uint64_t c = 0;
+crossings cv_side(Table& t, int me, std::uint64_t n, int (*place)()) {
+  crossings c;
   for (std::uint64_t i = 0; i < n; ++i) {
     std::unique_lock lk(t.m);
     t.cv.wait(lk, [&] { return t.turn == me; });
-    int here = place();
-    c += t.last >= 0 && t.last != here;
+    int here = tag_for(i, place);
+    if (here >= 0 && t.last >= 0) {
+      ++c.sampled;
+      c.crossed += t.last != here;
+    }
     t.last = here;
     t.turn = 1 - me;
     lk.unlock();
@@ -532,15 +556,15 @@ std::uint64_t cv_side(Table& t, int me, std::uint64_t n, int (*place)()) {
 void BM_cv_weft(benchmark::State& st, placement p) {
   const std::uint64_t n = round_trips_for(p);
   weft::runtime rt(weft_options(p == placement::same ? 1 : 2));
-  std::uint64_t trips = 0, cross = 0;
+  std::uint64_t trips = 0;
+  crossings cross;
   bool placed = true;
   auto t0 = clock_type::now();
   for (auto _ : st) {
     cv_table<weft::mutex, weft::condition_variable> t;
-    std::uint64_t c = 0;
-    placed = weft_run_pair(rt, p, [&] { return cv_side(t, 0, n, weft_place); }, [&] { return cv_side(t, 1, n, weft_place); }, &c) &&
+    placed = weft_run_pair(rt, p, [&] { return cv_side(t, 0, n, weft_place); }, [&] { return cv_side(t, 1, n, weft_place); },
+                           &cross) &&
              placed;
-    cross += c;
     trips += n;
   }
   std::int64_t elapsed = ns_since(t0);
@@ -551,13 +575,12 @@ void BM_cv_weft(benchmark::State& st, placement p) {
 
 void BM_cv_boost(benchmark::State& st, placement p) {
   const std::uint64_t n = round_trips_for(p);
-  std::uint64_t trips = 0, cross = 0;
+  std::uint64_t trips = 0;
+  crossings cross;
   auto t0 = clock_type::now();
   for (auto _ : st) {
     cv_table<boost::fibers::mutex, boost::fibers::condition_variable> t;
-    std::uint64_t c = 0;
-    boost_run_pair(p, [&] { return cv_side(t, 0, n, boost_place); }, [&] { return cv_side(t, 1, n, boost_place); }, &c);
-    cross += c;
+    boost_run_pair(p, [&] { return cv_side(t, 0, n, boost_place); }, [&] { return cv_side(t, 1, n, boost_place); }, &cross);
     trips += n;
   }
   report_pingpong(st, ns_since(t0), trips, cross);
@@ -626,17 +649,17 @@ void BM_uncontended_boost(benchmark::State& st) {
 BENCHMARK(BM_yield_boost)->Name("yield/boost")->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_yield_weft)->Name("yield/weft")->UseRealTime()->Unit(benchmark::kMillisecond);
 
-BENCHMARK_CAPTURE(BM_mutex_contention_boost, rr, false)->Name("mutex_contention/boost/round_robin")->Iterations(3)
+BENCHMARK_CAPTURE(BM_mutex_contention_boost, rr, false)->Name("mutex_contention/boost/round_robin")->Iterations(1)
     ->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_mutex_contention_boost, ws, true)->Name("mutex_contention/boost/work_stealing")->Iterations(3)
+BENCHMARK_CAPTURE(BM_mutex_contention_boost, ws, true)->Name("mutex_contention/boost/work_stealing")->Iterations(1)
     ->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_mutex_contention_weft)->Name("mutex_contention/weft")->ArgName("workers")->Arg(1)->Arg(2)->Iterations(3)
+BENCHMARK(BM_mutex_contention_weft)->Name("mutex_contention/weft")->ArgName("workers")->Arg(1)->Arg(2)->Iterations(1)
     ->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // Names: channel/<impl>/cap:<0|1>/<placement>, cv/<impl>/<placement>.
 #define WEFT_CHANNEL_BENCH(impl, cap, place)                                                      \
   BENCHMARK_CAPTURE(BM_channel_##impl, place##cap, cap, placement::place)                          \
-      ->Name("channel/" #impl "/cap:" #cap "/" #place)->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond)
+      ->Name("channel/" #impl "/cap:" #cap "/" #place)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond)
 WEFT_CHANNEL_BENCH(boost, 0, same);
 WEFT_CHANNEL_BENCH(weft, 0, same);
 WEFT_CHANNEL_BENCH(boost, 1, same);
@@ -652,7 +675,7 @@ WEFT_CHANNEL_BENCH(weft, 1, apart);
 #undef WEFT_CHANNEL_BENCH
 
 #define WEFT_CV_BENCH(impl, place)                                                                \
-  BENCHMARK_CAPTURE(BM_cv_##impl, place, placement::place)->Name("cv/" #impl "/" #place)->Iterations(2) \
+  BENCHMARK_CAPTURE(BM_cv_##impl, place, placement::place)->Name("cv/" #impl "/" #place)->Iterations(1) \
       ->UseRealTime()->Unit(benchmark::kMillisecond)
 WEFT_CV_BENCH(boost, same);
 WEFT_CV_BENCH(weft, same);

@@ -253,7 +253,7 @@ TEST_P(SchedulerTest, PlainThreadWakesParkedFibers) {
   // With one worker the consumer is memory-bound (~1.4 us per cold fiber: each wake touches
   // another stack's pages), slower than the producer, so the backlog, not the wake path, sets
   // the maximum; docs/scheduler.md records it.
-  if (weft_test::current_build() == weft_test::build_kind::release && GetParam() >= 2) {
+  if (weft_test::timing_budgets_apply() && GetParam() >= 2) {
     EXPECT_LT(max_latency_ns.load(), 50'000'000);
   }
   RecordProperty("max_latency_ns", std::to_string(max_latency_ns.load()));
@@ -284,7 +284,7 @@ TEST_P(SchedulerTest, IdleWakeLatency) {
   }
   std::sort(lat.begin(), lat.end());
   long long p99 = lat[static_cast<std::size_t>(n * 99 / 100)];
-  if (weft_test::current_build() == weft_test::build_kind::release) {
+  if (weft_test::timing_budgets_apply()) {
     EXPECT_LT(p99, 5'000'000);
   }
   RecordProperty("p99_ns", std::to_string(p99));
@@ -352,7 +352,7 @@ TEST(SchedulerFairnessTest, SelfRespawningFiberCannotStarveTimersOrInjectedWork)
   auto slept = timer.join();
   stop = true;
   (void)timer_start;
-  if (weft_test::current_build() == weft_test::build_kind::release) {
+  if (weft_test::timing_budgets_apply()) {
     EXPECT_LT(slept, 60ms);
     EXPECT_LT(ran_at - injected_at, 50ms);
   }

@@ -27,6 +27,14 @@ constexpr build_kind current_build() {
 #endif
 }
 
+/// True where testing.md's latency budgets apply: release builds in the normal scheduling mode
+/// (sanitizers and WEFT_MIGRATE_ON_YIELD=1 change the timing on purpose; there the tests check
+/// behaviour only and record the figures as test properties).
+inline bool timing_budgets_apply() {
+  const char* m = std::getenv("WEFT_MIGRATE_ON_YIELD");
+  return current_build() == build_kind::release && !(m != nullptr && m[0] == '1');
+}
+
 /// WEFT_STRESS_SCALE (default 1) multiplies stress sizes.
 inline double stress_scale() {
   const char* s = std::getenv("WEFT_STRESS_SCALE");
