@@ -36,8 +36,12 @@ wake_reason cv_core::wait(deadline_t deadline, void (*unlock)(void*), void* arg,
     return wake_reason::canceled;
   }
   waiters_.push_back(&w);
+  // Release the user's lock here, on the waiting fiber itself (a lock that tracks its owner,
+  // like a std::mutex, must be unlocked by its owner). No notify can be missed: a notifier
+  // needs lock_, which stays held until park()'s publish step, after we are queued and saved.
+  unlock(arg);
   wake_reason r;
-  wait_in(lock_, waiters_, w, deadline, unlock, arg, &r);
+  wait_in(lock_, waiters_, w, deadline, nullptr, nullptr, &r);
   return r;
 }
 

@@ -264,7 +264,9 @@ class join_handle {
     if (detail::fiber_was_unwound(cb))
       throw std::system_error(std::make_error_code(std::errc::operation_canceled),
                               "weft::join_handle::join: the fiber was unwound at runtime shutdown");
-    if (slot->error) std::rethrow_exception(slot->error);
+    // Take the exception out of the fiber's payload before the handle's reference goes: the
+    // payload may then be destroyed on the fiber's worker while this thread still handles it.
+    if (slot->error) std::rethrow_exception(std::exchange(slot->error, nullptr));
     return slot->take();
   }
 
