@@ -8,8 +8,8 @@
 //   uncontended/*       lock + unlock by one fiber or thread, nobody else              -> ns_per_pair
 // Ping-pongs run in three placements: `same` (weft 1 worker / Boost round_robin on 1 thread),
 // `free` (weft 2 workers, fibers unpinned / Boost work_stealing on 2 threads) and `apart` (weft
-// 2 workers, one fiber pinned to each / Boost: two threads with one fiber each). Every message
-// carries the sender's worker (thread), so `apart_pct` says how many crossed between workers.
+// 2 workers, one fiber pinned to each / Boost: two threads with one fiber each). Every 16th round
+// trip the messages carry the sender's worker (thread): `apart_pct` is the share that crossed.
 // Every stack is 64 KiB. A weft runtime is created once per benchmark run, not per iteration;
 // Boost's work_stealing threads once per process (boost_ws_pool, as in runtime_bench.cpp).
 // bench/run_sync_bench.sh reproduces the published run.
@@ -48,11 +48,11 @@ constexpr int kContenders = 1000;                    // mutex_contention: fibers
 constexpr int kLocksPerFiber = 1000;                 //   lock/unlock per fiber
 constexpr int kYieldEvery = 100;                     //   a yield inside every 100th critical section
 constexpr std::uint64_t kContentionLocks = std::uint64_t{kContenders} * kLocksPerFiber;
-// Round trips per iteration: 10^6 where both sides share a thread; 10^4 on two threads, where a
+// Round trips per iteration: 10^6 where both sides share a thread; 2x10^4 on two threads, where a
 // round trip costs 1-1000 us (futex wake-ups, spinning; see docs/benchmarks.md), so that the
 // whole binary stays within a few minutes.
 constexpr std::uint64_t kRoundTripsSame = 1'000'000;
-constexpr std::uint64_t kRoundTripsTwo = 10'000;
+constexpr std::uint64_t kRoundTripsTwo = 20'000;
 // Every 16th round trip the messages carry the sender's worker (thread) for apart_pct; asking
 // where one runs costs a few ns, too much for every message.
 constexpr std::uint64_t kSampleEvery = 16;
@@ -215,7 +215,7 @@ class boost_ws_pool {
 // weft: `same` on a 1-worker runtime, `free` and `apart` on a 2-worker one. For `apart` the root
 // fiber spins (without yielding, so its worker is busy) until the ping fiber has been stolen by
 // the other worker; ping then pins itself there, and pong is spawned pinned to the root's worker.
-// Returns false if the other worker never took ping (then *cross is meaningless).
+// Returns false if the other worker never took ping within 5 s (the pair then ran on one worker).
 template <class Ping, class Pong>
 bool weft_run_pair(weft::runtime& rt, placement p, Ping ping, Pong pong, crossings* cross) {
   return rt.block_on([&] {
@@ -230,9 +230,10 @@ bool weft_run_pair(weft::runtime& rt, placement p, Ping ping, Pong pong, crossin
     std::atomic<int> ping_worker{-1};
     std::atomic<bool> go{false};
     auto b = weft::spawn([&] {
-      // Ordering: release/acquire with the root's spin: `home` and the handles are set up.
-      ping_worker.store(weft::this_fiber::worker_index(), std::memory_order_release);
       weft::this_fiber::pin();
+      // Ordering: release/acquire with the root's spin below (it reads where ping runs).
+      ping_worker.store(weft::this_fiber::worker_index(), std::memory_order_release);
+      // Ordering: acquire pairs with the root's release once pong exists, so both start together.
       while (!go.load(std::memory_order_acquire)) {
       }
       return ping();
@@ -272,7 +273,7 @@ void boost_run_pair(placement p, Ping ping, Pong pong, crossings* cross) {
         a.join();
         b.join();
         *cross += ca;
-      *cross += cb;
+        *cross += cb;
       });
       return;
     case placement::apart: {
@@ -417,8 +418,8 @@ void BM_mutex_contention_boost(benchmark::State& st, bool stealing) {
 
 // =============================================================================================
 // 3. channel ping-pong: ping sends on `there` and receives on `back`, pong the reverse; one
-// round trip is ping -> pong -> ping. Capacity 0 (rendezvous) or 1. Each message is the
-// sender's worker (thread), which the receiver compares with its own.
+// round trip is ping -> pong -> ping. Capacity 0 (rendezvous) or 1. A message is the sender's
+// worker (thread) in sampled round trips, which the receiver compares with its own, else -1.
 
 void BM_channel_weft(benchmark::State& st, std::size_t cap, placement p) {
   const std::uint64_t n = round_trips_for(p);

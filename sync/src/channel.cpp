@@ -8,6 +8,7 @@
 #include <weft/select.hpp>
 
 #include <algorithm>
+#include <new>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -174,7 +175,10 @@ select_outcome select_ops(select_op* ops, std::size_t n, bool has_default, deadl
     locks.unlock();
     return {-1, n == 1 ? (ops[0].send ? channel_status::full : channel_status::empty) : channel_status::empty};
   }
-  waiter nodes[max_select_ops];
+  // Only the n records needed (a whole array of 64 would be zero-filled on every blocking op).
+  alignas(waiter) unsigned char node_storage[sizeof(waiter) * max_select_ops];
+  waiter* nodes = reinterpret_cast<waiter*>(node_storage);
+  for (std::size_t i = 0; i < n; ++i) ::new (&nodes[i]) waiter();
   wait_ticket ticket = prepare_wait();
   for (std::size_t i = 0; i < n; ++i) {
     nodes[i].ticket = ticket;

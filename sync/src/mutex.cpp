@@ -2,6 +2,7 @@
 // Invariant: has_waiters is set (under lock_) before a waiter parks and cleared (under lock_)
 // when the queue empties, so unlock()'s fast path CAS (locked -> 0) fails whenever someone waits.
 #include <weft/mutex.hpp>
+#include <weft/runtime.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -31,9 +32,10 @@ bool mutex::lock_slow(detail::deadline_t deadline) {
   detail::waiter w;
   bool requeue = false;
   for (;;) {
-    // A short spin first: critical sections are usually short and the holder may be running
-    // on another worker.
-    for (int i = 0; i < 32; ++i) {
+    // A short spin first, when it can help: critical sections are usually short and the holder
+    // may be running on another worker. With one worker (or on a plain thread) it cannot.
+    const int spins = runtime::current() != nullptr && runtime::current()->options().workers > 1 ? 32 : 0;
+    for (int i = 0; i < spins; ++i) {
       if (try_lock()) return true;
 #if defined(__x86_64__) || defined(__i386__)
       __builtin_ia32_pause();

@@ -4,6 +4,8 @@
 // wait queues release their lock after the waiter's context is saved.
 #pragma once
 
+#include <sched.h>
+
 #include <atomic>
 
 namespace weft::detail {
@@ -14,10 +16,16 @@ class spinlock {
     for (;;) {
       // Ordering: acquire pairs with unlock's release.
       if (!locked_.exchange(true, std::memory_order_acquire)) return;
-      while (locked_.load(std::memory_order_relaxed)) {
+      // Spin briefly, then give the CPU away: with more threads than cores the holder may be
+      // descheduled, and spinning out our time slice would only delay it.
+      for (int spins = 0; locked_.load(std::memory_order_relaxed); ++spins) {
+        if (spins < 128) {
 #if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
+          __builtin_ia32_pause();
 #endif
+        } else {
+          ::sched_yield();
+        }
       }
     }
   }
