@@ -21,6 +21,8 @@
 
 #include <weft/weft.hpp>
 
+#include "boost_ws_pool.hpp"
+
 #include <malloc.h>
 
 #include <atomic>
@@ -115,99 +117,9 @@ void note(crossings& c, int tag, int (*place)()) {
   c.crossed += tag != place();
 }
 
-// ---------------------------------------------------------------------------------------------
-// Boost.Fiber work_stealing on two threads: the same pool as runtime_bench.cpp's (see there for
-// why). In Boost 1.74 work_stealing can be set up for exactly `thread_count` threads once per
-// process, so the two threads start on first use and serve every work_stealing benchmark. During
-// a job thread 0 runs it on its main fiber while thread 1's dispatcher spins and steals; between
-// jobs both sleep on a std::condition_variable.
-class boost_ws_pool {
- public:
-  static constexpr std::uint32_t kThreads = 2;
+// Boost.Fiber work_stealing on two threads: the pool shared with runtime_bench.cpp.
+using weft_bench::boost_ws_pool;
 
-  static boost_ws_pool& get() {
-    std::call_once(once_, [] { instance_ = new boost_ws_pool(); });
-    return *instance_;
-  }
-  static void shutdown_if_started() {
-    if (instance_ == nullptr) return;
-    instance_->stop();
-    delete instance_;
-    instance_ = nullptr;
-  }
-
-  /// Runs `job` on thread 0's main fiber while thread 1 helps; returns once both are idle.
-  void run(std::function<void()> job) {
-    {
-      std::lock_guard lk(m_);
-      job_ = std::move(job);
-      acks_ = 0;
-      ++gen_;
-      cv_.notify_all();
-    }
-    std::unique_lock lk(m_);
-    done_cv_.wait(lk, [&] { return acks_ == kThreads; });
-    job_ = nullptr;
-  }
-
- private:
-  boost_ws_pool() {
-    for (std::uint32_t i = 0; i < kThreads; ++i) threads_.emplace_back([this, i] { loop(i); });
-  }
-  void stop() {
-    {
-      std::lock_guard lk(m_);
-      quit_ = true;
-      cv_.notify_all();
-    }
-    for (auto& t : threads_) t.join();
-  }
-
-  void loop(std::uint32_t index) {
-    boost::fibers::use_scheduling_algorithm<boost::fibers::algo::work_stealing>(kThreads);
-    std::uint64_t seen = 0;
-    for (;;) {
-      std::function<void()> job;
-      {
-        std::unique_lock lk(m_);
-        cv_.wait(lk, [&] { return quit_ || gen_ != seen; });
-        if (quit_) return;
-        seen = gen_;
-        if (index == 0) job = job_;
-      }
-      if (index == 0) {
-        job();
-        {
-          std::unique_lock lk(fm_);
-          fdone_ = seen;
-        }
-        fcv_.notify_all();
-      } else {
-        std::unique_lock lk(fm_);
-        fcv_.wait(lk, [&] { return fdone_ == seen; });
-      }
-      {
-        std::lock_guard lk(m_);
-        ++acks_;
-      }
-      done_cv_.notify_all();
-    }
-  }
-
-  static inline std::once_flag once_;
-  static inline boost_ws_pool* instance_ = nullptr;
-
-  std::mutex m_;
-  std::condition_variable cv_, done_cv_;
-  std::function<void()> job_;
-  std::uint64_t gen_ = 0;
-  std::uint32_t acks_ = 0;
-  bool quit_ = false;
-  boost::fibers::mutex fm_;
-  boost::fibers::condition_variable fcv_;
-  std::uint64_t fdone_ = 0;
-  std::vector<std::thread> threads_;
-};
 
 // ---------------------------------------------------------------------------------------------
 // Running a pair of fibers (ping, pong) in a placement. Each returns its crossings.

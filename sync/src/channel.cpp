@@ -158,9 +158,9 @@ select_outcome select_ops(select_op* ops, std::size_t n, bool has_default, deadl
   // Poll order: random, so no ready case starves another (Go's pollorder).
   std::size_t order[max_select_ops];
   for (std::size_t i = 0; i < n; ++i) {
-    std::size_t j = poll_random() % (i + 1);
-    order[i] = order[j];
-    order[j] = i;
+    std::size_t j = poll_random() % (i + 1);  // inside-out Fisher-Yates
+    order[i] = i;
+    std::swap(order[i], order[j]);
   }
   locks.lock();
   for (std::size_t k = 0; k < n; ++k) {
