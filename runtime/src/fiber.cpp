@@ -108,6 +108,7 @@ fiber_cb* fiber_create(const spawn_params& params, void** payload) {
     fiber_cb* cur = current_fiber();
     rt = cur != nullptr ? cur->rt : default_runtime_impl();
   }
+  // Ordering: acquire pairs with the release store in runtime_impl::stop_workers.
   if (rt->stopping.load(std::memory_order_acquire))
     throw std::system_error(std::make_error_code(std::errc::operation_canceled),
                             "weft: cannot spawn a fiber: its runtime is shutting down");

@@ -52,6 +52,7 @@ class fiber_list {
     synced_.head = last->next;
     if (synced_.head == nullptr) synced_.tail = nullptr;
     last->next = nullptr;
+    // Ordering: as in push_batch.
     len_.store(len_.load(std::memory_order_relaxed) - n, std::memory_order_release);
     return first;
   }

@@ -174,6 +174,7 @@ void runtime_impl::shutdown() noexcept {
   unwind_all();
   // Threads still inside join() read the control blocks: let them leave before unmapping.
   auto started = std::chrono::steady_clock::now();
+  // Ordering: acquire pairs with join_guard's release decrement.
   while (outside_joiners.load(std::memory_order_acquire) != 0) {
     std::this_thread::sleep_for(std::chrono::microseconds(100));
     if (std::chrono::steady_clock::now() - started > std::chrono::seconds(5)) {
@@ -185,6 +186,8 @@ void runtime_impl::shutdown() noexcept {
 }
 
 void runtime_impl::unwind_all() noexcept {
+  // Ordering: release pairs with the acquire load in fiber_main (never-started fibers skip
+  // their body).
   unwinding.store(true, std::memory_order_release);
   // Destructors run on the fibers' stacks from this thread: give it an alternate signal stack
   // so an overflow there is reported too.
@@ -203,6 +206,7 @@ void runtime_impl::unwind_all() noexcept {
     fiber_state s = f->state.load(std::memory_order_relaxed);
     // A fiber unwound earlier may have unwound this one (joins inside destructors).
     if (s == fiber_state::free || s == fiber_state::done) continue;
+    // Ordering: acquire pairs with fiber_main's acq_rel exchange of join_word.
     if (f->join_word.load(std::memory_order_acquire) == 1) continue;
     unwind_fiber(f);
   }

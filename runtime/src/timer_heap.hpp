@@ -39,6 +39,7 @@ class timer_heap {
   /// Fires every timer due at `now`; returns how many woke a waiter.
   std::uint64_t run_expired(std::int64_t now) {
     std::uint64_t fired = 0;
+    // Ordering: acquire pairs with publish_locked's release (a hint; the heap is re-read locked).
     if (earliest_.load(std::memory_order_acquire) > now) return 0;
     entry batch[64];
     for (;;) {

@@ -286,6 +286,7 @@ void worker::run() noexcept {
   thread_altstack_fini();
   context_fini_thread(main_ctx);
   thread_state_ptr()->w = nullptr;
+  // Ordering: release pairs with the acquire poll in runtime_impl::stop_workers before join().
   exited.store(true, std::memory_order_release);
 }
 
