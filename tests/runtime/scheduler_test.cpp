@@ -137,14 +137,17 @@ TEST_P(SchedulerTest, MillionSpawnsAcrossWorkers) {
 }
 
 TEST(StealTest, WorkIsStolenWhenOneWorkerSpawnsEverything) {
-  weft::runtime rt(weft::runtime_options{.workers = 2});
+  // Fewer fibers than the run queue holds, so none overflow to the global queue: the only way
+  // for one to run on the other worker is a steal. (With 2,000 the overflow fed the idle
+  // worker through the global queue, and a run with no steal at all was legitimate.)
+  weft::runtime rt(weft::runtime_options{.workers = 2, .run_queue_capacity = 256});
   std::atomic<int> on_other{0};
   rt.block_on([&] {
     int home = weft::this_fiber::worker_index();
     std::vector<weft::join_handle<void>> hs;
-    for (int i = 0; i < 2000; ++i) {
+    for (int i = 0; i < 200; ++i) {
       hs.push_back(weft::spawn([&, home] {
-        auto until = std::chrono::steady_clock::now() + 20us;
+        auto until = std::chrono::steady_clock::now() + 100us;
         while (std::chrono::steady_clock::now() < until) {}
         if (weft::this_fiber::worker_index() != home) ++on_other;
       }));
