@@ -351,6 +351,12 @@ void yield() {
   // One switch, straight to the next fiber; with nothing else runnable, keep running —
   // unless the runtime is stopping: then back to the scheduler loop, so it can stop.
   fiber_cb* next = w->next_local();
+  if (next == nullptr && w->poll_due) {
+    // A yielding fiber holds no lock: poll for I/O right here (see worker::next_local).
+    w->poll_due = false;
+    rt->poll_io_now();
+    next = w->next_local();
+  }
   if (next == nullptr && !rt->stopping.load(std::memory_order_relaxed)) return;
   self->state.store(fiber_state::runnable, std::memory_order_relaxed);
   w->switch_to(self, next, [](void* p) {

@@ -54,11 +54,14 @@ class idle_set {
   }
 
   /// Picks a parked worker to wake (it becomes unparked and searching); -1 if none should be.
-  int pick_to_wake() {
+  /// Prefers any worker other than `avoid` (the one blocked in the I/O poller).
+  int pick_to_wake(int avoid = -1) {
     std::lock_guard lk(mu_);
     std::uint32_t s = state_.load(std::memory_order_seq_cst);
     if ((s & 0xffff) != 0 || sleepers_.empty()) return -1;
-    return unregister_locked(sleepers_.back(), /*searching=*/true);
+    unsigned pick = sleepers_.back();
+    if (static_cast<int>(pick) == avoid && sleepers_.size() > 1) pick = sleepers_[sleepers_.size() - 2];
+    return unregister_locked(pick, /*searching=*/true);
   }
 
   /// Wakes a specific worker if it is parked (inbox hand-off). Returns true if the caller must

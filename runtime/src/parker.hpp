@@ -23,10 +23,17 @@ class parker {
     futex_wait(&token_, 0, timeout_ns);
     token_.exchange(0, std::memory_order_acquire);
   }
+  /// Consumes the token if one is set, without blocking.
+  bool take_token() noexcept {
+    // Ordering: seq_cst: the load half of the Dekker pair described at worker::polling.
+    if (token_.load(std::memory_order_seq_cst) == 0) return false;
+    return token_.exchange(0, std::memory_order_acquire) == 1;
+  }
   /// Any thread. Sets the token and wakes the parked thread.
   void unpark() noexcept {
-    // Ordering: release pairs with park's acquire exchange.
-    token_.store(1, std::memory_order_release);
+    // Ordering: release pairs with park's acquire exchange; seq_cst also orders it before the
+    // waker's load of worker::polling (runtime_impl::unpark_worker).
+    token_.store(1, std::memory_order_seq_cst);
     futex_wake(&token_, 1);
   }
 

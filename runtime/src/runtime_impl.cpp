@@ -55,15 +55,46 @@ runtime_impl::~runtime_impl() { shutdown(); }
 
 void runtime_impl::notify() noexcept {
   if (!idle.should_wake()) return;
-  int id = idle.pick_to_wake();
-  if (id >= 0) workers[static_cast<unsigned>(id)]->sleeper.unpark();
+  // Leave the worker blocked in the poller there if another is parked: it keeps I/O moving.
+  // Ordering: seq_cst, see poll_owner.
+  int id = idle.pick_to_wake(poll_owner.load(std::memory_order_seq_cst));
+  if (id >= 0) unpark_worker(workers[static_cast<unsigned>(id)].get());
+}
+
+void runtime_impl::unpark_worker(worker* w) noexcept {
+  w->sleeper.unpark();
+  // Ordering: seq_cst load after unpark's seq_cst token store pairs with park_worker's
+  // seq_cst store of `polling` followed by its token check (see worker::polling).
+  if (w->polling.load(std::memory_order_seq_cst)) {
+    if (io_driver* d = io.load(std::memory_order_acquire)) d->wake();
+  }
+}
+
+io_driver* runtime_impl::driver(io_driver* (*make)(runtime_impl*)) {
+  // Ordering: acquire pairs with the release store below.
+  if (io_driver* d = io.load(std::memory_order_acquire)) return d;
+  std::lock_guard lk(io_mu);
+  if (io_driver* d = io.load(std::memory_order_relaxed)) return d;
+  io_owned.reset(make(this));
+  // Ordering: release publishes the constructed driver to workers' acquire loads.
+  io.store(io_owned.get(), std::memory_order_release);
+  return io_owned.get();
+}
+
+bool runtime_impl::poll_io_now() noexcept {
+  // Ordering: acquire pairs with the release store in driver().
+  io_driver* d = io.load(std::memory_order_acquire);
+  // A worker blocked in the driver receives the events itself; a second poll would only
+  // contend with it.
+  if (d == nullptr || poll_owner.load(std::memory_order_relaxed) >= 0) return false;
+  return d->poll(0) != 0;
 }
 
 void runtime_impl::notify_worker(worker* w) noexcept {
   // Ordering: the seq_cst fence pairs with the one in worker::park_worker: either we see it
   // registered as parked, or it sees its inbox non-empty.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (idle.claim_specific(w->index)) w->sleeper.unpark();
+  if (idle.claim_specific(w->index)) unpark_worker(w);
 }
 
 void runtime_impl::timer_added(std::int64_t deadline) noexcept {
@@ -135,7 +166,7 @@ void runtime_impl::stop_workers() noexcept {
   stopping.store(true, std::memory_order_release);
   for (auto& w : workers) {
     idle.claim_specific(w->index);
-    w->sleeper.unpark();
+    unpark_worker(w.get());
   }
   auto started = std::chrono::steady_clock::now();
   for (auto& w : workers) {

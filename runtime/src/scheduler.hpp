@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "fiber_cb.hpp"
 #include "fiber_list.hpp"
 #include "idle.hpp"
+#include "io_driver.hpp"
 #include "parker.hpp"
 #include "run_queue.hpp"
 #include "stack_pool.hpp"
@@ -75,9 +77,15 @@ struct worker {
   // runtime_impl::timer_added (Dekker: a new earlier timer either is seen by the parker's
   // timeout computation, or the adder sees the parker and wakes it).
   std::atomic<std::int64_t> sleeping_until{-1};
+  // True while this worker sleeps in the I/O driver instead of its futex. Ordering: the worker
+  // stores it (seq_cst) and then checks its parker token; unpark_worker sets the token and then
+  // loads it (seq_cst): either the worker sees the token and does not block, or the waker sees
+  // `polling` and calls io->wake().
+  std::atomic<bool> polling{false};
   std::uint32_t tick = 0;
   std::uint32_t lifo_streak = 0;
   bool searching = false;
+  bool poll_due = false;               // next_local asked the scheduler loop to poll I/O
   std::uint64_t rng;
   stack_cache stacks;
   std::uint64_t next_id = 0, id_limit = 0;  // a block of ids from reserve_task_ids()
@@ -112,6 +120,12 @@ struct runtime_impl {
   void timer_added(std::int64_t deadline) noexcept;
   /// Drops one of the two references of `f`; the last one returns the stack to the pool.
   void release_ref(fiber_cb* f) noexcept;
+  /// Wakes worker `w` from its sleep: its futex, or the poller if it is blocked in it.
+  void unpark_worker(worker* w) noexcept;
+  /// The I/O driver, created by `make` on first call (io/ passes the epoll factory). Any thread.
+  io_driver* driver(io_driver* (*make)(runtime_impl*));
+  /// Polls for I/O without blocking if a driver exists and no worker is blocked in it.
+  bool poll_io_now() noexcept;
   runtime_stats stats() const;
 
   runtime_options opts;
@@ -129,6 +143,16 @@ struct runtime_impl {
   // decrement pairs with shutdown's acquire load before it unmaps stacks.
   std::atomic<unsigned> outside_joiners{0};
   weft::runtime* facade = nullptr;  // the public object, for runtime::current()
+  // The I/O driver (null until io/ installs one). Ordering: release store under io_mu in
+  // driver(), acquire loads by workers (they then call into a fully built driver).
+  std::atomic<io_driver*> io{nullptr};
+  std::unique_ptr<io_driver> io_owned;  // guarded by io_mu; destroyed after the workers stop
+  std::mutex io_mu;
+  // The worker blocked in io->poll() with a timeout, or -1. Claimed with a CAS by a parking
+  // worker; notify() prefers to wake another worker so the poller keeps polling.
+  // Ordering: acq_rel CAS / release store; readers (notify, unpark_worker) use seq_cst loads
+  // paired with the parking worker's seq_cst store of worker::polling (Dekker, see there).
+  std::atomic<int> poll_owner{-1};
 
  private:
   void shutdown() noexcept;

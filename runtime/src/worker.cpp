@@ -72,6 +72,19 @@ fiber_cb* worker::next_local() noexcept {
   fiber_cb* f;
   if (tick % global_queue_interval == 0) {
     keep_time();
+    // A busy worker still looks for I/O now and then, so busy fibers cannot starve it. Not from
+    // here when a fiber is switching away: it may hold a descriptor's lock until its park is
+    // published, and dispatching an event to that descriptor would spin on it. Go through the
+    // scheduler loop instead (one extra switch per 61 ticks), which polls first.
+    // Ordering: relaxed; a driver installed a moment ago is picked up at the next tick.
+    if (rt->io.load(std::memory_order_relaxed) != nullptr) {
+      if (current == nullptr) {
+        rt->poll_io_now();
+      } else {
+        poll_due = true;
+        return nullptr;
+      }
+    }
     // Fairness: look at the global queue first now and then, so it cannot starve.
     if ((f = rt->global.pop()) != nullptr) return f;
   }
@@ -229,7 +242,24 @@ void worker::park_worker() noexcept {
     timeout = timeout < 0 ? trim_pace_ns : std::min(timeout, trim_pace_ns);
   }
   worker_counters::bump(counters.parks);
-  sleeper.park(timeout);
+  // One parked worker at a time sleeps in the I/O driver instead of its futex, so readiness
+  // events wake fibers while every worker is idle; its timeout is the earliest timer.
+  io_driver* io = rt->io.load(std::memory_order_acquire);  // Ordering: see runtime_impl::io
+  int no_owner = -1;
+  // Ordering: acq_rel CAS; the release store below hands the role to the next parker.
+  if (io != nullptr && rt->poll_owner.compare_exchange_strong(no_owner, static_cast<int>(index),
+                                                              std::memory_order_acq_rel, std::memory_order_relaxed)) {
+    // Ordering: seq_cst store, then the token check (Dekker with unpark_worker).
+    polling.store(true, std::memory_order_seq_cst);
+    if (!sleeper.take_token()) {
+      io->poll(timeout);
+      sleeper.take_token();  // an unpark that also woke the driver
+    }
+    polling.store(false, std::memory_order_relaxed);
+    rt->poll_owner.store(-1, std::memory_order_release);
+  } else {
+    sleeper.park(timeout);
+  }
   sleeping_until.store(-1, std::memory_order_relaxed);
   if (!rt->idle.park_cancel(index)) searching = true;  // woken by notify(): we are a searcher
 }
@@ -239,7 +269,13 @@ fiber_cb* worker::find_work() noexcept {
     // Ordering: acquire pairs with the release store in runtime_impl::stop_workers.
     if (rt->stopping.load(std::memory_order_acquire)) return nullptr;
     keep_time();
+    if (poll_due) {
+      poll_due = false;
+      rt->poll_io_now();
+    }
     fiber_cb* f = next_local();
+    // Ready I/O first (the fibers it wakes land in our queue), then other workers' queues.
+    if (f == nullptr && rt->poll_io_now()) f = next_local();
     if (f == nullptr) {
       if (!searching) searching = rt->idle.try_start_searching();
       if (searching) f = steal();

@@ -1,5 +1,6 @@
 // Everything weft offers, in one include: the runtime (fibers, runtime, park API, fiber_local,
-// run_blocking) and the synchronization primitives. It lives in the highest module built so far.
+// run_blocking), the synchronization primitives and I/O (weft::net sockets, weft::posix). It
+// lives in the highest module (io/).
 #pragma once
 
 #include <weft/barrier.hpp>
@@ -11,7 +12,9 @@
 #include <weft/future.hpp>
 #include <weft/latch.hpp>
 #include <weft/mutex.hpp>
+#include <weft/net.hpp>
 #include <weft/park.hpp>
+#include <weft/posix.hpp>
 #include <weft/runtime.hpp>
 #include <weft/select.hpp>
 #include <weft/semaphore.hpp>

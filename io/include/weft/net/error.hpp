@@ -1,0 +1,22 @@
+// Errors of weft::net beyond errno: the end of a stream reached before a read_exact finished.
+// Timeouts are std::errc::timed_out, cancellation (close, stop request, shutdown)
+// std::errc::operation_canceled, peer errors keep their errno.
+#pragma once
+
+#include <system_error>
+#include <type_traits>
+
+namespace weft::net {
+
+enum class net_errc {
+  end_of_stream = 1,  ///< the peer closed the stream before read_exact got every byte
+};
+
+/// The category of net_errc.
+const std::error_category& net_category() noexcept;
+inline std::error_code make_error_code(net_errc e) noexcept { return {static_cast<int>(e), net_category()}; }
+
+}  // namespace weft::net
+
+template <>
+struct std::is_error_code_enum<weft::net::net_errc> : std::true_type {};

@@ -1,0 +1,77 @@
+// weft::posix: the blocking POSIX calls under the same names and signatures, for porting code
+// written against blocking descriptors. On a fiber they park the fiber instead of the thread
+// (a socket, pipe, FIFO or character device is switched to non-blocking and registered with the
+// poller on its first call from a fiber, and stays so); on a plain thread, or for a descriptor
+// the poller cannot watch (a regular file: the call then blocks the worker, so prefer
+// weft::run_blocking for slow files), they are the libc call. Results are POSIX: -1 with errno set.
+// Invariants:
+// - A descriptor that was non-blocking before its first call keeps libc's non-blocking results
+//   (EAGAIN, EINPROGRESS) everywhere; one that weft switched keeps blocking semantics for every
+//   caller: a plain thread waits in poll(2).
+// - No call raises SIGPIPE on a socket (MSG_NOSIGNAL); a pipe keeps POSIX behaviour (SIGPIPE,
+//   or EPIPE if the process ignores or blocks it).
+// A descriptor used through weft::posix must be closed with weft::posix::close, which wakes
+// fibers still blocked on it (they fail with ECANCELED) and forgets the registration, and
+// before the runtime whose fiber first used it is destroyed. O_NONBLOCK is a flag of the open
+// file description: a description shared with another process (an inherited terminal or pipe)
+// is switched for it too.
+#pragma once
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include <cstddef>
+
+namespace weft::posix {
+
+/// Reads up to `count` bytes, as read(2); parks the fiber (blocks a plain thread) until data,
+/// EOF or an error. Any number of callers may use `fd` at once. -1/ECANCELED if `fd` is closed
+/// through weft::posix::close meanwhile.
+::ssize_t read(int fd, void* buf, std::size_t count);
+/// Writes up to `count` bytes, as write(2); parks the fiber while the descriptor is full. On a
+/// socket it is send(MSG_NOSIGNAL): a closed peer gives -1/EPIPE, never SIGPIPE.
+::ssize_t write(int fd, const void* buf, std::size_t count);
+/// Scatter read, as readv(2); blocks like read().
+::ssize_t readv(int fd, const ::iovec* iov, int iovcnt);
+/// Gather write, as writev(2); blocks like write(); on a socket it is sendmsg(MSG_NOSIGNAL).
+::ssize_t writev(int fd, const ::iovec* iov, int iovcnt);
+/// Receives, as recv(2); parks the fiber until data arrives (MSG_DONTWAIT in `flags` never parks).
+::ssize_t recv(int fd, void* buf, std::size_t len, int flags);
+/// Sends, as send(2) with MSG_NOSIGNAL added; parks the fiber while the socket buffer is full.
+::ssize_t send(int fd, const void* buf, std::size_t len, int flags);
+/// Receives a datagram and its source, as recvfrom(2); parks the fiber until one arrives.
+::ssize_t recvfrom(int fd, void* buf, std::size_t len, int flags, ::sockaddr* src, ::socklen_t* addrlen);
+/// Sends to `dest`, as sendto(2) with MSG_NOSIGNAL added; parks the fiber while the buffer is full.
+::ssize_t sendto(int fd, const void* buf, std::size_t len, int flags, const ::sockaddr* dest, ::socklen_t addrlen);
+/// Accepts a connection, as accept(2); parks the fiber until one is pending. The new descriptor
+/// is blocking and not close-on-exec, as POSIX says (it is registered on its first call).
+int accept(int fd, ::sockaddr* addr, ::socklen_t* addrlen);
+/// As accept(), honouring SOCK_NONBLOCK and SOCK_CLOEXEC in `flags` for the new descriptor.
+int accept4(int fd, ::sockaddr* addr, ::socklen_t* addrlen, int flags);
+/// Connects, as connect(2): parks the fiber (blocks a plain thread) until the connection is
+/// established or fails (-1 with the socket's error, e.g. ECONNREFUSED). A descriptor that was
+/// non-blocking before its first call gets EINPROGRESS, as from libc.
+int connect(int fd, const ::sockaddr* addr, ::socklen_t addrlen);
+/// Waits for any of `fds` (timeout in ms, -1 forever), as poll(2), parking the fiber; it
+/// resumes as soon as one is ready. Where no private epoll set can be built for the wait (out
+/// of descriptors or epoll watches, an epoll descriptor nested too deep) it rechecks every
+/// 1 to 10 ms instead. On a plain thread, ::poll.
+int poll(::pollfd* fds, ::nfds_t nfds, int timeout);
+/// Closes `fd`. A registered descriptor: wakes fibers blocked on it (they get -1/ECANCELED),
+/// forgets the registration and returns 0; the number itself is closed once the last call in
+/// flight on it has left, so it is never reused under a running call. Otherwise ::close.
+int close(int fd);
+/// Sleeps `seconds`, parking the fiber (blocking a plain thread); returns 0, or the seconds
+/// left if the runtime shut down first.
+unsigned int sleep(unsigned int seconds);
+/// Sleeps `usec` microseconds, parking the fiber; 0, or -1/EINTR if the runtime shut down first.
+int usleep(::useconds_t usec);
+/// Sleeps `*req`, parking the fiber; 0 (and `*rem` zeroed), -1/EINVAL for a negative time or
+/// tv_nsec outside [0, 1e9), -1/EFAULT for a null `req`, -1/EINTR (`*rem` = the time left) if
+/// the runtime shut down first.
+int nanosleep(const ::timespec* req, ::timespec* rem);
+
+}  // namespace weft::posix

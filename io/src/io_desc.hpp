@@ -1,0 +1,156 @@
+// The per-descriptor state every weft::net socket and weft::posix descriptor shares (Go's
+// pollDesc + fdMutex): one reader and one writer slot, sticky deadlines, and the count of
+// operations in flight that keeps the descriptor number alive until the last of them leaves.
+//
+// Invariants:
+// - A slot is {ready flag, parked waiter}. An operation tries its syscall first; only on EAGAIN
+//   does it lock the descriptor and either consume `ready` (retry at once) or park with its
+//   ticket in the slot. The poller sets `ready` and wakes the waiter under the same lock, so a
+//   readiness event between EAGAIN and the park is never lost.
+// - The fd number is closed only when `closing` is set and `ops` is 0; the record returns to the
+//   table (and its generation changes) only after that and after its owner let go, so an event
+//   or a wake-up for an old generation never reaches a new user.
+// - Records are type-stable (chunks never freed): the poller may look one up by index from an
+//   event of a descriptor closed meanwhile and finds a different generation.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <stop_token>
+#include <system_error>
+
+#include <weft/detail/spinlock.hpp>
+#include <weft/mutex.hpp>
+#include <weft/park.hpp>
+
+namespace weft::detail {
+
+struct runtime_impl;
+class epoll_poller;
+
+enum class io_dir : std::uint8_t { read = 0, write = 1 };
+
+struct io_slot {
+  bool ready = false;
+  wait_ticket waiter;                     // pending park, or empty
+  std::int64_t deadline = INT64_MAX;      // sticky absolute deadline (steady ns)
+};
+
+struct io_desc {
+  spinlock lock;
+  // Queues the fibers (or threads) that wait in the same direction: a slot parks one waiter, so
+  // a second reader (twenty fibers accepting on one listener, two fibers reading one socket)
+  // waits here, not in the slot. Taken only after an EAGAIN, never on the fast path; each
+  // readiness event then wakes one waiter (no herd).
+  weft::mutex turn[2];
+  // --- guarded by lock ---
+  int fd = -1;
+  std::uint32_t gen = 0;                  // bumped each time the record is reused
+  std::uint32_t ops = 0;                  // operations in flight (io_op_guard)
+  bool closing = false;                   // close() called: new operations fail, waiters woken
+  bool fd_released = false;               // ::close(fd) done (or handed to someone else)
+  bool owned = false;                     // a socket object (or the posix table) holds it
+  bool keep_fd = false;                   // release without closing the number (posix forget)
+  io_slot slot[2];
+  // Registered with this poller (null: not yet). Registration happens when a fiber first
+  // creates or waits on the descriptor; a plain thread waiting on an unregistered descriptor
+  // uses poll(2) in short slices (so close and deadlines still end its wait).
+  epoll_poller* poller = nullptr;
+  // --- set when the record is created, then read-only ---
+  std::uint32_t index = 0;                // position in the table (epoll data)
+};
+
+/// Makes `fd` non-blocking, allocates its record and, on a fiber, registers it (edge-triggered,
+/// both directions) with the poller of the fiber's runtime. On failure the fd is left open and
+/// `ec` says why (EPERM: a regular file, which epoll cannot watch).
+io_desc* io_register(int fd, std::error_code& ec) noexcept;
+
+/// Marks the descriptor closed: wakes both slots with `canceled` and closes the fd once no
+/// operation is in flight. Idempotent; never blocks. `close_fd` false releases the record
+/// without closing the number (someone else owns it).
+void io_close(io_desc* d, bool close_fd = true) noexcept;
+/// Closes (if still open) and drops the owner's hold; the record is recycled once unused.
+void io_release(io_desc* d) noexcept;
+bool io_is_closing(io_desc* d) noexcept;
+
+/// Sets the sticky deadline of one direction (or both) and wakes a parked waiter so it
+/// re-evaluates against the new deadline. Any thread.
+void io_set_deadline(io_desc* d, io_dir dir, std::int64_t deadline_ns) noexcept;
+void io_set_deadline_both(io_desc* d, std::int64_t deadline_ns) noexcept;
+
+/// Waits (parks the fiber; blocks a plain thread) until `dir` may be ready, after the syscall
+/// returned EAGAIN. Returns {} to retry the syscall, or timed_out / operation_canceled.
+std::error_code io_wait(io_desc* d, io_dir dir, const std::stop_token* st);
+
+/// The poller `p` is going away with its runtime: records registered with it fall back to
+/// poll(2) waits, and threads parked on them are woken to notice.
+void io_detach_poller(epoll_poller* p) noexcept;
+
+/// The poller's side: readiness for `dir` on the record at `index` if it still has
+/// generation `gen`. Wakes the parked waiter or leaves `ready` for the next attempt.
+void io_ready(std::uint32_t index, std::uint32_t gen, bool read, bool write) noexcept;
+
+/// errno, read through a call the compiler cannot treat as const: glibc declares
+/// __errno_location const, so its address could be cached across a park after which the fiber
+/// runs on another thread (design.md, "thread_local and migration").
+int io_errno() noexcept;
+
+/// Holds the descriptor open for one operation (the fdMutex part).
+class io_op_guard {
+ public:
+  explicit io_op_guard(io_desc* d) noexcept;
+  ~io_op_guard();
+  io_op_guard(const io_op_guard&) = delete;
+  io_op_guard& operator=(const io_op_guard&) = delete;
+  /// False if the descriptor is closed (or null): the operation must fail with
+  /// operation_canceled (bad_file_descriptor for a never-opened socket).
+  explicit operator bool() const noexcept { return ok_; }
+  int fd() const noexcept { return fd_; }
+
+ private:
+  io_desc* d_;
+  int fd_ = -1;
+  bool ok_ = false;
+};
+
+/// Runs `call(fd)` (a syscall returning -1 + errno on failure) until it succeeds, fails with
+/// something other than EAGAIN/EINTR, or the wait fails. Returns the call's result, or -1
+/// with `ec` set. errno is copied right after the call, before anything can switch fibers.
+/// May throw detail::forced_unwind (runtime shutdown) from the wait, hence not noexcept.
+template <class Call>
+long io_do(io_desc* d, io_dir dir, const std::stop_token* st, std::error_code& ec, Call&& call) {
+  io_op_guard g(d);
+  if (!g) {
+    ec = std::make_error_code(d == nullptr ? std::errc::bad_file_descriptor : std::errc::operation_canceled);
+    return -1;
+  }
+  std::unique_lock<weft::mutex> turn(d->turn[static_cast<int>(dir)], std::defer_lock);
+  for (;;) {
+    long r = call(g.fd());
+    if (r >= 0) {
+      ec.clear();
+      return r;
+    }
+    int err = io_errno();
+    if (err == EINTR) continue;
+    if (err != EAGAIN && err != EWOULDBLOCK) {
+      ec.assign(err, std::system_category());
+      return -1;
+    }
+    if (!turn.owns_lock()) {
+      turn.lock();
+      continue;  // another waiter may have left readiness behind: try again first
+    }
+    ec = io_wait(d, dir, st);
+    if (ec) return -1;
+  }
+}
+
+/// Steady-clock nanoseconds of a time_point (INT64_MAX for time_point::max()).
+inline std::int64_t deadline_ns(std::chrono::steady_clock::time_point t) noexcept {
+  if (t == std::chrono::steady_clock::time_point::max()) return INT64_MAX;
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+}  // namespace weft::detail

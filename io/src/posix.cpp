@@ -1,0 +1,565 @@
+// weft::posix (posix.hpp): the process-wide table from descriptor number to registered record,
+// and the POSIX-shaped calls on top of io_desc. Invariant: a table entry is set only by a
+// fiber's first call on a pollable descriptor and cleared only by weft::posix::close, and the
+// number it names stays open while any call holds the record (io_op_guard), so a call never
+// reaches a reused number through its own entry.
+//
+// errno discipline (design.md, "thread_local and migration"): a fiber may resume on another
+// worker after any park, and the compilers cache errno's address within a function. So every
+// errno read goes through last_errno() right after its syscall, results travel as
+// {value, error} pairs, and errno is written once, by set_errno(), just before returning.
+#include <weft/posix.hpp>
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstdint>
+#include <mutex>
+#include <new>
+#include <system_error>
+
+#include <weft/detail/core.hpp>
+#include <weft/fiber.hpp>
+#include <weft/mutex.hpp>
+
+#include "io_desc.hpp"
+
+namespace weft::posix {
+
+namespace {
+
+using detail::io_desc;
+using detail::io_dir;
+using detail::io_op_guard;
+using steady = std::chrono::steady_clock;
+
+// ---- errno -------------------------------------------------------------------------------
+
+// Out of line with an empty asm so the compiler can neither inline them nor infer them pure:
+// each call computes errno's address on the thread running it now.
+[[gnu::noinline]] int last_errno() noexcept {
+  asm volatile("");
+  return errno;
+}
+[[gnu::noinline]] void set_errno(int e) noexcept {
+  asm volatile("");
+  errno = e;
+}
+
+// A call's outcome: `value` < 0 means failure with `error`.
+struct io_result {
+  long value;
+  int error;
+};
+
+io_result ok(long v) noexcept { return {v, 0}; }
+io_result fail(int e) noexcept { return {-1, e}; }
+io_result from_syscall(long r) noexcept { return r < 0 ? fail(last_errno()) : ok(r); }
+
+long finish(io_result r) noexcept {
+  if (r.value < 0) set_errno(r.error);
+  return r.value;
+}
+
+int errno_of(const std::error_code& ec) noexcept {
+  // io_desc reports syscall errors in system_category and its own outcomes (timed_out,
+  // operation_canceled, bad_file_descriptor) as std::errc, whose values are errno values.
+  if (ec.category() == std::system_category() || ec.category() == std::generic_category()) return ec.value();
+  return EIO;
+}
+
+bool on_fiber() noexcept { return detail::current_fiber() != nullptr; }
+
+// ---- the descriptor table ----------------------------------------------------------------
+
+// An entry's word: the record pointer with two flags in its low bits (records are 8-aligned),
+// so one load gives a consistent snapshot.
+constexpr std::uintptr_t user_nonblock_bit = 1;  // O_NONBLOCK was set before weft saw the fd
+constexpr std::uintptr_t socket_bit = 2;         // S_ISSOCK: writes use send(MSG_NOSIGNAL)
+constexpr std::uintptr_t flag_bits = 3;
+static_assert(alignof(io_desc) > flag_bits);
+
+struct fd_entry {
+  std::atomic<std::uintptr_t> word{0};
+  // io_desc has one waiter per direction (a second park would overwrite the first's ticket),
+  // while POSIX lets any number of callers block on one descriptor (several fibers accept()
+  // on one listener). Fibers that must park take this first, so they wait in line.
+  weft::mutex wait_mu[2];
+};
+
+enum class fd_kind : std::uint8_t { unknown, socket, other };
+
+struct fd_ref {
+  fd_entry* entry = nullptr;
+  io_desc* desc = nullptr;  // null: not registered, use libc
+  bool user_nonblock = false;
+  fd_kind kind = fd_kind::unknown;
+};
+
+// Chunks of entries indexed by descriptor number, allocated on demand and never freed, so a
+// lookup is two acquire loads without a lock and a stale entry pointer is always valid memory.
+// Numbers beyond the table (4M) are never registered: they get the libc calls.
+class fd_table {
+ public:
+  static constexpr unsigned chunk_bits = 10;
+  static constexpr unsigned chunk_size = 1u << chunk_bits;
+  static constexpr unsigned max_chunks = 4096;
+
+  fd_entry* find(int fd) noexcept {
+    if (fd < 0) return nullptr;
+    auto n = static_cast<unsigned>(fd);
+    if ((n >> chunk_bits) >= max_chunks) return nullptr;
+    // Ordering: acquire pairs with the release store in grow(): the chunk's entries are built.
+    fd_entry* c = chunks_[n >> chunk_bits].load(std::memory_order_acquire);
+    return c == nullptr ? nullptr : &c[n & (chunk_size - 1)];
+  }
+
+  // Called with mu held.
+  fd_entry* grow(int fd) noexcept {
+    if (fd < 0) return nullptr;
+    auto n = static_cast<unsigned>(fd);
+    if ((n >> chunk_bits) >= max_chunks) return nullptr;
+    std::atomic<fd_entry*>& slot = chunks_[n >> chunk_bits];
+    fd_entry* c = slot.load(std::memory_order_relaxed);  // only writers hold mu
+    if (c == nullptr) {
+      c = new (std::nothrow) fd_entry[chunk_size];
+      if (c == nullptr) return nullptr;
+      // Ordering: release publishes the constructed entries to find()'s acquire load.
+      slot.store(c, std::memory_order_release);
+    }
+    return &c[n & (chunk_size - 1)];
+  }
+
+  // Serialises registrations (so one number gets one record) and the probe descriptor.
+  std::mutex mu;
+  int probe_epfd = -1;  // guarded by mu; a scratch epoll set to ask "can epoll watch this?"
+
+ private:
+  std::array<std::atomic<fd_entry*>, max_chunks> chunks_{};
+};
+
+fd_table& table() {
+  static fd_table* t = new fd_table();  // never destroyed: calls may run during exit
+  return *t;
+}
+
+fd_ref decode(fd_entry* e, std::uintptr_t w) noexcept {
+  fd_ref r;
+  r.entry = e;
+  r.desc = reinterpret_cast<io_desc*>(w & ~flag_bits);
+  r.user_nonblock = (w & user_nonblock_bit) != 0;
+  r.kind = (w & socket_bit) != 0 ? fd_kind::socket : fd_kind::other;
+  return r;
+}
+
+fd_ref lookup(int fd) noexcept {
+  fd_entry* e = table().find(fd);
+  if (e == nullptr) return {};
+  // Ordering: acquire pairs with the release store in lookup_or_register(), so the flags and
+  // the record's set-up are visible (the record's own fields are also under its lock).
+  std::uintptr_t w = e->word.load(std::memory_order_acquire);
+  if (w == 0) return {};
+  return decode(e, w);
+}
+
+bool registered_with_poller(io_desc* d) noexcept {
+  std::lock_guard lk(d->lock);
+  return d->poller != nullptr;
+}
+
+// Character devices may refuse epoll (EPERM: /dev/null); ask a scratch set before touching the
+// descriptor's flags, so a refused one is never switched to non-blocking. Called with mu held.
+bool epoll_accepts(fd_table& t, int fd) noexcept {
+  if (t.probe_epfd < 0) t.probe_epfd = ::epoll_create1(EPOLL_CLOEXEC);
+  if (t.probe_epfd < 0) return true;  // cannot ask; registration below checks again
+  ::epoll_event ev{};
+  if (::epoll_ctl(t.probe_epfd, EPOLL_CTL_ADD, fd, &ev) != 0) return last_errno() != EPERM;
+  ::epoll_ctl(t.probe_epfd, EPOLL_CTL_DEL, fd, &ev);
+  return true;
+}
+
+// The fiber's way in: the entry of `fd`, registering it on first use if it is a socket, pipe,
+// FIFO or character device epoll accepts. Anything else (a regular file, a bad number) gets
+// an empty desc and the libc call; nothing is remembered for it, so a file closed with
+// ::close never leaves a stale entry behind.
+fd_ref lookup_or_register(int fd) noexcept {
+  if (fd_ref r = lookup(fd); r.desc != nullptr) return r;
+  struct ::stat st;
+  if (fd < 0 || ::fstat(fd, &st) != 0) return {};
+  bool sock = S_ISSOCK(st.st_mode);
+  if (!sock && !S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) return fd_ref{nullptr, nullptr, false, fd_kind::other};
+  fd_kind kind = sock ? fd_kind::socket : fd_kind::other;
+
+  fd_table& t = table();
+  std::lock_guard lk(t.mu);
+  fd_entry* e = t.grow(fd);
+  if (e == nullptr) return fd_ref{nullptr, nullptr, false, kind};
+  // Only writers hold mu, so a relaxed load sees every earlier registration.
+  if (std::uintptr_t w = e->word.load(std::memory_order_relaxed); w != 0) return decode(e, w);
+  if (S_ISCHR(st.st_mode) && !epoll_accepts(t, fd)) return fd_ref{nullptr, nullptr, false, kind};
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0) return {};
+  bool user_nonblock = (flags & O_NONBLOCK) != 0;
+  std::error_code ec;
+  io_desc* d = detail::io_register(fd, ec);
+  if (d == nullptr || !registered_with_poller(d)) {
+    // No poller (its creation failed) or epoll refused after all: parking would block the
+    // worker in poll(2) slices, so undo and use libc.
+    if (!user_nonblock) ::fcntl(fd, F_SETFL, flags);
+    if (d != nullptr) {
+      detail::io_close(d, /*close_fd=*/false);
+      detail::io_release(d);
+    }
+    return fd_ref{nullptr, nullptr, false, kind};
+  }
+  std::uintptr_t w = reinterpret_cast<std::uintptr_t>(d) | (user_nonblock ? user_nonblock_bit : 0) |
+                     (sock ? socket_bit : 0);
+  // Ordering: release publishes the flags and the registered record to lookup()'s acquire.
+  e->word.store(w, std::memory_order_release);
+  return decode(e, w);
+}
+
+// ---- waiting -----------------------------------------------------------------------------
+
+// A plain thread on a descriptor weft made non-blocking waits in poll(2). It cannot be woken
+// by close, so it waits in slices and gives up once the record is closing.
+constexpr int thread_slice_ms = 20;
+
+// False if the descriptor was closed meanwhile.
+bool thread_wait(io_desc* d, int fd, short events) noexcept {
+  if (detail::io_is_closing(d)) return false;
+  ::pollfd p{fd, events, 0};
+  ::poll(&p, 1, thread_slice_ms);
+  return !detail::io_is_closing(d);
+}
+
+short poll_events(io_dir dir) noexcept { return dir == io_dir::read ? POLLIN : POLLOUT; }
+
+// Runs `call(fd, kind)` (a syscall: -1 + errno on failure) with blocking semantics:
+// - not registered: the libc call as is (a plain thread, a regular file);
+// - non-blocking for the caller (the user's O_NONBLOCK, or `dontwait`): one call;
+// - a fiber: the call, and on EAGAIN a park in the record's slot (io_do) until ready;
+// - a plain thread: the call, and on EAGAIN poll(2) until ready.
+template <class Call>
+io_result run_op(int fd, io_dir dir, bool dontwait, Call&& call) {
+  bool fiber = on_fiber();
+  fd_ref r = fiber ? lookup_or_register(fd) : lookup(fd);
+  if (r.desc == nullptr) return from_syscall(call(fd, r.kind));
+  {
+    io_op_guard g(r.desc);
+    if (!g) return fail(ECANCELED);
+    for (;;) {
+      long n = call(g.fd(), r.kind);
+      if (n >= 0) return ok(n);
+      int e = last_errno();
+      if (r.user_nonblock || dontwait) return fail(e);
+      if (e == EINTR) continue;
+      if (e != EAGAIN && e != EWOULDBLOCK) return fail(e);
+      if (fiber) break;
+      if (!thread_wait(r.desc, g.fd(), poll_events(dir))) return fail(ECANCELED);
+    }
+  }
+  // The fast path found nothing: wait in line for the direction's slot, then io_do retries
+  // the call first and parks only on EAGAIN (readiness may have come while we queued).
+  std::lock_guard lk(r.entry->wait_mu[static_cast<int>(dir)]);
+  std::error_code ec;
+  long n = detail::io_do(r.desc, dir, nullptr, ec, [&](int f) { return call(f, r.kind); });
+  return n >= 0 ? ok(n) : fail(errno_of(ec));
+}
+
+// ---- connect -----------------------------------------------------------------------------
+
+// The outcome of a connect in progress: 0 connected, EINPROGRESS not yet, or the error.
+int connect_outcome(int fd) noexcept {
+  int so_error = 0;
+  ::socklen_t len = sizeof so_error;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) return last_errno();
+  if (so_error != 0) return so_error;
+  // Writable without an error may be a wake-up from before the connection (the state at
+  // registration is reported as a first event): connected only once there is a peer.
+  ::sockaddr_storage peer;
+  ::socklen_t plen = sizeof peer;
+  if (::getpeername(fd, reinterpret_cast<::sockaddr*>(&peer), &plen) == 0) return 0;
+  int e = last_errno();
+  return e == ENOTCONN ? EINPROGRESS : e;
+}
+
+// Parks the fiber (blocks a plain thread) for `wait`, then doubles it up to 10 ms.
+void backoff_sleep(steady::duration& wait) {
+  this_fiber::sleep_for(wait);
+  wait = std::min<steady::duration>(wait * 2, std::chrono::milliseconds(10));
+}
+
+io_result connect_impl(int fd, const ::sockaddr* addr, ::socklen_t addrlen) {
+  bool fiber = on_fiber();
+  fd_ref r = fiber ? lookup_or_register(fd) : lookup(fd);
+  if (r.desc == nullptr) return from_syscall(::connect(fd, addr, addrlen));
+  io_op_guard g(r.desc);
+  if (!g) return fail(ECANCELED);
+  steady::duration wait = std::chrono::milliseconds(1);
+  for (;;) {
+    if (::connect(g.fd(), addr, addrlen) == 0) return ok(0);
+    int e = last_errno();
+    if (r.user_nonblock) return fail(e);
+    // A non-blocking connect interrupted by a signal goes on in the background, as one that
+    // returned EINPROGRESS does.
+    if (e == EINPROGRESS || e == EINTR) break;
+    if (e != EAGAIN) return fail(e);
+    // AF_UNIX with the listener's backlog full: a blocking connect waits for room, which no
+    // readiness event announces; retry with a short backoff.
+    if (detail::io_is_closing(r.desc)) return fail(ECANCELED);
+    backoff_sleep(wait);
+  }
+  if (!fiber) {
+    for (;;) {
+      if (!thread_wait(r.desc, g.fd(), POLLOUT)) return fail(ECANCELED);
+      int e = connect_outcome(g.fd());
+      if (e == 0) return ok(0);
+      if (e != EINPROGRESS) return fail(e);
+    }
+  }
+  std::lock_guard lk(r.entry->wait_mu[static_cast<int>(io_dir::write)]);
+  for (;;) {
+    if (std::error_code ec = detail::io_wait(r.desc, io_dir::write, nullptr)) return fail(errno_of(ec));
+    int e = connect_outcome(g.fd());
+    if (e == 0) return ok(0);
+    if (e != EINPROGRESS) return fail(e);
+  }
+}
+
+// ---- poll --------------------------------------------------------------------------------
+
+// poll and epoll share the event bit values on Linux, so a pollfd's events go straight into
+// an epoll_event.
+static_assert(POLLIN == EPOLLIN && POLLPRI == EPOLLPRI && POLLOUT == EPOLLOUT && POLLRDNORM == EPOLLRDNORM &&
+              POLLRDBAND == EPOLLRDBAND && POLLWRNORM == EPOLLWRNORM && POLLWRBAND == EPOLLWRBAND &&
+              POLLRDHUP == EPOLLRDHUP);
+constexpr unsigned watchable_events =
+    POLLIN | POLLPRI | POLLOUT | POLLRDNORM | POLLRDBAND | POLLWRNORM | POLLWRBAND | POLLRDHUP;
+
+io_result poll_now(::pollfd* fds, ::nfds_t nfds) noexcept { return from_syscall(::poll(fds, nfds, 0)); }
+
+// Adds every descriptor of `fds` to the epoll set `ep`, level-triggered. False if one cannot
+// be watched for a reason other than being always ready (EPERM: a regular file).
+bool watch_all(int ep, const ::pollfd* fds, ::nfds_t nfds) noexcept {
+  for (::nfds_t i = 0; i < nfds; ++i) {
+    if (fds[i].fd < 0) continue;  // poll(2) ignores negative numbers
+    ::epoll_event ev{};
+    ev.events = static_cast<unsigned>(fds[i].events) & watchable_events;
+    if (::epoll_ctl(ep, EPOLL_CTL_ADD, fds[i].fd, &ev) == 0) continue;
+    int e = last_errno();
+    if (e == EPERM) continue;
+    if (e != EEXIST) return false;
+    // The same number twice: watch the union of what its entries ask for.
+    for (::nfds_t j = 0; j < i; ++j)
+      if (fds[j].fd == fds[i].fd) ev.events |= static_cast<unsigned>(fds[j].events) & watchable_events;
+    if (::epoll_ctl(ep, EPOLL_CTL_MOD, fds[i].fd, &ev) != 0) return false;
+  }
+  return true;
+}
+
+// The fallback when no epoll set can be built (out of descriptors or watches, nesting too
+// deep): zero-timeout polls between sleeps of 1 ms doubling to 10 ms, so readiness is seen at
+// most ~10 ms late.
+io_result poll_backoff(::pollfd* fds, ::nfds_t nfds, steady::time_point deadline) {
+  steady::duration wait = std::chrono::milliseconds(1);
+  for (;;) {
+    steady::time_point now = steady::now();
+    if (now >= deadline) return poll_now(fds, nfds);
+    this_fiber::sleep_until(std::min(now + wait, deadline));
+    wait = std::min<steady::duration>(wait * 2, std::chrono::milliseconds(10));
+    if (io_result r = poll_now(fds, nfds); r.value != 0) return r;
+  }
+}
+
+// Parks until one of `fds` is ready or `deadline` passes. The descriptors go into a private,
+// level-triggered epoll set, which is itself readable while any of them is ready; that set is
+// registered with the runtime's poller like a socket, so the fiber parks in its read slot and
+// is woken by the first readiness, with no polling interval. Costs per blocking call: one
+// epoll_create1, one epoll_ctl per descriptor, one registration. It leaves the descriptors'
+// own registrations and slots alone, so it composes with fibers reading them.
+io_result poll_on_fiber(::pollfd* fds, ::nfds_t nfds, int timeout) {
+  if (io_result r = poll_now(fds, nfds); r.value != 0 || timeout == 0) return r;
+  steady::time_point deadline = timeout < 0 ? steady::time_point::max() : steady::now() + std::chrono::milliseconds(timeout);
+  if (nfds == 0) {
+    // A pure sleep. sleep_until(max) may end early at shutdown, hence the loop.
+    while (steady::now() < deadline) this_fiber::sleep_until(deadline);
+    return ok(0);
+  }
+  int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) return poll_backoff(fds, nfds, deadline);
+  if (!watch_all(ep, fds, nfds)) {
+    ::close(ep);
+    return poll_backoff(fds, nfds, deadline);
+  }
+  std::error_code ec;
+  io_desc* d = detail::io_register(ep, ec);
+  if (d == nullptr) {
+    ::close(ep);
+    return poll_backoff(fds, nfds, deadline);
+  }
+  struct release_guard {
+    io_desc* d;
+    ~release_guard() { detail::io_release(d); }  // closes `ep`
+  } guard{d};
+  if (!registered_with_poller(d)) return poll_backoff(fds, nfds, deadline);
+  if (timeout >= 0) detail::io_set_deadline(d, io_dir::read, detail::deadline_ns(deadline));
+  for (;;) {
+    std::error_code wait_ec = detail::io_wait(d, io_dir::read, nullptr);
+    // A wake-up says the set was readable at some point; the zero-timeout poll says what is
+    // ready now (another fiber may have consumed it: then park again).
+    if (io_result r = poll_now(fds, nfds); r.value != 0) return r;
+    if (wait_ec) return ok(0);  // the deadline passed (or the runtime shuts down)
+  }
+}
+
+// ---- sleeping ----------------------------------------------------------------------------
+
+// Sleeps until `deadline` on a fiber; returns the time left (0 unless the runtime shut down).
+steady::duration sleep_on_fiber(steady::time_point deadline) {
+  this_fiber::sleep_until(deadline);
+  steady::time_point now = steady::now();
+  return now < deadline ? deadline - now : steady::duration::zero();
+}
+
+// now + d, saturating at time_point::max() instead of overflowing.
+steady::time_point deadline_after(std::chrono::nanoseconds d) noexcept {
+  steady::time_point now = steady::now();
+  if (d >= steady::time_point::max() - now) return steady::time_point::max();
+  return now + std::chrono::duration_cast<steady::duration>(d);
+}
+
+}  // namespace
+
+// ---- the calls ---------------------------------------------------------------------------
+
+::ssize_t read(int fd, void* buf, std::size_t count) {
+  return finish(run_op(fd, io_dir::read, false, [=](int f, fd_kind) -> long { return ::read(f, buf, count); }));
+}
+
+::ssize_t write(int fd, const void* buf, std::size_t count) {
+  return finish(run_op(fd, io_dir::write, false, [=](int f, fd_kind k) -> long {
+    if (k == fd_kind::socket) return ::send(f, buf, count, MSG_NOSIGNAL);
+    if (k == fd_kind::other) return ::write(f, buf, count);
+    // Unknown (a plain thread on a descriptor no fiber registered): try the socket call, so
+    // a socket never raises SIGPIPE; anything else answers ENOTSOCK without side effects.
+    long r = ::send(f, buf, count, MSG_NOSIGNAL);
+    if (r < 0 && last_errno() == ENOTSOCK) r = ::write(f, buf, count);
+    return r;
+  }));
+}
+
+::ssize_t readv(int fd, const ::iovec* iov, int iovcnt) {
+  return finish(run_op(fd, io_dir::read, false, [=](int f, fd_kind) -> long { return ::readv(f, iov, iovcnt); }));
+}
+
+::ssize_t writev(int fd, const ::iovec* iov, int iovcnt) {
+  // sendmsg says EMSGSIZE where writev says EINVAL; check first so both paths agree.
+  if (iovcnt < 0 || iovcnt > IOV_MAX) return finish(fail(EINVAL));
+  auto as_msg = [=] {
+    ::msghdr m{};
+    m.msg_iov = const_cast<::iovec*>(iov);  // sendmsg does not write through it
+    m.msg_iovlen = static_cast<std::size_t>(iovcnt);
+    return m;
+  };
+  return finish(run_op(fd, io_dir::write, false, [=](int f, fd_kind k) -> long {
+    if (k == fd_kind::other) return ::writev(f, iov, iovcnt);
+    ::msghdr m = as_msg();
+    long r = ::sendmsg(f, &m, MSG_NOSIGNAL);
+    if (k == fd_kind::unknown && r < 0 && last_errno() == ENOTSOCK) r = ::writev(f, iov, iovcnt);
+    return r;
+  }));
+}
+
+::ssize_t recv(int fd, void* buf, std::size_t len, int flags) {
+  return finish(run_op(fd, io_dir::read, (flags & MSG_DONTWAIT) != 0,
+                       [=](int f, fd_kind) -> long { return ::recv(f, buf, len, flags); }));
+}
+
+::ssize_t send(int fd, const void* buf, std::size_t len, int flags) {
+  return finish(run_op(fd, io_dir::write, (flags & MSG_DONTWAIT) != 0,
+                       [=](int f, fd_kind) -> long { return ::send(f, buf, len, flags | MSG_NOSIGNAL); }));
+}
+
+::ssize_t recvfrom(int fd, void* buf, std::size_t len, int flags, ::sockaddr* src, ::socklen_t* addrlen) {
+  return finish(run_op(fd, io_dir::read, (flags & MSG_DONTWAIT) != 0,
+                       [=](int f, fd_kind) -> long { return ::recvfrom(f, buf, len, flags, src, addrlen); }));
+}
+
+::ssize_t sendto(int fd, const void* buf, std::size_t len, int flags, const ::sockaddr* dest, ::socklen_t addrlen) {
+  return finish(run_op(fd, io_dir::write, (flags & MSG_DONTWAIT) != 0, [=](int f, fd_kind) -> long {
+    return ::sendto(f, buf, len, flags | MSG_NOSIGNAL, dest, addrlen);
+  }));
+}
+
+int accept(int fd, ::sockaddr* addr, ::socklen_t* addrlen) { return weft::posix::accept4(fd, addr, addrlen, 0); }
+
+int accept4(int fd, ::sockaddr* addr, ::socklen_t* addrlen, int flags) {
+  // Linux never passes the listener's O_NONBLOCK on to the accepted descriptor, so without
+  // SOCK_NONBLOCK it is blocking, whatever weft did to the listener.
+  return static_cast<int>(finish(run_op(fd, io_dir::read, false, [=](int f, fd_kind) -> long {
+    return ::accept4(f, addr, addrlen, flags);
+  })));
+}
+
+int connect(int fd, const ::sockaddr* addr, ::socklen_t addrlen) {
+  return static_cast<int>(finish(connect_impl(fd, addr, addrlen)));
+}
+
+int poll(::pollfd* fds, ::nfds_t nfds, int timeout) {
+  if (!on_fiber()) return ::poll(fds, nfds, timeout);
+  return static_cast<int>(finish(poll_on_fiber(fds, nfds, timeout)));
+}
+
+int close(int fd) {
+  fd_entry* e = table().find(fd);
+  // Ordering: acquire pairs with the release store in lookup_or_register() (the record is
+  // set up); exchange so that of two racing closes exactly one releases the record.
+  std::uintptr_t w = e != nullptr ? e->word.exchange(0, std::memory_order_acquire) : 0;
+  if (w == 0) return ::close(fd);
+  // Wakes parked fibers with ECANCELED; the number is closed once no call is in flight.
+  detail::io_release(decode(e, w).desc);
+  return 0;
+}
+
+unsigned int sleep(unsigned int seconds) {
+  if (!on_fiber()) return ::sleep(seconds);
+  steady::duration left = sleep_on_fiber(deadline_after(std::chrono::seconds(seconds)));
+  return static_cast<unsigned int>(std::chrono::ceil<std::chrono::seconds>(left).count());
+}
+
+int usleep(::useconds_t usec) {
+  if (!on_fiber()) return ::usleep(usec);
+  if (sleep_on_fiber(deadline_after(std::chrono::microseconds(usec))) > steady::duration::zero())
+    return static_cast<int>(finish(fail(EINTR)));
+  return 0;
+}
+
+int nanosleep(const ::timespec* req, ::timespec* rem) {
+  if (!on_fiber()) return ::nanosleep(req, rem);
+  if (req == nullptr) return static_cast<int>(finish(fail(EFAULT)));
+  if (req->tv_sec < 0 || req->tv_nsec < 0 || req->tv_nsec >= 1'000'000'000) return static_cast<int>(finish(fail(EINVAL)));
+  std::chrono::nanoseconds d = std::chrono::nanoseconds::max();
+  if (req->tv_sec < std::chrono::duration_cast<std::chrono::seconds>(d).count() - 1)
+    d = std::chrono::seconds(req->tv_sec) + std::chrono::nanoseconds(req->tv_nsec);
+  steady::duration left = sleep_on_fiber(deadline_after(d));
+  if (left <= steady::duration::zero()) {
+    if (rem != nullptr) *rem = ::timespec{0, 0};
+    return 0;
+  }
+  if (rem != nullptr) {
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+    rem->tv_sec = static_cast<::time_t>(ns / 1'000'000'000);
+    rem->tv_nsec = static_cast<long>(ns % 1'000'000'000);
+  }
+  return static_cast<int>(finish(fail(EINTR)));
+}
+
+}  // namespace weft::posix

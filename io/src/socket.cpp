@@ -1,0 +1,146 @@
+// weft::net::socket: ownership of a registered descriptor, close, deadlines, addresses and
+// options (the parts every socket type shares).
+#include <weft/net/socket.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <string>
+#include <utility>
+
+#include "socket_util.hpp"
+
+namespace weft::net {
+
+using namespace weft::detail;
+using detail_util::throw_if;
+
+namespace detail_util {
+
+io_desc* adopt_fd(int fd, std::error_code& ec) noexcept {
+  io_desc* d = io_register(fd, ec);
+  if (d == nullptr) ::close(fd);
+  return d;
+}
+
+io_desc* open_socket(int family, int type, int protocol, std::error_code& ec) noexcept {
+  int fd = ::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+  if (fd < 0) {
+    ec.assign(io_errno(), std::system_category());
+    return nullptr;
+  }
+  return adopt_fd(fd, ec);
+}
+
+}  // namespace detail_util
+
+socket::socket(socket&& other) noexcept : desc_(std::exchange(other.desc_, nullptr)) {}
+
+socket& socket::operator=(socket&& other) noexcept {
+  if (this != &other) {
+    if (desc_ != nullptr) io_release(desc_);
+    desc_ = std::exchange(other.desc_, nullptr);
+  }
+  return *this;
+}
+
+socket::~socket() {
+  if (desc_ != nullptr) io_release(desc_);
+}
+
+socket socket::adopt(int fd) {
+  std::error_code ec;
+  io_desc* d = io_register(fd, ec);
+  throw_if(ec, "socket::adopt");
+  return socket(d);
+}
+
+bool socket::is_open() const noexcept { return desc_ != nullptr && !io_is_closing(desc_); }
+
+int socket::native_handle() const noexcept {
+  if (desc_ == nullptr) return -1;
+  std::lock_guard lk(desc_->lock);
+  return desc_->closing ? -1 : desc_->fd;
+}
+
+void socket::close() noexcept {
+  if (desc_ != nullptr) io_close(desc_);
+}
+
+void socket::set_deadline(deadline d) noexcept {
+  if (desc_ != nullptr) io_set_deadline_both(desc_, deadline_ns(d));
+}
+void socket::set_read_deadline(deadline d) noexcept {
+  if (desc_ != nullptr) io_set_deadline(desc_, io_dir::read, deadline_ns(d));
+}
+void socket::set_write_deadline(deadline d) noexcept {
+  if (desc_ != nullptr) io_set_deadline(desc_, io_dir::write, deadline_ns(d));
+}
+
+namespace {
+template <class Get>
+endpoint address_of(io_desc* d, std::error_code& ec, Get get) noexcept {
+  io_op_guard g(d);
+  if (!g) {
+    ec = std::make_error_code(d == nullptr ? std::errc::bad_file_descriptor : std::errc::operation_canceled);
+    return endpoint();
+  }
+  endpoint e;
+  ::socklen_t len = endpoint::capacity();
+  if (get(g.fd(), e.data(), &len) != 0) {
+    ec.assign(io_errno(), std::system_category());
+    return endpoint();
+  }
+  e.resize(len);
+  ec.clear();
+  return e;
+}
+}  // namespace
+
+endpoint socket::local_endpoint(std::error_code& ec) const noexcept { return address_of(desc_, ec, ::getsockname); }
+endpoint socket::peer_endpoint(std::error_code& ec) const noexcept { return address_of(desc_, ec, ::getpeername); }
+
+endpoint socket::local_endpoint() const {
+  std::error_code ec;
+  endpoint e = local_endpoint(ec);
+  throw_if(ec, "socket::local_endpoint");
+  return e;
+}
+
+endpoint socket::peer_endpoint() const {
+  std::error_code ec;
+  endpoint e = peer_endpoint(ec);
+  throw_if(ec, "socket::peer_endpoint");
+  return e;
+}
+
+void socket::set_option(int level, int name, int value) {
+  io_op_guard g(desc_);
+  std::error_code ec;
+  if (!g) {
+    ec = std::make_error_code(desc_ == nullptr ? std::errc::bad_file_descriptor : std::errc::operation_canceled);
+  } else if (::setsockopt(g.fd(), level, name, &value, sizeof value) != 0) {
+    ec.assign(io_errno(), std::system_category());
+  }
+  if (ec)
+    throw std::system_error(ec, "weft::net::socket::set_option(level " + std::to_string(level) + ", option " +
+                                    std::to_string(name) + ")");
+}
+
+int socket::get_option(int level, int name) const {
+  io_op_guard g(desc_);
+  std::error_code ec;
+  int value = 0;
+  ::socklen_t len = sizeof value;
+  if (!g) {
+    ec = std::make_error_code(desc_ == nullptr ? std::errc::bad_file_descriptor : std::errc::operation_canceled);
+  } else if (::getsockopt(g.fd(), level, name, &value, &len) != 0) {
+    ec.assign(io_errno(), std::system_category());
+  }
+  if (ec)
+    throw std::system_error(ec, "weft::net::socket::get_option(level " + std::to_string(level) + ", option " +
+                                    std::to_string(name) + ")");
+  return value;
+}
+
+}  // namespace weft::net

@@ -1,0 +1,41 @@
+// Helpers shared by the socket sources: throwing on an error_code with the operation's name,
+// and creating registered sockets.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <string>
+#include <system_error>
+
+#include <weft/net/endpoint.hpp>
+
+#include "io_desc.hpp"
+
+namespace weft::net::detail_util {
+
+/// Throws std::system_error "weft::net::<what>: <message>" if `ec` is set.
+inline void throw_if(const std::error_code& ec, const char* what) {
+  if (ec) throw std::system_error(ec, std::string("weft::net::") + what);
+}
+/// As throw_if, naming an endpoint: "weft::net::<what> <endpoint>: <message>".
+inline void throw_if(const std::error_code& ec, const char* what, const endpoint& ep) {
+  if (ec) throw std::system_error(ec, std::string("weft::net::") + what + " " + ep.to_string());
+}
+
+/// socket(2) with SOCK_NONBLOCK | SOCK_CLOEXEC, registered. Null + ec on failure. The error
+/// for descriptor exhaustion says which limit was hit.
+weft::detail::io_desc* open_socket(int family, int type, int protocol, std::error_code& ec) noexcept;
+
+/// Registers an fd that is already open (accept4, socketpair); closes it on failure.
+weft::detail::io_desc* adopt_fd(int fd, std::error_code& ec) noexcept;
+
+/// Rejects an empty endpoint with invalid_argument.
+inline bool check_endpoint(const endpoint& e, std::error_code& ec) noexcept {
+  if (e.empty()) {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace weft::net::detail_util

@@ -1,0 +1,128 @@
+// weft::net::unix_stream and unix_listener: Unix-domain stream sockets over the same accept
+// and transfer code as TCP. The listener owns its socket file: a stale one is removed before
+// bind, and the file is removed when the listener goes away.
+#include <weft/net/unix.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "socket_util.hpp"
+
+namespace weft::net {
+
+using namespace weft::detail;
+using detail_util::throw_if;
+
+unix_stream unix_stream::connect(const endpoint& to, deadline d, std::error_code& ec) {
+  if (!detail_util::check_endpoint(to, ec)) return unix_stream();
+  if (!to.is_unix()) {
+    ec = std::make_error_code(std::errc::address_family_not_supported);
+    return unix_stream();
+  }
+  io_desc* desc = detail_util::open_socket(AF_UNIX, SOCK_STREAM, 0, ec);
+  if (desc == nullptr) return unix_stream();
+  unix_stream s(desc);
+  {
+    io_op_guard g(desc);
+    if (::connect(g.fd(), to.data(), to.size()) == 0) return s;
+    int err = io_errno();
+    if (err != EINPROGRESS && err != EAGAIN && err != EINTR) {
+      // EAGAIN on a Unix socket means the listener's backlog is full: wait for writability.
+      ec.assign(err, std::system_category());
+      return unix_stream();
+    }
+  }
+  io_set_deadline(desc, io_dir::write, deadline_ns(d));
+  for (;;) {
+    ec = io_wait(desc, io_dir::write, nullptr);
+    if (ec) return unix_stream();
+    io_op_guard g(desc);
+    if (::connect(g.fd(), to.data(), to.size()) == 0 || io_errno() == EISCONN) break;
+    if (io_errno() != EAGAIN && io_errno() != EINPROGRESS && io_errno() != EALREADY && io_errno() != EINTR) {
+      ec.assign(io_errno(), std::system_category());
+      return unix_stream();
+    }
+  }
+  io_set_deadline(desc, io_dir::write, INT64_MAX);
+  ec.clear();
+  return s;
+}
+
+unix_stream unix_stream::connect(const endpoint& to, deadline d) {
+  std::error_code ec;
+  unix_stream s = connect(to, d, ec);
+  throw_if(ec, "unix_stream::connect", to);
+  return s;
+}
+
+std::pair<unix_stream, unix_stream> unix_stream::pair() {
+  int fds[2];
+  std::error_code ec;
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) {
+    ec.assign(io_errno(), std::system_category());
+    throw_if(ec, "unix_stream::pair");
+  }
+  io_desc* a = detail_util::adopt_fd(fds[0], ec);
+  if (a == nullptr) {
+    ::close(fds[1]);
+    throw_if(ec, "unix_stream::pair");
+  }
+  unix_stream first(a);
+  io_desc* b = detail_util::adopt_fd(fds[1], ec);
+  throw_if(ec, "unix_stream::pair");
+  return {std::move(first), unix_stream(b)};
+}
+
+unix_listener& unix_listener::operator=(unix_listener&& other) noexcept {
+  if (this != &other) {
+    if (!path_.empty()) ::unlink(path_.c_str());
+    listener_socket::operator=(std::move(other));
+    path_ = std::move(other.path_);
+    other.path_.clear();
+  }
+  return *this;
+}
+
+unix_listener::~unix_listener() {
+  if (!path_.empty()) ::unlink(path_.c_str());
+}
+
+unix_listener unix_listener::bind(const endpoint& at, const listen_options& opts) {
+  if (!at.is_unix()) {
+    throw_if(std::make_error_code(std::errc::address_family_not_supported), "unix_listener::bind", at);
+  }
+  std::string path = at.path();
+  bool abstract = !path.empty() && path[0] == '@';
+  if (!abstract && !path.empty()) {
+    // A socket file nobody listens on (a crashed server's) would make bind fail with
+    // EADDRINUSE: remove it, but only if connecting to it is refused.
+    struct ::stat st{};
+    if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+      std::error_code probe;
+      unix_stream::connect(at, std::chrono::steady_clock::now() + std::chrono::milliseconds(100), probe);
+      if (probe == std::errc::connection_refused) ::unlink(path.c_str());
+    }
+  }
+  unix_listener l(listen_on(at, opts, "unix_listener::bind"));
+  if (!abstract) l.path_ = path;
+  return l;
+}
+
+unix_stream unix_listener::accept(std::stop_token st, std::error_code& ec) {
+  return unix_stream(accept_stream(nullptr, &st, ec));
+}
+unix_stream unix_listener::accept(std::error_code& ec) { return unix_stream(accept_stream(nullptr, nullptr, ec)); }
+unix_stream unix_listener::accept() {
+  std::error_code ec;
+  unix_stream s = accept(ec);
+  throw_if(ec, "unix_listener::accept");
+  return s;
+}
+unix_stream unix_listener::accept(std::stop_token st) {
+  std::error_code ec;
+  unix_stream s = accept(std::move(st), ec);
+  throw_if(ec, "unix_listener::accept");
+  return s;
+}
+
+}  // namespace weft::net

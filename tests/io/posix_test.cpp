@@ -1,0 +1,1019 @@
+// weft::posix: POSIX results and blocking semantics over real socket pairs, pipes, UDP and
+// loopback TCP, with the fibers parking instead of their worker. Most tests run on one worker:
+// there, a call that blocked the thread would stop every other fiber, so each such test has a
+// watchdog that unblocks the descriptor after a deadline and the test fails on it. Flags
+// shared between fibers and threads are std::atomic with the default (seq_cst) ordering.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <weft/posix.hpp>
+
+#include "weft_test.hpp"
+
+using namespace std::chrono_literals;
+namespace posix = weft::posix;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+// A descriptor closed with weft::posix::close when it leaves scope. Declare it after the
+// runtime: a registered descriptor must be closed while that runtime lives.
+class unique_fd {
+ public:
+  explicit unique_fd(int fd = -1) noexcept : fd_(fd) {}
+  ~unique_fd() { reset(); }
+  unique_fd(unique_fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  unique_fd& operator=(unique_fd&& o) noexcept {
+    reset();
+    fd_ = std::exchange(o.fd_, -1);
+    return *this;
+  }
+  int get() const noexcept { return fd_; }
+  int release() noexcept { return std::exchange(fd_, -1); }
+  void reset() noexcept {
+    if (fd_ >= 0) posix::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_;
+};
+
+void check(bool ok, const char* what) {
+  if (!ok) throw std::system_error(errno, std::system_category(), what);
+}
+
+struct fd_pair {
+  unique_fd a, b;
+};
+
+fd_pair make_socketpair(int type = SOCK_STREAM) {
+  int sv[2];
+  check(::socketpair(AF_UNIX, type, 0, sv) == 0, "socketpair");
+  return {unique_fd(sv[0]), unique_fd(sv[1])};
+}
+
+fd_pair make_pipe() {
+  int p[2];
+  check(::pipe2(p, O_CLOEXEC) == 0, "pipe2");
+  return {unique_fd(p[0]), unique_fd(p[1])};  // a reads, b writes
+}
+
+sockaddr_in loopback(std::uint16_t port = 0) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  return a;
+}
+
+const sockaddr* sa(const sockaddr_in& a) { return reinterpret_cast<const sockaddr*>(&a); }
+
+// A socket bound to 127.0.0.1 on a free port; `addr` receives its address.
+unique_fd bound_socket(int type, sockaddr_in& addr) {
+  unique_fd s(::socket(AF_INET, type | SOCK_CLOEXEC, 0));
+  check(s.get() >= 0, "socket");
+  addr = loopback();
+  check(::bind(s.get(), sa(addr), sizeof addr) == 0, "bind");
+  socklen_t len = sizeof addr;
+  check(::getsockname(s.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0, "getsockname");
+  return s;
+}
+
+unique_fd tcp_listener(sockaddr_in& addr) {
+  unique_fd s = bound_socket(SOCK_STREAM, addr);
+  check(::listen(s.get(), 16) == 0, "listen");
+  return s;
+}
+
+bool has_flag(int fd, int cmd, int flag) { return (::fcntl(fd, cmd) & flag) != 0; }
+
+// Yields until `pred` holds or `limit` passes; returns whether it held. On a fiber.
+template <class Pred>
+bool yield_until(Pred pred, std::chrono::milliseconds limit = 10s) {
+  steady::time_point deadline = steady::now() + limit;
+  while (!pred()) {
+    if (steady::now() > deadline) return false;
+    weft::this_fiber::yield();
+  }
+  return true;
+}
+
+// Runs `rescue` on its own thread if done() is not called within `limit`, to unblock a call
+// that blocked its worker (or never returned); the test then fails on fired().
+class watchdog {
+ public:
+  explicit watchdog(std::function<void()> rescue, std::chrono::milliseconds limit = 10s)
+      : thread_([this, rescue = std::move(rescue), limit] {
+          std::unique_lock lk(mu_);
+          if (!cv_.wait_for(lk, limit, [this] { return done_; })) {
+            fired_ = true;
+            lk.unlock();
+            rescue();
+          }
+        }) {}
+  ~watchdog() {
+    done();
+    thread_.join();
+  }
+  void done() {
+    {
+      std::lock_guard lk(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+  }
+  bool fired() {
+    std::lock_guard lk(mu_);
+    return fired_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  bool fired_ = false;
+  std::thread thread_;
+};
+
+// The scheduling state letter of a thread of this process ('S': sleeping in the kernel).
+char thread_state(pid_t tid) {
+  std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string s;
+  std::getline(f, s);
+  std::size_t p = s.rfind(')');
+  return p == std::string::npos || p + 2 >= s.size() ? '?' : s[p + 2];
+}
+
+// Reads exactly `n` bytes (or fails) with weft::posix::read.
+bool read_exact(int fd, void* buf, std::size_t n) {
+  auto* p = static_cast<char*>(buf);
+  while (n > 0) {
+    ssize_t r = posix::read(fd, p, n);
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<std::size_t>(r);
+  }
+  return true;
+}
+
+bool write_all(int fd, const void* buf, std::size_t n) {
+  const auto* p = static_cast<const char*>(buf);
+  while (n > 0) {
+    ssize_t r = posix::write(fd, p, n);
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<std::size_t>(r);
+  }
+  return true;
+}
+
+struct outcome {
+  long result = 0;
+  int error = 0;
+};
+
+weft::runtime_options one_worker() { return weft::runtime_options{.workers = 1}; }
+
+// --- parking ----------------------------------------------------------------------------------
+
+TEST(PosixTest, ReadParksTheFiberNotTheWorker) {
+  weft::runtime rt(one_worker());
+  fd_pair sp = make_socketpair();
+  watchdog wd([&] { ::shutdown(sp.a.get(), SHUT_RDWR); });
+  std::atomic<bool> reading{false};
+  std::string got;
+  outcome r, w;
+  rt.block_on([&] {
+    auto reader = weft::spawn([&] {
+      char buf[16];
+      reading = true;
+      ssize_t n = posix::read(sp.a.get(), buf, sizeof buf);
+      r = {n, errno};
+      if (n > 0) got.assign(buf, static_cast<std::size_t>(n));
+    });
+    auto writer = weft::spawn([&] {
+      // One worker: this fiber runs while the reader is inside read() only if read() parked it.
+      EXPECT_TRUE(yield_until([&] { return reading.load(); }));
+      w = {posix::write(sp.b.get(), "ping", 4), errno};
+    });
+    reader.join();
+    writer.join();
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired()) << "read() blocked the only worker";
+  EXPECT_EQ(w.result, 4) << std::strerror(w.error);
+  EXPECT_EQ(r.result, 4) << std::strerror(r.error);
+  EXPECT_EQ(got, "ping");
+  EXPECT_TRUE(has_flag(sp.a.get(), F_GETFL, O_NONBLOCK)) << "weft switches a registered descriptor";
+  weft_test::expect_no_leaks(rt);
+}
+
+TEST(PosixTest, ReadvWritevMoveScatteredBuffers) {
+  weft::runtime rt(one_worker());
+  fd_pair sp = make_socketpair();
+  watchdog wd([&] { ::shutdown(sp.a.get(), SHUT_RDWR); });
+  std::atomic<bool> reading{false};
+  char x[3] = {}, y[5] = {};
+  outcome r, w;
+  rt.block_on([&] {
+    auto reader = weft::spawn([&] {
+      iovec iov[2] = {{x, sizeof x}, {y, sizeof y}};
+      reading = true;
+      r = {posix::readv(sp.a.get(), iov, 2), errno};
+    });
+    EXPECT_TRUE(yield_until([&] { return reading.load(); }));
+    char p1[] = "ab", p2[] = "cde", p3[] = "fgh";
+    iovec out[3] = {{p1, 2}, {p2, 3}, {p3, 3}};
+    w = {posix::writev(sp.b.get(), out, 3), errno};
+    reader.join();
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired());
+  EXPECT_EQ(w.result, 8) << std::strerror(w.error);
+  EXPECT_EQ(r.result, 8) << std::strerror(r.error);
+  EXPECT_EQ(std::string(x, 3), "abc");
+  EXPECT_EQ(std::string(y, 5), "defgh");
+  // Out-of-range counts are EINVAL as from writev(2), not sendmsg's EMSGSIZE.
+  rt.block_on([&] {
+    iovec one{x, 1};
+    errno = 0;
+    EXPECT_EQ(posix::writev(sp.b.get(), &one, -1), -1);
+    EXPECT_EQ(errno, EINVAL);
+  });
+}
+
+TEST(PosixTest, RecvParksUntilSendAndDontwaitNeverParks) {
+  weft::runtime rt(one_worker());
+  fd_pair sp = make_socketpair();
+  watchdog wd([&] { ::shutdown(sp.a.get(), SHUT_RDWR); });
+  std::atomic<bool> receiving{false};
+  char buf[8] = {};
+  outcome r, dw, s;
+  rt.block_on([&] {
+    dw = {posix::recv(sp.a.get(), buf, sizeof buf, MSG_DONTWAIT), errno};
+    auto receiver = weft::spawn([&] {
+      receiving = true;
+      r = {posix::recv(sp.a.get(), buf, sizeof buf, 0), errno};
+    });
+    EXPECT_TRUE(yield_until([&] { return receiving.load(); }));
+    s = {posix::send(sp.b.get(), "abc", 3, 0), errno};
+    receiver.join();
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired());
+  EXPECT_EQ(dw.result, -1);
+  EXPECT_EQ(dw.error, EAGAIN) << "MSG_DONTWAIT returns at once, as from libc";
+  EXPECT_EQ(s.result, 3) << std::strerror(s.error);
+  EXPECT_EQ(r.result, 3) << std::strerror(r.error);
+  EXPECT_EQ(std::string(buf, 3), "abc");
+}
+
+TEST(PosixTest, RecvfromSendtoCarryDatagramsAndTheirSource) {
+  weft::runtime rt(one_worker());
+  sockaddr_in raddr{}, saddr{};
+  unique_fd rx = bound_socket(SOCK_DGRAM, raddr);
+  unique_fd tx = bound_socket(SOCK_DGRAM, saddr);
+  watchdog wd([&] { ::shutdown(rx.get(), SHUT_RDWR); });
+  std::atomic<bool> receiving{false};
+  char buf[32] = {};
+  sockaddr_in from{};
+  socklen_t fromlen = sizeof from;
+  outcome r, s;
+  rt.block_on([&] {
+    auto receiver = weft::spawn([&] {
+      receiving = true;
+      r = {posix::recvfrom(rx.get(), buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &fromlen), errno};
+    });
+    EXPECT_TRUE(yield_until([&] { return receiving.load(); }));
+    s = {posix::sendto(tx.get(), "datagram", 8, 0, sa(raddr), sizeof raddr), errno};
+    receiver.join();
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired());
+  EXPECT_EQ(s.result, 8) << std::strerror(s.error);
+  EXPECT_EQ(r.result, 8) << std::strerror(r.error);
+  EXPECT_EQ(std::string(buf, 8), "datagram");
+  EXPECT_EQ(fromlen, sizeof from);
+  EXPECT_EQ(from.sin_port, saddr.sin_port);
+  EXPECT_EQ(from.sin_addr.s_addr, saddr.sin_addr.s_addr);
+}
+
+TEST(PosixTest, PipeReadAndWriteParkBothWays) {
+  // More than the pipe holds (64 KiB), so the writer parks on a full pipe and the reader on
+  // an empty one, on the same worker.
+  weft::runtime rt(one_worker());
+  fd_pair p = make_pipe();
+  watchdog wd([&] { ::close(p.b.release()); });
+  const std::size_t total = 1 << 20;
+  std::size_t received = 0;
+  bool match = true;
+  rt.block_on([&] {
+    auto writer = weft::spawn([&] {
+      std::vector<unsigned char> chunk(8192);
+      for (std::size_t sent = 0; sent < total; sent += chunk.size()) {
+        for (std::size_t i = 0; i < chunk.size(); ++i) chunk[i] = static_cast<unsigned char>((sent + i) * 7);
+        if (!write_all(p.b.get(), chunk.data(), chunk.size())) return;
+      }
+      p.b.reset();  // EOF for the reader
+    });
+    std::vector<unsigned char> buf(5000);
+    for (;;) {
+      ssize_t n = posix::read(p.a.get(), buf.data(), buf.size());
+      if (n <= 0) break;
+      for (ssize_t i = 0; i < n; ++i)
+        match = match && buf[static_cast<std::size_t>(i)] == static_cast<unsigned char>((received + static_cast<std::size_t>(i)) * 7);
+      received += static_cast<std::size_t>(n);
+    }
+    writer.join();
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired());
+  EXPECT_EQ(received, total);
+  EXPECT_TRUE(match);
+}
+
+// --- TCP --------------------------------------------------------------------------------------
+
+TEST(PosixTest, AcceptAndConnectOverLoopbackTcp) {
+  weft::runtime rt(one_worker());
+  sockaddr_in addr{};
+  unique_fd listener = tcp_listener(addr);
+  unique_fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  unique_fd server;
+  watchdog wd([&] {
+    ::shutdown(listener.get(), SHUT_RDWR);
+    ::shutdown(client.get(), SHUT_RDWR);
+  });
+  outcome a, c;
+  bool accepted_blocking = false, accepted_cloexec = true;
+  std::string echoed, heard;
+  rt.block_on([&] {
+    auto acceptor = weft::spawn([&] {
+      sockaddr_in peer{};
+      socklen_t len = sizeof peer;
+      int fd = posix::accept(listener.get(), reinterpret_cast<sockaddr*>(&peer), &len);
+      a = {fd, errno};
+      if (fd < 0) return;
+      server = unique_fd(fd);
+      // POSIX: the new descriptor is blocking and inherits no close-on-exec.
+      accepted_blocking = !has_flag(fd, F_GETFL, O_NONBLOCK);
+      accepted_cloexec = has_flag(fd, F_GETFD, FD_CLOEXEC);
+      char buf[5];
+      if (!read_exact(fd, buf, 5)) return;
+      heard.assign(buf, 5);
+      std::string back(heard.rbegin(), heard.rend());
+      write_all(fd, back.data(), back.size());
+    });
+    c = {posix::connect(client.get(), sa(addr), sizeof addr), errno};
+    if (c.result == 0) {
+      write_all(client.get(), "hello", 5);
+      char buf[5];
+      if (read_exact(client.get(), buf, 5)) echoed.assign(buf, 5);
+    }
+    acceptor.join();
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired());
+  EXPECT_EQ(c.result, 0) << std::strerror(c.error);
+  EXPECT_GE(a.result, 0) << std::strerror(a.error);
+  EXPECT_TRUE(accepted_blocking);
+  EXPECT_FALSE(accepted_cloexec);
+  EXPECT_EQ(heard, "hello");
+  EXPECT_EQ(echoed, "olleh");
+}
+
+TEST(PosixTest, Accept4HonoursTheCallersFlags) {
+  weft::runtime rt(one_worker());
+  sockaddr_in addr{};
+  unique_fd listener = tcp_listener(addr);
+  unique_fd c1(::socket(AF_INET, SOCK_STREAM, 0)), c2(::socket(AF_INET, SOCK_STREAM, 0));
+  unique_fd s1, s2;
+  watchdog wd([&] { ::shutdown(listener.get(), SHUT_RDWR); });
+  rt.block_on([&] {
+    auto acceptor = weft::spawn([&] {
+      s1 = unique_fd(posix::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+      s2 = unique_fd(posix::accept4(listener.get(), nullptr, nullptr, 0));
+    });
+    EXPECT_EQ(posix::connect(c1.get(), sa(addr), sizeof addr), 0) << std::strerror(errno);
+    EXPECT_EQ(posix::connect(c2.get(), sa(addr), sizeof addr), 0) << std::strerror(errno);
+    acceptor.join();
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired());
+  ASSERT_GE(s1.get(), 0);
+  ASSERT_GE(s2.get(), 0);
+  EXPECT_TRUE(has_flag(s1.get(), F_GETFL, O_NONBLOCK));
+  EXPECT_TRUE(has_flag(s1.get(), F_GETFD, FD_CLOEXEC));
+  EXPECT_FALSE(has_flag(s2.get(), F_GETFL, O_NONBLOCK));
+  EXPECT_FALSE(has_flag(s2.get(), F_GETFD, FD_CLOEXEC));
+}
+
+TEST(PosixTest, ConnectToAPortNobodyListensOnIsRefused) {
+  weft::runtime rt(one_worker());
+  sockaddr_in addr{};
+  unique_fd holder = bound_socket(SOCK_STREAM, addr);  // bound, not listening: the port answers RST
+  unique_fd client(::socket(AF_INET, SOCK_STREAM, 0));
+  outcome c;
+  rt.block_on([&] { c = {posix::connect(client.get(), sa(addr), sizeof addr), errno}; });
+  EXPECT_EQ(c.result, -1);
+  EXPECT_EQ(c.error, ECONNREFUSED) << std::strerror(c.error);
+}
+
+TEST(PosixTest, ConcurrentAcceptsOnOneListenerAllComplete) {
+  // POSIX lets several callers block on one descriptor; each must get a connection.
+  weft::runtime rt(one_worker());
+  sockaddr_in addr{};
+  unique_fd listener = tcp_listener(addr);
+  constexpr int n = 3;
+  std::vector<unique_fd> clients, servers(n);
+  for (int i = 0; i < n; ++i) clients.emplace_back(::socket(AF_INET, SOCK_STREAM, 0));
+  watchdog wd([&] { ::shutdown(listener.get(), SHUT_RDWR); });
+  std::atomic<int> entered{0};
+  rt.block_on([&] {
+    std::vector<weft::join_handle<void>> hs;
+    for (int i = 0; i < n; ++i)
+      hs.push_back(weft::spawn([&, i] {
+        ++entered;
+        servers[static_cast<std::size_t>(i)] = unique_fd(posix::accept(listener.get(), nullptr, nullptr));
+      }));
+    EXPECT_TRUE(yield_until([&] { return entered.load() == n; }));
+    for (auto& c : clients) EXPECT_EQ(posix::connect(c.get(), sa(addr), sizeof addr), 0) << std::strerror(errno);
+    for (auto& h : hs) h.join();
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired()) << "an accept was never woken";
+  for (auto& s : servers) EXPECT_GE(s.get(), 0);
+}
+
+// --- plain threads and user-set O_NONBLOCK ----------------------------------------------------
+
+TEST(PosixTest, PlainThreadStillBlocksOnADescriptorAFiberRegistered) {
+  weft::runtime rt(one_worker());
+  fd_pair sp = make_socketpair();
+  rt.block_on([&] {
+    char c;
+    EXPECT_EQ(posix::write(sp.b.get(), "x", 1), 1);
+    EXPECT_EQ(posix::read(sp.a.get(), &c, 1), 1);
+  });
+  ASSERT_TRUE(has_flag(sp.a.get(), F_GETFL, O_NONBLOCK)) << "the fiber's call registered it";
+  std::atomic<pid_t> tid{0};
+  outcome r;
+  char got = 0;
+  std::thread t([&] {
+    tid = ::gettid();
+    r = {posix::read(sp.a.get(), &got, 1), errno};
+  });
+  // The thread must be asleep in the kernel, not back with EAGAIN.
+  bool slept = weft_test::wait_until([&] { return tid.load() != 0 && thread_state(tid.load()) == 'S'; });
+  EXPECT_EQ(::write(sp.b.get(), "y", 1), 1);
+  t.join();
+  EXPECT_TRUE(slept);
+  EXPECT_EQ(r.result, 1) << std::strerror(r.error);
+  EXPECT_EQ(got, 'y');
+}
+
+TEST(PosixTest, PlainThreadConnectBlocksUntilEstablished) {
+  // The socket was registered (and made non-blocking) by a fiber; a plain thread's connect
+  // still returns 0 after the handshake, not EINPROGRESS.
+  weft::runtime rt(one_worker());
+  sockaddr_in addr{};
+  unique_fd listener = tcp_listener(addr);
+  unique_fd client(::socket(AF_INET, SOCK_STREAM, 0));
+  rt.block_on([&] {
+    EXPECT_EQ(posix::send(client.get(), "", 0, MSG_DONTWAIT), -1);  // registers it; not connected
+  });
+  ASSERT_TRUE(has_flag(client.get(), F_GETFL, O_NONBLOCK));
+  errno = 0;
+  EXPECT_EQ(posix::connect(client.get(), sa(addr), sizeof addr), 0) << std::strerror(errno);
+  unique_fd server(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  EXPECT_GE(server.get(), 0);
+}
+
+TEST(PosixTest, UserNonBlockingDescriptorGetsEagainAsFromLibc) {
+  weft::runtime rt(one_worker());
+  fd_pair sp = make_socketpair(SOCK_STREAM | SOCK_NONBLOCK);
+  sockaddr_in addr{};
+  unique_fd listener = tcp_listener(addr);
+  ASSERT_EQ(::fcntl(listener.get(), F_SETFL, ::fcntl(listener.get(), F_GETFL) | O_NONBLOCK), 0);
+  watchdog wd([&] {
+    ::shutdown(sp.a.get(), SHUT_RDWR);
+    ::shutdown(listener.get(), SHUT_RDWR);
+  });
+  outcome r, rr, a;
+  rt.block_on([&] {
+    char c;
+    r = {posix::read(sp.a.get(), &c, 1), errno};
+    rr = {posix::read(sp.a.get(), &c, 1), errno};  // and again, now that it is registered
+    a = {posix::accept(listener.get(), nullptr, nullptr), errno};
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired()) << "a call parked on a descriptor the user made non-blocking";
+  EXPECT_EQ(r.result, -1);
+  EXPECT_EQ(r.error, EAGAIN);
+  EXPECT_EQ(rr.result, -1);
+  EXPECT_EQ(rr.error, EAGAIN);
+  EXPECT_EQ(a.result, -1);
+  EXPECT_EQ(a.error, EAGAIN);
+}
+
+// --- close ------------------------------------------------------------------------------------
+
+TEST(PosixTest, CloseFromAnotherFiberWakesABlockedRead) {
+  weft::runtime rt(one_worker());
+  fd_pair sp = make_socketpair();
+  int fd = sp.a.release();  // closed by the test through posix::close
+  watchdog wd([&] { ::shutdown(fd, SHUT_RDWR); });
+  std::atomic<bool> reading{false};
+  bool still_open = false;
+  outcome r, c;
+  rt.block_on([&] {
+    auto reader = weft::spawn([&] {
+      char buf[4];
+      reading = true;
+      r = {posix::read(fd, buf, sizeof buf), errno};
+    });
+    // One worker: once this runs after `reading`, the reader is parked inside read().
+    EXPECT_TRUE(yield_until([&] { return reading.load(); }));
+    c = {posix::close(fd), errno};
+    // The reader has not run since: its call is still in flight, so the number stays open
+    // (a new descriptor cannot take it under the call).
+    still_open = ::fcntl(fd, F_GETFD) != -1;
+    reader.join();
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired());
+  EXPECT_EQ(c.result, 0);
+  EXPECT_EQ(r.result, -1);
+  EXPECT_EQ(r.error, ECANCELED) << std::strerror(r.error);
+  EXPECT_TRUE(still_open);
+  // The number was closed once the read left.
+  errno = 0;
+  EXPECT_EQ(::fcntl(fd, F_GETFD), -1);
+  EXPECT_EQ(errno, EBADF);
+}
+
+TEST(PosixTest, CloseFromAFiberWakesAPlainThreadBlockedOnTheDescriptor) {
+  weft::runtime rt(one_worker());
+  fd_pair sp = make_socketpair();
+  int fd = sp.a.release();
+  rt.block_on([&] {
+    char c;
+    EXPECT_EQ(posix::recv(fd, &c, 1, MSG_DONTWAIT), -1);  // registers it
+  });
+  watchdog wd([&] { ::shutdown(fd, SHUT_RDWR); });
+  std::atomic<pid_t> tid{0};
+  outcome r;
+  std::thread t([&] {
+    tid = ::gettid();
+    char c;
+    r = {posix::read(fd, &c, 1), errno};
+  });
+  EXPECT_TRUE(weft_test::wait_until([&] { return tid.load() != 0 && thread_state(tid.load()) == 'S'; }));
+  rt.block_on([&] { EXPECT_EQ(posix::close(fd), 0); });
+  t.join();
+  wd.done();
+  EXPECT_FALSE(wd.fired());
+  EXPECT_EQ(r.result, -1);
+  EXPECT_EQ(r.error, ECANCELED) << std::strerror(r.error);
+}
+
+// --- the libc path ------------------------------------------------------------------------------
+
+TEST(PosixTest, RegularFileUsesTheLibcCalls) {
+  weft::runtime rt(one_worker());
+  char path[] = "/tmp/weft_posix_test_XXXXXX";
+  int raw = ::mkstemp(path);
+  ASSERT_GE(raw, 0);
+  ::unlink(path);
+  unique_fd f(raw);
+  std::string got;
+  outcome w, c;
+  rt.block_on([&] {
+    w = {posix::write(f.get(), "contents", 8), errno};
+    EXPECT_EQ(::lseek(f.get(), 0, SEEK_SET), 0);
+    char buf[16];
+    ssize_t n = posix::read(f.get(), buf, sizeof buf);
+    if (n > 0) got.assign(buf, static_cast<std::size_t>(n));
+    EXPECT_FALSE(has_flag(f.get(), F_GETFL, O_NONBLOCK)) << "a regular file is never registered";
+    c = {posix::close(f.release()), errno};
+  });
+  EXPECT_EQ(w.result, 8) << std::strerror(w.error);
+  EXPECT_EQ(got, "contents");
+  EXPECT_EQ(c.result, 0);
+}
+
+TEST(PosixTest, DeviceEpollRefusesIsLeftBlocking) {
+  weft::runtime rt(one_worker());
+  unique_fd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  ASSERT_GE(null.get(), 0);
+  rt.block_on([&] {
+    char c;
+    EXPECT_EQ(posix::read(null.get(), &c, 1), 0);
+    EXPECT_EQ(posix::write(null.get(), "x", 1), 1);
+  });
+  EXPECT_FALSE(has_flag(null.get(), F_GETFL, O_NONBLOCK));
+}
+
+// --- poll -------------------------------------------------------------------------------------
+
+TEST(PosixTest, PollTimesOutAfterTheTimeoutWithoutBlockingTheWorker) {
+  weft::runtime rt(one_worker());
+  fd_pair sp = make_socketpair();
+  std::atomic<bool> stop{false};
+  long ticks_during = 0;
+  outcome p, empty;
+  steady::duration took{}, took_empty{};
+  rt.block_on([&] {
+    long ticks = 0;
+    auto ticker = weft::spawn([&] {
+      while (!stop) {
+        ++ticks;
+        weft::this_fiber::sleep_for(1ms);
+      }
+    });
+    pollfd pfd{sp.a.get(), POLLIN, 0};
+    long before = ticks;
+    steady::time_point t0 = steady::now();
+    p = {posix::poll(&pfd, 1, 50), errno};
+    took = steady::now() - t0;
+    ticks_during = ticks - before;
+    EXPECT_EQ(pfd.revents, 0);
+    t0 = steady::now();
+    empty = {posix::poll(nullptr, 0, 30), errno};
+    took_empty = steady::now() - t0;
+    stop = true;
+    ticker.join();
+  });
+  EXPECT_EQ(p.result, 0) << std::strerror(p.error);
+  EXPECT_GE(took, 50ms);
+  EXPECT_GT(ticks_during, 0) << "poll blocked the only worker";
+  EXPECT_EQ(empty.result, 0);
+  EXPECT_GE(took_empty, 30ms);
+}
+
+TEST(PosixTest, PollReturnsAReadyDescriptorAtOnce) {
+  weft::runtime rt(one_worker());
+  fd_pair sp = make_socketpair();
+  outcome p;
+  short revents = 0, out_revents = 0;
+  rt.block_on([&] {
+    EXPECT_EQ(posix::write(sp.b.get(), "z", 1), 1);
+    pollfd pfd[2] = {{sp.a.get(), POLLIN, 0}, {sp.b.get(), POLLOUT, 0}};
+    p = {posix::poll(pfd, 2, 10'000), errno};
+    revents = pfd[0].revents;
+    out_revents = pfd[1].revents;
+  });
+  EXPECT_EQ(p.result, 2) << std::strerror(p.error);
+  EXPECT_EQ(revents, POLLIN);
+  EXPECT_EQ(out_revents, POLLOUT);
+}
+
+TEST(PosixTest, PollWakesWhenADescriptorBecomesReady) {
+  // Parked with a long timeout; another fiber makes the third entry readable. A negative
+  // number is ignored and a repeated one keeps its own events, as poll(2) says.
+  weft::runtime rt(one_worker());
+  fd_pair p1 = make_socketpair(), p2 = make_socketpair();
+  watchdog wd([&] { ::shutdown(p2.a.get(), SHUT_RDWR); });
+  std::atomic<bool> polling{false};
+  outcome p;
+  pollfd pfd[4] = {{p1.a.get(), POLLIN, 0}, {-1, POLLIN, 0}, {p2.a.get(), POLLIN, 0}, {p2.a.get(), POLLPRI, 0}};
+  steady::duration took{};
+  rt.block_on([&] {
+    auto poller = weft::spawn([&] {
+      polling = true;
+      steady::time_point t0 = steady::now();
+      p = {posix::poll(pfd, 4, 20'000), errno};
+      took = steady::now() - t0;
+    });
+    EXPECT_TRUE(yield_until([&] { return polling.load(); }));
+    EXPECT_EQ(posix::write(p2.b.get(), "!", 1), 1);
+    poller.join();
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired());
+  EXPECT_EQ(p.result, 1) << std::strerror(p.error);
+  EXPECT_EQ(pfd[0].revents, 0);
+  EXPECT_EQ(pfd[1].revents, 0);
+  EXPECT_EQ(pfd[2].revents, POLLIN);
+  EXPECT_EQ(pfd[3].revents, 0);
+  EXPECT_LT(took, 10s) << "woken by readiness, not by the timeout";
+}
+
+TEST(PosixTest, PollOnADescriptorNoEpollSetTakesStillParksAndWakes) {
+  // poll parks by putting the descriptors into an epoll set of its own. An epoll descriptor
+  // nested as deep as the kernel allows cannot join another set (ELOOP), so there poll falls
+  // back to short sleeps between zero-timeout polls; it must still time out and wake.
+  weft::runtime rt(one_worker());
+  fd_pair sp = make_socketpair();
+  std::vector<unique_fd> chain;
+  int top = sp.a.get();
+  for (;;) {
+    unique_fd ep(::epoll_create1(EPOLL_CLOEXEC));
+    ASSERT_GE(ep.get(), 0);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    if (::epoll_ctl(ep.get(), EPOLL_CTL_ADD, top, &ev) != 0) {
+      ASSERT_EQ(errno, ELOOP);
+      break;
+    }
+    top = ep.get();
+    chain.push_back(std::move(ep));
+    ASSERT_LT(chain.size(), 64u);
+  }
+  watchdog wd([&] { ::shutdown(sp.a.get(), SHUT_RDWR); });
+  std::atomic<bool> polling{false};
+  outcome timed, woke;
+  short revents = 0;
+  steady::duration took{};
+  rt.block_on([&] {
+    pollfd pfd{top, POLLIN, 0};
+    steady::time_point t0 = steady::now();
+    timed = {posix::poll(&pfd, 1, 30), errno};
+    took = steady::now() - t0;
+    auto poller = weft::spawn([&] {
+      pollfd p{top, POLLIN, 0};
+      polling = true;
+      woke = {posix::poll(&p, 1, 20'000), errno};
+      revents = p.revents;
+    });
+    // One worker: the writer runs while poll waits only if poll parked the fiber.
+    EXPECT_TRUE(yield_until([&] { return polling.load(); }));
+    EXPECT_EQ(posix::write(sp.b.get(), "w", 1), 1);
+    poller.join();
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired());
+  EXPECT_EQ(timed.result, 0) << std::strerror(timed.error);
+  EXPECT_GE(took, 30ms);
+  EXPECT_EQ(woke.result, 1) << std::strerror(woke.error);
+  EXPECT_EQ(revents, POLLIN);
+}
+
+// --- sleeping ---------------------------------------------------------------------------------
+
+TEST(PosixTest, SleepsParkTheFiberNotTheWorker) {
+  weft::runtime rt(one_worker());
+  struct measured {
+    long result = -1;
+    long ticks = 0;
+    steady::duration took{};
+  };
+  measured us, ns, s;
+  timespec rem{7, 7};
+  rt.block_on([&] {
+    std::atomic<bool> stop{false};
+    long ticks = 0;
+    auto ticker = weft::spawn([&] {
+      while (!stop) {
+        ++ticks;
+        weft::this_fiber::sleep_for(1ms);
+      }
+    });
+    auto run = [&](measured& m, auto call) {
+      long before = ticks;
+      steady::time_point t0 = steady::now();
+      m.result = call();
+      m.took = steady::now() - t0;
+      m.ticks = ticks - before;
+    };
+    run(us, [] { return static_cast<long>(posix::usleep(30'000)); });
+    run(ns, [&] {
+      timespec req{0, 30'000'000};
+      return static_cast<long>(posix::nanosleep(&req, &rem));
+    });
+    run(s, [] { return static_cast<long>(posix::sleep(1)); });
+    stop = true;
+    ticker.join();
+  });
+  EXPECT_EQ(us.result, 0);
+  EXPECT_GE(us.took, 30ms);
+  EXPECT_GT(us.ticks, 0) << "usleep blocked the only worker";
+  EXPECT_EQ(ns.result, 0);
+  EXPECT_GE(ns.took, 30ms);
+  EXPECT_GT(ns.ticks, 0) << "nanosleep blocked the only worker";
+  EXPECT_EQ(rem.tv_sec, 0);
+  EXPECT_EQ(rem.tv_nsec, 0);
+  EXPECT_EQ(s.result, 0);
+  EXPECT_GE(s.took, 1s);
+  EXPECT_GT(s.ticks, 0) << "sleep blocked the only worker";
+}
+
+TEST(PosixTest, NanosleepRejectsInvalidTimes) {
+  weft::runtime rt(one_worker());
+  auto try_sleep = [](timespec req) {
+    errno = 0;
+    int r = posix::nanosleep(&req, nullptr);
+    return outcome{r, errno};
+  };
+  outcome big, negative_ns, negative_s, null_req;
+  rt.block_on([&] {
+    big = try_sleep({0, 1'000'000'000});
+    negative_ns = try_sleep({0, -1});
+    negative_s = try_sleep({-1, 0});
+    errno = 0;
+    null_req = {posix::nanosleep(nullptr, nullptr), errno};
+  });
+  for (const outcome& o : {big, negative_ns, negative_s}) {
+    EXPECT_EQ(o.result, -1);
+    EXPECT_EQ(o.error, EINVAL);
+  }
+  EXPECT_EQ(null_req.result, -1);
+  EXPECT_EQ(null_req.error, EFAULT);
+  // The same answer from libc on a plain thread.
+  outcome libc = try_sleep({0, 1'000'000'000});
+  EXPECT_EQ(libc.result, -1);
+  EXPECT_EQ(libc.error, EINVAL);
+}
+
+// --- SIGPIPE ----------------------------------------------------------------------------------
+
+TEST(PosixTest, WritingToAClosedPeerFailsWithEpipeNeverSigpipe) {
+  // SIGPIPE's default action kills the process: if any of these raised it, the test binary
+  // would die here.
+  struct sigaction dfl {}, old {};
+  dfl.sa_handler = SIG_DFL;
+  ASSERT_EQ(::sigaction(SIGPIPE, &dfl, &old), 0);
+  weft::runtime rt(one_worker());
+  fd_pair on_fiber = make_socketpair(), on_thread = make_socketpair();
+  on_fiber.b.reset();
+  on_thread.b.reset();
+  outcome w, wv, s, st, tw, twv;
+  char x = 'x';
+  iovec iov{&x, 1};
+  rt.block_on([&] {
+    w = {posix::write(on_fiber.a.get(), &x, 1), errno};
+    wv = {posix::writev(on_fiber.a.get(), &iov, 1), errno};
+    s = {posix::send(on_fiber.a.get(), &x, 1, 0), errno};
+  });
+  // A plain thread on a registered descriptor, then on one no fiber has seen.
+  st = {posix::write(on_fiber.a.get(), &x, 1), errno};
+  tw = {posix::write(on_thread.a.get(), &x, 1), errno};
+  twv = {posix::writev(on_thread.a.get(), &iov, 1), errno};
+  ::sigaction(SIGPIPE, &old, nullptr);
+  for (const outcome& o : {w, wv, s, st, tw, twv}) {
+    EXPECT_EQ(o.result, -1);
+    EXPECT_EQ(o.error, EPIPE) << std::strerror(o.error);
+  }
+}
+
+// --- many descriptors, many workers -----------------------------------------------------------
+
+TEST(PosixTest, HighDescriptorNumbersWork) {
+  // Numbers past the table's first chunk (1,024 entries) grow it.
+  rlimit lim{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &lim), 0);
+  const int high = 3000;
+  if (lim.rlim_cur <= static_cast<rlim_t>(high)) {
+    rlimit raised = lim;
+    raised.rlim_cur = std::min<rlim_t>(lim.rlim_max, high + 1);
+    if (::setrlimit(RLIMIT_NOFILE, &raised) != 0 || raised.rlim_cur <= static_cast<rlim_t>(high))
+      GTEST_SKIP() << "RLIMIT_NOFILE cannot reach " << high;
+  }
+  weft::runtime rt(one_worker());
+  fd_pair sp = make_socketpair();
+  ASSERT_EQ(::dup3(sp.a.get(), high, O_CLOEXEC), high);
+  unique_fd hi(high);
+  watchdog wd([&] { ::shutdown(high, SHUT_RDWR); });
+  std::atomic<bool> reading{false};
+  outcome r;
+  rt.block_on([&] {
+    auto reader = weft::spawn([&] {
+      char c;
+      reading = true;
+      r = {posix::read(high, &c, 1), errno};
+    });
+    EXPECT_TRUE(yield_until([&] { return reading.load(); }));
+    EXPECT_EQ(posix::write(sp.b.get(), "h", 1), 1);
+    reader.join();
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired());
+  EXPECT_EQ(r.result, 1) << std::strerror(r.error);
+  hi.reset();
+  ::setrlimit(RLIMIT_NOFILE, &lim);
+}
+
+TEST(PosixTest, PingPongAcrossWorkers) {
+  // Pairs of fibers on four workers exchange counters over socket pairs and pipes; parked
+  // fibers resume on whichever worker runs them, so results and errno cross threads.
+  weft::runtime rt(weft::runtime_options{.workers = 4});
+  const int pairs = static_cast<int>(weft_test::sized(32, 16, 8));
+  const long rounds = weft_test::sized(2000, 500, 100);
+  std::vector<fd_pair> there, back;
+  for (int i = 0; i < pairs; ++i) {
+    there.push_back(i % 2 == 0 ? make_socketpair() : make_pipe());
+    back.push_back(i % 2 == 0 ? make_socketpair() : make_pipe());
+  }
+  std::atomic<long> errors{0};
+  rt.block_on([&] {
+    std::vector<weft::join_handle<void>> hs;
+    for (int i = 0; i < pairs; ++i) {
+      auto& t = there[static_cast<std::size_t>(i)];
+      auto& b = back[static_cast<std::size_t>(i)];
+      // For a socket pair either end works; for a pipe, .b writes and .a reads.
+      hs.push_back(weft::spawn([&] {
+        for (long k = 0; k < rounds; ++k) {
+          long reply = 0;
+          if (!write_all(t.b.get(), &k, sizeof k) || !read_exact(b.a.get(), &reply, sizeof reply) || reply != k + 1)
+            ++errors;
+        }
+      }));
+      hs.push_back(weft::spawn([&] {
+        for (long k = 0; k < rounds; ++k) {
+          long v = 0;
+          if (!read_exact(t.a.get(), &v, sizeof v) || v != k) ++errors;
+          ++v;
+          if (!write_all(b.b.get(), &v, sizeof v)) ++errors;
+        }
+      }));
+    }
+    for (auto& h : hs) h.join();
+  });
+  EXPECT_EQ(errors.load(), 0);
+  weft_test::expect_no_leaks(rt);
+}
+
+TEST(PosixTest, ErrnoIsTheCallersAfterResumingOnAnotherWorker) {
+  // Writers on four workers fill their sockets and park; closing the peers wakes them and the
+  // retried write fails with EPIPE. Each must find EPIPE in its errno, read and set on the
+  // thread it resumed on (a cached errno address would report another thread's value).
+  weft::runtime rt(weft::runtime_options{.workers = 4});
+  const int n = static_cast<int>(weft_test::sized(32, 16, 8));
+  std::vector<fd_pair> sps;
+  for (int i = 0; i < n; ++i) sps.push_back(make_socketpair());
+  std::vector<outcome> results(static_cast<std::size_t>(n));
+  std::vector<std::atomic<long>> written(static_cast<std::size_t>(n));
+  rt.block_on([&] {
+    std::vector<weft::join_handle<void>> hs;
+    for (int i = 0; i < n; ++i)
+      hs.push_back(weft::spawn([&, i] {
+        std::vector<char> buf(16384, 'w');
+        auto u = static_cast<std::size_t>(i);
+        for (;;) {
+          ssize_t r = posix::write(sps[u].a.get(), buf.data(), buf.size());
+          if (r < 0) {
+            results[u] = {r, errno};
+            return;
+          }
+          written[u] += r;
+        }
+      }));
+    // Every writer has filled part of its buffer; most are parked on a full one by now.
+    EXPECT_TRUE(yield_until([&] {
+      for (auto& w : written)
+        if (w.load() == 0) return false;
+      return true;
+    }));
+    for (auto& sp : sps) sp.b.reset();  // never used through posix: a plain close
+    for (auto& h : hs) h.join();
+  });
+  for (const outcome& o : results) {
+    EXPECT_EQ(o.result, -1);
+    EXPECT_EQ(o.error, EPIPE) << std::strerror(o.error);
+  }
+}
+
+// Runtime shutdown unwinds a fiber parked in a read (detail::forced_unwind passes through the
+// I/O wait) instead of terminating the process.
+TEST(PosixDeathTest, RuntimeShutdownUnwindsAFiberParkedInRead) {
+  EXPECT_EXIT(
+      {
+        fd_pair sp = make_socketpair();
+        std::atomic<bool> reading{false};
+        {
+          weft::runtime rt(one_worker());
+          rt.spawn([&] {
+              char c;
+              reading = true;
+              posix::read(sp.a.get(), &c, 1);
+            }).detach();
+          weft_test::wait_until([&] { return reading.load(); });
+        }
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+}  // namespace

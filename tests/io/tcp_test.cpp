@@ -1,0 +1,444 @@
+// TCP over loopback through weft::net: echo with every byte checked, deadlines, close while
+// another fiber (or a plain thread) waits, stop requests, peer reset and half-close, short
+// transfers with tiny socket buffers, connect errors naming the address, and the poller's
+// place in the scheduler (a parked reader does not hold its worker).
+#include <sys/socket.h>
+
+#include <array>
+#include <atomic>
+#include <cstring>
+#include <numeric>
+#include <optional>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "weft_test.hpp"
+
+using namespace std::chrono_literals;
+using weft::net::endpoint;
+using weft::net::tcp_listener;
+using weft::net::tcp_stream;
+using weft_test::RuntimeTest;
+
+namespace {
+
+std::uint32_t crc_step(std::uint32_t h, const unsigned char* p, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 16777619u;  // FNV-1a: order-sensitive
+  return h;
+}
+
+// A connected pair over loopback: {client, server side}.
+std::pair<tcp_stream, tcp_stream> connected_pair() {
+  auto l = tcp_listener::bind(endpoint::loopback_v4(0));
+  auto ep = l.local_endpoint();
+  tcp_stream server;
+  auto acceptor = weft::spawn([&] { server = l.accept(); });
+  tcp_stream client = tcp_stream::connect(ep, std::chrono::steady_clock::now() + 5s);
+  acceptor.join();
+  return {std::move(client), std::move(server)};
+}
+
+}  // namespace
+
+class TcpTest : public RuntimeTest {};
+WEFT_WORKER_COUNTS(TcpTest);
+
+TEST_P(TcpTest, EchoesEveryByteWithAFiberPerConnection) {
+  const int clients = static_cast<int>(weft_test::sized(50, 20, 10));
+  const int messages = 50;
+  rt().block_on([&] {
+    auto l = tcp_listener::bind(endpoint::loopback_v4(0));
+    auto ep = l.local_endpoint();
+    EXPECT_NE(ep.port(), 0);
+    auto server = weft::spawn([&] {
+      std::vector<weft::join_handle<void>> conns;
+      for (int i = 0; i < clients; ++i) {
+        conns.push_back(weft::spawn([s = l.accept()]() mutable {
+          char buf[4096];
+          for (;;) {
+            std::error_code ec;
+            std::size_t n = s.read_some(buf, sizeof buf, ec);
+            if (ec || n == 0) return;
+            s.write_all(buf, n);
+          }
+        }));
+      }
+      for (auto& c : conns) c.join();
+    });
+    std::atomic<int> ok{0};
+    std::vector<weft::join_handle<void>> cs;
+    for (int c = 0; c < clients; ++c) {
+      cs.push_back(weft::spawn([&, c] {
+        std::mt19937 rng(static_cast<unsigned>(c));
+        auto s = tcp_stream::connect(ep);
+        s.set_nodelay(true);
+        std::uint32_t sent = 2166136261u, got = 2166136261u;
+        std::vector<unsigned char> out, in;
+        for (int m = 0; m < messages; ++m) {
+          out.resize(1 + rng() % 3000);
+          for (auto& b : out) b = static_cast<unsigned char>(rng());
+          sent = crc_step(sent, out.data(), out.size());
+          s.write_all(out.data(), out.size());
+          in.resize(out.size());
+          s.read_exact(in.data(), in.size());
+          got = crc_step(got, in.data(), in.size());
+        }
+        s.shutdown(weft::net::shutdown_how::write);
+        char extra;
+        EXPECT_EQ(s.read_some(&extra, 1), 0u);  // the server closed after our EOF
+        if (sent == got) ok.fetch_add(1);
+      }));
+    }
+    for (auto& c : cs) c.join();
+    server.join();
+    EXPECT_EQ(ok.load(), clients);
+  });
+}
+
+TEST_P(TcpTest, ReadDeadlineFiresWhileOtherFibersKeepWorking) {
+  rt().block_on([&] {
+    auto [a, b] = connected_pair();
+    std::atomic<long> spins{0};
+    std::atomic<bool> done{false};
+    auto worker = weft::spawn([&] {
+      while (!done.load()) {
+        spins.fetch_add(1);
+        weft::this_fiber::yield();
+      }
+    });
+    auto start = std::chrono::steady_clock::now();
+    a.set_read_deadline(start + 50ms);
+    char c;
+    std::error_code ec;
+    EXPECT_EQ(a.read_some(&c, 1, ec), 0u);
+    auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(ec, std::errc::timed_out);
+    EXPECT_GE(took, 50ms);  // never early
+    done = true;
+    worker.join();
+    EXPECT_GT(spins.load(), 0);
+    // The deadline is sticky: the next read fails at once; clearing it lets data through.
+    EXPECT_EQ(a.read_some(&c, 1, ec), 0u);
+    EXPECT_EQ(ec, std::errc::timed_out);
+    a.set_read_deadline(weft::net::no_deadline);
+    b.write_all("x", 1);
+    EXPECT_EQ(a.read_some(&c, 1), 1u);
+    EXPECT_EQ(c, 'x');
+    // The throwing form says what failed.
+    a.set_read_deadline(std::chrono::steady_clock::now());
+    try {
+      a.read_some(&c, 1);
+      ADD_FAILURE() << "no exception";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code(), std::errc::timed_out);
+      EXPECT_NE(std::string(e.what()).find("read_some"), std::string::npos) << e.what();
+    }
+  });
+}
+
+TEST_P(TcpTest, MovingTheDeadlineWakesAPendingRead) {
+  rt().block_on([&] {
+    auto [a, b] = connected_pair();
+    std::error_code ec;
+    auto reader = weft::spawn([&] {
+      char c;
+      a.read_some(&c, 1, ec);
+    });
+    weft::this_fiber::sleep_for(10ms);
+    a.set_read_deadline(std::chrono::steady_clock::now() + 20ms);
+    reader.join();
+    EXPECT_EQ(ec, std::errc::timed_out);
+  });
+}
+
+TEST_P(TcpTest, CloseFromAnotherFiberCancelsABlockedRead) {
+  rt().block_on([&] {
+    auto [a, b] = connected_pair();
+    std::error_code ec;
+    std::atomic<bool> entered{false};
+    auto reader = weft::spawn([&] {
+      char c;
+      entered = true;
+      a.read_some(&c, 1, ec);
+    });
+    while (!entered) weft::this_fiber::yield();
+    weft::this_fiber::sleep_for(5ms);
+    auto start = std::chrono::steady_clock::now();
+    a.close();
+    reader.join();
+    EXPECT_EQ(ec, std::errc::operation_canceled);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+    EXPECT_FALSE(a.is_open());
+    // The peer sees the connection end.
+    char c;
+    b.set_read_deadline(std::chrono::steady_clock::now() + 5s);
+    EXPECT_EQ(b.read_some(&c, 1), 0u);
+    // Operations on a closed socket fail, they do not touch a reused descriptor.
+    std::error_code ec2;
+    a.write_all("x", 1, ec2);
+    EXPECT_EQ(ec2, std::errc::operation_canceled);
+  });
+}
+
+TEST_P(TcpTest, CloseFromAPlainThreadCancelsABlockedRead) {
+  rt().block_on([&] {
+    auto [a, b] = connected_pair();
+    std::error_code ec;
+    std::atomic<bool> entered{false};
+    auto reader = weft::spawn([&] {
+      char c;
+      entered = true;
+      a.read_some(&c, 1, ec);
+    });
+    while (!entered) weft::this_fiber::yield();
+    std::thread closer([&] {
+      std::this_thread::sleep_for(5ms);
+      a.close();
+    });
+    reader.join();
+    closer.join();
+    EXPECT_EQ(ec, std::errc::operation_canceled);
+  });
+}
+
+TEST_P(TcpTest, StopRequestCancelsReadAcceptAndConnectWaits) {
+  rt().block_on([&] {
+    auto [a, b] = connected_pair();
+    std::stop_source src;
+    std::error_code read_ec, accept_ec;
+    auto l = tcp_listener::bind(endpoint::loopback_v4(0));
+    auto r = weft::spawn([&] {
+      char c;
+      a.read_some(&c, 1, src.get_token(), read_ec);
+    });
+    auto acc = weft::spawn([&] { l.accept(src.get_token(), accept_ec); });
+    weft::this_fiber::sleep_for(10ms);
+    src.request_stop();
+    r.join();
+    acc.join();
+    EXPECT_EQ(read_ec, std::errc::operation_canceled);
+    EXPECT_EQ(accept_ec, std::errc::operation_canceled);
+    // An already-stopped token fails at once; data already there is still read first.
+    b.write_all("y", 1);
+    weft::this_fiber::sleep_for(5ms);
+    char c = 0;
+    std::error_code ec;
+    EXPECT_EQ(a.read_some(&c, 1, src.get_token(), ec), 1u);
+    EXPECT_FALSE(ec);
+    EXPECT_EQ(a.read_some(&c, 1, src.get_token(), ec), 0u);
+    EXPECT_EQ(ec, std::errc::operation_canceled);
+  });
+}
+
+TEST_P(TcpTest, PeerResetAndHalfCloseAreReported) {
+  rt().block_on([&] {
+    {
+      auto [a, b] = connected_pair();
+      b.shutdown(weft::net::shutdown_how::write);
+      char c;
+      EXPECT_EQ(a.read_some(&c, 1), 0u);  // end of stream
+      std::error_code ec;
+      std::array<char, 8> buf{};
+      EXPECT_EQ(a.read_exact(buf.data(), buf.size(), ec), 0u);
+      EXPECT_EQ(ec, weft::net::net_errc::end_of_stream);
+      a.write_all("still", 5);  // our direction stays open
+      char got[5];
+      EXPECT_EQ(b.read_exact(got, 5), 5u);
+      EXPECT_EQ(std::memcmp(got, "still", 5), 0);
+    }
+    {
+      auto [a, b] = connected_pair();
+      ::linger lg{1, 0};  // close with RST
+      ::setsockopt(b.native_handle(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+      b.close();
+      char c;
+      std::error_code ec;
+      a.read_some(&c, 1, ec);
+      EXPECT_EQ(ec, std::errc::connection_reset);
+      // T27: writing to a reset peer returns an error; the process survives (no SIGPIPE).
+      std::vector<char> big(1 << 20, 'z');
+      a.write_all(big.data(), big.size(), ec);
+      EXPECT_TRUE(ec == std::errc::broken_pipe || ec == std::errc::connection_reset) << ec.message();
+    }
+  });
+}
+
+TEST_P(TcpTest, ShortTransfersWithTinyBuffersLoseNothing) {
+  // T20-style: a 4 KiB send buffer forces partial writes and many parks on both sides. (Only
+  // the sender's: a receive buffer below loopback's MSS stalls TCP itself on its persist
+  // timer, with blocking sockets and threads just the same.)
+  rt().block_on([&] {
+    auto [a, b] = connected_pair();
+    a.set_send_buffer(4096);
+    const std::size_t total = 256u << 10;
+    std::vector<unsigned char> data(total);
+    std::mt19937 rng(7);
+    for (auto& x : data) x = static_cast<unsigned char>(rng());
+    std::vector<unsigned char> got(total);
+    std::size_t reads = 0;
+    auto reader = weft::spawn([&] {
+      std::size_t off = 0;
+      while (off < total) {
+        std::size_t n = b.read_some(got.data() + off, std::min<std::size_t>(total - off, 1 + rng() % 70000));
+        ASSERT_GT(n, 0u);
+        off += n;
+        ++reads;
+      }
+    });
+    // Vectored: three pieces per call.
+    const std::size_t piece_size = 20000;
+    for (std::size_t off = 0; off < total; off += 3 * piece_size) {
+      std::array<weft::net::const_buffer, 3> bufs{};
+      std::size_t k = 0;
+      for (std::size_t piece = 0; piece < 3 && off + piece * piece_size < total; ++piece, ++k)
+        bufs[k] = {data.data() + off + piece * piece_size,
+                   std::min<std::size_t>(piece_size, total - off - piece * piece_size)};
+      a.write_all(std::span<const weft::net::const_buffer>(bufs.data(), k));
+    }
+    reader.join();
+    EXPECT_TRUE(data == got);
+    EXPECT_GE(reads, 4u);  // the transfer really was chopped up
+  });
+}
+
+TEST_P(TcpTest, ConnectErrorsNameTheAddress) {
+  rt().block_on([&] {
+    // A port nobody listens on: bind one, note it, close it.
+    endpoint dead;
+    {
+      auto l = tcp_listener::bind(endpoint::loopback_v4(0));
+      dead = l.local_endpoint();
+    }
+    try {
+      tcp_stream::connect(dead, std::chrono::steady_clock::now() + 5s);
+      ADD_FAILURE() << "connected to a closed port";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code(), std::errc::connection_refused);
+      EXPECT_NE(std::string(e.what()).find(dead.to_string()), std::string::npos) << e.what();
+    }
+    std::error_code ec;
+    tcp_stream::connect(endpoint(), weft::net::no_deadline, ec);
+    EXPECT_EQ(ec, std::errc::invalid_argument);
+    auto taken = tcp_listener::bind(endpoint::loopback_v4(0));
+    try {
+      tcp_listener::bind(taken.local_endpoint());
+      ADD_FAILURE() << "bound a port another listener holds";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code(), std::errc::address_in_use);
+      EXPECT_NE(std::string(e.what()).find(taken.local_endpoint().to_string()), std::string::npos) << e.what();
+    }
+  });
+}
+
+TEST_P(TcpTest, ParkedReadersDoNotHoldWorkers) {
+  // 200 fibers parked in read on one runtime; a CPU task still runs to completion on every
+  // worker count, and a write to each wakes exactly its reader.
+  rt().block_on([&] {
+    const int n = 200;
+    std::vector<std::pair<tcp_stream, tcp_stream>> pairs;
+    for (int i = 0; i < n; ++i) pairs.push_back(connected_pair());
+    std::atomic<int> woke{0};
+    std::vector<weft::join_handle<void>> readers;
+    for (int i = 0; i < n; ++i) {
+      readers.push_back(weft::spawn([&, i] {
+        char c = 0;
+        if (pairs[static_cast<std::size_t>(i)].second.read_some(&c, 1) == 1 && c == static_cast<char>(i)) woke.fetch_add(1);
+      }));
+    }
+    long sum = 0;
+    auto cpu = weft::spawn([&] {
+      for (long k = 0; k < 100000; ++k) {
+        sum += k;
+        if (k % 1000 == 0) weft::this_fiber::yield();
+      }
+    });
+    cpu.join();
+    EXPECT_EQ(sum, 100000L * 99999 / 2);
+    EXPECT_EQ(woke.load(), 0);
+    for (int i = 0; i < n; ++i) {
+      char c = static_cast<char>(i);
+      pairs[static_cast<std::size_t>(i)].first.write_all(&c, 1);
+    }
+    for (auto& r : readers) r.join();
+    EXPECT_EQ(woke.load(), n);
+  });
+}
+
+TEST(TcpPlainThreadTest, SocketsWorkFromPlainThreadsAndMoveIntoFibers) {
+  // Created on the main thread (no runtime): waits use poll(2) there; handed to a fiber, the
+  // same socket registers with that fiber's runtime.
+  auto l = tcp_listener::bind(endpoint::loopback_v4(0));
+  auto ep = l.local_endpoint();
+  std::thread client([&] {
+    auto s = tcp_stream::connect(ep);
+    s.write_all("ping", 4);
+    char buf[4];
+    s.read_exact(buf, 4);
+    EXPECT_EQ(std::memcmp(buf, "pong", 4), 0);
+  });
+  weft::runtime rt(weft::runtime_options{.workers = 2});
+  rt.block_on([&] {
+    auto s = l.accept();
+    char buf[4];
+    s.read_exact(buf, 4);
+    EXPECT_EQ(std::memcmp(buf, "ping", 4), 0);
+    s.write_all("pong", 4);
+  });
+  client.join();
+  // A plain-thread read with a deadline times out, and close from another thread ends it.
+  auto [a, b] = [&] {
+    std::pair<tcp_stream, tcp_stream> p;
+    std::thread t([&] { p.first = tcp_stream::connect(ep); });
+    p.second = l.accept();
+    t.join();
+    return p;
+  }();
+  a.set_read_deadline(std::chrono::steady_clock::now() + 30ms);
+  char c;
+  std::error_code ec;
+  a.read_some(&c, 1, ec);
+  EXPECT_EQ(ec, std::errc::timed_out);
+  a.set_read_deadline(weft::net::no_deadline);
+  std::thread closer([&] {
+    std::this_thread::sleep_for(20ms);
+    a.close();
+  });
+  a.read_some(&c, 1, ec);
+  closer.join();
+  EXPECT_EQ(ec, std::errc::operation_canceled);
+}
+
+TEST(TcpShutdownTest, RuntimeShutdownUnwindsParkedIoAndSocketsOutliveIt) {
+  // Fibers parked in read (error_code form) and accept when the runtime is destroyed are
+  // unwound, not terminated; the sockets, created inside the runtime, stay usable afterwards
+  // from a plain thread (their records leave the dead poller and wait with poll(2)).
+  std::optional<tcp_listener> l;
+  std::pair<tcp_stream, tcp_stream> p;
+  std::atomic<int> parked{0};
+  {
+    weft::runtime rt(weft::runtime_options{.workers = 2});
+    rt.block_on([&] {
+      l = tcp_listener::bind(endpoint::loopback_v4(0));
+      p = connected_pair();
+    });
+    rt.spawn([&] {
+      char c;
+      std::error_code ec;
+      parked.fetch_add(1);
+      p.second.read_some(&c, 1, ec);
+    }).detach();
+    rt.spawn([&] {
+      std::error_code ec;
+      parked.fetch_add(1);
+      l->accept(ec);
+    }).detach();
+    ASSERT_TRUE(weft_test::wait_until([&] { return parked.load() == 2; }));
+    std::this_thread::sleep_for(10ms);
+  }
+  p.first.write_all("z", 1);
+  char c = 0;
+  p.second.set_read_deadline(std::chrono::steady_clock::now() + 5s);
+  EXPECT_EQ(p.second.read_some(&c, 1), 1u);
+  EXPECT_EQ(c, 'z');
+}
