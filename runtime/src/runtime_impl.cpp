@@ -87,7 +87,11 @@ bool runtime_impl::poll_io_now() noexcept {
   // A worker blocked in the driver receives the events itself; a second poll would only
   // contend with it.
   if (d == nullptr || poll_owner.load(std::memory_order_relaxed) >= 0) return false;
-  return d->poll(0) != 0;
+  worker* me = this_worker();
+  me->dispatching_io = true;
+  bool woke = d->poll(0) != 0;
+  me->dispatching_io = false;
+  return woke;
 }
 
 void runtime_impl::notify_worker(worker* w) noexcept {
@@ -120,7 +124,9 @@ void runtime_impl::schedule(fiber_cb* f, bool lifo, bool new_work) noexcept {
     return;
   }
   if (me != nullptr && !unwinding.load(std::memory_order_relaxed)) {
-    me->push_local(f, lifo, new_work);
+    // Fibers made ready by one poll go FIFO (as Go injects a netpoll batch): through the LIFO
+    // slot each would displace the previous one and the batch would run newest-first.
+    me->push_local(f, lifo && !me->dispatching_io, new_work);
     return;
   }
   global.push(f);

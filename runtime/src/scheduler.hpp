@@ -86,6 +86,7 @@ struct worker {
   std::uint32_t lifo_streak = 0;
   bool searching = false;
   bool poll_due = false;               // next_local asked the scheduler loop to poll I/O
+  bool dispatching_io = false;         // inside io->poll(): wake-ups queue FIFO
   std::uint64_t rng;
   stack_cache stacks;
   std::uint64_t next_id = 0, id_limit = 0;  // a block of ids from reserve_task_ids()

@@ -252,7 +252,9 @@ void worker::park_worker() noexcept {
     // Ordering: seq_cst store, then the token check (Dekker with unpark_worker).
     polling.store(true, std::memory_order_seq_cst);
     if (!sleeper.take_token()) {
+      dispatching_io = true;
       io->poll(timeout);
+      dispatching_io = false;
       sleeper.take_token();  // an unpark that also woke the driver
     }
     polling.store(false, std::memory_order_relaxed);
