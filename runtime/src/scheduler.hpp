@@ -83,6 +83,9 @@ struct worker {
   // `polling` and calls io->wake().
   std::atomic<bool> polling{false};
   std::uint32_t tick = 0;
+  // `tick` as last published by the owner (every 61 ticks), for the stall check of the other
+  // workers (see rescue_stalled). Ordering: relaxed; a stale value only delays a rescue.
+  std::atomic<std::uint32_t> progress{0};
   std::uint32_t lifo_streak = 0;
   bool searching = false;
   bool poll_due = false;               // next_local asked the scheduler loop to poll I/O
@@ -92,12 +95,18 @@ struct worker {
   std::uint64_t next_id = 0, id_limit = 0;  // a block of ids from reserve_task_ids()
   std::vector<fiber_cb*> steal_buf;
   std::vector<fiber_cb*> seen_lifo;
+  struct peer_watch {
+    std::uint32_t progress = 0;  // the peer's published tick when we last looked
+    std::int64_t since_ns = 0;   // when we first saw it at that value
+  };
+  std::vector<peer_watch> peers;  // indexed by worker; owner only
   worker_counters counters;
   std::thread thread;
 
  private:
   fiber_cb* find_work() noexcept;
   fiber_cb* steal() noexcept;
+  void rescue_stalled(std::int64_t now) noexcept;
   void park_worker() noexcept;
   bool work_visible() noexcept;
   bool spin_for_work() noexcept;

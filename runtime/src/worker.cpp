@@ -72,6 +72,8 @@ fiber_cb* worker::next_local() noexcept {
   fiber_cb* f;
   if (tick % global_queue_interval == 0) {
     keep_time();
+    progress.store(tick, std::memory_order_relaxed);
+    if (rt->workers.size() > 1) rescue_stalled(now_ns());
     // A busy worker still looks for I/O now and then, so busy fibers cannot starve it. Not from
     // here when a fiber is switching away: it may hold a descriptor's lock until its park is
     // published, and dispatching an event to that descriptor would spin on it. Go through the
@@ -104,6 +106,48 @@ fiber_cb* worker::next_local() noexcept {
   lifo_streak = 0;
   if ((f = queue.pop()) != nullptr) return f;
   return take_from_global();
+}
+
+void worker::rescue_stalled(std::int64_t now) noexcept {
+  // Go's sysmon retakes the P of a thread stuck in a syscall; here the busy workers do it for
+  // one another. A worker that reached no tick boundary for stall_ns is stuck in one fiber (a
+  // raw blocking call, a long computation), and the fibers queued behind it would wait for it:
+  // an idle worker steals them, but a busy one never searches (and one fed by I/O readiness
+  // never runs out of work). So every 61 ticks each worker looks at its peers and takes half
+  // of a stalled one's queue and its LIFO slot. A parked peer does not tick either; its queue
+  // is empty, so looking costs a load.
+  constexpr std::int64_t stall_ns = 2'000'000;
+  if (peers.size() != rt->workers.size()) peers.assign(rt->workers.size(), peer_watch{});
+  for (auto& wp : rt->workers) {
+    worker* v = wp.get();
+    if (v == this) continue;
+    peer_watch& seen = peers[v->index];
+    std::uint32_t p = v->progress.load(std::memory_order_relaxed);  // Ordering: see `progress`
+    if (p != seen.progress || seen.since_ns == 0) {
+      seen.progress = p;
+      seen.since_ns = now;
+      continue;
+    }
+    if (now - seen.since_ns < stall_ns) continue;
+    bool took = false;
+    if (std::uint32_t got = v->queue.steal_half(steal_buf.data()); got != 0) {
+      // Not overflow_to_global: it reuses steal_buf.
+      for (std::uint32_t k = 0; k < got; ++k)
+        if (!queue.push(steal_buf[k])) rt->global.push(steal_buf[k]);
+      took = true;
+    }
+    // Ordering: acq_rel CAS pairs with the owner's exchange (see `lifo`).
+    fiber_cb* stuck = v->lifo.load(std::memory_order_relaxed);
+    if (stuck != nullptr &&
+        v->lifo.compare_exchange_strong(stuck, nullptr, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+      if (!queue.push(stuck)) overflow_to_global(stuck);
+      took = true;
+    }
+    if (took) {
+      worker_counters::bump(counters.steals);
+      rt->notify();  // an idle worker may share what we took
+    }
+  }
 }
 
 fiber_cb* worker::take_from_global() noexcept {
