@@ -3,6 +3,10 @@
 
 #include <new>
 
+#if defined(WEFT_ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace weft::detail {
 namespace {
 
@@ -99,6 +103,13 @@ fiber_cb* stack_pool::acquire(stack_cache* cache) {
     }
   }
   f->next = nullptr;
+#if defined(WEFT_ASAN)
+  // A finished fiber's bottom frames never return, so their redzones stay poisoned in ASan's
+  // shadow; the next fiber on these pages (reused from the pool, or mapped afresh where an
+  // unmapped chunk was) would be reported when its frames land on them. Start clean.
+  ASAN_UNPOISON_MEMORY_REGION(stack_low(f), static_cast<std::size_t>(static_cast<char*>(stack_high(f)) -
+                                                                    static_cast<char*>(stack_low(f))));
+#endif
   in_use_.fetch_add(1, std::memory_order_relaxed);
   return f;
 }

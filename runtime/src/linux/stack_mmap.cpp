@@ -18,6 +18,10 @@
 #define MADV_GUARD_INSTALL 102  // missing from Debian 12's kernel headers
 #endif
 
+#if defined(WEFT_ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace weft::detail {
 namespace {
 
@@ -88,7 +92,12 @@ mapped_stack map_stacks(std::size_t count, std::size_t usable, bool guarded, boo
 }
 
 void unmap_stack(const mapped_stack& s) noexcept {
-  if (s.base != nullptr) ::munmap(s.base, s.total);
+  if (s.base == nullptr) return;
+#if defined(WEFT_ASAN)
+  // Leave no poisoned shadow behind for whatever is mapped here next (see stack_pool::acquire).
+  ASAN_UNPOISON_MEMORY_REGION(s.base, s.total);
+#endif
+  ::munmap(s.base, s.total);
 }
 
 void release_pages(void* lo, void* hi) noexcept {
