@@ -98,6 +98,7 @@ void settle_and_unlock(io_desc* d) noexcept {
     d->fd = -1;
     d->poller = nullptr;
     d->slot[0] = io_slot{};
+    d->wakeups[0] = d->wakeups[1] = 0;
     d->slot[1] = io_slot{};
   }
   d->lock.unlock();
@@ -327,16 +328,23 @@ void io_ready(std::uint32_t index, std::uint32_t gen, bool read, bool write) noe
   if (read) {
     d->slot[0].ready = true;
     w[0] = std::exchange(d->slot[0].waiter, wait_ticket{});
+    if (w[0]) ++d->wakeups[0];
   }
   if (write) {
     d->slot[1].ready = true;
     w[1] = std::exchange(d->slot[1].waiter, wait_ticket{});
+    if (w[1]) ++d->wakeups[1];
   }
   d->lock.unlock();
   // The woken operation retries its call; `ready` stays set for it (or for the next call) so
   // a wake that loses to a timeout still leaves the readiness recorded.
   w[0].wake();
   w[1].wake();
+}
+
+std::uint32_t io_wakeups(io_desc* d, io_dir dir) noexcept {
+  std::lock_guard lk(d->lock);
+  return d->wakeups[static_cast<int>(dir)];
 }
 
 io_op_guard::io_op_guard(io_desc* d) noexcept : d_(d) {

@@ -53,6 +53,7 @@ struct io_desc {
   bool owned = false;                     // a socket object (or the posix table) holds it
   bool keep_fd = false;                   // release without closing the number (posix forget)
   io_slot slot[2];
+  std::uint32_t wakeups[2] = {0, 0};      // waiters woken by readiness events (tests, diagnostics)
   // Registered with this poller (null: not yet). Registration happens when a fiber first
   // creates or waits on the descriptor; a plain thread waiting on an unregistered descriptor
   // uses poll(2) in short slices (so close and deadlines still end its wait).
@@ -90,6 +91,10 @@ void io_detach_poller(epoll_poller* p) noexcept;
 /// The poller's side: readiness for `dir` on the record at `index` if it still has
 /// generation `gen`. Wakes the parked waiter or leaves `ready` for the next attempt.
 void io_ready(std::uint32_t index, std::uint32_t gen, bool read, bool write) noexcept;
+
+/// How many parked waiters readiness events have woken in `dir` since the record was created
+/// (the accept-herd test's measure: at most one per event). Any thread.
+std::uint32_t io_wakeups(io_desc* d, io_dir dir) noexcept;
 
 /// errno, read through a call the compiler cannot treat as const: glibc declares
 /// __errno_location const, so its address could be cached across a park after which the fiber

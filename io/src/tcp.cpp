@@ -8,7 +8,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 
 #include <weft/fiber.hpp>
@@ -149,10 +151,22 @@ socket listener_socket::listen_on(const endpoint& at, const listen_options& opts
   return s;
 }
 
+namespace {
+// True at most once per 10 s across the process: whether to print the out-of-descriptors
+// warning now. Ordering: relaxed; the CAS only decides which caller prints, no data rides on it.
+bool accept_warning_due() {
+  static std::atomic<std::int64_t> next_ns{0};
+  std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         std::chrono::steady_clock::now().time_since_epoch()).count();
+  std::int64_t due = next_ns.load(std::memory_order_relaxed);
+  return now >= due &&
+         next_ns.compare_exchange_strong(due, now + 10'000'000'000, std::memory_order_relaxed);
+}
+}  // namespace
+
 stream_socket listener_socket::accept_stream(endpoint* peer, const std::stop_token* st, std::error_code& ec) {
   using namespace std::chrono_literals;
   auto backoff = 5ms;
-  bool logged = false;
   for (;;) {
     endpoint from;
     ::socklen_t len = endpoint::capacity();
@@ -161,7 +175,6 @@ stream_socket listener_socket::accept_stream(endpoint* peer, const std::stop_tok
       return static_cast<long>(::accept4(lfd, from.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
     });
     if (fd >= 0) {
-      if (logged) std::fprintf(stderr, "weft::net: accept works again after running out of descriptors\n");
       from.resize(len);
       if (peer != nullptr) *peer = from;
       io_desc* d = detail_util::adopt_fd(static_cast<int>(fd), ec);
@@ -173,17 +186,19 @@ stream_socket listener_socket::accept_stream(endpoint* peer, const std::stop_tok
     if (!out_of_descriptors(ec)) return stream_socket();
     // Out of descriptors: the pending connection stays in the backlog and readiness would
     // report it again at once, so retrying now would spin. Back off (5 ms doubling to
-    // 100 ms), say so once per episode, and stop if the listener is closed or stopped.
-    if (!logged) {
+    // 100 ms), say so at most once per 10 s for the whole process (a server near its limit
+    // runs in and out of descriptors many times a second), and stop if the listener is
+    // closed or stopped.
+    if (accept_warning_due()) {
       ::rlimit lim{};
       ::getrlimit(RLIMIT_NOFILE, &lim);
       std::error_code e2;
       endpoint at = local_endpoint(e2);
       std::fprintf(stderr,
                    "weft::net: accept on %s: %s; backing off and retrying until descriptors free up "
-                   "(RLIMIT_NOFILE is %llu: raise `ulimit -n` or close idle connections)\n",
+                   "(RLIMIT_NOFILE is %llu: raise `ulimit -n` or close idle connections; "
+                   "this message is repeated at most every 10 s)\n",
                    at.to_string().c_str(), ec.message().c_str(), static_cast<unsigned long long>(lim.rlim_cur));
-      logged = true;
     }
     auto until = std::chrono::steady_clock::now() + backoff;
     while (std::chrono::steady_clock::now() < until) {

@@ -6,6 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+
+#include <weft/fiber.hpp>
+
 #include "socket_util.hpp"
 
 namespace weft::net {
@@ -22,28 +27,44 @@ unix_stream unix_stream::connect(const endpoint& to, deadline d, std::error_code
   io_desc* desc = detail_util::open_socket(AF_UNIX, SOCK_STREAM, 0, ec);
   if (desc == nullptr) return unix_stream();
   unix_stream s(desc);
-  {
-    io_op_guard g(desc);
-    if (::connect(g.fd(), to.data(), to.size()) == 0) return s;
-    int err = io_errno();
-    if (err != EINPROGRESS && err != EAGAIN && err != EINTR) {
-      // EAGAIN on a Unix socket means the listener's backlog is full: wait for writability.
+  // A full listener backlog makes a non-blocking Unix connect fail with EAGAIN, and the socket
+  // is then not connecting: no readiness event will ever say "there is room now" (unlike TCP's
+  // EINPROGRESS). So retry connect(2) with a capped back-off (1 ms doubling to 10 ms) until it
+  // succeeds, the deadline passes or the socket is closed.
+  auto backoff = std::chrono::milliseconds(1);
+  for (;;) {
+    int err = 0;
+    {
+      io_op_guard g(desc);
+      if (::connect(g.fd(), to.data(), to.size()) == 0) return s;
+      err = io_errno();
+    }
+    if (err == EINTR) continue;
+    if (err == EISCONN) break;
+    if (err == EINPROGRESS || err == EALREADY) {
+      // Not what Linux does for AF_UNIX, but the portable answer: wait for writability.
+      io_set_deadline(desc, io_dir::write, deadline_ns(d));
+      ec = io_wait(desc, io_dir::write, nullptr);
+      io_set_deadline(desc, io_dir::write, INT64_MAX);
+      if (ec) return unix_stream();
+      continue;
+    }
+    if (err != EAGAIN) {
       ec.assign(err, std::system_category());
       return unix_stream();
     }
-  }
-  io_set_deadline(desc, io_dir::write, deadline_ns(d));
-  for (;;) {
-    ec = io_wait(desc, io_dir::write, nullptr);
-    if (ec) return unix_stream();
-    io_op_guard g(desc);
-    if (::connect(g.fd(), to.data(), to.size()) == 0 || io_errno() == EISCONN) break;
-    if (io_errno() != EAGAIN && io_errno() != EINPROGRESS && io_errno() != EALREADY && io_errno() != EINTR) {
-      ec.assign(io_errno(), std::system_category());
+    if (io_is_closing(desc)) {
+      ec = std::make_error_code(std::errc::operation_canceled);
       return unix_stream();
     }
+    auto now = std::chrono::steady_clock::now();
+    if (now >= d) {
+      ec = std::make_error_code(std::errc::timed_out);
+      return unix_stream();
+    }
+    weft::this_fiber::sleep_for(std::min<std::chrono::steady_clock::duration>(backoff, d - now));
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(10));
   }
-  io_set_deadline(desc, io_dir::write, INT64_MAX);
   ec.clear();
   return s;
 }

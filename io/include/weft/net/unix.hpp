@@ -1,6 +1,7 @@
 // Unix-domain stream sockets: unix_stream (connect, socket pairs) and unix_listener (bind
-// removes a stale socket file first; the file is removed again on close). Blocking calls park
-// the calling fiber; errors and deadlines as in stream.hpp.
+// removes a stale socket file first; the file is removed again when the listener is destroyed
+// or assigned over, not by close() alone). Blocking calls park the calling fiber; errors and
+// deadlines as in stream.hpp.
 #pragma once
 
 #include <string>
