@@ -98,7 +98,9 @@ TEST_P(TcpTest, EchoesEveryByteWithAFiberPerConnection) {
 
 TEST_P(TcpTest, ReadDeadlineFiresWhileOtherFibersKeepWorking) {
   rt().block_on([&] {
-    auto [a, b] = connected_pair();
+    auto ab = connected_pair();
+    auto& a = ab.first;
+    auto& b = ab.second;
     std::atomic<long> spins{0};
     std::atomic<bool> done{false};
     auto worker = weft::spawn([&] {
@@ -139,7 +141,8 @@ TEST_P(TcpTest, ReadDeadlineFiresWhileOtherFibersKeepWorking) {
 
 TEST_P(TcpTest, MovingTheDeadlineWakesAPendingRead) {
   rt().block_on([&] {
-    auto [a, b] = connected_pair();
+    auto ab = connected_pair();
+    auto& a = ab.first;
     std::error_code ec;
     auto reader = weft::spawn([&] {
       char c;
@@ -154,7 +157,9 @@ TEST_P(TcpTest, MovingTheDeadlineWakesAPendingRead) {
 
 TEST_P(TcpTest, CloseFromAnotherFiberCancelsABlockedRead) {
   rt().block_on([&] {
-    auto [a, b] = connected_pair();
+    auto ab = connected_pair();
+    auto& a = ab.first;
+    auto& b = ab.second;
     std::error_code ec;
     std::atomic<bool> entered{false};
     auto reader = weft::spawn([&] {
@@ -183,7 +188,8 @@ TEST_P(TcpTest, CloseFromAnotherFiberCancelsABlockedRead) {
 
 TEST_P(TcpTest, CloseFromAPlainThreadCancelsABlockedRead) {
   rt().block_on([&] {
-    auto [a, b] = connected_pair();
+    auto ab = connected_pair();
+    auto& a = ab.first;
     std::error_code ec;
     std::atomic<bool> entered{false};
     auto reader = weft::spawn([&] {
@@ -204,7 +210,9 @@ TEST_P(TcpTest, CloseFromAPlainThreadCancelsABlockedRead) {
 
 TEST_P(TcpTest, StopRequestCancelsReadAcceptAndConnectWaits) {
   rt().block_on([&] {
-    auto [a, b] = connected_pair();
+    auto ab = connected_pair();
+    auto& a = ab.first;
+    auto& b = ab.second;
     std::stop_source src;
     std::error_code read_ec, accept_ec;
     auto l = tcp_listener::bind(endpoint::loopback_v4(0));
@@ -234,7 +242,9 @@ TEST_P(TcpTest, StopRequestCancelsReadAcceptAndConnectWaits) {
 TEST_P(TcpTest, PeerResetAndHalfCloseAreReported) {
   rt().block_on([&] {
     {
-      auto [a, b] = connected_pair();
+      auto ab = connected_pair();
+    auto& a = ab.first;
+    auto& b = ab.second;
       b.shutdown(weft::net::shutdown_how::write);
       char c;
       EXPECT_EQ(a.read_some(&c, 1), 0u);  // end of stream
@@ -248,7 +258,9 @@ TEST_P(TcpTest, PeerResetAndHalfCloseAreReported) {
       EXPECT_EQ(std::memcmp(got, "still", 5), 0);
     }
     {
-      auto [a, b] = connected_pair();
+      auto ab = connected_pair();
+    auto& a = ab.first;
+    auto& b = ab.second;
       ::linger lg{1, 0};  // close with RST
       ::setsockopt(b.native_handle(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
       b.close();
@@ -269,7 +281,9 @@ TEST_P(TcpTest, ShortTransfersWithTinyBuffersLoseNothing) {
   // the sender's: a receive buffer below loopback's MSS stalls TCP itself on its persist
   // timer, with blocking sockets and threads just the same.)
   rt().block_on([&] {
-    auto [a, b] = connected_pair();
+    auto ab = connected_pair();
+    auto& a = ab.first;
+    auto& b = ab.second;
     a.set_send_buffer(4096);
     const std::size_t total = 256u << 10;
     std::vector<unsigned char> data(total);
@@ -387,13 +401,14 @@ TEST(TcpPlainThreadTest, SocketsWorkFromPlainThreadsAndMoveIntoFibers) {
   });
   client.join();
   // A plain-thread read with a deadline times out, and close from another thread ends it.
-  auto [a, b] = [&] {
+  auto ab = [&] {
     std::pair<tcp_stream, tcp_stream> p;
     std::thread t([&] { p.first = tcp_stream::connect(ep); });
     p.second = l.accept();
     t.join();
     return p;
   }();
+  auto& a = ab.first;  // ab.second (the accepted end) stays open for the whole test
   a.set_read_deadline(std::chrono::steady_clock::now() + 30ms);
   char c;
   std::error_code ec;

@@ -48,13 +48,14 @@ inline long sized(long r, long a, long t) {
   return static_cast<long>(static_cast<double>(base) * stress_scale());
 }
 
-/// Polls `pred` until it holds or `limit` passes; returns whether it held.
+/// Polls `pred` until it holds or `limit` passes; returns whether it held. From a fiber it parks
+/// between polls (the worker runs others); from a plain thread it sleeps.
 template <class Pred>
-bool wait_until(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+bool wait_until(Pred pred, std::chrono::steady_clock::duration limit = std::chrono::seconds(10)) {
   auto deadline = std::chrono::steady_clock::now() + limit;
   while (!pred()) {
     if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    weft::this_fiber::sleep_for(std::chrono::microseconds(200));
   }
   return true;
 }
