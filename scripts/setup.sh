@@ -10,6 +10,7 @@ packages=(
   libboost-context-dev libboost-fiber-dev
   libgtest-dev libbenchmark-dev
   gnuplot-nox                       # benchmark charts
+  redis-tools                       # redis-cli / redis-benchmark drive the kv_server sample
 )
 
 missing=()
