@@ -97,9 +97,11 @@ void settle_and_unlock(io_desc* d) noexcept {
     ++d->gen;  // events and tickets of this use now miss
     d->fd = -1;
     d->poller = nullptr;
-    d->slot[0] = io_slot{};
+    for (io_slot& sl : d->slot) {
+      sl.waiter = wait_ticket{};
+      sl.deadline = INT64_MAX;  // the event count runs on: only changes of it matter
+    }
     d->wakeups[0] = d->wakeups[1] = 0;
-    d->slot[1] = io_slot{};
   }
   d->lock.unlock();
   // Closing the number removes it from the epoll set (unless the open file lives on in a dup
@@ -110,14 +112,14 @@ void settle_and_unlock(io_desc* d) noexcept {
 
 // A plain thread waiting on a descriptor no poller watches: poll(2) in slices short enough
 // that close() and a new deadline are noticed promptly.
-std::error_code wait_unregistered(io_desc* d, io_dir dir, const std::stop_token* st) {
+std::error_code wait_unregistered(io_desc* d, io_dir dir, const std::stop_token* st, std::uint32_t seen) {
   constexpr std::int64_t slice_ns = 10'000'000;
   for (;;) {
     d->lock.lock();
     bool closing = d->closing;
     int fd = d->fd;
     std::int64_t dl = d->slot[static_cast<int>(dir)].deadline;
-    bool ready = std::exchange(d->slot[static_cast<int>(dir)].ready, false);
+    bool ready = d->slot[static_cast<int>(dir)].events.load(std::memory_order_relaxed) != seen;
     d->lock.unlock();
     if (closing) return std::make_error_code(std::errc::operation_canceled);
     if (ready) return {};
@@ -232,7 +234,7 @@ void io_set_deadline_both(io_desc* d, std::int64_t deadline) noexcept {
   io_set_deadline(d, io_dir::write, deadline);
 }
 
-std::error_code io_wait(io_desc* d, io_dir dir, const std::stop_token* st) {
+std::error_code io_wait(io_desc* d, io_dir dir, const std::stop_token* st, std::uint32_t seen) {
   io_slot& s = d->slot[static_cast<int>(dir)];
   d->lock.lock();
   if (d->poller == nullptr && current_fiber() != nullptr) {
@@ -252,7 +254,7 @@ std::error_code io_wait(io_desc* d, io_dir dir, const std::stop_token* st) {
     // Nobody polls this descriptor (a plain thread before any fiber touched it, or a file
     // epoll cannot watch): wait with poll(2) on this thread.
     d->lock.unlock();
-    return wait_unregistered(d, dir, st);
+    return wait_unregistered(d, dir, st, seen);
   }
   d->lock.unlock();
 
@@ -262,10 +264,10 @@ std::error_code io_wait(io_desc* d, io_dir dir, const std::stop_token* st) {
     d->lock.unlock();
     return std::make_error_code(std::errc::operation_canceled);
   }
-  if (s.ready) {
-    s.ready = false;
+  // Ordering: relaxed under the lock that the poller's increment was made under.
+  if (s.events.load(std::memory_order_relaxed) != seen) {
     d->lock.unlock();
-    return {};
+    return {};  // an event came after the syscall began: retry it
   }
   std::int64_t dl = s.deadline;
   if (dl != INT64_MAX && steady_now_ns() >= dl) {
@@ -290,21 +292,18 @@ std::error_code io_wait(io_desc* d, io_dir dir, const std::stop_token* st) {
   if (dl != INT64_MAX) when = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(dl));
 
   // Takes the ticket back out of the slot however the park ends (a timeout, a stop, or the
-  // forced unwind of runtime shutdown); a notify cleared it already. A notified waiter also
-  // consumes `ready`: it retries its call right away, which sees whatever the event announced.
+  // forced unwind of runtime shutdown); a notify cleared it already. A notified waiter retries
+  // its call, reading the event count first, so the event that woke it causes no extra retry.
   struct unslot {
     io_desc* d;
     io_slot& s;
     wait_ticket t;
-    bool notified = false;
     ~unslot() {
       std::lock_guard lk(d->lock);
       if (s.waiter == t) s.waiter = wait_ticket{};
-      if (notified) s.ready = false;
     }
   } guard{d, s, t};
   wake_reason r = park(t, when, [](void* p) { static_cast<io_desc*>(p)->lock.unlock(); }, d);
-  guard.notified = r == wake_reason::notified;
   switch (r) {
     case wake_reason::notified:
       return {};
@@ -326,18 +325,19 @@ void io_ready(std::uint32_t index, std::uint32_t gen, bool read, bool write) noe
     return;
   }
   if (read) {
-    d->slot[0].ready = true;
+    // Ordering: release, paired with io_events' acquire load before the next syscall.
+    d->slot[0].events.store(d->slot[0].events.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     w[0] = std::exchange(d->slot[0].waiter, wait_ticket{});
     if (w[0]) ++d->wakeups[0];
   }
   if (write) {
-    d->slot[1].ready = true;
+    d->slot[1].events.store(d->slot[1].events.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     w[1] = std::exchange(d->slot[1].waiter, wait_ticket{});
     if (w[1]) ++d->wakeups[1];
   }
   d->lock.unlock();
-  // The woken operation retries its call; `ready` stays set for it (or for the next call) so
-  // a wake that loses to a timeout still leaves the readiness recorded.
+  // The woken operation retries its call. A wake that loses to a timeout still leaves the
+  // count bumped, and every operation tries its syscall before waiting anyway.
   w[0].wake();
   w[1].wake();
 }

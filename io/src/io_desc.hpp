@@ -3,10 +3,13 @@
 // operations in flight that keeps the descriptor number alive until the last of them leaves.
 //
 // Invariants:
-// - A slot is {ready flag, parked waiter}. An operation tries its syscall first; only on EAGAIN
-//   does it lock the descriptor and either consume `ready` (retry at once) or park with its
-//   ticket in the slot. The poller sets `ready` and wakes the waiter under the same lock, so a
-//   readiness event between EAGAIN and the park is never lost.
+// - A slot is {event count, parked waiter}. An operation reads the slot's event count, then
+//   tries its syscall; only on EAGAIN does it lock the descriptor and either see a newer count
+//   (an event came after the syscall began: retry at once) or park with its ticket in the slot.
+//   The poller bumps the count and wakes the waiter under the same lock, so a readiness event
+//   between EAGAIN and the park is never lost. An event that arrived before the syscall began
+//   causes no retry: the syscall already saw what it announced (a plain "ready" flag cost a
+//   second EAGAIN syscall whenever data arrived while the fiber was running).
 // - The fd number is closed only when `closing` is set and `ops` is 0; the record returns to the
 //   table (and its generation changes) only after that and after its owner let go, so an event
 //   or a wake-up for an old generation never reaches a new user.
@@ -14,6 +17,7 @@
 //   event of a descriptor closed meanwhile and finds a different generation.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
@@ -32,7 +36,10 @@ class epoll_poller;
 enum class io_dir : std::uint8_t { read = 0, write = 1 };
 
 struct io_slot {
-  bool ready = false;
+  // Readiness events delivered for this direction. Written (release) by the poller under the
+  // record's lock; read (acquire) without it before each syscall. Wraps harmlessly: only
+  // equality with the value read before the syscall matters.
+  std::atomic<std::uint32_t> events{0};
   wait_ticket waiter;                     // pending park, or empty
   std::int64_t deadline = INT64_MAX;      // sticky absolute deadline (steady ns)
 };
@@ -80,9 +87,15 @@ bool io_is_closing(io_desc* d) noexcept;
 void io_set_deadline(io_desc* d, io_dir dir, std::int64_t deadline_ns) noexcept;
 void io_set_deadline_both(io_desc* d, std::int64_t deadline_ns) noexcept;
 
+/// The event count of `dir`, to read before a syscall whose EAGAIN leads to io_wait.
+inline std::uint32_t io_events(io_desc* d, io_dir dir) noexcept {
+  return d->slot[static_cast<int>(dir)].events.load(std::memory_order_acquire);
+}
+
 /// Waits (parks the fiber; blocks a plain thread) until `dir` may be ready, after the syscall
-/// returned EAGAIN. Returns {} to retry the syscall, or timed_out / operation_canceled.
-std::error_code io_wait(io_desc* d, io_dir dir, const std::stop_token* st);
+/// returned EAGAIN; `seen` is io_events() read before that syscall. Returns {} to retry the
+/// syscall, or timed_out / operation_canceled.
+std::error_code io_wait(io_desc* d, io_dir dir, const std::stop_token* st, std::uint32_t seen);
 
 /// The poller `p` is going away with its runtime: records registered with it fall back to
 /// poll(2) waits, and threads parked on them are woken to notice.
@@ -132,6 +145,7 @@ long io_do(io_desc* d, io_dir dir, const std::stop_token* st, std::error_code& e
   }
   std::unique_lock<weft::mutex> turn(d->turn[static_cast<int>(dir)], std::defer_lock);
   for (;;) {
+    std::uint32_t seen = io_events(d, dir);
     long r = call(g.fd());
     if (r >= 0) {
       ec.clear();
@@ -143,11 +157,11 @@ long io_do(io_desc* d, io_dir dir, const std::stop_token* st, std::error_code& e
       ec.assign(err, std::system_category());
       return -1;
     }
-    if (!turn.owns_lock()) {
-      turn.lock();
-      continue;  // another waiter may have left readiness behind: try again first
-    }
-    ec = io_wait(d, dir, st);
+    // Queue behind any other waiter in this direction. No second syscall after getting the
+    // turn: io_wait retries at once if an event came since `seen` (one another waiter left
+    // behind included), and parks otherwise.
+    if (!turn.owns_lock()) turn.lock();
+    ec = io_wait(d, dir, st, seen);
     if (ec) return -1;
   }
 }

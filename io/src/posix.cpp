@@ -304,7 +304,9 @@ io_result connect_impl(int fd, const ::sockaddr* addr, ::socklen_t addrlen) {
   io_op_guard g(r.desc);
   if (!g) return fail(ECANCELED);
   steady::duration wait = std::chrono::milliseconds(1);
+  std::uint32_t seen = 0;
   for (;;) {
+    seen = detail::io_events(r.desc, io_dir::write);
     if (::connect(g.fd(), addr, addrlen) == 0) return ok(0);
     int e = last_errno();
     if (r.user_nonblock) return fail(e);
@@ -327,7 +329,8 @@ io_result connect_impl(int fd, const ::sockaddr* addr, ::socklen_t addrlen) {
   }
   std::lock_guard lk(r.entry->wait_mu[static_cast<int>(io_dir::write)]);
   for (;;) {
-    if (std::error_code ec = detail::io_wait(r.desc, io_dir::write, nullptr)) return fail(errno_of(ec));
+    if (std::error_code ec = detail::io_wait(r.desc, io_dir::write, nullptr, seen)) return fail(errno_of(ec));
+    seen = detail::io_events(r.desc, io_dir::write);  // before looking at the socket's state
     int e = connect_outcome(g.fd());
     if (e == 0) return ok(0);
     if (e != EINPROGRESS) return fail(e);
@@ -411,12 +414,15 @@ io_result poll_on_fiber(::pollfd* fds, ::nfds_t nfds, int timeout) {
   } guard{d};
   if (!registered_with_poller(d)) return poll_backoff(fds, nfds, deadline);
   if (timeout >= 0) detail::io_set_deadline(d, io_dir::read, detail::deadline_ns(deadline));
+  std::error_code wait_ec;
   for (;;) {
-    std::error_code wait_ec = detail::io_wait(d, io_dir::read, nullptr);
-    // A wake-up says the set was readable at some point; the zero-timeout poll says what is
-    // ready now (another fiber may have consumed it: then park again).
+    // The count first, then the zero-timeout poll (what is ready now), then the wait: an event
+    // after the poll makes the wait return at once. A wake-up says the set was readable at
+    // some point; another fiber may have consumed it, so poll again and maybe park again.
+    std::uint32_t seen = detail::io_events(d, io_dir::read);
     if (io_result r = poll_now(fds, nfds); r.value != 0) return r;
     if (wait_ec) return ok(0);  // the deadline passed (or the runtime shuts down)
+    wait_ec = detail::io_wait(d, io_dir::read, nullptr, seen);
   }
 }
 

@@ -31,6 +31,7 @@ void connect_desc(io_desc* d, const endpoint& to, deadline dl, const std::stop_t
     ec = std::make_error_code(std::errc::operation_canceled);
     return;
   }
+  std::uint32_t seen = io_events(d, io_dir::write);
   if (::connect(g.fd(), to.data(), to.size()) == 0) {
     ec.clear();
     return;
@@ -42,8 +43,9 @@ void connect_desc(io_desc* d, const endpoint& to, deadline dl, const std::stop_t
   }
   io_set_deadline(d, io_dir::write, deadline_ns(dl));
   for (;;) {
-    ec = io_wait(d, io_dir::write, st);
+    ec = io_wait(d, io_dir::write, st, seen);
     if (ec) break;
+    seen = io_events(d, io_dir::write);  // before looking at the socket's state
     int so_error = 0;
     ::socklen_t len = sizeof so_error;
     if (::getsockopt(g.fd(), SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) so_error = io_errno();

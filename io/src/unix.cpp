@@ -34,6 +34,7 @@ unix_stream unix_stream::connect(const endpoint& to, deadline d, std::error_code
   auto backoff = std::chrono::milliseconds(1);
   for (;;) {
     int err = 0;
+    std::uint32_t seen = io_events(desc, io_dir::write);
     {
       io_op_guard g(desc);
       if (::connect(g.fd(), to.data(), to.size()) == 0) return s;
@@ -44,7 +45,7 @@ unix_stream unix_stream::connect(const endpoint& to, deadline d, std::error_code
     if (err == EINPROGRESS || err == EALREADY) {
       // Not what Linux does for AF_UNIX, but the portable answer: wait for writability.
       io_set_deadline(desc, io_dir::write, deadline_ns(d));
-      ec = io_wait(desc, io_dir::write, nullptr);
+      ec = io_wait(desc, io_dir::write, nullptr, seen);
       io_set_deadline(desc, io_dir::write, INT64_MAX);
       if (ec) return unix_stream();
       continue;

@@ -78,8 +78,12 @@ fiber_cb* worker::next_local() noexcept {
     // here when a fiber is switching away: it may hold a descriptor's lock until its park is
     // published, and dispatching an event to that descriptor would spin on it. Go through the
     // scheduler loop instead (one extra switch per 61 ticks), which polls first.
+    // Only while the local queue is short: a worker with a long queue has work enough, and
+    // adding a batch of wake-ups (up to 128) to it would overflow it into the global queue,
+    // where fibers wait until the local queue drains (a latency tail under many connections).
+    // A long queue drains, and then find_work polls; a parked worker sits in the poller anyway.
     // Ordering: relaxed; a driver installed a moment ago is picked up at the next tick.
-    if (rt->io.load(std::memory_order_relaxed) != nullptr) {
+    if (rt->io.load(std::memory_order_relaxed) != nullptr && queue.size() < queue.capacity() / 4) {
       if (current == nullptr) {
         rt->poll_io_now();
       } else {
