@@ -73,7 +73,7 @@ def collect(runs_dir, env_path):
             if n == 0:
                 continue
             p = {"mode": mode, "connections": conns, "pairs": n}
-            for k in ("rps", "server_cpu_us_per_request"):
+            for k in ("rps", "p99_us", "server_cpu_us_per_request"):
                 rs = [b[k] / a[k] for a, b in zip(e, w) if a.get(k) and k in b]
                 if rs:
                     p[k + "_ratio"] = statistics.median(rs)
@@ -130,7 +130,7 @@ def report(src, dat_path, gp_path):
         p = paired.get((mode, c), {})
         if p:
             out.append(f'| {c:,} | **weft / epoll, paired ({p["pairs"]} pairs)** | **{fmt_x(p.get("rps_ratio"))}** '
-                       f'| | | | **{fmt_x(p.get("server_cpu_us_per_request_ratio"))}** |')
+                       f'| | **{fmt_x(p.get("p99_us_ratio"))}** | | **{fmt_x(p.get("server_cpu_us_per_request_ratio"))}** |')
         return p
 
     out = []
@@ -169,6 +169,10 @@ def report(src, dat_path, gp_path):
         verdicts.append((f"echo, {c:,} connections: weft/epoll req/s = {fmt_x(rps_x)} (target >= 0.90x); "
                          f"server CPU per request {fmt_x(cpu_x)}", ok,
                          f"echo, {c} conns: weft/epoll req/s = {fmt_x(rps_x)} (>= 0.90x); server CPU/req {fmt_x(cpu_x)}"))
+        p99_x = pr.get("p99_us_ratio", r["p99_us"])
+        ok = None if p99_x is None else p99_x <= 2.0
+        verdicts.append((f"echo, {c:,} connections: weft/epoll p99 = {fmt_x(p99_x)} (target <= 2.0x)", ok,
+                         f"echo, {c} conns: weft/epoll p99 = {fmt_x(p99_x)} (<= 2.0x)"))
     out.append("")
 
     # ---- setup -------------------------------------------------------------------------------------
