@@ -89,9 +89,12 @@ bool runtime_impl::poll_io_now() noexcept {
   if (d == nullptr || poll_owner.load(std::memory_order_relaxed) >= 0) return false;
   worker* me = this_worker();
   me->dispatching_io = true;
-  bool woke = d->poll(0) != 0;
+  std::uint32_t woke = d->poll(0);
   me->dispatching_io = false;
-  return woke;
+  // One fiber: this worker runs it next, waking a parked one would only cost a futex call and
+  // move the fiber's cache lines. Several: one helper, which steals and wakes more if needed.
+  if (woke > 1 && workers.size() > 1) notify();
+  return woke != 0;
 }
 
 void runtime_impl::notify_worker(worker* w) noexcept {
@@ -126,7 +129,9 @@ void runtime_impl::schedule(fiber_cb* f, bool lifo, bool new_work) noexcept {
   if (me != nullptr && !unwinding.load(std::memory_order_relaxed)) {
     // Fibers made ready by one poll go FIFO (as Go injects a netpoll batch): through the LIFO
     // slot each would displace the previous one and the batch would run newest-first.
-    me->push_local(f, lifo && !me->dispatching_io, new_work);
+    // While dispatching I/O, no wake-up per fiber: the batch is counted and poll_io_now (or
+    // park_worker) wakes one helper once if it holds more than one fiber.
+    me->push_local(f, lifo && !me->dispatching_io, new_work && !me->dispatching_io);
     return;
   }
   global.push(f);

@@ -294,6 +294,7 @@ void worker::park_worker() noexcept {
   // events wake fibers while every worker is idle; its timeout is the earliest timer.
   io_driver* io = rt->io.load(std::memory_order_acquire);  // Ordering: see runtime_impl::io
   int no_owner = -1;
+  std::uint32_t woke = 0;
   // Ordering: acq_rel CAS; the release store below hands the role to the next parker.
   if (io != nullptr && rt->poll_owner.compare_exchange_strong(no_owner, static_cast<int>(index),
                                                               std::memory_order_acq_rel, std::memory_order_relaxed)) {
@@ -301,7 +302,7 @@ void worker::park_worker() noexcept {
     polling.store(true, std::memory_order_seq_cst);
     if (!sleeper.take_token()) {
       dispatching_io = true;
-      io->poll(timeout);
+      woke = io->poll(timeout);
       dispatching_io = false;
       sleeper.take_token();  // an unpark that also woke the driver
     }
@@ -312,6 +313,9 @@ void worker::park_worker() noexcept {
   }
   sleeping_until.store(-1, std::memory_order_relaxed);
   if (!rt->idle.park_cancel(index)) searching = true;  // woken by notify(): we are a searcher
+  // The poll queued its wake-ups without notifying (see runtime_impl::schedule); now that we
+  // are off the idle set (notify cannot pick us), ask for one helper if there are several.
+  if (woke > 1 && rt->workers.size() > 1) rt->notify();
 }
 
 fiber_cb* worker::find_work() noexcept {
