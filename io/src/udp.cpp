@@ -10,9 +10,10 @@ using detail_util::throw_if;
 
 namespace {
 
-std::size_t send_impl(io_desc* d, const void* buf, std::size_t size, const endpoint* to, std::error_code& ec) {
+std::size_t send_impl(io_desc* d, const void* buf, std::size_t size, const endpoint* to, const std::stop_token* st,
+                      std::error_code& ec) {
   if (to != nullptr && !detail_util::check_endpoint(*to, ec)) return 0;
-  long r = io_do(d, io_dir::write, nullptr, ec, [&](int fd) {
+  long r = io_do(d, io_dir::write, st, ec, [&](int fd) {
     return to != nullptr ? ::sendto(fd, buf, size, MSG_NOSIGNAL, to->data(), to->size())
                          : ::send(fd, buf, size, MSG_NOSIGNAL);
   });
@@ -59,11 +60,21 @@ udp_socket udp_socket::connect(const endpoint& peer) {
 }
 
 std::size_t udp_socket::send_to(const void* buf, std::size_t size, const endpoint& to, std::error_code& ec) {
-  return send_impl(desc_, buf, size, &to, ec);
+  return send_impl(desc_, buf, size, &to, nullptr, ec);
+}
+std::size_t udp_socket::send_to(const void* buf, std::size_t size, const endpoint& to, std::stop_token st,
+                                std::error_code& ec) {
+  return send_impl(desc_, buf, size, &to, &st, ec);
 }
 std::size_t udp_socket::send_to(const void* buf, std::size_t size, const endpoint& to) {
   std::error_code ec;
-  std::size_t n = send_impl(desc_, buf, size, &to, ec);
+  std::size_t n = send_impl(desc_, buf, size, &to, nullptr, ec);
+  throw_if(ec, "udp_socket::send_to", to);
+  return n;
+}
+std::size_t udp_socket::send_to(const void* buf, std::size_t size, const endpoint& to, std::stop_token st) {
+  std::error_code ec;
+  std::size_t n = send_impl(desc_, buf, size, &to, &st, ec);
   throw_if(ec, "udp_socket::send_to", to);
   return n;
 }
@@ -87,11 +98,20 @@ std::size_t udp_socket::recv_from(void* buf, std::size_t size, endpoint& from, s
   return n;
 }
 std::size_t udp_socket::send(const void* buf, std::size_t size, std::error_code& ec) {
-  return send_impl(desc_, buf, size, nullptr, ec);
+  return send_impl(desc_, buf, size, nullptr, nullptr, ec);
+}
+std::size_t udp_socket::send(const void* buf, std::size_t size, std::stop_token st, std::error_code& ec) {
+  return send_impl(desc_, buf, size, nullptr, &st, ec);
 }
 std::size_t udp_socket::send(const void* buf, std::size_t size) {
   std::error_code ec;
-  std::size_t n = send_impl(desc_, buf, size, nullptr, ec);
+  std::size_t n = send_impl(desc_, buf, size, nullptr, nullptr, ec);
+  throw_if(ec, "udp_socket::send");
+  return n;
+}
+std::size_t udp_socket::send(const void* buf, std::size_t size, std::stop_token st) {
+  std::error_code ec;
+  std::size_t n = send_impl(desc_, buf, size, nullptr, &st, ec);
   throw_if(ec, "udp_socket::send");
   return n;
 }

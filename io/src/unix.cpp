@@ -18,7 +18,7 @@ namespace weft::net {
 using namespace weft::detail;
 using detail_util::throw_if;
 
-unix_stream unix_stream::connect(const endpoint& to, deadline d, std::error_code& ec) {
+unix_stream unix_stream::connect_impl(const endpoint& to, deadline d, const std::stop_token* st, std::error_code& ec) {
   if (!detail_util::check_endpoint(to, ec)) return unix_stream();
   if (!to.is_unix()) {
     ec = std::make_error_code(std::errc::address_family_not_supported);
@@ -45,7 +45,7 @@ unix_stream unix_stream::connect(const endpoint& to, deadline d, std::error_code
     if (err == EINPROGRESS || err == EALREADY) {
       // Not what Linux does for AF_UNIX, but the portable answer: wait for writability.
       io_set_deadline(desc, io_dir::write, deadline_ns(d));
-      ec = io_wait(desc, io_dir::write, nullptr, seen);
+      ec = io_wait(desc, io_dir::write, st, seen);
       io_set_deadline(desc, io_dir::write, INT64_MAX);
       if (ec) return unix_stream();
       continue;
@@ -54,7 +54,7 @@ unix_stream unix_stream::connect(const endpoint& to, deadline d, std::error_code
       ec.assign(err, std::system_category());
       return unix_stream();
     }
-    if (io_is_closing(desc)) {
+    if (io_is_closing(desc) || (st != nullptr && st->stop_requested())) {
       ec = std::make_error_code(std::errc::operation_canceled);
       return unix_stream();
     }
@@ -70,9 +70,21 @@ unix_stream unix_stream::connect(const endpoint& to, deadline d, std::error_code
   return s;
 }
 
+unix_stream unix_stream::connect(const endpoint& to, deadline d, std::error_code& ec) {
+  return connect_impl(to, d, nullptr, ec);
+}
+unix_stream unix_stream::connect(const endpoint& to, deadline d, std::stop_token st, std::error_code& ec) {
+  return connect_impl(to, d, &st, ec);
+}
 unix_stream unix_stream::connect(const endpoint& to, deadline d) {
   std::error_code ec;
-  unix_stream s = connect(to, d, ec);
+  unix_stream s = connect_impl(to, d, nullptr, ec);
+  throw_if(ec, "unix_stream::connect", to);
+  return s;
+}
+unix_stream unix_stream::connect(const endpoint& to, deadline d, std::stop_token st) {
+  std::error_code ec;
+  unix_stream s = connect_impl(to, d, &st, ec);
   throw_if(ec, "unix_stream::connect", to);
   return s;
 }

@@ -387,6 +387,41 @@ TEST_P(UnixTest, ConnectToAFullBacklogCompletesOnceTheServerAccepts) {
   });
 }
 
+TEST_P(UnixTest, StopRequestEndsAConnectWaitingOnAFullBacklog) {
+  // The stop_token form: a connect retrying against a full backlog ends with
+  // operation_canceled soon after the stop request, long before its deadline.
+  rt().block_on([&] {
+    auto l = unix_listener::bind(endpoint::parse("unix:" + abstract_name()), {.backlog = 1});
+    auto ep = l.local_endpoint();
+    std::vector<unix_stream> fill;
+    for (int i = 0; i < 2; ++i) fill.push_back(unix_stream::connect(ep, clk::now() + 1s));  // backlog + 1
+    std::stop_source stop;
+    std::error_code ec;
+    clk::time_point ended;
+    auto c = weft::spawn([&] {
+      unix_stream s = unix_stream::connect(ep, clk::now() + 10s, stop.get_token(), ec);
+      ended = clk::now();
+      EXPECT_FALSE(s.is_open());
+    });
+    weft::this_fiber::sleep_for(50ms);
+    auto asked = clk::now();
+    stop.request_stop();
+    c.join();
+    EXPECT_EQ(ec, std::errc::operation_canceled) << ec.message();
+    EXPECT_LT(ended - asked, 1s);
+    // The throwing form says what failed.
+    std::stop_source already;
+    already.request_stop();
+    try {
+      unix_stream::connect(ep, clk::now() + 10s, already.get_token());
+      ADD_FAILURE() << "connected although the backlog is full and stop was requested";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code(), std::errc::operation_canceled);
+      EXPECT_NE(std::string(e.what()).find("unix_stream::connect"), std::string::npos) << e.what();
+    }
+  });
+}
+
 // --- UDP ----------------------------------------------------------------------------------
 
 class UdpTest : public RuntimeTest {};
@@ -534,6 +569,34 @@ TEST_P(UdpTest, RecvDeadlineTimesOutAndIsSticky) {
     s.set_read_deadline(clk::now() + 5s);
     EXPECT_EQ(s.recv_from(buf, sizeof buf, from), 1u);
     EXPECT_EQ(from, s.local_endpoint());
+  });
+}
+
+TEST_P(UdpTest, SendsTakeAStopTokenAndTryTheCallFirst) {
+  // A UDP send only waits while the socket's send buffer is full, which loopback rarely
+  // shows; the stop_token forms still try the call first, so with room in the buffer even an
+  // already-stopped token sends (as a stopped recv still takes a datagram that is there).
+  rt().block_on([&] {
+    auto r = udp_socket::bind(endpoint::loopback_v4(0));
+    r.set_read_deadline(clk::now() + 5s);
+    auto s = udp_socket::bind(endpoint::loopback_v4(0));
+    auto c = udp_socket::connect(r.local_endpoint());
+    std::stop_source stopped;
+    stopped.request_stop();
+    std::error_code ec;
+    EXPECT_EQ(s.send_to("ab", 2, r.local_endpoint(), stopped.get_token(), ec), 2u);
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(s.send_to("cd", 2, r.local_endpoint(), stopped.get_token()), 2u);
+    EXPECT_EQ(c.send("ef", 2, stopped.get_token(), ec), 2u);
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(c.send("gh", 2, stopped.get_token()), 2u);
+    std::string got;
+    for (int i = 0; i < 4; ++i) {
+      char buf[4];
+      endpoint from;
+      got.append(buf, r.recv_from(buf, sizeof buf, from));
+    }
+    EXPECT_EQ(got, "abcdefgh");
   });
 }
 

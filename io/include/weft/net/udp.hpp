@@ -3,6 +3,8 @@
 // the write deadline sends).
 #pragma once
 
+#include <stop_token>
+
 #include <weft/net/socket.hpp>
 
 namespace weft::net {
@@ -18,6 +20,8 @@ class udp_socket : public socket {
   /// Sends one datagram; returns its size.
   std::size_t send_to(const void* buf, std::size_t size, const endpoint& to);
   std::size_t send_to(const void* buf, std::size_t size, const endpoint& to, std::error_code& ec);
+  std::size_t send_to(const void* buf, std::size_t size, const endpoint& to, std::stop_token st);
+  std::size_t send_to(const void* buf, std::size_t size, const endpoint& to, std::stop_token st, std::error_code& ec);
   /// Receives one datagram (truncated to `size`), parking until one arrives; `from` gets the sender.
   std::size_t recv_from(void* buf, std::size_t size, endpoint& from);
   std::size_t recv_from(void* buf, std::size_t size, endpoint& from, std::error_code& ec);
@@ -26,6 +30,8 @@ class udp_socket : public socket {
   /// Connected mode.
   std::size_t send(const void* buf, std::size_t size);
   std::size_t send(const void* buf, std::size_t size, std::error_code& ec);
+  std::size_t send(const void* buf, std::size_t size, std::stop_token st);
+  std::size_t send(const void* buf, std::size_t size, std::stop_token st, std::error_code& ec);
   std::size_t recv(void* buf, std::size_t size);
   std::size_t recv(void* buf, std::size_t size, std::error_code& ec);
   std::size_t recv(void* buf, std::size_t size, std::stop_token st);

@@ -4,6 +4,7 @@
 // deadlines as in stream.hpp.
 #pragma once
 
+#include <stop_token>
 #include <string>
 #include <utility>
 
@@ -18,11 +19,15 @@ class unix_stream : public stream_socket {
   /// Connects to a listening Unix socket (endpoint::unix_path or "unix:/path").
   static unix_stream connect(const endpoint& to, deadline d = no_deadline);
   static unix_stream connect(const endpoint& to, deadline d, std::error_code& ec);
+  /// As above; a stop request ends the wait with operation_canceled.
+  static unix_stream connect(const endpoint& to, deadline d, std::stop_token st);
+  static unix_stream connect(const endpoint& to, deadline d, std::stop_token st, std::error_code& ec);
   /// A connected pair (socketpair(AF_UNIX, SOCK_STREAM)).
   static std::pair<unix_stream, unix_stream> pair();
 
  private:
   friend class unix_listener;
+  static unix_stream connect_impl(const endpoint& to, deadline d, const std::stop_token* st, std::error_code& ec);
   explicit unix_stream(detail::io_desc* d) noexcept : stream_socket(d) {}
   explicit unix_stream(socket&& s) noexcept : stream_socket(std::move(s)) {}
 };
