@@ -90,25 +90,7 @@ std::pair<tcp_stream, tcp_stream> tcp_pair() {
   return {std::move(client), std::move(server)};
 }
 
-// Keeps the first error message seen by many fibers.
-class first_error {
- public:
-  void note(const std::string& what) {
-    count_.fetch_add(1);
-    std::lock_guard lk(mu_);
-    if (text_.empty()) text_ = what;
-  }
-  long count() const { return count_.load(); }
-  std::string text() {
-    std::lock_guard lk(mu_);
-    return text_;
-  }
-
- private:
-  std::atomic<long> count_{0};
-  std::mutex mu_;
-  std::string text_;
-};
+using weft_test::first_error;
 
 std::string describe(const char* where, const std::error_code& ec) { return std::string(where) + ": " + ec.message(); }
 

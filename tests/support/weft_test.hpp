@@ -5,9 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -59,6 +61,26 @@ bool wait_until(Pred pred, std::chrono::steady_clock::duration limit = std::chro
   }
   return true;
 }
+
+/// Keeps the first error message noted by many fibers (any thread), and how many there were.
+class first_error {
+ public:
+  void note(const std::string& what) {
+    count_.fetch_add(1);
+    std::lock_guard lk(mu_);
+    if (text_.empty()) text_ = what;
+  }
+  long count() const { return count_.load(); }
+  std::string text() {
+    std::lock_guard lk(mu_);
+    return text_;
+  }
+
+ private:
+  std::atomic<long> count_{0};
+  std::mutex mu_;  // a std::mutex: held for a copy only, never across a suspension
+  std::string text_;
+};
 
 /// Asserts that every fiber of `rt` has finished and released its stack.
 inline void expect_no_leaks(weft::runtime& rt) {
