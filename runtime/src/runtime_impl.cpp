@@ -91,6 +91,7 @@ bool runtime_impl::poll_io_now() noexcept {
   me->dispatching_io = true;
   std::uint32_t woke = d->poll(0);
   me->dispatching_io = false;
+  last_poll_ns.store(now_ns(), std::memory_order_relaxed);
   // One fiber: this worker runs it next, waking a parked one would only cost a futex call and
   // move the fiber's cache lines. Several: one helper, which steals and wakes more if needed.
   if (woke > 1 && workers.size() > 1) notify();

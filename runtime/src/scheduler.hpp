@@ -163,6 +163,10 @@ struct runtime_impl {
   // Ordering: acq_rel CAS / release store; readers (notify, unpark_worker) use seq_cst loads
   // paired with the parking worker's seq_cst store of worker::polling (Dekker, see there).
   std::atomic<int> poll_owner{-1};
+  // When a poll last returned (steady ns): a busy worker with a long queue skips its periodic
+  // poll unless this is older than 10 ms (Go's sysmon rule), so I/O is never starved.
+  // Ordering: relaxed; a stale value only moves one poll by a tick interval.
+  std::atomic<std::int64_t> last_poll_ns{0};
 
  private:
   void shutdown() noexcept;

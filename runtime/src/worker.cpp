@@ -73,7 +73,8 @@ fiber_cb* worker::next_local() noexcept {
   if (tick % global_queue_interval == 0) {
     keep_time();
     progress.store(tick, std::memory_order_relaxed);
-    if (rt->workers.size() > 1) rescue_stalled(now_ns());
+    const std::int64_t now = now_ns();
+    if (rt->workers.size() > 1) rescue_stalled(now);
     // A busy worker still looks for I/O now and then, so busy fibers cannot starve it. Not from
     // here when a fiber is switching away: it may hold a descriptor's lock until its park is
     // published, and dispatching an event to that descriptor would spin on it. Go through the
@@ -82,8 +83,13 @@ fiber_cb* worker::next_local() noexcept {
     // adding a batch of wake-ups (up to 128) to it would overflow it into the global queue,
     // where fibers wait until the local queue drains (a latency tail under many connections).
     // A long queue drains, and then find_work polls; a parked worker sits in the poller anyway.
+    // But a queue of fibers that keep yielding never drains: past 10 ms without any poll in
+    // the runtime, poll regardless (Go's sysmon polls after 10 ms the same way).
+    constexpr std::int64_t max_poll_gap_ns = 10'000'000;
     // Ordering: relaxed; a driver installed a moment ago is picked up at the next tick.
-    if (rt->io.load(std::memory_order_relaxed) != nullptr && queue.size() < queue.capacity() / 4) {
+    if (rt->io.load(std::memory_order_relaxed) != nullptr &&
+        (queue.size() < queue.capacity() / 4 ||
+         now - rt->last_poll_ns.load(std::memory_order_relaxed) > max_poll_gap_ns)) {
       if (current == nullptr) {
         rt->poll_io_now();
       } else {
@@ -304,6 +310,7 @@ void worker::park_worker() noexcept {
       dispatching_io = true;
       woke = io->poll(timeout);
       dispatching_io = false;
+      rt->last_poll_ns.store(now_ns(), std::memory_order_relaxed);
       sleeper.take_token();  // an unpark that also woke the driver
     }
     polling.store(false, std::memory_order_relaxed);

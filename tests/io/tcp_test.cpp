@@ -96,6 +96,48 @@ TEST_P(TcpTest, EchoesEveryByteWithAFiberPerConnection) {
   });
 }
 
+TEST_P(TcpTest, IoIsServedWhileEveryWorkerRunsALongQueueOfYieldingFibers) {
+  // Busy workers skip their periodic poll while their queue is long (it would overflow), but
+  // a queue of fibers that keep yielding never drains: after 10 ms without a poll they poll
+  // anyway. Without that rule this ping-pong would never see its data (1 worker: certainly).
+  rt().block_on([&] {
+    auto ab = connected_pair();
+    auto& a = ab.first;
+    auto& b = ab.second;
+    a.set_deadline(std::chrono::steady_clock::now() + 20s);
+    b.set_deadline(std::chrono::steady_clock::now() + 20s);
+    std::atomic<bool> done{false};
+    std::vector<weft::join_handle<void>> yielders;
+    for (unsigned i = 0; i < 150 * GetParam(); ++i)
+      yielders.push_back(weft::spawn([&] {
+        while (!done.load(std::memory_order_relaxed)) weft::this_fiber::yield();
+      }));
+    const int rounds = 20;
+    auto echo = weft::spawn([&] {
+      std::error_code ec;
+      char c;
+      for (int i = 0; i < rounds && !ec; ++i) {
+        b.read_exact(&c, 1, ec);
+        if (!ec) b.write_all(&c, 1, ec);
+      }
+      return ec;
+    });
+    std::error_code ec;
+    int done_rounds = 0;
+    for (; done_rounds < rounds; ++done_rounds) {
+      char c = static_cast<char>('a' + done_rounds);
+      a.write_all(&c, 1, ec);
+      if (!ec) a.read_exact(&c, 1, ec);
+      if (ec) break;
+    }
+    done = true;
+    for (auto& y : yielders) y.join();
+    EXPECT_FALSE(echo.join()) << "echo side";
+    EXPECT_FALSE(ec) << ec.message() << " after " << done_rounds << " rounds";
+    EXPECT_EQ(done_rounds, rounds);
+  });
+}
+
 TEST_P(TcpTest, ReadDeadlineFiresWhileOtherFibersKeepWorking) {
   rt().block_on([&] {
     auto ab = connected_pair();
