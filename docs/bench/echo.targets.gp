@@ -5,12 +5,12 @@ setup_loops = 16
 idle_conns = 10000
 reps = 5
 lat_ymin = 100
-lat_ymax = 103120.89300000001
+lat_ymax = 101449.72499999999
 idle_allowance = 0.25
-machine = "2 CPUs, 2026-11-26 02:20:42 UTC"
-verdict0 = "met: echo, 100 conns: weft/epoll req/s = 1.01x (>= 0.90x); server CPU/req 0.97x"
+machine = "2 CPUs, 2026-11-26 02:53:41 UTC"
+verdict0 = "met: echo, 100 conns: weft/epoll req/s = 1.07x (>= 0.90x); server CPU/req 1.01x"
 verdict1 = "met: echo, 100 conns: weft/epoll p99 = 1.02x (<= 2.0x)"
-verdict2 = "met: echo, 1000 conns: weft/epoll req/s = 0.93x (>= 0.90x); server CPU/req 1.17x"
-verdict3 = "met: echo, 1000 conns: weft/epoll p99 = 1.23x (<= 2.0x)"
+verdict2 = "met: echo, 1000 conns: weft/epoll req/s = 0.96x (>= 0.90x); server CPU/req 1.11x"
+verdict3 = "met: echo, 1000 conns: weft/epoll p99 = 1.14x (<= 2.0x)"
 verdict4 = "met: idle fiber (256 B buffer): +4.12 KiB per conn over epoll (<= 4.25)"
 verdicts = 5
