@@ -87,15 +87,19 @@ bool runtime_impl::poll_io_now() noexcept {
   // A worker blocked in the driver receives the events itself; a second poll would only
   // contend with it.
   if (d == nullptr || poll_owner.load(std::memory_order_relaxed) >= 0) return false;
-  worker* me = this_worker();
-  me->dispatching_io = true;
-  std::uint32_t woke = d->poll(0);
-  me->dispatching_io = false;
-  last_poll_ns.store(now_ns(), std::memory_order_relaxed);
+  std::uint32_t woke = dispatch_io(this_worker(), d, 0);
   // One fiber: this worker runs it next, waking a parked one would only cost a futex call and
   // move the fiber's cache lines. Several: one helper, which steals and wakes more if needed.
   if (woke > 1 && workers.size() > 1) notify();
   return woke != 0;
+}
+
+std::uint32_t runtime_impl::dispatch_io(worker* me, io_driver* d, std::int64_t timeout_ns) noexcept {
+  me->dispatching_io = true;
+  std::uint32_t woke = d->poll(timeout_ns);
+  me->dispatching_io = false;
+  last_poll_ns.store(now_ns(), std::memory_order_relaxed);  // Ordering: see last_poll_ns
+  return woke;
 }
 
 void runtime_impl::notify_worker(worker* w) noexcept {

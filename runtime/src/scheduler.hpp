@@ -136,6 +136,10 @@ struct runtime_impl {
   io_driver* driver(io_driver* (*make)(runtime_impl*));
   /// Polls for I/O without blocking if a driver exists and no worker is blocked in it.
   bool poll_io_now() noexcept;
+  /// One poll of `d` by worker `me` (timeout as io_driver::poll): the fibers it wakes queue FIFO
+  /// on `me` without a notify each; records last_poll_ns. Returns how many it woke; the caller
+  /// asks for a helper when there are several.
+  std::uint32_t dispatch_io(worker* me, io_driver* d, std::int64_t timeout_ns) noexcept;
   runtime_stats stats() const;
 
   runtime_options opts;

@@ -307,10 +307,7 @@ void worker::park_worker() noexcept {
     // Ordering: seq_cst store, then the token check (Dekker with unpark_worker).
     polling.store(true, std::memory_order_seq_cst);
     if (!sleeper.take_token()) {
-      dispatching_io = true;
-      woke = io->poll(timeout);
-      dispatching_io = false;
-      rt->last_poll_ns.store(now_ns(), std::memory_order_relaxed);
+      woke = rt->dispatch_io(this, io, timeout);
       sleeper.take_token();  // an unpark that also woke the driver
     }
     polling.store(false, std::memory_order_relaxed);
