@@ -11,11 +11,9 @@
 #include "commands.hpp"
 #include "resp_parser.hpp"
 #include "store.hpp"
+#include "sample_support.hpp"
 
 #include <weft/weft.hpp>
-
-#include <pthread.h>
-#include <signal.h>
 
 #include <atomic>
 #include <chrono>
@@ -35,104 +33,33 @@ namespace {
 using namespace std::chrono_literals;
 
 struct options {
-  std::uint16_t port = 6379;
-  unsigned workers = 0;
-  std::string bind = "127.0.0.1";
+  sample::common_options common{.port = 6379};
   std::chrono::milliseconds grace{1000};
 };
 
-void usage(std::FILE* f) {
-  std::fprintf(f,
-               "usage: kv_server [--port N] [--bind ADDR] [--workers N] [--grace-ms N]\n"
-               "A Redis-protocol (RESP2) key-value server on weft fibers.\n"
-               "  --port N      TCP port (default 6379; 0 picks a free one and prints it)\n"
-               "  --bind ADDR   address to listen on (default 127.0.0.1)\n"
-               "  --workers N   runtime worker threads (default 0 = one per core)\n"
-               "  --grace-ms N  on SIGINT/SIGTERM, how long half-received requests may take\n"
-               "                to finish before their connections are closed (default 1000)\n"
-               "Commands: PING ECHO SET(EX PX EXAT PXAT NX XX GET KEEPTTL) GET DEL UNLINK EXISTS\n"
-               "INCR DECR INCRBY DECRBY MGET MSET EXPIRE PEXPIRE TTL PTTL KEYS DBSIZE FLUSHALL\n"
-               "QUIT CONFIG GET COMMAND.\n");
-}
+const char* const kUsage =
+    "A Redis-protocol (RESP2) key-value server on weft fibers.\n"
+    "Commands: PING ECHO SET(EX PX EXAT PXAT NX XX GET KEEPTTL) GET DEL UNLINK EXISTS\n"
+    "INCR DECR INCRBY DECRBY MGET MSET EXPIRE PEXPIRE TTL PTTL KEYS DBSIZE FLUSHALL\n"
+    "QUIT CONFIG GET COMMAND.";
 
-bool parse_uint(const char* s, unsigned long max, unsigned long& out) {
-  char* end = nullptr;
-  errno = 0;
-  unsigned long v = std::strtoul(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v > max || s[0] == '-') return false;
-  out = v;
-  return true;
-}
-
-// Returns 0 to run, or an exit code (help: 0 via -1, error: 2).
+// Returns -1 to run, or an exit code (0 after --help, 2 after a usage error).
 int parse_args(int argc, char** argv, options& o) {
-  for (int i = 1; i < argc; ++i) {
-    std::string_view a = argv[i];
-    auto value = [&](const char* name) -> const char* {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "kv_server: %s needs a value\n", name);
-        return nullptr;
-      }
-      return argv[++i];
-    };
-    unsigned long v = 0;
-    if (a == "--help" || a == "-h") {
-      usage(stdout);
-      return -1;
-    } else if (a == "--port") {
-      const char* s = value("--port");
-      if (s == nullptr || !parse_uint(s, 65535, v)) {
-        std::fprintf(stderr, "kv_server: --port wants 0..65535\n");
-        return 2;
-      }
-      o.port = static_cast<std::uint16_t>(v);
-    } else if (a == "--workers") {
-      const char* s = value("--workers");
-      if (s == nullptr || !parse_uint(s, 1024, v)) {
-        std::fprintf(stderr, "kv_server: --workers wants 0..1024\n");
-        return 2;
-      }
-      o.workers = static_cast<unsigned>(v);
-    } else if (a == "--bind") {
-      const char* s = value("--bind");
-      if (s == nullptr) return 2;
-      o.bind = s;
-    } else if (a == "--grace-ms") {
-      const char* s = value("--grace-ms");
-      if (s == nullptr || !parse_uint(s, 3600000, v)) {
-        std::fprintf(stderr, "kv_server: --grace-ms wants a count of milliseconds\n");
-        return 2;
-      }
-      o.grace = std::chrono::milliseconds(v);
-    } else {
-      std::fprintf(stderr, "kv_server: unknown option '%s' (try --help)\n", argv[i]);
-      return 2;
-    }
-  }
-  return 0;
+  return sample::parse_args(
+      argc, argv, "kv_server", kUsage, o.common,
+      {{.name = "--grace-ms",
+        .value_name = "N",
+        .help = "on SIGINT/SIGTERM, how long half-received requests may take to finish (default 1000)",
+        .what = "a count of milliseconds",
+        .set = [&o](const char* s) {
+          unsigned long v = 0;
+          if (!sample::parse_uint(s, 3600000, v)) return false;
+          o.grace = std::chrono::milliseconds(v);
+          return true;
+        }}});
 }
 
-// Open connections, so shutdown can close those that outlive the grace period.
-class connection_set {
- public:
-  void add(weft::net::tcp_stream* s) {
-    std::lock_guard lk(mu_);
-    set_.insert(s);
-  }
-  void remove(weft::net::tcp_stream* s) {
-    std::lock_guard lk(mu_);
-    set_.erase(s);
-  }
-  std::size_t close_all() {
-    std::lock_guard lk(mu_);
-    for (weft::net::tcp_stream* s : set_) s->close();  // wakes its reader with operation_canceled
-    return set_.size();
-  }
-
- private:
-  weft::mutex mu_;
-  std::unordered_set<weft::net::tcp_stream*> set_;  // guarded by mu_
-};
+using connection_set = sample::connection_set<weft::net::tcp_stream>;
 
 struct server {
   kv::store db;
@@ -146,22 +73,6 @@ struct server {
   std::atomic<std::uint64_t> protocol_errors{0};
   std::size_t keys_at_exit = 0;
 };
-
-// Closes our side after a final reply (QUIT, protocol error) without losing it: closing with
-// unread input would send a reset that can destroy the reply in the client's receive queue, so
-// shut down writing and discard input until the client closes (bounded by time and bytes).
-void linger(weft::net::tcp_stream& s) {
-  std::error_code ec;
-  s.shutdown(weft::net::shutdown_how::write, ec);
-  s.set_read_deadline(weft::net::clock::now() + 200ms);
-  char sink[4096];
-  std::size_t total = 0;
-  while (total < (1u << 20)) {
-    std::size_t n = s.read_some(sink, sizeof sink, ec);
-    if (ec || n == 0) break;
-    total += n;
-  }
-}
 
 // Serves one client: read what arrived, run every complete request in it, send the replies of
 // that read in one write_all, repeat.
@@ -218,7 +129,7 @@ void serve(server& srv, weft::net::tcp_stream& s) {
     }
     if (ec) break;
     if (close_after) {
-      linger(s);
+      sample::linger(s);
       break;
     }
     if (grace_armed && !parser.has_partial()) break;  // the in-flight request is done
@@ -237,7 +148,7 @@ void sweeper(server& srv) {
 int run(server& srv) {
   weft::net::tcp_listener listener;
   try {
-    listener = weft::net::tcp_listener::bind(weft::net::endpoint::ip(srv.opts.bind, srv.opts.port));
+    listener = weft::net::tcp_listener::bind(weft::net::endpoint::ip(srv.opts.common.bind, srv.opts.common.port));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kv_server: %s\n", e.what());
     return 1;
@@ -291,49 +202,25 @@ int run(server& srv) {
 
 int main(int argc, char** argv) {
   options opts;
-  if (int rc = parse_args(argc, argv, opts); rc != 0) {
-    return rc < 0 ? 0 : rc;
-  }
-
-  // Block the stop signals before any thread starts, so every thread inherits the mask and only
-  // the watcher's sigwait receives them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  if (int rc = parse_args(argc, argv, opts); rc >= 0) return rc;
 
   server srv;
   srv.opts = opts;
-  std::thread watcher([&srv, stop_signals] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    srv.stop.request_stop();
-  });
+  sample::stop_signals signals(srv.stop);  // before any thread starts
 
   auto started = std::chrono::steady_clock::now();
   int rc = 0;
   weft::runtime_stats stats;
   {
-    weft::runtime rt(weft::runtime_options{.workers = opts.workers});
+    weft::runtime rt(weft::runtime_options{.workers = opts.common.workers});
     rc = rt.block_on([&srv] { return run(srv); });
     stats = rt.stats();
   }
-  // Wake the watcher if the server ended on its own (a bind error); a real signal that came
-  // first has already ended it, and this one then stays pending in a thread-directed queue.
-  if (!srv.stop.stop_requested()) pthread_kill(watcher.native_handle(), SIGTERM);
-  watcher.join();
-
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::printf(
-      "kv_server: served %llu connections, %llu commands (%llu protocol errors), %zu keys at exit "
-      "in %.1f s; runtime: workers=%u fibers spawned=%llu context_switches=%llu steals=%llu "
-      "parks=%llu timers_fired=%llu\n",
-      static_cast<unsigned long long>(srv.connections.load()),
-      static_cast<unsigned long long>(srv.commands.load()),
-      static_cast<unsigned long long>(srv.protocol_errors.load()), srv.keys_at_exit, secs,
-      stats.workers, static_cast<unsigned long long>(stats.spawned),
-      static_cast<unsigned long long>(stats.context_switches), static_cast<unsigned long long>(stats.steals),
-      static_cast<unsigned long long>(stats.parks), static_cast<unsigned long long>(stats.timers_fired));
+  std::printf("kv_server: served %llu connections, %llu commands (%llu protocol errors), %zu keys at exit "
+              "in %.1f s; %s\n",
+              static_cast<unsigned long long>(srv.connections.load()),
+              static_cast<unsigned long long>(srv.commands.load()),
+              static_cast<unsigned long long>(srv.protocol_errors.load()), srv.keys_at_exit,
+              sample::seconds_since(started), sample::runtime_summary(stats).c_str());
   return rc;
 }

@@ -1,0 +1,112 @@
+// Shared plumbing of the weft samples: the command line every sample takes (--help, --port,
+// --bind, --workers plus its own flags), SIGINT/SIGTERM turned into a std::stop_source request,
+// the runtime-statistics part of the summary line, the set of open connections that shutdown
+// closes, and the graceful close that keeps a final reply from being destroyed by a reset.
+// Invariant: samples never install signal handlers; stop signals are blocked in every thread
+// and only stop_signals' watcher thread receives them (sigwait).
+#pragma once
+
+#include <weft/weft.hpp>
+
+#include <signal.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+namespace sample {
+
+/// The options every server sample takes.
+struct common_options {
+  std::uint16_t port = 0;
+  std::string bind = "127.0.0.1";
+  unsigned workers = 0;  ///< 0 = one per core
+};
+
+/// A sample-specific command-line flag. `set` receives the value (nullptr for a switch) and
+/// returns false to reject it; `parse_args` then prints "<prog>: <name> wants <what>".
+struct flag {
+  std::string name;                      ///< "--root"
+  std::string value_name;                ///< "DIR"; empty for a switch without a value
+  std::string help;                      ///< one line, printed by --help
+  std::string what;                      ///< for the error message: "a directory"
+  std::function<bool(const char*)> set;  ///< stores the parsed value
+};
+
+/// Parses an unsigned decimal in [0, max] (no sign, no trailing characters).
+bool parse_uint(const char* s, unsigned long max, unsigned long& out);
+
+/// Parses argv into `common` and the sample's `extra` flags. `usage` is the text after the
+/// usage line (what the program does; may be empty). Returns -1 to run, 0 after --help (the
+/// caller exits 0), or 2 after a usage error (printed to stderr naming the flag).
+int parse_args(int argc, char** argv, const char* prog, const char* usage, common_options& common,
+               std::vector<flag> extra = {});
+
+/// Turns SIGINT/SIGTERM into `stop.request_stop()`. Construct it at the top of main(), before
+/// any thread exists (runtime workers inherit the blocked mask). The destructor ends the
+/// watcher even when no signal came (the server ended on its own, e.g. a bind error).
+class stop_signals {
+ public:
+  explicit stop_signals(std::stop_source stop);
+  ~stop_signals();
+  stop_signals(const stop_signals&) = delete;
+  stop_signals& operator=(const stop_signals&) = delete;
+
+  /// The signal that requested stop (SIGINT or SIGTERM), or 0 if none came.
+  int received() const noexcept { return received_.load(std::memory_order_acquire); }
+
+ private:
+  std::stop_source stop_;
+  sigset_t set_{};
+  std::atomic<int> received_{0};
+  std::thread watcher_;
+};
+
+/// "runtime: workers=2 fibers spawned=... context_switches=... steals=... parks=... timers_fired=..."
+std::string runtime_summary(const weft::runtime_stats& s);
+
+/// Seconds elapsed since `since`, for summary lines.
+double seconds_since(std::chrono::steady_clock::time_point since);
+
+/// The open connections of a server, so shutdown can close those that outlive a grace period.
+/// Safe from any fiber or thread.
+template <class Stream>
+class connection_set {
+ public:
+  void add(Stream* s) {
+    std::lock_guard lk(mu_);
+    set_.insert(s);
+  }
+  void remove(Stream* s) {
+    std::lock_guard lk(mu_);
+    set_.erase(s);
+  }
+  /// Closes every connection still registered (each blocked read ends with operation_canceled)
+  /// and returns how many there were.
+  std::size_t close_all() {
+    std::lock_guard lk(mu_);
+    for (Stream* s : set_) s->close();
+    return set_.size();
+  }
+  std::size_t size() {
+    std::lock_guard lk(mu_);
+    return set_.size();
+  }
+
+ private:
+  weft::mutex mu_;
+  std::unordered_set<Stream*> set_;  // guarded by mu_
+};
+
+/// Closes our side after a final reply without losing it: closing with unread input would send
+/// a reset that can destroy the reply in the client's receive queue. Shuts down writing, then
+/// discards input until the client closes, at most `wait` and 1 MiB. Blocks the fiber.
+void linger(weft::net::tcp_stream& s, std::chrono::milliseconds wait = std::chrono::milliseconds(200));
+
+}  // namespace sample
