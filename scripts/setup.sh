@@ -11,6 +11,9 @@ packages=(
   libgtest-dev libbenchmark-dev
   gnuplot-nox                       # benchmark charts
   redis-tools                       # redis-cli / redis-benchmark drive the kv_server sample
+  redis-server                      # kv_server's benchmark peer and golden-transcript recorder
+  curl wrk                          # drive http_server in tests, the demo and benchmarks
+  netcat-openbsd socat              # line clients for chat_server, proxy and bad-input tests
 )
 
 missing=()
