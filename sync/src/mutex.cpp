@@ -31,17 +31,17 @@ void fatal_unlock(const char* what) noexcept {
 bool mutex::lock_slow(detail::deadline_t deadline) {
   detail::waiter w;
   bool requeue = false;
+  bool clear_woken = false;  // we are the waiter unlock woke: let it wake another one again
   for (;;) {
-    // A short spin first, when it can help: critical sections are usually short and the holder
-    // may be running on another worker. With one worker (or on a plain thread) it cannot.
-    const int spins = runtime::current() != nullptr && runtime::current()->options().workers > 1 ? 32 : 0;
-    for (int i = 0; i < spins; ++i) {
-      if (try_lock()) return true;
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
-    }
+    // No spinning before parking: with the holder on another worker a spin rarely wins the
+    // short window between its unlock and its next lock, and when it does the mutex starts to
+    // move between workers on every lock (measured: 5.2 us per contended lock with a 32-pause
+    // spin on 2 workers, 0.11 us without; docs/benchmarks.md, Synchronization).
     lock_.lock();
+    if (clear_woken) {
+      woken_ = false;
+      clear_woken = false;
+    }
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     bool got = false;
     for (;;) {
@@ -77,6 +77,7 @@ bool mutex::lock_slow(detail::deadline_t deadline) {
       return false;
     }
     requeue = true;
+    clear_woken = true;
   }
 }
 
@@ -84,6 +85,17 @@ void mutex::unlock_slow() {
   std::uint32_t s = state_.load(std::memory_order_relaxed);
   if ((s & locked) == 0) detail::fatal_unlock("weft::mutex::unlock: the mutex is not locked");
   lock_.lock();
+  if (woken_) {
+    // A woken waiter has yet to run and retry: do not wake another (it would most likely find
+    // the mutex taken again as well). Only a starving front waiter is handed the lock.
+    detail::waiter* front = waiters_.front();
+    if (front == nullptr || now_ns() - front->since <= starvation_ns) {
+      // Ordering: release publishes the critical section to the next acquire.
+      state_.fetch_and(~locked, std::memory_order_release);
+      lock_.unlock();
+      return;
+    }
+  }
   bool released = false;  // once released, another locker may own it: never touch `locked` again
   while (detail::waiter* w = waiters_.pop_front()) {
     if (waiters_.empty()) state_.fetch_and(~has_waiters, std::memory_order_relaxed);
@@ -102,7 +114,10 @@ void mutex::unlock_slow() {
       state_.fetch_and(~locked, std::memory_order_release);
       released = true;
     }
-    if (w->ticket.wake()) break;  // it competes for the lock again
+    if (w->ticket.wake()) {  // it competes for the lock again
+      woken_ = true;
+      break;
+    }
   }
   // Ordering: release, as above (nobody was waiting any more).
   if (!released) state_.fetch_and(~locked, std::memory_order_release);

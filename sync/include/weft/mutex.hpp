@@ -66,6 +66,11 @@ class mutex {
   std::atomic<std::uint32_t> state_{0};
   detail::spinlock lock_;
   detail::wait_list waiters_;  // guarded by lock_
+  // Guarded by lock_. True from the moment unlock wakes a waiter (without handing it the lock)
+  // until that waiter runs again: meanwhile unlock wakes nobody else (Go's mutexWoken), so a
+  // holder that locks and unlocks repeatedly does not wake the whole queue, one waiter per
+  // unlock, only for each of them to find the mutex taken again and park once more.
+  bool woken_ = false;
 };
 
 /// std::timed_mutex: a mutex whose lock can time out.
