@@ -86,8 +86,35 @@ channel_status channel_core::recv_wait(void* dst, deadline_t deadline, const std
 }
 
 channel_status channel_core::wait_one(bool send, void* slot, deadline_t deadline, const std::stop_token* st) {
-  select_op op{this, send, slot};
-  return select_ops(&op, 1, false, deadline, st).status;
+  // A select of one case without its generality (lock ordering, poll order, relocking after a
+  // wake): a waker that completes our operation dequeues us and fills in `granted`/`tag` under
+  // the lock before its wake succeeds, so a notified waiter reads them without the lock; only a
+  // timeout or a stop relocks (wait_in) to leave the queue.
+  lock_.lock();
+  channel_status s = send ? try_send_locked(slot) : try_recv_locked(slot);
+  if (s == channel_status::ok || s == channel_status::closed) {
+    lock_.unlock();
+    return s;
+  }
+  waiter node;
+  node.ticket = prepare_wait();
+  node.slot = slot;
+  (send ? sendq_ : recvq_).push_back(&node);
+  stop_guard guard(st, node.ticket);
+  wake_reason r = wake_reason::notified;
+  bool granted = wait_in(
+      lock_, send ? sendq_ : recvq_, node, deadline,
+      [](void* g) { static_cast<stop_guard*>(g)->published(); }, &guard, &r);
+  if (granted) return channel_status::ok;
+  if (r == wake_reason::notified) {
+    // Invariant: only a completed transfer (granted) or close() wakes a channel waiter.
+    if (node.tag != woken_by_close) {
+      std::fprintf(stderr, "weft: internal error: channel waiter woken without a value or a close\n");
+      std::abort();
+    }
+    return channel_status::closed;
+  }
+  return r == wake_reason::timed_out ? channel_status::timeout : channel_status::canceled;
 }
 
 bool channel_core::close() noexcept {
