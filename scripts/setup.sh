@@ -14,6 +14,7 @@ packages=(
   redis-server                      # kv_server's benchmark peer and golden-transcript recorder
   curl wrk                          # drive http_server in tests, the demo and benchmarks
   netcat-openbsd socat              # line clients for chat_server, proxy and bad-input tests
+  python3                           # chat_server's test: a client that never reads (stdlib only)
 )
 
 missing=()

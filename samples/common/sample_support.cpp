@@ -156,4 +156,67 @@ void linger(weft::net::tcp_stream& s, std::chrono::milliseconds wait) {
   }
 }
 
+int serve_tcp(const common_options& c, std::stop_token stop, const tcp_server_options& opts,
+              const std::function<void(weft::net::tcp_stream&)>& serve) {
+  weft::net::tcp_listener listener;
+  try {
+    listener = weft::net::tcp_listener::bind(weft::net::endpoint::ip(c.bind, c.port));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", opts.prog, e.what());
+    return 1;
+  }
+  if (opts.on_listening) opts.on_listening(listener.local_endpoint());
+  std::printf("listening on %s\n", listener.local_endpoint().to_string().c_str());
+  std::fflush(stdout);
+
+  connection_set<weft::net::tcp_stream> conns;
+  weft::wait_group live;
+  for (;;) {
+    std::error_code ec;
+    weft::net::tcp_stream s = listener.accept(stop, ec);
+    if (ec) {
+      if (stop.stop_requested()) break;
+      std::fprintf(stderr, "%s: accept: %s\n", opts.prog, ec.message().c_str());
+      weft::this_fiber::sleep_for(std::chrono::milliseconds(10));  // do not spin on a per-client error
+      continue;
+    }
+    live.add(1);
+    weft::spawn_options where{.name = opts.fiber_name};
+    weft::spawn(where, [&conns, &live, &serve, &opts, s = std::move(s)]() mutable {
+      conns.add(&s);
+      try {
+        s.set_nodelay(true);
+        serve(s);
+      } catch (const std::exception& e) {  // not the runtime's forced unwind: that is no std::exception
+        std::fprintf(stderr, "%s: connection: %s\n", opts.prog, e.what());
+      }
+      conns.remove(&s);
+      s.close();
+      live.done();
+    });
+  }
+  listener.close();
+  if (!live.wait_for(opts.grace)) {
+    std::size_t n = conns.close_all();
+    std::fprintf(stderr, "%s: closed %zu connection(s) still open after the grace period\n", opts.prog, n);
+  }
+  live.wait();
+  return 0;
+}
+
+flag count_flag(std::string name, std::string help, unsigned long min, unsigned long max,
+                std::function<void(unsigned long)> store) {
+  std::string what = "a number " + std::to_string(min) + ".." + std::to_string(max);
+  return {.name = std::move(name),
+          .value_name = "N",
+          .help = std::move(help),
+          .what = std::move(what),
+          .set = [=, store = std::move(store)](const char* s) {
+            unsigned long v = 0;
+            if (!parse_uint(s, max, v) || v < min) return false;
+            store(v);
+            return true;
+          }};
+}
+
 }  // namespace sample

@@ -109,4 +109,33 @@ class connection_set {
 /// discards input until the client closes, at most `wait` and 1 MiB. Blocks the fiber.
 void linger(weft::net::tcp_stream& s, std::chrono::milliseconds wait = std::chrono::milliseconds(200));
 
+/// Hooks and settings of serve_tcp beyond the per-connection function.
+struct tcp_server_options {
+  const char* prog = "sample";  ///< prefixes error lines: "<prog>: accept: ..."
+  /// After stop, how long connections may take to end on their own before they are closed.
+  std::chrono::milliseconds grace{1000};
+  const char* fiber_name = "connection";  ///< the connection fibers' name in diagnostics
+  /// Runs once the listener is bound, before the "listening on" line and the first accept.
+  std::function<void(const weft::net::endpoint&)> on_listening;
+};
+
+/// Runs a TCP server in plain thread style: binds `c.bind`:`c.port`, prints "listening on
+/// ADDR" to stdout (flushed; tests parse it), and until `stop` is requested accepts connections,
+/// each served by `serve(stream)` on a fiber of its own, with TCP_NODELAY, and registered so that
+/// shutdown can close it (`serve` returns when it is closed; the stream is closed after it
+/// returns). After the stop: closes the listener, waits up to `opts.grace` for the connections
+/// to end, closes those still open (saying how many on stderr) and waits for their fibers.
+/// Accept errors are printed and retried after 10 ms (EMFILE is retried inside accept); a
+/// std::exception escaping `serve` is printed ("<prog>: connection: ...") and ends only that
+/// connection.
+/// Returns 0, or 1 after printing "<prog>: <error>" when the listener cannot be bound. Must run
+/// on a fiber; `serve` runs on many fibers at once.
+int serve_tcp(const common_options& c, std::stop_token stop, const tcp_server_options& opts,
+              const std::function<void(weft::net::tcp_stream&)>& serve);
+
+/// A flag taking an unsigned decimal in [min, max] ("--queue N"); `store` receives the value.
+/// A value out of range is a usage error naming the range ("--queue wants a number 1..1000").
+flag count_flag(std::string name, std::string help, unsigned long min, unsigned long max,
+                std::function<void(unsigned long)> store);
+
 }  // namespace sample

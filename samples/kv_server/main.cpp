@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -59,12 +60,8 @@ int parse_args(int argc, char** argv, options& o) {
         }}});
 }
 
-using connection_set = sample::connection_set<weft::net::tcp_stream>;
-
 struct server {
   kv::store db;
-  connection_set conns;
-  weft::wait_group live;
   std::stop_source stop;
   options opts;
   std::uint16_t port = 0;
@@ -146,56 +143,22 @@ void sweeper(server& srv) {
 }
 
 int run(server& srv) {
-  weft::net::tcp_listener listener;
-  try {
-    listener = weft::net::tcp_listener::bind(weft::net::endpoint::ip(srv.opts.common.bind, srv.opts.common.port));
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "kv_server: %s\n", e.what());
-    return 1;
-  }
-  srv.port = listener.local_endpoint().port();
-  std::printf("listening on %s\n", listener.local_endpoint().to_string().c_str());
-  std::fflush(stdout);
-
-  srv.live.add(1);
-  weft::spawn([&srv] {
-    sweeper(srv);
-    srv.live.done();
-  });
-
-  std::stop_token st = srv.stop.get_token();
-  for (;;) {
-    std::error_code ec;
-    weft::net::tcp_stream s = listener.accept(st, ec);
-    if (ec) {
-      if (st.stop_requested()) break;
-      std::fprintf(stderr, "kv_server: accept: %s\n", ec.message().c_str());
-      // EMFILE and the like are retried inside accept; anything else is per-client, but do
-      // not spin on it.
-      weft::this_fiber::sleep_for(10ms);
-      continue;
-    }
-    srv.connections.fetch_add(1, std::memory_order_relaxed);
-    srv.live.add(1);
-    weft::spawn([&srv, s = std::move(s)]() mutable {
-      s.set_nodelay(true);
-      srv.conns.add(&s);
-      serve(srv, s);
-      srv.conns.remove(&s);
-      s.close();
-      srv.live.done();
-    });
-  }
-  listener.close();
+  std::optional<weft::join_handle<void>> sweeping;
   // Idle connections leave at once (their reads take the stop token); half-received requests
   // get the grace period, plus a margin for their replies to go out.
-  if (!srv.live.wait_for(srv.opts.grace + 200ms)) {
-    std::size_t n = srv.conns.close_all();
-    std::fprintf(stderr, "kv_server: closed %zu connection(s) still open after the grace period\n", n);
-  }
-  srv.live.wait();
+  sample::tcp_server_options o{
+      .prog = "kv_server", .grace = srv.opts.grace + 200ms, .fiber_name = "kv client", .on_listening = {}};
+  o.on_listening = [&srv, &sweeping](const weft::net::endpoint& at) {
+    srv.port = at.port();
+    sweeping = weft::spawn([&srv] { sweeper(srv); });
+  };
+  int rc = sample::serve_tcp(srv.opts.common, srv.stop.get_token(), o, [&srv](weft::net::tcp_stream& s) {
+    srv.connections.fetch_add(1, std::memory_order_relaxed);
+    serve(srv, s);
+  });
+  if (sweeping) sweeping->join();  // it ends on the stop, as the server did
   srv.keys_at_exit = srv.db.size();
-  return 0;
+  return rc;
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #   kv_server_test.sh KV_SERVER DATA_DIR WORK_DIR     test
 #   kv_server_test.sh --record DATA_DIR WORK_DIR      re-record DATA_DIR/*.golden from redis-server
 set -euo pipefail
+source "$(dirname "$0")/common.sh"
 
 mode=test
 if [ "${1:-}" = "--record" ]; then
@@ -26,11 +27,6 @@ for tool in redis-cli redis-benchmark; do
     exit 1
   fi
 done
-
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
 
 # Raw requests as printf formats, each ending in a way that makes the server close the
 # connection (QUIT or a protocol error), so reading to end of stream ends.
@@ -54,15 +50,6 @@ run_cases() {  # port, output dir
   for name in "${!raw[@]}"; do
     redis-cli -p "$port" FLUSHALL >/dev/null
     raw_exchange "$port" "${raw[$name]}" >"$out/raw_$name.golden" || true
-  done
-}
-
-wait_for() {  # seconds, command...: polls the command until it succeeds
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@"; do
-    [ "$SECONDS" -lt "$deadline" ] || return 1
-    sleep 0.02
   done
 }
 

@@ -1,0 +1,131 @@
+// The chat registry (rooms.hpp): nicks and rooms under one weft::shared_mutex; broadcasts
+// queue with try_send and kick whoever is full, so no client ever waits for another.
+#include "rooms.hpp"
+
+#include <algorithm>
+#include <mutex>
+#include <shared_mutex>
+
+namespace chat {
+
+bool valid_name(std::string_view name, std::size_t max) {
+  if (name.empty() || name.size() > max) return false;
+  return std::all_of(name.begin(), name.end(), [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+           ch == '-';
+  });
+}
+
+bool registry::deliver(client& c, std::string_view text) {
+  std::string line;
+  line.reserve(text.size() + 1);
+  line.append(text);
+  line.push_back('\n');
+  switch (c.outbox.try_send(std::move(line))) {
+    case weft::channel_status::ok:
+      return true;
+    case weft::channel_status::full:
+      kick(c);
+      return false;
+    default:  // closed: the writer has ended, the reader is on its way out
+      return false;
+  }
+}
+
+void registry::kick(client& c) {
+  if (c.slow.exchange(true, std::memory_order_acq_rel)) return;
+  dropped_.fetch_add(1, std::memory_order_relaxed);
+  c.kick.request_stop();
+  c.stop.request_stop();
+}
+
+std::size_t registry::broadcast_locked(const std::string& room, std::string_view line, const client* except) {
+  auto it = synced_.rooms.find(room);
+  if (it == synced_.rooms.end()) return 0;
+  std::size_t n = 0;
+  for (client* m : it->second) {
+    if (m != except && deliver(*m, line)) ++n;
+  }
+  return n;
+}
+
+bool registry::claim_nick(client& c, const std::string& nick) {
+  std::lock_guard lk(mu_);
+  if (nick == c.nick) return true;
+  if (!synced_.nicks.insert(nick).second) return false;
+  std::string old = std::move(c.nick);
+  c.nick = nick;
+  if (!old.empty()) {
+    synced_.nicks.erase(old);
+    if (!c.room.empty()) broadcast_locked(c.room, "* " + old + " is now " + nick, nullptr);
+  }
+  return true;
+}
+
+void registry::join(client& c, const std::string& room) {
+  std::lock_guard lk(mu_);
+  if (room == c.room) return;
+  if (!c.room.empty()) {
+    auto it = synced_.rooms.find(c.room);
+    std::erase(it->second, &c);
+    if (it->second.empty()) {
+      synced_.rooms.erase(it);
+    } else {
+      broadcast_locked(c.room, "* " + c.nick + " left " + c.room, nullptr);
+    }
+  }
+  c.room = room;
+  synced_.rooms[room].push_back(&c);
+  broadcast_locked(room, "* " + c.nick + " joined " + room, nullptr);
+}
+
+void registry::leave(client& c, std::string_view why) {
+  std::lock_guard lk(mu_);
+  if (!c.nick.empty()) synced_.nicks.erase(c.nick);
+  if (c.room.empty()) return;
+  auto it = synced_.rooms.find(c.room);
+  std::erase(it->second, &c);
+  if (it->second.empty()) {
+    synced_.rooms.erase(it);
+  } else if (!why.empty()) {
+    std::string line = "* " + c.nick + " ";
+    line.append(why);
+    broadcast_locked(c.room, line, nullptr);
+  }
+  c.room.clear();
+}
+
+std::size_t registry::say(client& c, std::string_view text) {
+  std::shared_lock lk(mu_);
+  std::string line = "[" + c.room + "] " + c.nick + ": ";
+  line.append(text);
+  return broadcast_locked(c.room, line, &c);
+}
+
+std::string registry::who(const client& c) {
+  std::vector<std::string> names;
+  {
+    std::shared_lock lk(mu_);
+    auto it = synced_.rooms.find(c.room);
+    if (it != synced_.rooms.end()) {
+      for (const client* m : it->second) names.push_back(m->nick);
+    }
+  }
+  std::sort(names.begin(), names.end());
+  std::string out = "* in " + c.room + ":";
+  for (std::size_t i = 0; i < names.size(); ++i) out += (i == 0 ? " " : ", ") + names[i];
+  return out;
+}
+
+std::string registry::list() {
+  std::string out = "* rooms:";
+  std::shared_lock lk(mu_);
+  bool first = true;
+  for (const auto& [name, members] : synced_.rooms) {
+    out += (first ? " " : ", ") + name + " (" + std::to_string(members.size()) + ")";
+    first = false;
+  }
+  return out;
+}
+
+}  // namespace chat
