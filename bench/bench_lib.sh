@@ -85,14 +85,21 @@ bench_cpu_ticks() {
   sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 } END { if (NR == 0) print -1 }'
 }
 
-# bench_port_in_use PORT: true if something listens on TCP PORT.
+# bench_port_in_use PORT: true if a server cannot bind 127.0.0.1:PORT (something holds it).
 bench_port_in_use() {
-  [ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]
+  ! /usr/bin/python3 -c 'import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
 }
 
-# bench_free_port: prints a TCP port nobody listens on (the kernel's pick for port 0).
+# bench_free_port FROM: prints the first port from FROM up that bench_port_in_use finds free. Pick
+# FROM below the ephemeral range (/proc/sys/net/ipv4/ip_local_port_range), where clients' own
+# connections cannot take the port between two runs.
 bench_free_port() {
-  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  free_port=$1
+  while bench_port_in_use "$free_port"; do free_port=$((free_port + 1)); done
+  echo "$free_port"
 }
 
 # bench_env_common BUILD_DIR DIR...: the lines every *.env.txt starts with: date, commit (unless

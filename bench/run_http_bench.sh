@@ -15,7 +15,7 @@
 #   PLOT_ONLY=1 (re-extract nothing, re-plot docs/bench/http.json), NO_GIT=1.
 #   A quick check of the script: DURATION=1 WARMUP=1 REPS=1 (then restore docs/bench/http.* and
 #   docs/img/http.png from git: only a full run is published).
-# Needs cmake, ninja, wrk, ss (iproute2), gnuplot-nox, /usr/bin/python3.
+# Needs cmake, ninja, wrk, gnuplot-nox, /usr/bin/python3.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)

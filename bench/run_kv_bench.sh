@@ -10,12 +10,13 @@
 # the back-to-back ratios. The client shares the cores with the server: read req/s beside the
 # server's CPU time per request (/proc/PID/stat over the measured run, SET and GET together).
 #   N=1000000 (requests per test), REPS=3 (runs of each), PIPELINES="1 16", CLIENTS=50,
-#   WORKERS=2, WARMUP_N=50000, REDIS_PORT=0 (0: any free port), BUILD_DIR=build/bench,
+#   WORKERS=2, WARMUP_N=50000, REDIS_PORT=0 (0: the first free port from 16379, below the
+#   ephemeral ports the clients use), BUILD_DIR=build/bench,
 #   PLOT_ONLY=1 (re-plot docs/bench/kv.json), NO_GIT=1.
 #   A quick check of the script: N=100000 REPS=1 (then restore docs/bench/kv.* and
 #   docs/img/kv.png from git: only a full run is published).
-# Needs cmake, ninja, redis-server, redis-tools (redis-benchmark, redis-cli), ss (iproute2),
-# gnuplot-nox, /usr/bin/python3.
+# Needs cmake, ninja, redis-server, redis-tools (redis-benchmark, redis-cli), gnuplot-nox,
+# /usr/bin/python3.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,13 +36,13 @@ mkdir -p "$out" "$root/docs/img"
 
 status=0
 if [ "${PLOT_ONLY:-0}" != 1 ]; then
-  for tool in redis-server redis-benchmark redis-cli ss; do
-    command -v $tool > /dev/null || { echo "$bench: $tool is not installed (scripts/setup.sh installs redis-server, redis-tools, iproute2)" >&2; exit 1; }
+  for tool in redis-server redis-benchmark redis-cli; do
+    command -v $tool > /dev/null || { echo "$bench: $tool is not installed (scripts/setup.sh installs redis-server and redis-tools)" >&2; exit 1; }
   done
   if [ "$redis_port" = 0 ]; then
-    redis_port=$(bench_free_port)
+    redis_port=$(bench_free_port 16379)
   elif bench_port_in_use "$redis_port"; then
-    echo "$bench: REDIS_PORT=$redis_port is in use: $(ss -Htlnp "sport = :$redis_port" 2>/dev/null)" >&2
+    echo "$bench: REDIS_PORT=$redis_port is in use: pick another" >&2
     exit 1
   fi
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_SAMPLES=ON
@@ -78,7 +79,7 @@ if [ "${PLOT_ONLY:-0}" != 1 ]; then
     echo "$bench: [$step/$total] $label -P $depth (load $(cut -d' ' -f1 /proc/loadavg))" >&2
     if [ "$label" = redis ]; then
       if bench_port_in_use "$redis_port"; then
-        echo "$bench: port $redis_port is taken by another program: $(ss -Htln "sport = :$redis_port")" >&2
+        echo "$bench: port $redis_port was free at the start and is now taken by another program" >&2
         status=1
         return 0
       fi
