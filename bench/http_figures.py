@@ -79,6 +79,8 @@ def report(src, dat_path, gp_path):
     for srv in ("epoll", "weft"):
         if srv not in summ:
             problems.append(f"missing: {srv}")
+    if env.get("answers", "").startswith("DIFFER"):
+        problems.append("the two servers answer GET / with different bytes (env.txt, answers): they do not do the same work")
     conns = next((s["connections"] for s in doc["summary"]), "?")
     reps = max((s["runs"] for s in doc["summary"]), default=0)
 

@@ -22,6 +22,7 @@ set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 bench=run_echo_bench
+# shellcheck source=bench/bench_lib.sh
 . "$root/bench/bench_lib.sh"
 build=${BUILD_DIR:-$root/build/bench}
 duration=${DURATION:-10}

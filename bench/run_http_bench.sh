@@ -15,11 +15,13 @@
 #   PLOT_ONLY=1 (re-extract nothing, re-plot docs/bench/http.json), NO_GIT=1.
 #   A quick check of the script: DURATION=1 WARMUP=1 REPS=1 (then restore docs/bench/http.* and
 #   docs/img/http.png from git: only a full run is published).
-# Needs cmake, ninja, wrk, gnuplot-nox, /usr/bin/python3.
+# The script checks that both servers send the same bytes for GET / (env.txt "answers:").
+# Needs cmake, ninja, wrk, curl, gnuplot-nox, /usr/bin/python3.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 bench=run_http_bench
+# shellcheck source=bench/bench_lib.sh
 . "$root/bench/bench_lib.sh"
 build=${BUILD_DIR:-$root/build/bench}
 duration=${DURATION:-10}
@@ -33,7 +35,9 @@ mkdir -p "$out" "$root/docs/img"
 
 status=0
 if [ "${PLOT_ONLY:-0}" != 1 ]; then
-  command -v wrk > /dev/null || { echo "$bench: wrk is not installed (apt-get install wrk; scripts/setup.sh)" >&2; exit 1; }
+  for tool in wrk curl; do
+    command -v $tool > /dev/null || { echo "$bench: $tool is not installed (scripts/setup.sh installs it)" >&2; exit 1; }
+  done
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_SAMPLES=ON
   cmake --build "$build" --target epoll_http_server
   baseline=$build/bench/compare/http/epoll_http_server
@@ -74,6 +78,8 @@ if [ "${PLOT_ONLY:-0}" != 1 ]; then
     echo "$bench: [$step/$total] $label (load $(cut -d' ' -f1 /proc/loadavg))" >&2
     if ! bench_start_server "$label" "$@"; then status=1; return 0; fi
     url=http://127.0.0.1:$srv_port/
+    # What each server answers to GET / (status line, headers, body), compared after the runs.
+    curl -s -i --max-time 5 "$url" > "$tmp/answer-$label" 2>&1 || true
     if [ "$warmup" != 0 ]; then
       timeout $((warmup + 30)) wrk -t1 -c"$connections" -d"${warmup}s" "$url" > /dev/null 2>&1 || true
     fi
@@ -95,6 +101,14 @@ if [ "${PLOT_ONLY:-0}" != 1 ]; then
     run weft "$weft" --port 0 --workers "$workers" ${HTTP_SERVER_ARGS:-}
     rep=$((rep + 1))
   done
+  if cmp -s "$tmp/answer-epoll" "$tmp/answer-weft"; then
+    echo "answers:     identical (GET /, status line + headers + body)" >> "$env"
+  else
+    echo "answers:     DIFFER: the servers do not send the same bytes for GET /" >> "$env"
+    echo "$bench: the two servers answer GET / differently, so they do not do the same work:" >&2
+    diff "$tmp/answer-epoll" "$tmp/answer-weft" | cat -A >&2 || true
+    status=1
+  fi
   bench_env_end "$start"
   bench_collect http "$tmp/runs"
 fi

@@ -21,6 +21,7 @@ set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 bench=run_kv_bench
+# shellcheck source=bench/bench_lib.sh
 . "$root/bench/bench_lib.sh"
 build=${BUILD_DIR:-$root/build/bench}
 n=${N:-1000000}
