@@ -19,6 +19,9 @@ import statistics
 import sys
 
 sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from pair_figures import cli_main, fmt, fmt_x, num, ratio, read_env  # noqa: E402
 
 EPOLL, WEFT, WEFT_SMALL = 0x55A868, 0x4C72B0, 0x9DB3D6
 NAMES = {"epoll": "epoll (hand-written)", "weft": "weft", "weft-buf256": "weft, 256 B buffer"}
@@ -38,12 +41,7 @@ def collect(runs_dir, env_path):
             run = json.load(f)
         run["file"] = os.path.basename(path)
         runs.append(run)
-    env = {}
-    with open(env_path) as f:
-        for line in f:
-            key, sep, value = line.partition(":")
-            if sep:
-                env[key.strip()] = value.strip()
+    env = read_env(env_path)
     groups = {}
     for r in runs:
         groups.setdefault((r["mode"], r.get("server", ""), r["connections"]), []).append(r)
@@ -80,22 +78,6 @@ def collect(runs_dir, env_path):
             paired.append(p)
     json.dump({"env": env, "summary": summary, "paired_ratios": paired, "runs": runs}, sys.stdout, indent=1)
     sys.stdout.write("\n")
-
-
-def fmt(v, nd=1, unit=""):
-    return "n/a" if v is None else f"{v:,.{nd}f}{unit}"
-
-
-def fmt_x(v):
-    return "n/a" if v is None else f"{v:.2f}x"
-
-
-def ratio(a, b):
-    return None if a is None or b is None or b == 0 else a / b
-
-
-def num(v):
-    return "NaN" if v is None else repr(float(v))
 
 
 def report(src, dat_path, gp_path):
@@ -294,15 +276,5 @@ def report(src, dat_path, gp_path):
     return 1 if problems else 0
 
 
-def main():
-    if len(sys.argv) == 4 and sys.argv[1] == "collect":
-        collect(sys.argv[2], sys.argv[3])
-        return 0
-    if len(sys.argv) == 5 and sys.argv[1] == "report":
-        return report(*sys.argv[2:5])
-    sys.stderr.write(__doc__)
-    return 2
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli_main(__doc__, collect, report))

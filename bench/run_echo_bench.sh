@@ -21,6 +21,9 @@
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+bench=run_echo_bench
+# shellcheck source=bench/bench_lib.sh
+. "$root/bench/bench_lib.sh"
 build=${BUILD_DIR:-$root/build/bench}
 duration=${DURATION:-10}
 warmup=${WARMUP:-2}
@@ -32,7 +35,6 @@ setup_conns=${SETUP_CONNECTIONS:-16}
 idle_conns=${IDLE_CONNECTIONS:-10000}
 size=${SIZE:-64}
 out=$root/docs/bench
-json=$out/echo.json
 env=$out/echo.env.txt
 mkdir -p "$out" "$root/docs/img"
 
@@ -57,79 +59,17 @@ if [ "${PLOT_ONLY:-0}" != 1 ]; then
   fi
 
   tmp=$(mktemp -d "${TMPDIR:-/tmp}/echo_bench.XXXXXX")
-  trap 'if [ -n "${srv_pid:-}" ]; then kill -KILL "$srv_pid" 2>/dev/null || true; fi; rm -rf "$tmp"' EXIT
+  trap 'bench_kill_server; rm -rf "$tmp"' EXIT
   trap 'exit 130' INT TERM
   mkdir "$tmp/runs"
 
   {
-    echo "date:        $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-    if [ "${NO_GIT:-0}" != 1 ]; then
-      echo "commit:      $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')"
-      echo "uncommitted: $(git -C "$root" status --short -- runtime sync io bench/compare/echo 2>/dev/null | tr '\n' ' ')"
-    else
-      echo "commit:      (not recorded: NO_GIT=1)"
-    fi
-    echo "sources:     sha256 $(cd "$root" && find runtime sync io bench/compare/echo -type f \( -name '*.hpp' -o -name '*.cpp' \) | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16) over runtime/ sync/ io/ bench/compare/echo/ *.hpp *.cpp"
-    echo "nproc:       $(nproc)"
-    echo "cpu:         $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-    echo "kernel:      $(uname -r)"
-    echo "compiler:    $(c++ --version | head -n 1)"
-    echo "build type:  $(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt")"
+    bench_env_common "$build" runtime sync io bench/compare/common bench/compare/echo
     echo "servers:     $servers, $workers workers each (epoll: SO_REUSEPORT listener per worker, 64 KiB read buffer per thread; weft: one listener, fiber per connection, 64 KiB read buffer on its stack)"
     echo "client:      $client_threads thread(s); echo ${warmup} s warm-up + ${duration} s, $size-byte requests; setup ${setup_duration} s x $setup_conns loops; idle $idle_conns connections; $reps run(s) of each"
     echo "ulimit -n:   $(ulimit -n)"
     echo "tw_reuse:    $(cat /proc/sys/net/ipv4/tcp_tw_reuse 2>/dev/null || echo '?')"
-    echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
   } > "$env"
-
-  # start_server NAME ARGS...: starts bench binary NAME, waits for its "listening on" line and
-  # sets srv_pid and srv_port.
-  start_server() {
-    name=$1
-    shift
-    rm -f "$tmp/server.out" "$tmp/server.err"
-    : > "$tmp/server.out"
-    "$bin/$name" "$@" > "$tmp/server.out" 2> "$tmp/server.err" &
-    srv_pid=$!
-    i=0
-    while ! grep -q '^listening on ' "$tmp/server.out"; do
-      if ! kill -0 "$srv_pid" 2>/dev/null; then
-        echo "run_echo_bench: $name exited before listening: $(cat "$tmp/server.err")" >&2
-        srv_pid=
-        return 1
-      fi
-      i=$((i + 1))
-      if [ $i -gt 200 ]; then
-        echo "run_echo_bench: $name printed no \"listening on\" line within 10 s" >&2
-        kill -KILL "$srv_pid" 2>/dev/null || true
-        srv_pid=
-        return 1
-      fi
-      sleep 0.05
-    done
-    srv_port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/server.out")
-  }
-
-  # stop_server NAME: SIGTERM, then up to 10 s for a clean exit (status 0).
-  stop_server() {
-    kill -TERM "$srv_pid" 2>/dev/null || true
-    i=0
-    while kill -0 "$srv_pid" 2>/dev/null && [ $i -lt 200 ]; do
-      sleep 0.05
-      i=$((i + 1))
-    done
-    if kill -0 "$srv_pid" 2>/dev/null; then
-      echo "run_echo_bench: $1 did not exit within 10 s of SIGTERM; killed" >&2
-      kill -KILL "$srv_pid" 2>/dev/null || true
-      wait "$srv_pid" 2>/dev/null || true
-      status=1
-    else
-      rc=0
-      wait "$srv_pid" || rc=$?
-      [ $rc = 0 ] || { echo "run_echo_bench: $1 exited with status $rc after SIGTERM: $(cat "$tmp/server.err")" >&2; status=1; }
-    fi
-    srv_pid=
-  }
 
   # run LABEL SERVER_ARGS -- CLIENT_ARGS: one fresh server, one client run, one JSON file.
   step=0
@@ -149,11 +89,11 @@ if [ "${PLOT_ONLY:-0}" != 1 ]; then
     file=$tmp/runs/$(printf '%03d' $step)-$label.json
     echo "run_echo_bench: [$step/$total] $label: $* (load $(cut -d' ' -f1 /proc/loadavg))" >&2
     # shellcheck disable=SC2086
-    if ! start_server "$server" --threads "$workers" $sargs; then status=1; return 0; fi
+    if ! bench_start_server "$server" "$bin/$server" --port 0 --threads "$workers" $sargs; then status=1; return 0; fi
     rc=0
     "$bin/echo_client" --port "$srv_port" --server-pid "$srv_pid" --label "$label" --json "$file" "$@" || rc=$?
     [ $rc = 0 ] || { echo "run_echo_bench: echo_client failed (status $rc) against $label" >&2; status=1; }
-    stop_server "$server"
+    bench_stop_server
   }
 
   start=$(date +%s)
@@ -181,18 +121,8 @@ if [ "${PLOT_ONLY:-0}" != 1 ]; then
                       --size "$size" --threads "$client_threads" ;;
     esac
   fi
-  {
-    echo "load after:  $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "duration:    $(( $(date +%s) - start )) s"
-  } >> "$env"
-  /usr/bin/python3 "$root/bench/echo_figures.py" collect "$tmp/runs" "$env" > "$json.tmp" && mv "$json.tmp" "$json" || status=$?
+  bench_env_end "$start"
+  bench_collect echo "$tmp/runs"
 fi
 
-/usr/bin/python3 "$root/bench/echo_figures.py" report "$json" "$out/echo.dat" "$out/echo.targets.gp" \
-  > "$out/echo.table.md" || status=$?
-cat "$out/echo.table.md"
-gnuplot -e "datafile='$out/echo.dat'; targets='$out/echo.targets.gp'; outfile='$root/docs/img/echo.png'" \
-  "$root/bench/plot_echo.gp"
-echo "wrote $json, $out/echo.table.md and docs/img/echo.png"
-[ "$status" = 0 ] || echo "run_echo_bench: a server, the client or echo_figures.py reported an error (status $status): see above" >&2
-exit "$status"
+bench_report echo
