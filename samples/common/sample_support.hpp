@@ -1,10 +1,13 @@
-// Shared plumbing of the weft samples: the command line every sample takes (--help, --port,
-// --bind, --workers plus its own flags), SIGINT/SIGTERM turned into a std::stop_source request,
-// the runtime-statistics part of the summary line, the set of open connections that shutdown
-// closes, and the graceful close that keeps a final reply from being destroyed by a reset.
+// Shared plumbing of the weft samples: the command line every sample takes (sample_args.hpp:
+// --help, --port, --bind, --workers plus its own flags), SIGINT/SIGTERM turned into a
+// std::stop_source request, the runtime-statistics part of the summary line, the set of open
+// connections that shutdown closes, and the graceful close that keeps a final reply from being
+// destroyed by a reset.
 // Invariant: samples never install signal handlers; stop signals are blocked in every thread
 // and only stop_signals' watcher thread receives them (sigwait).
 #pragma once
+
+#include "sample_args.hpp"
 
 #include <weft/weft.hpp>
 
@@ -21,32 +24,6 @@
 #include <vector>
 
 namespace sample {
-
-/// The options every server sample takes.
-struct common_options {
-  std::uint16_t port = 0;
-  std::string bind = "127.0.0.1";
-  unsigned workers = 0;  ///< 0 = one per core
-};
-
-/// A sample-specific command-line flag. `set` receives the value (nullptr for a switch) and
-/// returns false to reject it; `parse_args` then prints "<prog>: <name> wants <what>".
-struct flag {
-  std::string name;                      ///< "--root"
-  std::string value_name;                ///< "DIR"; empty for a switch without a value
-  std::string help;                      ///< one line, printed by --help
-  std::string what;                      ///< for the error message: "a directory"
-  std::function<bool(const char*)> set;  ///< stores the parsed value
-};
-
-/// Parses an unsigned decimal in [0, max] (no sign, no trailing characters).
-bool parse_uint(const char* s, unsigned long max, unsigned long& out);
-
-/// Parses argv into `common` and the sample's `extra` flags. `usage` is the text after the
-/// usage line (what the program does; may be empty). Returns -1 to run, 0 after --help (the
-/// caller exits 0), or 2 after a usage error (printed to stderr naming the flag).
-int parse_args(int argc, char** argv, const char* prog, const char* usage, common_options& common,
-               std::vector<flag> extra = {});
 
 /// Turns SIGINT/SIGTERM into `stop.request_stop()`. Construct it at the top of main(), before
 /// any thread exists (runtime workers inherit the blocked mask). The destructor ends the
