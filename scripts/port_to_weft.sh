@@ -4,6 +4,10 @@
 # Usage: scripts/port_to_weft.sh < std_program.cpp > weft_program.cpp
 # Kept verbatim, as the map says: std::lock_guard, unique_lock, scoped_lock, shared_lock,
 # std::chrono, std::cv_status, std::future_status, std::launch, std::stop_token.
+# Blocking POSIX calls written with the global qualifier (::accept, ::recv, ::poll, ::close, ...)
+# become weft::posix:: calls (a qualified name such as foo::close is left alone); <weft/posix.hpp>
+# is added after <unistd.h>, which a program calling them includes for close(). Calls that never
+# block (::socket, ::bind, ::listen, ::shutdown, ::setsockopt) stay libc's.
 set -euo pipefail
 sed -E \
   -e 's|#include <thread>|#include <weft/fiber.hpp>|' \
@@ -14,6 +18,7 @@ sed -E \
   -e 's|#include <barrier>|#include <weft/barrier.hpp>|' \
   -e 's|#include <semaphore>|#include <weft/semaphore.hpp>|' \
   -e 's|#include <future>|#include <future>\n#include <weft/future.hpp>|' \
+  -e 's|#include <unistd.h>|#include <unistd.h>\n#include <weft/posix.hpp>|' \
   -e 's/std::this_thread::/weft::this_fiber::/g' \
   -e 's/std::jthread\b/weft::jfiber/g' \
   -e 's/std::thread\b/weft::fiber/g' \
@@ -21,4 +26,5 @@ sed -E \
   -e 's/std::(condition_variable_any|condition_variable)\b/weft::\1/g' \
   -e 's/std::(counting_semaphore|binary_semaphore|latch|barrier)\b/weft::\1/g' \
   -e 's/std::(once_flag|call_once)\b/weft::\1/g' \
-  -e 's/std::(shared_future|future|promise|packaged_task|async)\b/weft::\1/g'
+  -e 's/std::(shared_future|future|promise|packaged_task|async)\b/weft::\1/g' \
+  -e 's/\B::(accept4|accept|connect|recvfrom|recv|sendto|send|readv|read|writev|write|poll|close|sleep|usleep|nanosleep)\(/weft::posix::\1(/g'
