@@ -1,6 +1,7 @@
 // Command line, stop signals and summary helpers shared by the samples (sample_support.hpp).
 #include "sample_support.hpp"
 
+#include <malloc.h>
 #include <pthread.h>
 
 #include <cstdio>
@@ -46,6 +47,20 @@ std::string runtime_summary(const weft::runtime_stats& s) {
 
 double seconds_since(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+void heap_trimmer::opened(std::size_t open) noexcept {
+  std::size_t peak = peak_.load(std::memory_order_relaxed);
+  while (open > peak && !peak_.compare_exchange_weak(peak, open, std::memory_order_relaxed)) {
+  }
+}
+
+void heap_trimmer::closed(std::size_t open) {
+  constexpr std::size_t kMinPeak = 256;  // below it there is little to give back
+  std::size_t peak = peak_.load(std::memory_order_relaxed);
+  // The exchange makes one caller of a burst the trimmer, and sets the next mark.
+  if (peak >= kMinPeak && open <= peak / 2 && peak_.compare_exchange_strong(peak, open, std::memory_order_relaxed))
+    weft::run_blocking([] { ::malloc_trim(0); });
 }
 
 void linger(weft::net::tcp_stream& s, std::chrono::milliseconds wait) {

@@ -13,6 +13,7 @@
 
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -51,18 +52,47 @@ std::string runtime_summary(const weft::runtime_stats& s);
 /// Seconds elapsed since `since`, for summary lines.
 double seconds_since(std::chrono::steady_clock::time_point since);
 
+/// Gives the heap memory that a burst of closed connections freed back to the kernel. glibc
+/// keeps what the worker threads' arenas free resident: after 5,000 idle kv_server connections
+/// closed, their 16 KiB read buffers stayed as 80 MiB of RSS. Once the open connections fall to
+/// half their peak since the last trim (a peak of at least 256), malloc_trim(0) runs on the
+/// blocking pool. Safe from any fiber or thread.
+class heap_trimmer {
+ public:
+  /// Records that `open` connections are open now.
+  void opened(std::size_t open) noexcept;
+  /// Records that `open` connections are left; may trim, blocking the calling fiber (or thread)
+  /// for the milliseconds malloc_trim takes.
+  void closed(std::size_t open);
+
+ private:
+  std::atomic<std::size_t> peak_{0};
+};
+
 /// The open connections of a server, so shutdown can close those that outlive a grace period.
+/// Removing connections returns their memory to the kernel after a burst (heap_trimmer).
 /// Safe from any fiber or thread.
 template <class Stream>
 class connection_set {
  public:
   void add(Stream* s) {
-    std::lock_guard lk(mu_);
-    set_.insert(s);
+    std::size_t open = 0;
+    {
+      std::lock_guard lk(mu_);
+      set_.insert(s);
+      open = set_.size();
+    }
+    trimmer_.opened(open);
   }
+  /// May block the fiber for a heap trim (heap_trimmer::closed).
   void remove(Stream* s) {
-    std::lock_guard lk(mu_);
-    set_.erase(s);
+    std::size_t open = 0;
+    {
+      std::lock_guard lk(mu_);
+      set_.erase(s);
+      open = set_.size();
+    }
+    trimmer_.closed(open);
   }
   /// Closes every connection still registered (each blocked read ends with operation_canceled)
   /// and returns how many there were.
@@ -79,6 +109,7 @@ class connection_set {
  private:
   weft::mutex mu_;
   std::unordered_set<Stream*> set_;  // guarded by mu_
+  heap_trimmer trimmer_;
 };
 
 /// Closes our side after a final reply without losing it: closing with unread input would send
