@@ -189,12 +189,14 @@ int connect_to(steady::time_point deadline, std::string& error) {
 
 enum class sent { all, closed, timeout };
 
-// Sends `data`; `closed` if the server closed or reset the connection first.
-sent send_all(int fd, std::string_view data, steady::time_point deadline) {
+// Sends `data`, adding what went out to `*total`; `closed` if the server closed or reset the
+// connection first.
+sent send_all(int fd, std::string_view data, steady::time_point deadline, std::size_t* total = nullptr) {
   while (!data.empty()) {
     ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
     if (n > 0) {
       data.remove_prefix(static_cast<std::size_t>(n));
+      if (total != nullptr) *total += static_cast<std::size_t>(n);
     } else if (errno != EAGAIN && errno != EINTR) {
       return sent::closed;
     } else if (wait_fd(fd, POLLOUT, deadline) == 0) {
@@ -397,8 +399,9 @@ void hostile(phase& ph, std::string_view data, std::chrono::milliseconds linger)
     return;
   }
   ph.conns++;
-  sent s = send_all(fd, data, steady::now() + 10s);
-  ph.bytes += data.size();
+  std::size_t total = 0;
+  sent s = send_all(fd, data, steady::now() + 10s, &total);
+  ph.bytes += total;
   if (s == sent::closed) {
     ph.server_closed++;
   } else if (s == sent::all) {
@@ -439,9 +442,11 @@ void truncated(const config& c, phase& ph) {
     ph.conns++;
     std::string data = after_whole ? c.request : std::string();
     data += c.request.substr(0, cut);
-    ph.bytes += data.size();
     std::string got;
-    if (send_all(fd, data, deadline) == sent::closed) {
+    std::size_t total = 0;
+    sent s = send_all(fd, data, deadline, &total);
+    ph.bytes += total;
+    if (s == sent::closed) {
       ph.server_closed++;
     } else if (after_whole) {
       read_until(fd, got, c.expect.size(), deadline);
@@ -593,6 +598,8 @@ int main(int argc, char** argv) {
       std::printf("  FAILED in '%s': %s\n", ph.name.c_str(), ph.first_failure.c_str());
     }
   }
+  std::printf("(sent: MiB written; closed: connections the server closed on its own; probes: good requests\n"
+              " answered during the phase, worst: the slowest reply)\n");
   std::printf("RSS: baseline %.1f MiB, peak %.1f MiB, after close %.1f MiB (%.1f s to settle); bound %s\n", mib(baseline),
               mib(peak), mib(after), settle,
               c.rss_slack_mib == 0 ? "none (--rss-slack-mib 0)"
