@@ -463,7 +463,7 @@ void long_lines(const config& c, phase& ph) {
   parallel(2 * c.line_conns, 8, [&](unsigned long i) { hostile(ph, i < c.line_conns ? line : line_crlf, 2000ms); });
 }
 
-// Opens `n` idle connections, checks the server accepted them, holds them for --hold-ms and
+// Opens --idle connections, checks that the server accepted them, holds them for --hold-ms and
 // closes them. Returns the server's RSS while it held them (KiB).
 long idle_connections(const config& c, phase& ph) {
   rlimit rl{};
