@@ -11,15 +11,19 @@ server=$2
 work=$3
 shift 3
 mkdir -p "$work"
-source "$(dirname "$0")/sample_test_lib.sh"
+source "$(dirname "$0")/common.sh"  # fail, wait_for, start_server
 
 name=$(basename "$server")
-start_sample "$work/$name" "$server" --workers 2
-echo "$name on port $sample_port (pid $sample_pid), open descriptors allowed: $(ulimit -n)"
+start_server "$server" --workers 2  # sets pid and port
+echo "$name on port $port (pid $pid), open descriptors allowed: $(ulimit -n)"
 rc=0
-timeout 240 "$client" --port "$sample_port" --pid "$sample_pid" "$@" || rc=$?
+timeout 240 "$client" --port "$port" --pid "$pid" "$@" || rc=$?
 [ "$rc" = 0 ] || fail "bad_input_client against $name: exit code $rc (the table above names the phase)"
-kill -TERM "$sample_pid"
-expect_exit_0 "$name"
-grep -E "^$name: " "$work/$name.out" || fail "$name printed no summary line: $(cat "$work/$name.out")"
+kill -TERM "$pid"
+stopped() { ! kill -0 "$pid" 2>/dev/null; }
+wait_for 10 stopped || fail "$name still running 10 s after SIGTERM"
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" = 0 ] || fail "$name: exit code $rc after SIGTERM: $(cat "$work/server.err")"
+grep -E "^$name: " "$work/server.out" || fail "$name printed no summary line: $(cat "$work/server.out")"
 echo "PASS"

@@ -16,7 +16,7 @@ data=$3
 work=$4
 mkdir -p "$work"
 
-source "$(dirname "$0")/sample_test_lib.sh"
+source "$(dirname "$0")/common.sh"  # fail, wait_for, start_server
 
 if ! command -v nc >/dev/null; then
   # Never skipped: scripts/setup.sh installs netcat-openbsd, and a skipped test reads as a pass.
@@ -148,16 +148,18 @@ run_server() {  # binary: runs the whole session against it, transcript in $work
   name=$(basename "$bin")
   transcript=$work/$name.transcript
   : >"$transcript"
-  start_sample "$work/$name" "$bin" --grace-ms 5000
-  local pid=$sample_pid
-  port=$sample_port
+  start_server "$bin" --grace-ms 5000  # sets pid and port
   echo "$name on port $port"
   session
   stop_session "$pid"
-  expect_exit_0 "$name"
+  stopped() { ! kill -0 "$pid" 2>/dev/null; }
+  wait_for 10 stopped || fail "$name still running 10 s after SIGTERM"
+  local rc=0
+  wait "$pid" || rc=$?
+  [ "$rc" = 0 ] || fail "$name: exit code $rc after SIGTERM: $(cat "$work/server.err")"
   local summary
-  summary=$(grep -E "^$name: served [0-9]+ connections, [0-9]+ commands, [0-9]+ waits \([0-9]+ timed out\), [0-9]+ keys at exit in [0-9.]+ s$" "$work/$name.out") ||
-    fail "$name: no summary line: $(cat "$work/$name.out")"
+  summary=$(grep -E "^$name: served [0-9]+ connections, [0-9]+ commands, [0-9]+ waits \([0-9]+ timed out\), [0-9]+ keys at exit in [0-9.]+ s$" "$work/server.out") ||
+    fail "$name: no summary line: $(cat "$work/server.out")"
   echo "$summary"
   # The session opens 8 connections; a probe for the closed listener may have been accepted
   # just before it closed. The commands count varies with the STATS polls, the time anyhow.
@@ -165,7 +167,7 @@ run_server() {  # binary: runs the whole session against it, transcript in $work
   conns=$(sed -E 's/^[a-z_]+: served ([0-9]+) connections.*/\1/' <<<"$summary")
   [ "$conns" -ge 8 ] || fail "$name: summary counts $conns connections, the session opened 8"
   say "summary: $(sed -E 's/^.*, [0-9]+ commands, (.*) in [0-9.]+ s$/\1/' <<<"$summary")"
-  [ -s "$work/$name.err" ] && fail "$name wrote to stderr: $(cat "$work/$name.err")"
+  [ -s "$work/server.err" ] && fail "$name wrote to stderr: $(cat "$work/server.err")"
   return 0
 }
 
