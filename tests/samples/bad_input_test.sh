@@ -11,7 +11,7 @@ server=$2
 work=$3
 shift 3
 mkdir -p "$work"
-source "$(dirname "$0")/common.sh"  # fail, wait_for, start_server
+source "$(dirname "$0")/common.sh"  # fail, wait_for, start_server, expect_clean_exit
 
 name=$(basename "$server")
 start_server "$server" --workers 2  # sets pid and port
@@ -20,10 +20,6 @@ rc=0
 timeout 240 "$client" --port "$port" --pid "$pid" "$@" || rc=$?
 [ "$rc" = 0 ] || fail "bad_input_client against $name: exit code $rc (the table above names the phase)"
 kill -TERM "$pid"
-stopped() { ! kill -0 "$pid" 2>/dev/null; }
-wait_for 10 stopped || fail "$name still running 10 s after SIGTERM"
-rc=0
-wait "$pid" || rc=$?
-[ "$rc" = 0 ] || fail "$name: exit code $rc after SIGTERM: $(cat "$work/server.err")"
+expect_clean_exit "$name"
 grep -E "^$name: " "$work/server.out" || fail "$name printed no summary line: $(cat "$work/server.out")"
 echo "PASS"

@@ -37,3 +37,13 @@ start_server() {
 tracked=()
 track() { tracked+=("$@"); }
 trap 'for p in "${tracked[@]}"; do kill -9 "$p" 2>/dev/null || true; done' EXIT
+
+# After a stop signal to the server started by start_server: waits up to 10 s for it to exit and
+# fails unless its exit code is 0. $1 names it in the messages.
+expect_clean_exit() {
+  local rc=0
+  gone() { ! kill -0 "$pid" 2>/dev/null; }
+  wait_for 10 gone || fail "$1 still running 10 s after the stop signal"
+  wait "$pid" || rc=$?
+  [ "$rc" = 0 ] || fail "$1: exit code $rc after the stop signal: $(cat "$work/server.err")"
+}

@@ -16,7 +16,7 @@ data=$3
 work=$4
 mkdir -p "$work"
 
-source "$(dirname "$0")/common.sh"  # fail, wait_for, start_server
+source "$(dirname "$0")/common.sh"  # fail, wait_for, start_server, expect_clean_exit
 
 if ! command -v nc >/dev/null; then
   # Never skipped: scripts/setup.sh installs netcat-openbsd, and a skipped test reads as a pass.
@@ -152,11 +152,7 @@ run_server() {  # binary: runs the whole session against it, transcript in $work
   echo "$name on port $port"
   session
   stop_session "$pid"
-  stopped() { ! kill -0 "$pid" 2>/dev/null; }
-  wait_for 10 stopped || fail "$name still running 10 s after SIGTERM"
-  local rc=0
-  wait "$pid" || rc=$?
-  [ "$rc" = 0 ] || fail "$name: exit code $rc after SIGTERM: $(cat "$work/server.err")"
+  expect_clean_exit "$name"
   local summary
   summary=$(grep -E "^$name: served [0-9]+ connections, [0-9]+ commands, [0-9]+ waits \([0-9]+ timed out\), [0-9]+ keys at exit in [0-9.]+ s$" "$work/server.out") ||
     fail "$name: no summary line: $(cat "$work/server.out")"
