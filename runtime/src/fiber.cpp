@@ -178,10 +178,11 @@ void fiber_join(fiber_cb* f) {
   struct unpublish_on_unwind {
     fiber_cb* f;
     const wait_ticket* t;
+    bool armed = true;  // cleared once park() returned; still set if it threw forced_unwind
     ~unpublish_on_unwind() {
       // Unwound at shutdown while waiting: take our ticket (on this dying stack) back out of
       // the joined fiber's join_word, or its exit would wake freed memory.
-      if (std::uncaught_exceptions() == 0) return;
+      if (!armed) return;
       std::uintptr_t expected = reinterpret_cast<std::uintptr_t>(t);
       f->join_word.compare_exchange_strong(expected, 0, std::memory_order_acq_rel, std::memory_order_relaxed);
     }
@@ -196,6 +197,7 @@ void fiber_join(fiber_cb* f) {
            a->t->wake();  // already finished
        },
        &arg);
+  undo.armed = false;
   // Ordering: the waker's CAS on our wait_word (acq_rel) follows its acquire of join_word.
   while (f->join_word.load(std::memory_order_acquire) != 1) {
     // Only reachable when the wait was canceled by shutdown; unwinding has finished it.

@@ -165,7 +165,9 @@ runtime_stats runtime_impl::stats() const {
   }
   s.spawned += spawned_outside.load(std::memory_order_relaxed);
   s.finished += finished_outside.load(std::memory_order_relaxed);
-  s.live_fibers = pool.in_use();
+  std::int64_t live = pool.in_use_uncached();
+  for (const auto& w : workers) live += w->stacks.net.load(std::memory_order_relaxed);
+  s.live_fibers = live > 0 ? static_cast<std::uint64_t>(live) : 0;
   s.stacks_mapped = pool.mapped();
   s.workers = static_cast<unsigned>(workers.size());
   s.outside_joiners = outside_joiners.load(std::memory_order_relaxed);

@@ -110,12 +110,20 @@ fiber_cb* stack_pool::acquire(stack_cache* cache) {
   ASAN_UNPOISON_MEMORY_REGION(stack_low(f), static_cast<std::size_t>(static_cast<char*>(stack_high(f)) -
                                                                     static_cast<char*>(stack_low(f))));
 #endif
-  in_use_.fetch_add(1, std::memory_order_relaxed);
+  if (cache != nullptr) {
+    cache->net.store(cache->net.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  } else {
+    in_use_.fetch_add(1, std::memory_order_relaxed);
+  }
   return f;
 }
 
 void stack_pool::release(fiber_cb* f, stack_cache* cache) noexcept {
-  in_use_.fetch_sub(1, std::memory_order_relaxed);
+  if (cache != nullptr) {
+    cache->net.store(cache->net.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  } else {
+    in_use_.fetch_sub(1, std::memory_order_relaxed);
+  }
   f->state.store(fiber_state::free, std::memory_order_relaxed);
   if (cache != nullptr && cache->count < stack_cache::capacity) {
     cache->items[cache->count++] = f;

@@ -28,6 +28,11 @@ struct stack_cache {
   static constexpr unsigned capacity = 64;
   fiber_cb* items[capacity];
   unsigned count = 0;
+  // Stacks acquired minus stacks released through this cache (negative when fibers spawned on
+  // one worker finish on another). Ownership: the cache's worker writes it (load + store, no
+  // read-modify-write on a line another core writes); stats() sums it over all workers.
+  // Ordering: relaxed, a statistic.
+  std::atomic<std::int64_t> net{0};
 };
 
 class stack_pool {
@@ -64,7 +69,9 @@ class stack_pool {
   }
 
   std::size_t mapped() const noexcept { return mapped_.load(std::memory_order_relaxed); }
-  std::size_t in_use() const noexcept { return in_use_.load(std::memory_order_relaxed); }
+  /// Stacks in use acquired or released without a cache (plain threads); add each worker
+  /// cache's `net` for the total (runtime_impl::stats).
+  std::int64_t in_use_uncached() const noexcept { return in_use_.load(std::memory_order_relaxed); }
   guard_kind guard() const noexcept { return guard_kind_.load(std::memory_order_relaxed); }
 
  private:
@@ -85,7 +92,7 @@ class stack_pool {
   fiber_cb* all_ = nullptr;  // guarded by mu_
   // Counters for stats and leak checks. Ordering: relaxed, read for reporting only.
   std::atomic<std::size_t> mapped_{0};
-  std::atomic<std::size_t> in_use_{0};
+  std::atomic<std::int64_t> in_use_{0};  // acquisitions minus releases made without a cache
   std::atomic<std::size_t> excess_{0};
   std::atomic<guard_kind> guard_kind_{guard_kind::none};
 };

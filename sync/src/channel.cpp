@@ -219,9 +219,10 @@ select_outcome select_ops(select_op* ops, std::size_t n, bool has_default, deadl
     waiter* nodes;
     select_op* ops;
     std::size_t n;
+    bool armed = true;  // cleared once park() returned; still set if it threw forced_unwind
     ~unlink_on_unwind() {
       // Unwound at shutdown while parked: the nodes live on this dying stack.
-      if (std::uncaught_exceptions() == 0) return;
+      if (!armed) return;
       locks.lock();
       for (std::size_t i = 0; i < n; ++i)
         if (nodes[i].linked) (ops[i].send ? ops[i].ch->sendq_ : ops[i].ch->recvq_).remove(&nodes[i]);
@@ -241,6 +242,7 @@ select_outcome select_ops(select_op* ops, std::size_t n, bool has_default, deadl
                          copy.unlock();
                        },
                        &pub);
+  undo.armed = false;
   // Dequeue from every channel; at most one node was granted or closed-on.
   locks.lock();
   select_outcome out{-1, r == wake_reason::timed_out ? channel_status::timeout : channel_status::canceled};

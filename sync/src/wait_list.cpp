@@ -20,10 +20,11 @@ bool wait_in(spinlock& lock, wait_list& list, waiter& w, deadline_t deadline, vo
     spinlock& lock;
     wait_list& list;
     waiter& w;
+    bool armed = true;  // cleared once park() returned; still set if it threw forced_unwind
     ~unlink_on_unwind() {
       // Unwound at shutdown while parked: the record lives on this dying stack, so it must
       // leave the queue (what it may have been granted is abandoned with the runtime).
-      if (std::uncaught_exceptions() == 0) return;
+      if (!armed) return;
       lock.lock();
       if (w.linked) list.remove(&w);
       lock.unlock();
@@ -40,6 +41,7 @@ bool wait_in(spinlock& lock, wait_list& list, waiter& w, deadline_t deadline, vo
                          pa->lock->unlock();
                        },
                        &p);
+  undo.armed = false;
   if (reason != nullptr) *reason = r;
   if (r == wake_reason::notified) return w.granted;  // the waker unlinked us before waking
   // Timed out or canceled: either still queued, or a waker popped us but lost the wake race
