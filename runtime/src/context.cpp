@@ -123,14 +123,6 @@ struct switch_record {
   bool unwind;
 };
 
-// First thing on a context that a plain switch (context_switch_plain) resumed: the leaving
-// context's handle comes back as the resume's result; store it where its owner keeps it.
-void arrive_plain(machine_context& self, ctx::fiber&& back) noexcept {
-  machine_context* from = self.plain_from;
-  annotate_arrive(self, from);
-  fiber_of(*from) = std::move(back);
-}
-
 }  // namespace
 
 void context_init_thread(machine_context& self) noexcept {
@@ -164,8 +156,7 @@ void context_make(machine_context& m, void* lo, void* hi, context_entry_fn entry
   new (m.handle) ctx::fiber(
       std::allocator_arg, ctx::preallocated(hi, top - bottom, sctx), exit_hook_allocator{self},
       [self, entry, arg](ctx::fiber&& caller) -> ctx::fiber {
-        // Empty when started by context_switch (its hook kept the caller's context already).
-        if (caller) arrive_plain(*self, std::move(caller));
+        (void)caller;  // always empty: our hooks keep the caller's context themselves
         exit_target target = entry(arg);
         self->pending_exit = target;
         swap_eh_state(nullptr, *target.to);
@@ -190,19 +181,7 @@ void context_switch(machine_context& self, machine_context& to, after_switch_fn 
   swap_eh_state(&self, to);
   annotate_leave(&self, to);
   ctx::fiber target = std::move(fiber_of(to));
-  ctx::fiber back =
-      std::move(target).resume_with([&rec](ctx::fiber&& from_ctx) { return on_arrival(std::move(from_ctx), &rec); });
-  // Empty when the hook of the context that resumed us ran (on_arrival, the exit hook).
-  if (back) arrive_plain(self, std::move(back));
-}
-
-void context_switch_plain(machine_context& self, machine_context& to) {
-  swap_eh_state(&self, to);
-  annotate_leave(&self, to);
-  to.plain_from = &self;
-  ctx::fiber target = std::move(fiber_of(to));
-  ctx::fiber back = std::move(target).resume();
-  if (back) arrive_plain(self, std::move(back));
+  std::move(target).resume_with([&rec](ctx::fiber&& from_ctx) { return on_arrival(std::move(from_ctx), &rec); });
 }
 
 void context_unwind(machine_context& self, machine_context& victim) {
@@ -210,9 +189,7 @@ void context_unwind(machine_context& self, machine_context& victim) {
   swap_eh_state(&self, victim);
   annotate_leave(&self, victim);
   ctx::fiber target = std::move(fiber_of(victim));
-  ctx::fiber back =
-      std::move(target).resume_with([&rec](ctx::fiber&& from_ctx) { return on_arrival(std::move(from_ctx), &rec); });
-  if (back) arrive_plain(self, std::move(back));
+  std::move(target).resume_with([&rec](ctx::fiber&& from_ctx) { return on_arrival(std::move(from_ctx), &rec); });
 }
 
 }  // namespace weft::detail

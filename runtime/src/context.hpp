@@ -1,11 +1,9 @@
 // The context switch: the only unit that touches Boost.Context (through context.cpp) and the
 // sanitizer fiber annotations. A machine_context is one suspended execution: a fiber's or a worker
 // thread's own stack.
-// Invariant: every resumption of a context runs exactly one arrival step first: the hook of
-// the context_switch that resumed it (on_arrival, which then runs `after`), the exit hook run by
-// the stack allocator, or arrive_plain after a context_switch_plain. So the ASan "finish
-// switch" and the storing of the left context's handle happen in one place per switch (the
-// exception-state hand-over happens on the leaving side, right before the jump).
+// Invariant: every resumption of a context runs one of our hooks first (switch_to's `after`, or
+// the exit hook run by the stack allocator), so the ASan/TSan "finish switch" and the C++
+// exception-state hand-over happen in exactly one place per switch.
 #pragma once
 
 #include <cstddef>
@@ -42,8 +40,6 @@ struct machine_context {
   unsigned eh_uncaught = 0;
   // Set by the exiting side, read by the exit hook on the next context.
   exit_target pending_exit{};
-  // Set by the leaving side of a context_switch_plain, read right after the arrival here.
-  machine_context* plain_from = nullptr;
 };
 
 /// Prepares `self` to represent the calling OS thread's own stack.
@@ -57,11 +53,6 @@ void context_make(machine_context& ctx, void* lo, void* hi, context_entry_fn ent
 /// Suspends the caller into `self` and resumes `to`; `after(arg)` runs on `to` first.
 void context_switch(machine_context& self, machine_context& to, after_switch_fn after, void* arg);
 
-/// As context_switch without a hook: a plain jump, cheaper (no ontop call). Only for a `self`
-/// that no other thread can resume before the arriving side has stored its handle, i.e. one
-/// kept where only this thread looks (the worker's yield slot): the arriving side stores it
-/// before anything else runs there.
-void context_switch_plain(machine_context& self, machine_context& to);
 /// Resumes `ctx` by throwing detail::forced_unwind (weft/detail/core.hpp) from its suspension
 /// point; returns when the unwound fiber exits back to `self`.
 void context_unwind(machine_context& self, machine_context& ctx);

@@ -90,7 +90,11 @@ exit_target fiber_main(void* arg) noexcept {
   worker_counters::bump(w->counters.switches);
   fiber_cb* next = w->next_local();
   if (next != nullptr) {
-    w->enter(next);
+    worker::check_resumable(next);
+    w->current = next;
+    w->running_hint.store(next, std::memory_order_relaxed);
+    next->state.store(fiber_state::running, std::memory_order_relaxed);
+    next->last_worker = w->index;
     return {&next->ctx, after_exit, f};
   }
   w->current = nullptr;
@@ -355,14 +359,9 @@ void yield() {
     rt->poll_io_now();
     next = w->next_local();
   }
-  if (next != nullptr) {
-    w->yield_to(self, next);
-    return;
-  }
-  if (!rt->stopping.load(std::memory_order_relaxed)) return;
-  // Stopping: back to the scheduler loop, which exits.
+  if (next == nullptr && !rt->stopping.load(std::memory_order_relaxed)) return;
   self->state.store(fiber_state::runnable, std::memory_order_relaxed);
-  w->switch_to(self, nullptr, [](void* p) {
+  w->switch_to(self, next, [](void* p) {
     auto* f = static_cast<fiber_cb*>(p);
     f->rt->schedule(f, /*lifo=*/false, /*new_work=*/false);
   }, self);

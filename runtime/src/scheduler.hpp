@@ -52,16 +52,10 @@ struct worker {
   void switch_away(fiber_cb* self, after_switch_fn after, void* arg);
   /// As switch_away, to a `next` (may be null: the scheduler loop) the caller already took.
   void switch_to(fiber_cb* self, fiber_cb* next, after_switch_fn after, void* arg);
-  /// The yield of `self` to `next` (not null): `self` goes into the yield slot, and the switch
-  /// needs no hook (context_switch_plain), since only this thread looks at the slot. Throws
-  /// detail::forced_unwind when the runtime unwinds the fiber at shutdown.
-  void yield_to(fiber_cb* self, fiber_cb* next);
   /// The worker thread's loop.
   void run() noexcept;
   /// Aborts with a message unless `f` is runnable (the scheduler's own invariant).
   static void check_resumable(const fiber_cb* f) noexcept;
-  /// Marks `next` as this worker's running fiber, right before switching to it.
-  void enter(fiber_cb* next) noexcept;
 
   runtime_impl* const rt;
   const unsigned index;
@@ -74,12 +68,6 @@ struct worker {
   parker sleeper;                      // any thread unparks
   machine_context main_ctx;            // the worker thread's own stack
   fiber_cb* current = nullptr;         // Ownership: this worker's thread
-  // The fiber that yielded last, runnable, not yet in the queue. Ownership: this worker's
-  // thread only (no thief sees it, which is what lets a yield switch without a publishing
-  // hook). Invariant: it runs after everything in the queue and the global queue (next_local
-  // takes it last), and it goes to the queue when another fiber yields, and every 61 ticks,
-  // so it is stealable again within a tick interval; a pinned one goes to the inbox instead.
-  fiber_cb* yielded = nullptr;
   // Copies for other threads (shutdown messages, diagnostics). Ordering: relaxed, hints only;
   // `exited` is a release store at the end of run(), acquire-loaded before join().
   std::atomic<fiber_cb*> running_hint{nullptr};
@@ -124,7 +112,6 @@ struct worker {
   bool spin_for_work() noexcept;
   void overflow_to_global(fiber_cb* f) noexcept;
   fiber_cb* take_from_global() noexcept;
-  void requeue_yielded() noexcept;
 };
 
 struct runtime_impl {

@@ -73,8 +73,6 @@ fiber_cb* worker::next_local() noexcept {
   if (tick % global_queue_interval == 0) {
     keep_time();
     progress.store(tick, std::memory_order_relaxed);
-    // The yielded fiber becomes stealable (and runs in queue order from now on).
-    if (yielded != nullptr) requeue_yielded();
     const std::int64_t now = now_ns();
     if (rt->workers.size() > 1) rescue_stalled(now);
     // A busy worker still looks for I/O now and then, so busy fibers cannot starve it. Not from
@@ -117,20 +115,7 @@ fiber_cb* worker::next_local() noexcept {
   }
   lifo_streak = 0;
   if ((f = queue.pop()) != nullptr) return f;
-  if ((f = take_from_global()) != nullptr) return f;
-  f = yielded;
-  yielded = nullptr;
-  return f;
-}
-
-void worker::requeue_yielded() noexcept {
-  fiber_cb* f = yielded;
-  yielded = nullptr;
-  if (f->home_worker >= 0) {
-    inbox.push(f);  // pinned: never where a thief could take it
-  } else if (!queue.push(f)) {
-    overflow_to_global(f);
-  }
+  return take_from_global();
 }
 
 void worker::rescue_stalled(std::int64_t now) noexcept {
@@ -208,31 +193,14 @@ void worker::check_resumable(const fiber_cb* f) noexcept {
   std::abort();
 }
 
-void worker::enter(fiber_cb* next) noexcept {
-  check_resumable(next);
-  current = next;
-  running_hint.store(next, std::memory_order_relaxed);
-  next->state.store(fiber_state::running, std::memory_order_relaxed);
-  next->last_worker = index;
-}
-
-void worker::yield_to(fiber_cb* self, fiber_cb* next) {
-  worker_counters::bump(counters.switches);
-  self->state.store(fiber_state::runnable, std::memory_order_relaxed);
-  // The previous yielder (if next_local did not just take it) yielded before us: it goes first.
-  if (yielded != nullptr) requeue_yielded();
-  // Only this thread reads the slot, and only after the jump below has saved self's context
-  // (the arriving side stores the handle before it runs anything else).
-  yielded = self;
-  enter(next);
-  context_switch_plain(self->ctx, next->ctx);
-  // Resumed, possibly on another worker (stolen after a requeue): `this` is stale here.
-}
-
 void worker::switch_to(fiber_cb* self, fiber_cb* next, after_switch_fn after, void* arg) {
   worker_counters::bump(counters.switches);
   if (next != nullptr) {
-    enter(next);
+    check_resumable(next);
+    current = next;
+    running_hint.store(next, std::memory_order_relaxed);
+    next->state.store(fiber_state::running, std::memory_order_relaxed);
+    next->last_worker = index;
     context_switch(self->ctx, next->ctx, after, arg);
   } else {
     current = nullptr;
@@ -396,7 +364,11 @@ void worker::run() noexcept {
   context_init_thread(main_ctx);
   thread_altstack_init();
   while (fiber_cb* f = find_work()) {
-    enter(f);
+    check_resumable(f);
+    current = f;
+    running_hint.store(f, std::memory_order_relaxed);
+    f->state.store(fiber_state::running, std::memory_order_relaxed);
+    f->last_worker = index;
     worker_counters::bump(counters.switches);
     context_switch(main_ctx, f->ctx, nullptr, nullptr);
     // Back on the worker's stack: whoever switched here set `current` to null.
