@@ -102,6 +102,8 @@ void settle_and_unlock(io_desc* d) noexcept {
       sl.deadline = INT64_MAX;  // the event count runs on: only changes of it matter
     }
     d->wakeups[0] = d->wakeups[1] = 0;
+    d->read_drained_at.store(0, std::memory_order_relaxed);
+    d->hangup_seen.store(false, std::memory_order_relaxed);
   }
   d->lock.unlock();
   // Closing the number removes it from the epoll set (unless the open file lives on in a dup
@@ -315,7 +317,7 @@ std::error_code io_wait(io_desc* d, io_dir dir, const std::stop_token* st, std::
   return std::make_error_code(std::errc::operation_canceled);
 }
 
-void io_ready(std::uint32_t index, std::uint32_t gen, bool read, bool write) noexcept {
+void io_ready(std::uint32_t index, std::uint32_t gen, bool read, bool write, bool hangup) noexcept {
   io_desc* d = table().lookup(index);
   if (d == nullptr) return;
   wait_ticket w[2];
@@ -324,6 +326,8 @@ void io_ready(std::uint32_t index, std::uint32_t gen, bool read, bool write) noe
     d->lock.unlock();  // an event for an earlier use of this record: drop it
     return;
   }
+  // Ordering: relaxed, published by the release store of the read count below.
+  if (hangup) d->hangup_seen.store(true, std::memory_order_relaxed);
   if (read) {
     // Ordering: release, paired with io_events' acquire load before the next syscall.
     d->slot[0].events.store(d->slot[0].events.load(std::memory_order_relaxed) + 1, std::memory_order_release);

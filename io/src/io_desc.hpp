@@ -61,6 +61,20 @@ struct io_desc {
   bool keep_fd = false;                   // release without closing the number (posix forget)
   io_slot slot[2];
   std::uint32_t wakeups[2] = {0, 0};      // waiters woken by readiness events (tests, diagnostics)
+  // --- a hint, any thread (relaxed atomics) ---
+  // Stream reads: 1 + the read event count seen before the last recv that came back short (it
+  // emptied the receive queue), or 0. While the count still has that value no data has come
+  // since — data arriving after that recv raises an edge the poller has yet to count — so the
+  // next read waits for an event instead of spending a recv on EAGAIN (a request/response
+  // connection then costs one recv per request, not two). A wrong hint costs a syscall, never
+  // a wake-up: the wait itself compares against the count. Reset when the record is reused.
+  std::atomic<std::uint64_t> read_drained_at{0};
+  // Set (before the read event count moves) once an event said the peer shut down or the
+  // socket failed: an end of stream or an error may then be pending after a short read, and no
+  // further edge would announce it, so read_drained_at is not trusted any more. Sticky for the
+  // record's use; reset when it is reused. Ordering: relaxed store before the count's release
+  // store; read after the count's acquire load (io_do).
+  std::atomic<bool> hangup_seen{false};
   // Registered with this poller (null: not yet). Registration happens when a fiber first
   // creates or waits on the descriptor; a plain thread waiting on an unregistered descriptor
   // uses poll(2) in short slices (so close and deadlines still end its wait).
@@ -103,7 +117,7 @@ void io_detach_poller(epoll_poller* p) noexcept;
 
 /// The poller's side: readiness for `dir` on the record at `index` if it still has
 /// generation `gen`. Wakes the parked waiter or leaves `ready` for the next attempt.
-void io_ready(std::uint32_t index, std::uint32_t gen, bool read, bool write) noexcept;
+void io_ready(std::uint32_t index, std::uint32_t gen, bool read, bool write, bool hangup = false) noexcept;
 
 /// How many parked waiters readiness events have woken in `dir` since the record was created
 /// (the accept-herd test's measure: at most one per event). Any thread.
@@ -136,8 +150,12 @@ class io_op_guard {
 /// something other than EAGAIN/EINTR, or the wait fails. Returns the call's result, or -1
 /// with `ec` set. errno is copied right after the call, before anything can switch fibers.
 /// May throw detail::forced_unwind (runtime shutdown) from the wait, hence not noexcept.
+/// `drained`: 1 + an event count at which `dir` was known empty (io_desc::read_drained_at), or
+/// 0: while the count is unchanged, wait for an event before the first call. `seen_out`, if
+/// given, receives the event count read before the call that succeeded.
 template <class Call>
-long io_do(io_desc* d, io_dir dir, const std::stop_token* st, std::error_code& ec, Call&& call) {
+long io_do(io_desc* d, io_dir dir, const std::stop_token* st, std::error_code& ec, Call&& call,
+           std::uint64_t drained = 0, std::uint32_t* seen_out = nullptr) {
   io_op_guard g(d);
   if (!g) {
     ec = std::make_error_code(d == nullptr ? std::errc::bad_file_descriptor : std::errc::operation_canceled);
@@ -146,7 +164,19 @@ long io_do(io_desc* d, io_dir dir, const std::stop_token* st, std::error_code& e
   std::unique_lock<weft::mutex> turn(d->turn[static_cast<int>(dir)], std::defer_lock);
   for (;;) {
     std::uint32_t seen = io_events(d, dir);
+    if (drained != 0) {
+      const bool empty = static_cast<std::uint32_t>(drained - 1) == seen &&
+                         !d->hangup_seen.load(std::memory_order_relaxed);
+      drained = 0;
+      if (empty) {  // nothing came since the queue was emptied: wait as after an EAGAIN
+        if (!turn.owns_lock()) turn.lock();
+        ec = io_wait(d, dir, st, seen);
+        if (ec) return -1;
+        continue;
+      }
+    }
     long r = call(g.fd());
+    if (seen_out != nullptr) *seen_out = seen;
     if (r >= 0) {
       ec.clear();
       return r;

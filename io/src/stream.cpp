@@ -22,7 +22,16 @@ std::size_t read_some_impl(io_desc* d, void* buf, std::size_t size, const std::s
     ec.clear();
     return 0;
   }
-  long r = io_do(d, io_dir::read, st, ec, [&](int fd) { return ::recv(fd, buf, size, 0); });
+  // A short read emptied the receive queue: remember the event count it started from, so the
+  // next read waits for an event first (io_desc::read_drained_at). d is valid here: the
+  // socket object holds it (io_do's guard only says whether it is open).
+  std::uint32_t seen = 0;
+  long r = io_do(d, io_dir::read, st, ec, [&](int fd) { return ::recv(fd, buf, size, 0); },
+                 d != nullptr ? d->read_drained_at.load(std::memory_order_relaxed) : 0, &seen);
+  if (d != nullptr) {
+    const bool short_read = r > 0 && static_cast<std::size_t>(r) < size;
+    d->read_drained_at.store(short_read ? std::uint64_t{seen} + 1 : 0, std::memory_order_relaxed);
+  }
   return r < 0 ? 0 : static_cast<std::size_t>(r);
 }
 

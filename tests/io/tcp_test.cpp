@@ -318,6 +318,61 @@ TEST_P(TcpTest, PeerResetAndHalfCloseAreReported) {
   });
 }
 
+TEST_P(TcpTest, EndOfStreamOrResetBehindAShortReadIsStillSeen) {
+  // A short read lets the next read wait for an event instead of calling recv (io_desc::
+  // read_drained_at). Data and the peer's FIN (or RST) may arrive in one readiness event, so
+  // after reading the data nothing more announces the end: the next read must still see it at
+  // once, not wait for its deadline. Each case with the bytes already queued before the first
+  // read, and with them arriving while the reader waits.
+  rt().block_on([&] {
+    for (int reset = 0; reset < 2; ++reset) {
+      for (int queued_first = 0; queued_first < 2; ++queued_first) {
+        auto ab = connected_pair();
+        auto& a = ab.first;
+        auto& b = ab.second;
+        a.set_read_deadline(weft::net::clock::now() + 5s);
+        auto finish = [&] {
+          b.write_all("abc", 3);
+          if (reset != 0) {
+            ::linger lg{1, 0};
+            ::setsockopt(b.native_handle(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            b.close();
+          } else {
+            b.shutdown(weft::net::shutdown_how::write);
+          }
+        };
+        std::optional<weft::join_handle<void>> writer;
+        if (queued_first != 0) {
+          finish();
+          int avail = 0;
+          ASSERT_TRUE(weft_test::wait_until([&] { return ::recv(a.native_handle(), &avail, 1, MSG_PEEK) == 1; }));
+        } else {
+          writer.emplace(weft::spawn([&] {
+            weft::this_fiber::sleep_for(20ms);  // the reader is parked by then (or reads late: both fine)
+            finish();
+          }));
+        }
+        char buf[64];
+        std::error_code ec;
+        std::size_t n = a.read_some(buf, sizeof buf, ec);
+        ASSERT_FALSE(ec) << ec.message();
+        ASSERT_EQ(n, 3u);  // short: the hint is set
+        auto t0 = std::chrono::steady_clock::now();
+        n = a.read_some(buf, sizeof buf, ec);
+        auto waited = std::chrono::steady_clock::now() - t0;
+        if (reset != 0) {
+          EXPECT_EQ(ec, std::errc::connection_reset) << ec.message();
+        } else {
+          EXPECT_FALSE(ec) << ec.message();
+          EXPECT_EQ(n, 0u);  // end of stream
+        }
+        EXPECT_LT(waited, 2s) << "reset=" << reset << " queued_first=" << queued_first;
+        if (writer) writer->join();
+      }
+    }
+  });
+}
+
 TEST_P(TcpTest, ShortTransfersWithTinyBuffersLoseNothing) {
   // T20-style: a 4 KiB send buffer forces partial writes and many parks on both sides. (Only
   // the sender's: a receive buffer below loopback's MSS stalls TCP itself on its persist

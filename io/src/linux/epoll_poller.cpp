@@ -70,7 +70,8 @@ std::uint32_t epoll_poller::poll(std::int64_t timeout_ns) noexcept {
     std::uint32_t e = events[i].events;
     bool rd = (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) != 0;
     bool wr = (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0;
-    io_ready(static_cast<std::uint32_t>(data), static_cast<std::uint32_t>(data >> 32), rd, wr);
+    bool hangup = (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+    io_ready(static_cast<std::uint32_t>(data), static_cast<std::uint32_t>(data >> 32), rd, wr, hangup);
     ++woken;
   }
   return woken;
