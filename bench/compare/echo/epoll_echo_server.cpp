@@ -31,10 +31,11 @@ namespace {
 
 constexpr const char* prog = "epoll_echo_server";
 constexpr const char* usage =
-    "usage: epoll_echo_server [--port P] [--threads N] [--accept reuseport|shared] [--stop-on-short-read]\n"
+    "usage: epoll_echo_server [--port P] [--workers N] [--accept reuseport|shared] [--stop-on-short-read]\n"
     "  --port P             TCP port on 127.0.0.1; 0 (default) picks a free one. Prints\n"
     "                       \"listening on 127.0.0.1:PORT\" once it accepts connections.\n"
-    "  --threads N          worker threads, each with its own epoll instance (default 2)\n"
+    "  --workers N          worker threads, each with its own epoll instance (default 2; the\n"
+    "                       flag echo_server takes for its runtime's workers)\n"
     "  --accept MODE        reuseport (default): one SO_REUSEPORT listener per worker;\n"
     "                       shared: one listener in every worker's epoll with EPOLLEXCLUSIVE\n"
     "  --stop-on-short-read end a drain at a read shorter than the buffer instead of reading on\n"
@@ -256,7 +257,7 @@ int main(int argc, char** argv) {
     std::string_view text;
     if (a.value("--port", v, 0, 65535)) {
       opts.port = std::uint16_t(v);
-    } else if (a.value("--threads", v, 1, 1024)) {
+    } else if (a.value("--workers", v, 1, 1024)) {
       opts.threads = unsigned(v);
     } else if (a.value("--accept", text)) {
       if (text == "shared") opts.shared_accept = true;
