@@ -21,6 +21,16 @@ bool parse_uint(const char* s, unsigned long max, unsigned long& out) {
   return true;
 }
 
+bool split_host_port(std::string_view text, std::string& host, std::string& port) {
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) return false;
+  host = text.substr(0, colon);
+  port = text.substr(colon + 1);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  unsigned long p = 0;
+  return parse_uint(port.c_str(), 65535, p) && p > 0;
+}
+
 bool parse_seconds(const char* s, double max_seconds, double& out) {
   if (s == nullptr || !(s[0] >= '0' && s[0] <= '9')) return false;
   char* end = nullptr;

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_set>
 #include <vector>
@@ -51,6 +52,10 @@ struct operand {
 
 /// Parses an unsigned decimal in [0, max] (no sign, no trailing characters).
 bool parse_uint(const char* s, unsigned long max, unsigned long& out);
+
+/// Splits "HOST:PORT" ("127.0.0.1:7007", "localhost:7007", "[::1]:7007"; brackets dropped)
+/// into its parts; false unless the host is non-empty and the port is in 1..65535.
+bool split_host_port(std::string_view text, std::string& host, std::string& port);
 
 /// Parses a duration in seconds in [0, max_seconds] ("10", "0.5"; no sign, no trailing characters).
 bool parse_seconds(const char* s, double max_seconds, double& out);

@@ -615,13 +615,8 @@ int run_load(const options& o) {
 
 // Resolves "HOST:PORT" ("127.0.0.1:7007", "localhost:7007", "[::1]:7007") into o.addr.
 bool resolve_target(const char* text, options& o) {
-  std::string_view t = text;
-  auto colon = t.rfind(':');
-  if (colon == std::string_view::npos || colon == 0 || colon + 1 == t.size()) return false;
-  std::string host(t.substr(0, colon)), port(t.substr(colon + 1));
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  unsigned long p = 0;
-  if (!sample::parse_uint(port.c_str(), 65535, p) || p == 0) return false;
+  std::string host, port;
+  if (!sample::split_host_port(text, host, port)) return false;
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;

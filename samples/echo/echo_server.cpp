@@ -18,13 +18,10 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <exception>
-#include <stop_token>
 #include <system_error>
 
 namespace {
 
-using namespace std::chrono_literals;
 using connection_set = sample::connection_set<weft::net::tcp_stream>;
 
 struct options {

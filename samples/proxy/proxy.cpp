@@ -22,8 +22,6 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <exception>
-#include <stop_token>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -31,7 +29,6 @@
 
 namespace {
 
-using namespace std::chrono_literals;
 using weft::net::clock;
 using weft::net::tcp_stream;
 
@@ -49,17 +46,6 @@ const char* const kUsage =
     "half-close passed on, idle deadlines, both sides closed on any error.\n"
     "Try it with: proxy --port 9000 --to 127.0.0.1:6379, then redis-cli -p 9000 ping.";
 
-// Splits "HOST:PORT" ("localhost:6379", "[::1]:6379").
-bool split_host_port(std::string_view s, std::string& host, std::string& port) {
-  auto colon = s.rfind(':');
-  if (colon == std::string_view::npos || colon == 0 || colon + 1 == s.size()) return false;
-  host = s.substr(0, colon);
-  port = s.substr(colon + 1);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  unsigned long p = 0;
-  return sample::parse_uint(port.c_str(), 65535, p) && p > 0;
-}
-
 int parse_args(int argc, char** argv, options& o) {
   int rc = sample::parse_args(
       argc, argv, "proxy", kUsage, o.common,
@@ -69,12 +55,12 @@ int parse_args(int argc, char** argv, options& o) {
         .what = "a host and a port, such as 127.0.0.1:6379",
         .set = [&o](const char* s) {
           o.to = s;
-          return split_host_port(s, o.to_host, o.to_port);
+          return sample::split_host_port(s, o.to_host, o.to_port);
         }},
        sample::millis_flag("--idle-timeout-ms",
                            "close a pair after N ms with nothing moving either way (default 60000; 0 = never)",
                            o.idle),
-       sample::millis_flag("--connect-timeout-ms", "give up connecting to the upstream after N ms (default 5000)",
+       sample::millis_flag("--connect-timeout-ms", "give up connecting to the upstream after N ms (default 5000; 0 = the system's limit)",
                            o.connect_timeout),
        sample::millis_flag("--grace-ms", "on SIGINT/SIGTERM, how long open pairs may take to finish (default 1000)",
                            o.grace)});
@@ -160,7 +146,9 @@ void pass_reset(std::error_code ec, pair& p) {
 bool connect_upstream(proxy& px, pair& p) {
   std::error_code ec;
   for (const weft::net::endpoint& ep : px.upstream) {
-    p.upstream = tcp_stream::connect(ep, clock::now() + px.opts.connect_timeout, px.stop.get_token(), ec);
+    weft::net::deadline d = px.opts.connect_timeout.count() > 0 ? clock::now() + px.opts.connect_timeout
+                                                                 : weft::net::no_deadline;
+    p.upstream = tcp_stream::connect(ep, d, px.stop.get_token(), ec);
     if (!ec) return true;
     if (px.stop.stop_requested()) return false;
     std::error_code peer_ec;
