@@ -14,6 +14,7 @@ packages=(
   redis-server                      # kv_server's benchmark peer and golden-transcript recorder
   curl wrk                          # drive http_server in tests, the demo and benchmarks
   netcat-openbsd socat              # line clients for chat_server, proxy and bad-input tests
+  iproute2 python3                  # ss (socket states) and Python peers in the echo and proxy tests
 )
 
 missing=()
