@@ -3,7 +3,7 @@
 // weft side of the I/O benchmark (bench/run_echo_bench.sh runs this binary beside the
 // hand-written bench/compare/echo/epoll_echo_server, both driven by echo_client).
 // A connection ends when its peer closes or resets it, or when nothing arrives for
-// --idle-timeout-ms (a write that cannot make progress for that long ends it too).
+// --idle-timeout-ms (an echo that cannot be written back within that long ends it too).
 // Shutdown: SIGINT/SIGTERM end the accept loop and close the listener; then every connection is
 // shut down for reading, so a fiber parked in read_some reads end of stream at once while one
 // with an echo in flight writes it back first. Connections still open after --grace-ms are
@@ -47,10 +47,10 @@ template <std::size_t N>
 void serve(weft::net::tcp_stream& s, std::chrono::milliseconds idle, conn_result& r) {
   char buf[N];
   for (;;) {
-    // Sticky deadlines: one for this read and the echo that follows it.
-    if (idle.count() > 0) s.set_deadline(weft::net::clock::now() + idle);
+    if (idle.count() > 0) s.set_read_deadline(weft::net::clock::now() + idle);
     std::size_t n = s.read_some(buf, sizeof buf, r.ec);
     if (r.ec || n == 0) return;
+    if (idle.count() > 0) s.set_write_deadline(weft::net::clock::now() + idle);
     s.write_all(buf, n, r.ec);
     if (r.ec) return;
     r.bytes += n;
