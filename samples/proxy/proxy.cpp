@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -84,11 +85,24 @@ struct pair {
   clock::time_point last_activity() const noexcept {
     return clock::time_point(clock::duration(last_activity_ns.load(std::memory_order_relaxed)));
   }
-  /// Closes both sides: a copier parked on either returns operation_canceled. Any fiber.
-  void close() noexcept {
-    client.close();
-    upstream.close();
+  /// Closes both sides: a copier parked on either returns operation_canceled. With `reset`,
+  /// each side still open is closed with SO_LINGER 0, so its peer gets RST instead of FIN. Any
+  /// fiber.
+  void close(bool reset = false) noexcept {
+    // Under the lock: once a side is closed its descriptor number may be reused, so setting an
+    // option must not race with the other copier's close.
+    std::lock_guard lk(close_mu_);
+    for (tcp_stream* s : {&client, &upstream}) {
+      if (reset && s->is_open()) {
+        ::linger l{.l_onoff = 1, .l_linger = 0};
+        (void)::setsockopt(s->native_handle(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+      }
+      s->close();
+    }
   }
+
+ private:
+  weft::mutex close_mu_;
 };
 
 using pair_set = sample::connection_set<pair>;
@@ -131,16 +145,6 @@ std::error_code copy(pair& p, tcp_stream& from, tcp_stream& to, std::chrono::mil
   }
 }
 
-// A reset from either peer is passed on as a reset to the other: close with SO_LINGER 0 sends
-// RST instead of FIN (on the side that reset, it changes nothing).
-void pass_reset(std::error_code ec, pair& p) {
-  if (ec != std::errc::connection_reset) return;
-  ::linger l{.l_onoff = 1, .l_linger = 0};
-  for (tcp_stream* s : {&p.client, &p.upstream}) {
-    if (s->is_open()) (void)::setsockopt(s->native_handle(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
-  }
-}
-
 // Connects to the first upstream address that answers within the connect timeout; logs the
 // failure (naming the upstream and the client) and returns false if none does.
 bool connect_upstream(proxy& px, pair& p) {
@@ -180,16 +184,11 @@ void serve_pair(proxy& px, tcp_stream client) {
   std::error_code down_ec;
   weft::join_handle<void> downstream = weft::spawn(weft::spawn_options{.name = "proxy downstream"}, [&] {
     down_ec = copy(p, p.upstream, p.client, idle, down);
-    if (down_ec) {
-      pass_reset(down_ec, p);
-      p.close();
-    }
+    // Any error closes both sides; a reset from either peer is passed on as a reset.
+    if (down_ec) p.close(down_ec == std::errc::connection_reset);
   });
   std::error_code up_ec = copy(p, p.client, p.upstream, idle, up);
-  if (up_ec) {
-    pass_reset(up_ec, p);
-    p.close();
-  }
+  if (up_ec) p.close(up_ec == std::errc::connection_reset);
   downstream.join();
   px.pairs.remove(&p);
   p.close();

@@ -72,8 +72,7 @@ sleep 0.5  # long enough for the server's send buffer to fill
 printf 'ping' >&5
 [ "$(timeout 10 head -c 4 <&5)" = ping ] || fail "no echo before stop"
 kill -TERM "$echo_pid"
-refused() { ! (exec 6<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
-wait_for 10 refused || fail "listener still accepting after SIGTERM"
+wait_for 10 not_listening "$port" || fail "listener still accepting after SIGTERM"
 start=$(ms_now)
 [ -z "$(timeout 10 cat <&5)" ] || fail "idle connection got data at stop"
 [ $(($(ms_now) - start)) -lt 1000 ] || fail "idle connection was not ended at once (took $(($(ms_now) - start)) ms)"

@@ -194,8 +194,7 @@ exec 3<>"/dev/tcp/127.0.0.1/$stop_port"
 printf ping >&3
 [ "$(timeout 10 head -c 4 <&3)" = ping ] || fail "no echo through the proxy before stop"
 kill -TERM "$stop_pid"
-refused() { ! (exec 6<>"/dev/tcp/127.0.0.1/$stop_port") 2>/dev/null; }
-wait_for 10 refused || fail "proxy listener still accepting after SIGTERM"
+wait_for 10 not_listening "$stop_port" || fail "proxy listener still accepting after SIGTERM"
 [ -z "$(timeout 10 cat <&3)" ] || fail "unexpected data at stop"
 exec 3<&-
 stop_sample stop '^proxy: served 1 connections to .* 1 closed after the grace period'

@@ -8,6 +8,7 @@
 #   stop_sample NAME REGEX         SIGTERM; exit code 0 and a stdout line matching REGEX
 #   wait_for SECONDS CMD...        polls CMD every 20 ms until it succeeds
 #   check_echoes PORT WHAT         nc and socat get back what they send to an echo service
+#   not_listening PORT             no socket listens on PORT (asked of ss: no probe connection)
 # A sample's stdout and stderr go to $sample_work/NAME.out and NAME.err.
 
 fail() {
@@ -43,6 +44,7 @@ kill_samples() {
 }
 trap kill_samples EXIT
 
+not_listening() { [ -z "$(ss -Htln "( sport = :$1 )")" ]; }
 has_listening_line() { grep -qs '^listening on 127.0.0.1:[0-9]*$' "$1"; }
 has_exited() { ! kill -0 "$1" 2>/dev/null; }
 
