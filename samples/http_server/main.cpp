@@ -48,17 +48,9 @@ const char* const kUsage =
     "An HTTP/1.1 server on weft fibers: GET / (hello), /metrics (Prometheus text),\n"
     "/debug/fibers (live fibers), /static/<path> (files under --root).";
 
+// A flag taking milliseconds 1..3600000.
 sample::flag millis_flag(const char* name, const char* help, std::chrono::milliseconds& out) {
-  return {.name = name,
-          .value_name = "MS",
-          .help = help,
-          .what = "a count of milliseconds 1..3600000",
-          .set = [&out](const char* s) {
-            unsigned long v = 0;
-            if (!sample::parse_uint(s, 3600000, v) || v == 0) return false;
-            out = std::chrono::milliseconds(v);
-            return true;
-          }};
+  return sample::count_flag(name, help, 1, 3600000, [&out](unsigned long v) { out = std::chrono::milliseconds(v); });
 }
 
 // Returns -1 to run, or an exit code (0 after --help, 2 after a usage error).
@@ -87,8 +79,6 @@ struct server {
   options opts;
   http::route_context routes;
   http::server_counters counters;
-  sample::connection_set<weft::net::tcp_stream> conns;
-  weft::wait_group live;
   std::stop_source stop;
 };
 
@@ -188,53 +178,20 @@ void serve(server& srv, weft::net::tcp_stream& s) {
 }
 
 int run(server& srv) {
-  weft::net::tcp_listener listener;
-  try {
-    listener = weft::net::tcp_listener::bind(weft::net::endpoint::ip(srv.opts.common.bind, srv.opts.common.port));
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "http_server: %s\n", e.what());
-    return 1;
-  }
   weft::this_fiber::set_name("accept loop");
-  std::printf("listening on %s\n", listener.local_endpoint().to_string().c_str());
-  std::fflush(stdout);
-
-  std::stop_token st = srv.stop.get_token();
-  for (;;) {
-    std::error_code ec;
-    weft::net::endpoint peer;
-    weft::this_fiber::set_waiting_on("accept");
-    weft::net::tcp_stream s = listener.accept(st, ec, &peer);
-    if (ec) {
-      if (st.stop_requested()) break;
-      std::fprintf(stderr, "http_server: accept: %s\n", ec.message().c_str());
-      weft::this_fiber::sleep_for(10ms);  // EMFILE and the like are retried inside accept
-      continue;
-    }
-    srv.counters.connections.fetch_add(1, std::memory_order_relaxed);
-    srv.counters.open_connections.fetch_add(1, std::memory_order_relaxed);
-    srv.live.add(1);
-    std::string name = "conn " + peer.to_string();
-    weft::spawn(weft::spawn_options{.name = name.c_str()}, [&srv, s = std::move(s)]() mutable {
-      s.set_nodelay(true);
-      srv.conns.add(&s);
-      serve(srv, s);
-      srv.conns.remove(&s);
-      s.close();
-      srv.counters.open_connections.fetch_sub(1, std::memory_order_relaxed);
-      srv.live.done();
-    });
-  }
-  listener.close();
+  weft::this_fiber::set_waiting_on("accept");  // what it parks on, in /debug/fibers
   // Idle connections leave at once (their reads take the stop token); half-received requests
   // get the grace period, plus a margin for their replies to go out.
-  weft::this_fiber::set_waiting_on("connections to finish");
-  if (!srv.live.wait_for(srv.opts.grace + 200ms)) {
-    std::size_t n = srv.conns.close_all();
-    std::fprintf(stderr, "http_server: closed %zu connection(s) still open after the grace period\n", n);
-  }
-  srv.live.wait();
-  return 0;
+  sample::tcp_server_options o{.prog = "http_server", .grace = srv.opts.grace + 200ms, .fiber_name = "conn",
+                               .on_listening = {}};
+  return sample::serve_tcp(srv.opts.common, srv.stop.get_token(), o, [&srv](weft::net::tcp_stream& s) {
+    std::error_code ec;
+    weft::this_fiber::set_name("conn " + s.peer_endpoint(ec).to_string());
+    srv.counters.connections.fetch_add(1, std::memory_order_relaxed);
+    srv.counters.open_connections.fetch_add(1, std::memory_order_relaxed);
+    serve(srv, s);
+    srv.counters.open_connections.fetch_sub(1, std::memory_order_relaxed);
+  });
 }
 
 }  // namespace

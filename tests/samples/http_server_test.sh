@@ -16,24 +16,13 @@ work=$2
 rm -rf "$work"
 mkdir -p "$work"
 
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
 
 for tool in curl wrk; do
   # Never skipped: scripts/setup.sh installs them, and a skipped sample test would read as a pass.
   command -v "$tool" >/dev/null || fail "$tool not found: run scripts/setup.sh (or apt-get install $tool)"
 done
-
-wait_for() {  # seconds, command...: polls the command until it succeeds
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@"; do
-    [ "$SECONDS" -lt "$deadline" ] || return 1
-    sleep 0.02
-  done
-}
 
 # Sends printf format $1 in one write and prints everything received until the server closes.
 raw() {
@@ -57,13 +46,7 @@ printf 'TOP-SECRET\n' >"$work/secret.txt"
 ln -s "$work/secret.txt" "$root/escape.txt"
 ln -s "$root/a.txt" "$root/sub/inside-link.txt"
 
-"$bin" --port 0 --workers 2 --root "$root" --idle-timeout-ms 1500 --header-timeout-ms 1000 \
-  >"$work/server.out" 2>"$work/server.err" &
-pid=$!
-trap 'kill -9 $pid 2>/dev/null || true; jobs -p | xargs -r kill 2>/dev/null || true' EXIT
-listening() { grep -q '^listening on 127.0.0.1:[0-9]*$' "$work/server.out"; }
-wait_for 10 listening || fail "server did not print its listening line: $(cat "$work/server.err")"
-port=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$work/server.out")
+start_server "$bin" --workers 2 --root "$root" --idle-timeout-ms 1500 --header-timeout-ms 1000
 url=http://127.0.0.1:$port
 c() { timeout 10 curl -s "$@"; }
 
@@ -190,6 +173,7 @@ exec 5<>/dev/tcp/127.0.0.1/"$port"
 printf 'GET / HTTP/1.1\r\nHost: x\r\n' >&5
 (for i in $(seq 60); do printf 'X' >&5 2>/dev/null || exit 0; sleep 0.1; done) &
 trickler=$!
+track "$trickler"
 start_ms=$(date +%s%3N)
 for i in 1 2 3 4 5; do
   [ "$(c -o /dev/null -w '%{http_code}' "$url/")" = 200 ] || fail "curl during slowloris"
@@ -232,12 +216,7 @@ got=$(timeout 10 cat <&4)
 [[ "$got" == 'HTTP/1.1 200 OK'*$'Connection: close\r\n'*'plain text' ]] || fail "in-flight request at stop: [$got]"
 [ -z "$(timeout 10 cat <&5)" ] || fail "idle connection got data at stop"
 exec 4>&- 5>&-
-stopped() { ! kill -0 "$pid" 2>/dev/null; }
-wait_for 10 stopped || fail "http_server still running 10 s after SIGTERM"
-rc=0
-wait "$pid" || rc=$?
-trap - EXIT
-[ "$rc" = 0 ] || fail "exit code $rc after SIGTERM: $(cat "$work/server.err")"
+expect_clean_exit http_server
 summary=$(grep -E '^http_server: served [0-9]+ connections, [0-9]+ requests \(2xx=[0-9]+ .*; runtime: workers=2 ' \
   "$work/server.out") || fail "no summary line: $(cat "$work/server.out")"
 echo "$summary"
