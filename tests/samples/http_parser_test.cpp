@@ -1,7 +1,9 @@
 // Unit tests of the http_server sample's incremental request parser: every split point of a
 // pipelined pair, Content-Length and chunked bodies, keep-alive rules, the size limits (413,
-// 431) and malformed input (400, 501, 505), with no sockets and no runtime.
+// 431) and malformed input (400, 501, 505), with no sockets and no runtime; and of the
+// response helpers: the static-file path check, percent-decoding, content types, heads.
 #include "request_parser.hpp"
+#include "response.hpp"
 
 #include <gtest/gtest.h>
 
@@ -215,6 +217,41 @@ TEST(HttpParserTest, FindIsCaseInsensitive) {
   EXPECT_EQ(*r.find("host"), "x");
   EXPECT_EQ(*r.find("x-a"), "spaced value");
   EXPECT_EQ(r.find("missing"), nullptr);
+}
+
+TEST(HttpResponseTest, StaticPathsNeverClimbOutOfTheRoot) {
+  std::string rel;
+  EXPECT_EQ(http::static_relative_path("a/b.txt", rel), 0);
+  EXPECT_EQ(rel, "a/b.txt");
+  EXPECT_EQ(http::static_relative_path("//etc/./passwd", rel), 0);
+  EXPECT_EQ(rel, "etc/passwd");  // absolute paths become relative to the root
+  EXPECT_EQ(http::static_relative_path("%61%2Fb", rel), 0);
+  EXPECT_EQ(rel, "a/b");
+  for (const char* bad : {"..", "../x", "a/../../x", "%2e%2e/x", "%2E%2e%2fx", "a/..%2f..%2fx", "a/%2e%2e"})
+    EXPECT_EQ(http::static_relative_path(bad, rel), 403) << bad;
+  for (const char* bad : {"%", "%2", "%zz", "a%00b"}) EXPECT_EQ(http::static_relative_path(bad, rel), 400) << bad;
+  for (const char* none : {"", "/", "./", "//."}) EXPECT_EQ(http::static_relative_path(none, rel), 404) << none;
+  EXPECT_EQ(http::static_relative_path("...", rel), 0);  // a plain file name
+  EXPECT_TRUE(http::is_inside("/srv/www/a", "/srv/www"));
+  EXPECT_TRUE(http::is_inside("/srv/www", "/srv/www"));
+  EXPECT_FALSE(http::is_inside("/srv/www2/a", "/srv/www"));
+  EXPECT_FALSE(http::is_inside("/srv", "/srv/www"));
+  EXPECT_TRUE(http::is_inside("/etc", "/"));
+}
+
+TEST(HttpResponseTest, ContentTypesAndHeads) {
+  EXPECT_EQ(http::content_type_for("a/b/INDEX.HTML"), "text/html; charset=utf-8");
+  EXPECT_EQ(http::content_type_for("x.wasm"), "application/wasm");
+  EXPECT_EQ(http::content_type_for("x.jpg"), "image/jpeg");
+  EXPECT_EQ(http::content_type_for("dir.js/file"), "application/octet-stream");
+  EXPECT_EQ(http::content_type_for("noext"), "application/octet-stream");
+  std::string out;
+  http::append_text(out, 200, http::kHelloBody, http::connection_header::none, true);
+  EXPECT_EQ(out, http::kHelloResponse);  // the fast path and the general path agree
+  out.clear();
+  http::append_text(out, 404, "nf\n", http::connection_header::close, false);
+  EXPECT_EQ(out, "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 3\r\n"
+                 "Connection: close\r\n\r\n");
 }
 
 }  // namespace
