@@ -91,7 +91,7 @@ void serve(server& srv, weft::net::tcp_stream& s) {
   std::string out;
   std::vector<char> buf(16 * 1024);
   bool grace_armed = false;
-  bool head_started = false;  // the first byte of the request in flight has arrived
+  bool head_started = false;  // the request in flight has begun; head_deadline bounds its head
   clock_type::time_point head_deadline{};
   for (;;) {
     // Deadlines: idle between requests, a fixed budget for a head, progress for a body.
@@ -124,10 +124,6 @@ void serve(server& srv, weft::net::tcp_stream& s) {
       break;
     }
     if (ec || n == 0) break;
-    if (!head_started) {
-      head_started = true;
-      head_deadline = clock_type::now() + srv.opts.header_timeout;
-    }
     parser.feed(buf.data(), n);
     bool close_after = false;
     for (;;) {
@@ -167,6 +163,11 @@ void serve(server& srv, weft::net::tcp_stream& s) {
     }
     tally.flush(srv.counters);
     if (ec) break;
+    if (parser.has_partial() && !head_started) {
+      // The next request has begun (maybe behind pipelined ones): its head's budget starts now.
+      head_started = true;
+      head_deadline = clock_type::now() + srv.opts.header_timeout;
+    }
     if (close_after) {
       weft::this_fiber::set_waiting_on("linger");
       sample::linger(s);

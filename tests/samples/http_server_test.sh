@@ -166,6 +166,12 @@ want=$(printf 'HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nCon
 n=$(raw "$(for i in $(seq 100); do printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; done)HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" |
   grep -c 'hello from weft' || true)
 [ "$n" = 100 ] || fail "100 pipelined requests: $n answers"
+# A request that begins behind a pipelined one gets its own header budget (1 s), counted from
+# when it began, not from when the one before it did.
+got=$(timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0; printf "GET / HTTP/1.1\r\nHost: x\r\n" >&3
+  sleep 0.7; printf "\r\nGET /static/a.txt HTTP/1.1\r\n" >&3
+  sleep 0.6; printf "Host: x\r\nConnection: close\r\n\r\n" >&3; cat <&3' "$port" 2>/dev/null || true)
+[[ "$got" == *'hello from weft'*'plain text' && "$got" != *' 408 '* ]] || fail "pipelined follower: [$got]"
 echo "ok: pipelining"
 
 # --- slowloris: closed after the header timeout (408) while curl keeps being served --------------
