@@ -170,9 +170,12 @@ std::string fibers_text(const std::vector<weft::fiber_info>& fibers) {
       case weft::fiber_status::running: st = "running"; break;
       case weft::fiber_status::parked: st = "parked"; break;
     }
-    n = std::snprintf(buf, sizeof buf, "%8llu  %-9s %-32s %s\n", static_cast<unsigned long long>(f.id), st,
+    n = std::snprintf(buf, sizeof buf, "%8llu  %-9s %-32s %s", static_cast<unsigned long long>(f.id), st,
                       f.name.empty() ? "-" : f.name.c_str(), f.waiting_on.c_str());
-    out.append(buf, static_cast<std::size_t>(n));
+    std::string_view line(buf, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof buf - 1));
+    while (!line.empty() && line.back() == ' ') line.remove_suffix(1);  // no padding after the last column
+    out += line;
+    out += '\n';
   }
   return out;
 }
