@@ -178,7 +178,7 @@ TEST(HttpParserTest, MalformedRequestsAre400) {
       "GET / HTTP/1.1\r\n: h\r\nHost: h\r\n\r\n",
       "GET / HTTP/1.1\r\nNoColon\r\nHost: h\r\n\r\n",
       "GET / HTTP/1.1\r\nHost: h\r\n folded\r\n\r\n",
-      "GET / HTTP/1.1\r\nHost: a\x7f" "b\r\n\r\n",
+      ("GET / HTTP/1.1\r\nHost: a\x7f" "b\r\n\r\n"),
       "GET / HTTP/1.1\r\n\r\n",
       "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
       "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n",
