@@ -154,6 +154,11 @@ check_error 'GET / HTTP/2.0\r\nHost: x\r\n\r\n' 505
 head -c 2000 /dev/urandom >"$work/random.bin"
 got=$(timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0; cat "$1" >&3; cat <&3' "$port" "$work/random.bin" | head -c 12)
 [ "$got" = 'HTTP/1.1 400' ] || fail "random bytes: [$got]"
+# A 1 MB request line: 431 as soon as the head passes 8 KiB, while the client is still sending.
+got=$(timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0
+  { printf "GET /"; head -c 1048576 /dev/zero | tr "\0" a; } >&3 2>/dev/null &
+  cat <&3' "$port" 2>/dev/null | head -c 12 || true)
+[ "$got" = 'HTTP/1.1 431' ] || fail "1 MB request line: [$got]"
 # A body within the limit is read and the connection stays usable.
 got=$(c -o /dev/null -w '%{http_code}' -X POST --data-binary @"$root/sub/blob.bin" "$url/")
 [ "$got" = 405 ] || fail "POST with a 300 KB body: $got"
