@@ -15,7 +15,7 @@ packages=(
   curl wrk                          # drive http_server in tests, the demo and benchmarks
   netcat-openbsd socat              # line clients for chat_server, proxy and bad-input tests
   python3                           # chat_server, echo and proxy tests: peers that never read (stdlib only)
-  iproute2                          # ss: socket states in the echo_server and proxy tests
+  iproute2                          # ss: socket states and closed listeners in the sample tests
 )
 
 missing=()

@@ -5,6 +5,7 @@
 #include <pthread.h>
 
 #include <cstdio>
+#include <string>
 #include <system_error>
 
 namespace sample {
@@ -101,9 +102,12 @@ tcp_server_result serve_tcp(const common_options& c, std::stop_token stop, const
 
   connection_set<weft::net::tcp_stream> conns;
   weft::wait_group live;
+  weft::this_fiber::set_name("accept loop");
+  weft::this_fiber::set_waiting_on("accept");  // what it parks on, in runtime::fibers()
   for (;;) {
     std::error_code ec;
-    weft::net::tcp_stream s = listener.accept(stop, ec);
+    weft::net::endpoint peer;
+    weft::net::tcp_stream s = listener.accept(stop, ec, &peer);
     if (ec) {
       if (stop.stop_requested()) break;
       std::fprintf(stderr, "%s: accept: %s\n", opts.prog, ec.message().c_str());
@@ -112,8 +116,8 @@ tcp_server_result serve_tcp(const common_options& c, std::stop_token stop, const
     }
     ++result.accepted;
     live.add(1);
-    weft::spawn_options where{.name = opts.fiber_name};
-    weft::spawn(where, [&conns, &live, &serve, &opts, s = std::move(s)]() mutable {
+    std::string name = std::string(opts.fiber_name) + " " + peer.to_string();  // spawn copies it
+    weft::spawn(weft::spawn_options{.name = name.c_str()}, [&conns, &live, &serve, &opts, s = std::move(s)]() mutable {
       conns.add(&s);
       try {
         try {
@@ -131,6 +135,7 @@ tcp_server_result serve_tcp(const common_options& c, std::stop_token stop, const
     });
   }
   listener.close();
+  weft::this_fiber::set_waiting_on("connections to finish");
   if (opts.on_stop) opts.on_stop(conns);
   if (!live.wait_for(opts.grace)) {
     result.closed_after_grace = conns.close_all();

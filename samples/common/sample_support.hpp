@@ -135,7 +135,8 @@ struct tcp_server_options {
   const char* prog = "sample";  ///< prefixes error lines: "<prog>: accept: ..."
   /// After stop, how long connections may take to end on their own before they are closed.
   std::chrono::milliseconds grace{1000};
-  const char* fiber_name = "connection";  ///< the connection fibers' name in diagnostics
+  /// The connection fibers' name in diagnostics, followed by the peer: "conn 127.0.0.1:40312".
+  const char* fiber_name = "connection";
   /// Runs once the listener is bound, before the "listening on" line and the first accept.
   std::function<void(const weft::net::endpoint&)> on_listening;
   /// Runs once the listener is closed after the stop, before the grace period: tells the open
@@ -152,7 +153,8 @@ struct tcp_server_result {
 
 /// Runs a TCP server in plain thread style: binds `c.bind`:`c.port`, prints "listening on
 /// ADDR:PORT" to stdout (flushed; tests parse it), and until `stop` is requested accepts
-/// connections, each served by `serve(stream)` on a fiber of its own, with TCP_NODELAY, and
+/// connections, each served by `serve(stream)` on a fiber of its own (named after
+/// `opts.fiber_name` and the peer; the calling fiber is named "accept loop"), with TCP_NODELAY, and
 /// registered in a connection_set so that shutdown can close it (`serve` returns when it is
 /// closed; the stream is closed after it returns). After the stop: closes the listener, runs
 /// `opts.on_stop`, waits up to `opts.grace` for the connections to end, closes those still open

@@ -19,7 +19,7 @@ data=$2
 work=$3
 mkdir -p "$work"
 
-require_tools redis-cli redis-benchmark
+require_tools redis-cli redis-benchmark ss
 
 # Raw requests as printf formats, each ending in a way that makes the server close the
 # connection (QUIT or a protocol error), so reading to end of stream ends.
@@ -131,8 +131,7 @@ exec 4<>/dev/tcp/127.0.0.1/"$port"   # in flight
 printf '*2\r\n$4\r\nECHO\r\n$5\r\nhe' >&4
 [ "$(redis-cli -p "$port" PING)" = PONG ] || fail "PING before stop"
 kill -TERM "$pid"
-refused() { ! (exec 6<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; }
-wait_for 10 refused || fail "listener still accepting after SIGTERM"
+wait_for 10 not_listening "$port" || fail "listener still accepting after SIGTERM"
 printf 'llo\r\n' >&4
 got=$(timeout 10 cat <&4 | od -An -c | tr -s ' \n' ' ')
 want=$(printf '$5\r\nhello\r\n' | od -An -c | tr -s ' \n' ' ')

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Drives a built proxy with real clients and real upstreams: nc and socat through it to
 # echo_server (the bytes come back identical, a 1 MiB random file included, and a client that
-# half-closes gets the whole echo), redis-cli and redis-benchmark through it to kv_server; then
+# half-closes gets the whole echo), redis-cli and redis-benchmark through it to kv_server, curl
+# through it to http_server (keep-alive: two requests on one connection); then
 # half-close both ways against a socat upstream that answers only after end of stream (also
 # with a slow sender, whose silent other direction must not count as idle), resets passed on
 # in both directions, an upstream that refuses or never answers (the client is closed promptly,
 # the proxy logs the upstream), the idle deadline closing both sides, and SIGTERM.
-#   proxy_test.sh PROXY ECHO_SERVER KV_SERVER WORK_DIR
+#   proxy_test.sh PROXY ECHO_SERVER KV_SERVER HTTP_SERVER WORK_DIR
 # Another sample server goes behind the proxy with one line, see the end of this file:
 #   through_proxy NAME CHECK_FUNCTION SERVER_COMMAND...
 # (the server takes --port 0 and prints "listening on 127.0.0.1:PORT"; CHECK_FUNCTION gets the
@@ -17,11 +18,12 @@ set -euo pipefail
 proxy=$1
 echo_server=$2
 kv_server=$3
-work=$4
+http_server=$4
+work=$5
 mkdir -p "$work"
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/common.sh"
-require_tools nc socat ss sha256sum redis-cli redis-benchmark /usr/bin/python3
+require_tools nc socat ss sha256sum redis-cli redis-benchmark curl /usr/bin/python3
 
 ms_now() { echo $(($(date +%s%N) / 1000000)); }
 
@@ -68,12 +70,25 @@ check_kv() {  # proxy port
   echo "ok: redis-cli and redis-benchmark through the proxy to kv_server"
 }
 
+check_http() {  # proxy port
+  local url="http://127.0.0.1:$1"
+  curl -sSi --max-time 10 "$url/" | tr -d '\r' >"$work/http_reply.txt" || fail "curl GET / through the proxy"
+  head -n 1 "$work/http_reply.txt" | grep -qx 'HTTP/1.1 200 OK' || fail "GET / through the proxy: $(cat "$work/http_reply.txt")"
+  [ "$(tail -n 1 "$work/http_reply.txt")" = 'hello from weft' ] || fail "GET / body through the proxy: $(cat "$work/http_reply.txt")"
+  # Two requests in one curl: the second reuses the first's connection (0 new connects), so
+  # the pair carries a kept-alive HTTP connection.
+  [ "$(curl -sS --max-time 10 -o /dev/null -o /dev/null -w '%{num_connects} ' "$url/" "$url/metrics")" = "1 0 " ] ||
+    fail "curl did not reuse its connection through the proxy"
+  echo "ok: curl through the proxy to http_server, keep-alive"
+}
+
 free_port() {  # a port nothing listens on (bound, then released)
   /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 through_proxy echo check_echo "$echo_server" --workers 2
 through_proxy kv check_kv "$kv_server" --workers 2
+through_proxy http check_http "$http_server" --workers 2
 
 # --- half-close both ways, and a silent direction is not idle while the other moves ----------
 up=$(free_port)
