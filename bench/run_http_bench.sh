@@ -3,7 +3,7 @@
 # drives each with the same wrk command, and regenerates docs/bench/http.{json,env.txt,table.md,
 # dat,targets.gp} and docs/img/http.png (issue 5: http_server >= 90 % of the baseline's req/s):
 #   wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency http://127.0.0.1:PORT/
-# against `epoll_http_server --threads $WORKERS` and `http_server --workers $WORKERS`, both
+# against `epoll_http_server --workers $WORKERS` and `http_server --workers $WORKERS`, both
 # answering GET / with the same 16-byte body. Servers alternate run by run (epoll, weft, epoll,
 # ...), each run on a fresh server after a ${WARMUP} s wrk warm-up that is not counted; the
 # verdict uses the median of the back-to-back ratios. wrk shares the cores with the server, so
@@ -61,7 +61,7 @@ if [ "${PLOT_ONLY:-0}" != 1 ]; then
 
   {
     bench_env_common "$build" runtime sync io samples/common samples/http_server bench/compare/common bench/compare/http
-    echo "servers:     epoll_http_server --threads $workers (SO_REUSEPORT listener and epoll per thread); $weft --workers $workers ${HTTP_SERVER_ARGS:-}(fiber per connection)"
+    echo "servers:     epoll_http_server --workers $workers (SO_REUSEPORT listener and epoll per thread); $weft --workers $workers ${HTTP_SERVER_ARGS:-}(fiber per connection)"
     echo "client:      $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2); wrk -t1 -c$connections -d${duration}s --latency after a ${warmup} s warm-up; $reps run(s) of each"
     echo "clk_tck:     $(getconf CLK_TCK)"
   } > "$env"
@@ -96,7 +96,7 @@ if [ "${PLOT_ONLY:-0}" != 1 ]; then
   start=$(date +%s)
   rep=1
   while [ "$rep" -le "$reps" ]; do
-    run epoll "$baseline" --port 0 --threads "$workers"
+    run epoll "$baseline" --port 0 --workers "$workers"
     # shellcheck disable=SC2086  # HTTP_SERVER_ARGS is a list of flags
     run weft "$weft" --port 0 --workers "$workers" ${HTTP_SERVER_ARGS:-}
     rep=$((rep + 1))

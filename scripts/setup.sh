@@ -14,7 +14,8 @@ packages=(
   redis-server                      # kv_server's benchmark peer and golden-transcript recorder
   curl wrk                          # drive http_server in tests, the demo and benchmarks
   netcat-openbsd socat              # line clients for chat_server, proxy and bad-input tests
-  python3                           # chat_server's test: a client that never reads (stdlib only)
+  python3                           # chat_server, echo and proxy tests: peers that never read (stdlib only)
+  iproute2                          # ss: socket states and closed listeners in the sample tests
 )
 
 missing=()

@@ -2,6 +2,7 @@
 // runtime entry points. Exit protocol: the body runs, fiber_local values are destroyed, the
 // joiner is woken, then the fiber switches to the next one and its "running" reference is
 // dropped on the next context (the stack returns to the pool only when the handle is gone too).
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <cstring>
@@ -117,15 +118,17 @@ fiber_cb* fiber_create(const spawn_params& params, void** payload) {
   fiber_cb* f = rt->pool.acquire(w != nullptr ? &w->stacks : nullptr);
   f->rt = rt;
   f->body = nullptr;
-  if (w != nullptr) {
-    if (w->next_id == w->id_limit) {
-      w->next_id = reserve_task_ids(1024);
-      w->id_limit = w->next_id + 1024;
-    }
-    f->id = w->next_id++;
-  } else {
-    f->id = reserve_task_ids(1);
+  if (w != nullptr && w->next_id == w->id_limit) {
+    w->next_id = reserve_task_ids(1024);
+    w->id_limit = w->next_id + 1024;
   }
+  {
+    std::lock_guard lk(f->diag_mu);  // see fiber_cb::diag_mu
+    f->id = w != nullptr ? w->next_id++ : reserve_task_ids(1);
+    f->state.store(fiber_state::created, std::memory_order_relaxed);
+    if (params.name != nullptr) set_name_bytes(f, params.name, std::strlen(params.name)); else f->name[0] = '\0';
+  }
+  f->waiting_on.store(nullptr, std::memory_order_relaxed);
   f->refs.store(2, std::memory_order_relaxed);
   f->join_word.store(0, std::memory_order_relaxed);
   f->home_worker = params.pinned ? static_cast<int>(w != nullptr ? w->index : 0) : -1;
@@ -133,8 +136,6 @@ fiber_cb* fiber_create(const spawn_params& params, void** payload) {
   f->started = false;
   f->fls = nullptr;
   f->fiber = f;
-  f->state.store(fiber_state::created, std::memory_order_relaxed);
-  if (params.name != nullptr) set_name_bytes(f, params.name, std::strlen(params.name)); else f->name[0] = '\0';
   auto hi = reinterpret_cast<std::uintptr_t>(stack_pool::stack_high(f));
   std::uintptr_t align = params.payload_align < 16 ? 16 : params.payload_align;
   std::uintptr_t body_at = (hi - params.payload_size) & ~(align - 1);
@@ -257,6 +258,40 @@ runtime::~runtime() { delete impl_; }
 runtime_stats runtime::stats() const { return impl_->stats(); }
 const runtime_options& runtime::options() const noexcept { return impl_->opts; }
 
+std::vector<fiber_info> runtime::fibers() const {
+  std::vector<fiber_cb*> blocks;
+  blocks.reserve(impl_->pool.mapped() + 64);
+  impl_->pool.for_each([&](fiber_cb* f) { blocks.push_back(f); });
+  // Control blocks are type-stable (fiber_cb.hpp), so they may be read after the pool's lock
+  // is released; each one's id and name are read together under its diag_mu.
+  std::vector<fiber_info> out;
+  for (fiber_cb* f : blocks) {
+    fiber_info info;
+    fiber_state s;
+    {
+      std::lock_guard lk(f->diag_mu);
+      s = f->state.load(std::memory_order_relaxed);
+      info.id = f->id;
+      info.name = f->name;
+    }
+    switch (s) {
+      case fiber_state::created: info.status = fiber_status::created; break;
+      case fiber_state::runnable: info.status = fiber_status::runnable; break;
+      case fiber_state::running: info.status = fiber_status::running; break;
+      case fiber_state::parked: info.status = fiber_status::parked; break;
+      case fiber_state::free:
+      case fiber_state::done: continue;
+    }
+    if (info.status == fiber_status::parked) {
+      const char* w = f->waiting_on.load(std::memory_order_relaxed);
+      info.waiting_on = w != nullptr ? w : "";
+    }
+    out.push_back(std::move(info));
+  }
+  std::sort(out.begin(), out.end(), [](const fiber_info& a, const fiber_info& b) { return a.id < b.id; });
+  return out;
+}
+
 runtime* runtime::current() noexcept {
   fiber_cb* f = current_fiber();
   return f != nullptr ? f->rt->facade : nullptr;
@@ -304,7 +339,14 @@ fiber::id get_id() noexcept {
 }
 
 void set_name(std::string_view name) noexcept {
-  if (fiber_cb* f = current_fiber()) set_name_bytes(f, name.data(), name.size());
+  if (fiber_cb* f = current_fiber()) {
+    std::lock_guard lk(f->diag_mu);
+    set_name_bytes(f, name.data(), name.size());
+  }
+}
+
+void set_waiting_on(const char* what) noexcept {
+  if (fiber_cb* f = current_fiber()) f->waiting_on.store(what, std::memory_order_relaxed);
 }
 
 std::string name() {

@@ -11,6 +11,7 @@
 #include <exception>
 
 #include <weft/detail/core.hpp>
+#include <weft/detail/spinlock.hpp>
 #include <weft/park.hpp>
 
 #include "context.hpp"
@@ -63,6 +64,14 @@ struct fiber_cb : waitable {
   bool started = false;
   std::uint32_t last_worker = 0;
   fls_storage* fls = nullptr;    // fiber_local values, created on first use
+  // Diagnostics (runtime::fibers()). Invariant: `id` and `name` are written only under
+  // diag_mu (fiber_create, set_name), so a snapshot that reads them under it sees one
+  // incarnation's pair even while the block is recycled; others read them unlocked only on the
+  // fiber itself or through a handle, which no write can race.
+  spinlock diag_mu;
+  // A string with static storage duration saying what the fiber waits on (set_waiting_on).
+  // Ordering: relaxed; the pointee is immutable, a reader may see a slightly stale pointer.
+  std::atomic<const char*> waiting_on{nullptr};
   char name[32] = {};
 };
 

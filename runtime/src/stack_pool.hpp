@@ -61,7 +61,8 @@ class stack_pool {
   /// The guard range of `f`'s stack (empty when unguarded).
   static void guard_range(const fiber_cb* f, const void** lo, const void** hi) noexcept;
 
-  /// Calls fn(fiber_cb*) for every control block ever mapped. Not concurrent with acquire().
+  /// Calls fn(fiber_cb*) for every control block ever mapped, under the pool's lock (so fn
+  /// must not acquire or release stacks). Safe from any thread.
   template <class Fn>
   void for_each(Fn&& fn) {
     std::lock_guard lk(mu_);

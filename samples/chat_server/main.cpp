@@ -52,9 +52,6 @@ const char* const kUsage =
 
 // Returns -1 to run, or an exit code (0 after --help, 2 after a usage error).
 int parse_args(int argc, char** argv, options& o) {
-  auto ms = [](std::chrono::milliseconds& field) {
-    return [&field](unsigned long v) { field = std::chrono::milliseconds(v); };
-  };
   return sample::parse_args(
       argc, argv, "chat_server", kUsage, o.common,
       {sample::count_flag("--queue", "lines a client's outbox holds; full = too slow (default 256)", 1, 1000000,
@@ -63,12 +60,11 @@ int parse_args(int argc, char** argv, options& o) {
                           64 * 1024 * 1024, [&o](unsigned long v) { o.send_buffer = static_cast<int>(v); }),
        sample::count_flag("--max-line", "longest line in bytes; a longer one disconnects (default 4096)", 1,
                           64 * 1024 * 1024, [&o](unsigned long v) { o.max_line = v; }),
-       sample::count_flag("--idle-ms", "disconnect a client silent this long (default 300000)", 1, 86400000,
-                          ms(o.idle)),
-       sample::count_flag("--write-timeout-ms", "drop a client taking no data this long (default 5000)", 1,
-                          3600000, ms(o.write_timeout)),
-       sample::count_flag("--grace-ms", "on SIGINT/SIGTERM, how long writers may flush (default 1000)", 0,
-                          3600000, ms(o.grace))});
+       sample::millis_flag("--idle-ms", "disconnect a client silent this long (default 300000)", o.idle, 1),
+       sample::millis_flag("--write-timeout-ms", "drop a client taking no data this long (default 5000)",
+                           o.write_timeout, 1, 3600000),
+       sample::millis_flag("--grace-ms", "on SIGINT/SIGTERM, how long writers may flush (default 1000)", o.grace,
+                           0, 3600000)});
 }
 
 struct server {
@@ -250,14 +246,15 @@ int run(server& srv) {
   // Readers leave at once on stop; writers get the grace period to flush their farewell, plus
   // the 200 ms of linger.
   sample::tcp_server_options o{
-      .prog = "chat_server", .grace = srv.opts.grace + 300ms, .fiber_name = "chat client", .on_listening = {}};
+      .prog = "chat_server", .grace = srv.opts.grace + 300ms, .fiber_name = "chat client", .on_listening = {},
+      .on_stop = {}};
   return sample::serve_tcp(srv.opts.common, srv.stop.get_token(), o, [&srv](tcp_stream& s) {
     srv.clients.fetch_add(1, std::memory_order_relaxed);
     // A small kernel buffer keeps the outbox the place where a slow client shows: with the
     // system's autotuning a stalled reader soaks up megabytes before it is noticed.
     if (srv.opts.send_buffer > 0) s.set_send_buffer(srv.opts.send_buffer);
     serve(srv, s);
-  });
+  }).exit_code;
 }
 
 }  // namespace
@@ -268,13 +265,8 @@ int main(int argc, char** argv) {
   sample::stop_signals signals(srv.stop);  // before any thread starts
 
   auto started = std::chrono::steady_clock::now();
-  int rc = 0;
   weft::runtime_stats stats;
-  {
-    weft::runtime rt(weft::runtime_options{.workers = srv.opts.common.workers});
-    rc = rt.block_on([&srv] { return run(srv); });
-    stats = rt.stats();
-  }
+  int rc = sample::run_on_runtime(srv.opts.common.workers, stats, [&srv] { return run(srv); });
   std::printf("chat_server: served %llu clients, %llu messages, dropped %llu slow clients in %.1f s; %s\n",
               static_cast<unsigned long long>(srv.clients.load()),
               static_cast<unsigned long long>(srv.messages.load()),

@@ -1,10 +1,12 @@
-// Command line, stop signals and summary helpers shared by the samples (sample_support.hpp).
+// Stop signals, the accept loop and the summary helpers shared by the samples (sample_support.hpp).
 #include "sample_support.hpp"
 
 #include <malloc.h>
 #include <pthread.h>
 
 #include <cstdio>
+#include <string>
+#include <system_error>
 
 namespace sample {
 
@@ -76,14 +78,23 @@ void linger(weft::net::tcp_stream& s, std::chrono::milliseconds wait) {
   }
 }
 
-int serve_tcp(const common_options& c, std::stop_token stop, const tcp_server_options& opts,
-              const std::function<void(weft::net::tcp_stream&)>& serve) {
+int run_on_runtime(unsigned workers, weft::runtime_stats& stats, const std::function<int()>& body) {
+  weft::runtime rt(weft::runtime_options{.workers = workers});
+  int rc = rt.block_on([&body] { return body(); });
+  stats = rt.stats();
+  return rc;
+}
+
+tcp_server_result serve_tcp(const common_options& c, std::stop_token stop, const tcp_server_options& opts,
+                            const std::function<void(weft::net::tcp_stream&)>& serve) {
+  tcp_server_result result;
   weft::net::tcp_listener listener;
   try {
     listener = weft::net::tcp_listener::bind(weft::net::endpoint::ip(c.bind, c.port));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: %s\n", opts.prog, e.what());
-    return 1;
+    result.exit_code = 1;
+    return result;
   }
   if (opts.on_listening) opts.on_listening(listener.local_endpoint());
   std::printf("listening on %s\n", listener.local_endpoint().to_string().c_str());
@@ -91,21 +102,29 @@ int serve_tcp(const common_options& c, std::stop_token stop, const tcp_server_op
 
   connection_set<weft::net::tcp_stream> conns;
   weft::wait_group live;
+  weft::this_fiber::set_name("accept loop");
+  weft::this_fiber::set_waiting_on("accept");  // what it parks on, in runtime::fibers()
   for (;;) {
     std::error_code ec;
-    weft::net::tcp_stream s = listener.accept(stop, ec);
+    weft::net::endpoint peer;
+    weft::net::tcp_stream s = listener.accept(stop, ec, &peer);
     if (ec) {
       if (stop.stop_requested()) break;
       std::fprintf(stderr, "%s: accept: %s\n", opts.prog, ec.message().c_str());
       weft::this_fiber::sleep_for(std::chrono::milliseconds(10));  // do not spin on a per-client error
       continue;
     }
+    ++result.accepted;
     live.add(1);
-    weft::spawn_options where{.name = opts.fiber_name};
-    weft::spawn(where, [&conns, &live, &serve, &opts, s = std::move(s)]() mutable {
+    std::string name = std::string(opts.fiber_name) + " " + peer.to_string();  // spawn copies it
+    weft::spawn(weft::spawn_options{.name = name.c_str()}, [&conns, &live, &serve, &opts, s = std::move(s)]() mutable {
       conns.add(&s);
       try {
-        s.set_nodelay(true);
+        try {
+          s.set_nodelay(true);
+        } catch (const std::system_error&) {
+          // The peer is already gone; serve's first call says so.
+        }
         serve(s);
       } catch (const std::exception& e) {  // not the runtime's forced unwind: that is no std::exception
         std::fprintf(stderr, "%s: connection: %s\n", opts.prog, e.what());
@@ -116,27 +135,15 @@ int serve_tcp(const common_options& c, std::stop_token stop, const tcp_server_op
     });
   }
   listener.close();
+  weft::this_fiber::set_waiting_on("connections to finish");
+  if (opts.on_stop) opts.on_stop(conns);
   if (!live.wait_for(opts.grace)) {
-    std::size_t n = conns.close_all();
-    std::fprintf(stderr, "%s: closed %zu connection(s) still open after the grace period\n", opts.prog, n);
+    result.closed_after_grace = conns.close_all();
+    std::fprintf(stderr, "%s: closed %zu connection(s) still open after the grace period\n", opts.prog,
+                 result.closed_after_grace);
   }
   live.wait();
-  return 0;
-}
-
-flag count_flag(std::string name, std::string help, unsigned long min, unsigned long max,
-                std::function<void(unsigned long)> store) {
-  std::string what = "a number " + std::to_string(min) + ".." + std::to_string(max);
-  return {.name = std::move(name),
-          .value_name = "N",
-          .help = std::move(help),
-          .what = std::move(what),
-          .set = [=, store = std::move(store)](const char* s) {
-            unsigned long v = 0;
-            if (!parse_uint(s, max, v) || v < min) return false;
-            store(v);
-            return true;
-          }};
+  return result;
 }
 
 }  // namespace sample

@@ -1,8 +1,8 @@
-// Shared plumbing of the weft samples: the command line every sample takes (sample_args.hpp:
-// --help, --port, --bind, --workers plus its own flags), SIGINT/SIGTERM turned into a
-// std::stop_source request, the runtime-statistics part of the summary line, the set of open
-// connections that shutdown closes, and the graceful close that keeps a final reply from being
-// destroyed by a reset.
+// Shared plumbing of the weft samples: the command line (sample_args.hpp), SIGINT/SIGTERM
+// turned into a std::stop_source request, the one accept loop every server sample runs
+// (serve_tcp: a fiber per connection, registered in a connection_set, graceful stop), the
+// runtime-statistics part of the summary line, and the graceful close that keeps a final reply
+// from being destroyed by a reset.
 // Invariant: samples never install signal handlers; stop signals are blocked in every thread
 // and only stop_signals' watcher thread receives them (sigwait).
 #pragma once
@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -101,6 +102,13 @@ class connection_set {
     for (Stream* s : set_) s->close();
     return set_.size();
   }
+  /// Calls `f(stream)` on every connection still registered, under the set's lock (so `f` must
+  /// not block: shutdown(read), say, which ends a parked read with end of stream).
+  template <class F>
+  void for_each(F f) {
+    std::lock_guard lk(mu_);
+    for (Stream* s : set_) f(*s);
+  }
   std::size_t size() {
     std::lock_guard lk(mu_);
     return set_.size();
@@ -117,33 +125,45 @@ class connection_set {
 /// discards input until the client closes, at most `wait` and 1 MiB. Blocks the fiber.
 void linger(weft::net::tcp_stream& s, std::chrono::milliseconds wait = std::chrono::milliseconds(200));
 
+/// Runs `body()` (returning the exit code) on a fiber of a runtime of `workers` workers
+/// (0 = one per core); `stats` receives the runtime's counters before it shuts down. Call it
+/// after stop_signals is constructed. Blocks the thread.
+int run_on_runtime(unsigned workers, weft::runtime_stats& stats, const std::function<int()>& body);
+
 /// Hooks and settings of serve_tcp beyond the per-connection function.
 struct tcp_server_options {
   const char* prog = "sample";  ///< prefixes error lines: "<prog>: accept: ..."
   /// After stop, how long connections may take to end on their own before they are closed.
   std::chrono::milliseconds grace{1000};
-  const char* fiber_name = "connection";  ///< the connection fibers' name in diagnostics
+  /// The connection fibers' name in diagnostics, followed by the peer: "conn 127.0.0.1:40312".
+  const char* fiber_name = "connection";
   /// Runs once the listener is bound, before the "listening on" line and the first accept.
   std::function<void(const weft::net::endpoint&)> on_listening;
+  /// Runs once the listener is closed after the stop, before the grace period: tells the open
+  /// connections to finish (echo_server shuts each down for reading with for_each).
+  std::function<void(connection_set<weft::net::tcp_stream>&)> on_stop;
+};
+
+/// What serve_tcp did, for the summary line.
+struct tcp_server_result {
+  int exit_code = 0;                   ///< 0, or 1 when the listener could not be bound
+  std::uint64_t accepted = 0;          ///< connections accepted
+  std::size_t closed_after_grace = 0;  ///< connections still open after the grace period
 };
 
 /// Runs a TCP server in plain thread style: binds `c.bind`:`c.port`, prints "listening on
-/// ADDR" to stdout (flushed; tests parse it), and until `stop` is requested accepts connections,
-/// each served by `serve(stream)` on a fiber of its own, with TCP_NODELAY, and registered so that
-/// shutdown can close it (`serve` returns when it is closed; the stream is closed after it
-/// returns). After the stop: closes the listener, waits up to `opts.grace` for the connections
-/// to end, closes those still open (saying how many on stderr) and waits for their fibers.
+/// ADDR:PORT" to stdout (flushed; tests parse it), and until `stop` is requested accepts
+/// connections, each served by `serve(stream)` on a fiber of its own (named after
+/// `opts.fiber_name` and the peer; the calling fiber is named "accept loop"), with TCP_NODELAY, and
+/// registered in a connection_set so that shutdown can close it (`serve` returns when it is
+/// closed; the stream is closed after it returns). After the stop: closes the listener, runs
+/// `opts.on_stop`, waits up to `opts.grace` for the connections to end, closes those still open
+/// (saying how many on stderr) and waits for their fibers.
 /// Accept errors are printed and retried after 10 ms (EMFILE is retried inside accept); a
 /// std::exception escaping `serve` is printed ("<prog>: connection: ...") and ends only that
-/// connection.
-/// Returns 0, or 1 after printing "<prog>: <error>" when the listener cannot be bound. Must run
-/// on a fiber; `serve` runs on many fibers at once.
-int serve_tcp(const common_options& c, std::stop_token stop, const tcp_server_options& opts,
-              const std::function<void(weft::net::tcp_stream&)>& serve);
-
-/// A flag taking an unsigned decimal in [min, max] ("--queue N"); `store` receives the value.
-/// A value out of range is a usage error naming the range ("--queue wants a number 1..1000").
-flag count_flag(std::string name, std::string help, unsigned long min, unsigned long max,
-                std::function<void(unsigned long)> store);
+/// connection. Exit code 1, after printing "<prog>: <error>", when the listener cannot be
+/// bound. Must run on a fiber; `serve` runs on many fibers at once.
+tcp_server_result serve_tcp(const common_options& c, std::stop_token stop, const tcp_server_options& opts,
+                            const std::function<void(weft::net::tcp_stream&)>& serve);
 
 }  // namespace sample

@@ -48,16 +48,9 @@ const char* const kUsage =
 int parse_args(int argc, char** argv, options& o) {
   return sample::parse_args(
       argc, argv, "kv_server", kUsage, o.common,
-      {{.name = "--grace-ms",
-        .value_name = "N",
-        .help = "on SIGINT/SIGTERM, how long half-received requests may take to finish (default 1000)",
-        .what = "a count of milliseconds",
-        .set = [&o](const char* s) {
-          unsigned long v = 0;
-          if (!sample::parse_uint(s, 3600000, v)) return false;
-          o.grace = std::chrono::milliseconds(v);
-          return true;
-        }}});
+      {sample::millis_flag("--grace-ms",
+                           "on SIGINT/SIGTERM, how long half-received requests may take to finish (default 1000)",
+                           o.grace, 0, 3600000)});
 }
 
 struct server {
@@ -65,7 +58,7 @@ struct server {
   std::stop_source stop;
   options opts;
   std::uint16_t port = 0;
-  std::atomic<std::uint64_t> connections{0};
+  std::uint64_t connections = 0;  // written once the server has stopped
   std::atomic<std::uint64_t> commands{0};
   std::atomic<std::uint64_t> protocol_errors{0};
   std::size_t keys_at_exit = 0;
@@ -147,18 +140,18 @@ int run(server& srv) {
   // Idle connections leave at once (their reads take the stop token); half-received requests
   // get the grace period, plus a margin for their replies to go out.
   sample::tcp_server_options o{
-      .prog = "kv_server", .grace = srv.opts.grace + 200ms, .fiber_name = "kv client", .on_listening = {}};
+      .prog = "kv_server", .grace = srv.opts.grace + 200ms, .fiber_name = "kv client", .on_listening = {},
+      .on_stop = {}};
   o.on_listening = [&srv, &sweeping](const weft::net::endpoint& at) {
     srv.port = at.port();
     sweeping = weft::spawn([&srv] { sweeper(srv); });
   };
-  int rc = sample::serve_tcp(srv.opts.common, srv.stop.get_token(), o, [&srv](weft::net::tcp_stream& s) {
-    srv.connections.fetch_add(1, std::memory_order_relaxed);
-    serve(srv, s);
-  });
+  sample::tcp_server_result r = sample::serve_tcp(srv.opts.common, srv.stop.get_token(), o,
+                                                  [&srv](weft::net::tcp_stream& s) { serve(srv, s); });
+  srv.connections = r.accepted;
   if (sweeping) sweeping->join();  // it ends on the stop, as the server did
   srv.keys_at_exit = srv.db.size();
-  return rc;
+  return r.exit_code;
 }
 
 }  // namespace
@@ -172,16 +165,11 @@ int main(int argc, char** argv) {
   sample::stop_signals signals(srv.stop);  // before any thread starts
 
   auto started = std::chrono::steady_clock::now();
-  int rc = 0;
   weft::runtime_stats stats;
-  {
-    weft::runtime rt(weft::runtime_options{.workers = opts.common.workers});
-    rc = rt.block_on([&srv] { return run(srv); });
-    stats = rt.stats();
-  }
+  int rc = sample::run_on_runtime(opts.common.workers, stats, [&srv] { return run(srv); });
   std::printf("kv_server: served %llu connections, %llu commands (%llu protocol errors), %zu keys at exit "
               "in %.1f s; %s\n",
-              static_cast<unsigned long long>(srv.connections.load()),
+              static_cast<unsigned long long>(srv.connections),
               static_cast<unsigned long long>(srv.commands.load()),
               static_cast<unsigned long long>(srv.protocol_errors.load()), srv.keys_at_exit,
               sample::seconds_since(started), sample::runtime_summary(stats).c_str());

@@ -1,6 +1,8 @@
 // The std::thread / std::jthread mirror (weft::fiber, weft::jfiber), weft::spawn + join_handle,
 // block_on, this_fiber, names, pinning, fiber_local and run_blocking.
+#include <algorithm>
 #include <atomic>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -153,6 +155,79 @@ TEST_P(FiberTest, NamesAreVisible) {
     weft::this_fiber::set_name("a-very-long-name-that-is-longer-than-thirty-one-bytes");
     EXPECT_EQ(weft::this_fiber::name().size(), 31u);
   });
+}
+
+TEST_P(FiberTest, FibersListsLiveFibersWithStatusAndWhatTheyWaitOn) {
+  rt().block_on([this] {
+    weft::this_fiber::set_name("lister");
+    weft::channel<int> gate(0);
+    weft::join_handle<void> h = weft::spawn(weft::spawn_options{.name = "conn 127.0.0.1:1"}, [&gate] {
+      weft::this_fiber::set_waiting_on("read request");
+      int v = 0;
+      gate.recv(v);
+    });
+    weft::fiber::id waiter = h.get_id();
+    auto find = [&](weft::fiber::id id) {
+      for (const weft::fiber_info& i : rt().fibers())
+        if (i.id == id.value()) return std::optional<weft::fiber_info>(i);
+      return std::optional<weft::fiber_info>();
+    };
+    ASSERT_TRUE(weft_test::wait_until([&] {
+      auto i = find(waiter);
+      return i && i->status == weft::fiber_status::parked;
+    }));
+    weft::fiber_info i = *find(waiter);
+    EXPECT_EQ(i.name, "conn 127.0.0.1:1");
+    EXPECT_EQ(i.waiting_on, "read request");
+    auto me = find(weft::this_fiber::get_id());
+    ASSERT_TRUE(me.has_value());
+    EXPECT_EQ(me->status, weft::fiber_status::running);
+    EXPECT_EQ(me->name, "lister");
+    EXPECT_EQ(me->waiting_on, "");  // only parked fibers report it
+    auto all = rt().fibers();
+    EXPECT_TRUE(std::is_sorted(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.id < b.id; }));
+    gate.send(1);
+    h.join();
+    // A finished fiber is not listed once it has switched away for the last time (join may
+    // return just before that, while it is still on its worker).
+    EXPECT_TRUE(weft_test::wait_until([&] { return !find(waiter).has_value(); }));
+  });
+}
+
+TEST_P(FiberTest, FibersIsSafeWhileFibersComeGoAndRename) {
+  // A plain thread lists the fibers while they are spawned, renamed and recycled: under TSan
+  // this checks the locking of id and name (fiber_cb::diag_mu); everywhere, that every listed
+  // name is one a fiber really had.
+  std::atomic<bool> done{false};
+  std::atomic<long> listed{0};
+  std::thread lister([&] {
+    while (!done.load()) {
+      for (const weft::fiber_info& i : rt().fibers()) {
+        if (!i.name.empty() && i.name != "a" && i.name != "renamed b" && i.name != "main") {
+          ADD_FAILURE() << "unexpected name '" << i.name << "'";
+        }
+      }
+      listed.fetch_add(1);
+    }
+  });
+  rt().block_on([] {
+    weft::this_fiber::set_name("main");
+    const int rounds = static_cast<int>(weft_test::sized(200, 100, 40));
+    for (int r = 0; r < rounds; ++r) {
+      std::vector<weft::join_handle<void>> hs;
+      for (int k = 0; k < 20; ++k) {
+        hs.push_back(weft::spawn(weft::spawn_options{.name = k % 2 == 0 ? "a" : nullptr}, [k] {
+          if (k % 2 == 1) weft::this_fiber::set_name("renamed b");
+          weft::this_fiber::set_waiting_on("yield");
+          weft::this_fiber::yield();
+        }));
+      }
+      for (auto& h : hs) h.join();
+    }
+  });
+  EXPECT_TRUE(weft_test::wait_until([&] { return listed.load() > 0; }));
+  done.store(true);
+  lister.join();
 }
 
 TEST_P(FiberTest, PinnedFiberNeverMigrates) {

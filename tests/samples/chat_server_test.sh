@@ -217,10 +217,7 @@ for who in alice bob; do
   closed "$who" "after SIGTERM"
 done
 [ "$(timeout 10 cat <&"$flooder" | tail -n 1)" = "* server shutting down" ] || fail "flooder was not told of the shutdown"
-wait_for 10 stopped "$pid" || fail "chat_server still running 10 s after SIGTERM"
-rc=0
-wait "$pid" || rc=$?
-[ "$rc" = 0 ] || fail "exit code $rc after SIGTERM: $(cat "$work/server.err")"
+expect_clean_exit "chat_server after SIGTERM"
 summary=$(grep -E '^chat_server: served [0-9]+ clients, [0-9]+ messages, dropped [0-9]+ slow clients in .*; runtime: ' "$work/server.out") ||
   fail "no summary line: $(cat "$work/server.out")"
 echo "$summary"
@@ -236,10 +233,7 @@ got=$(timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0; printf "idler\n" >&3; c
   fail "idle client was not disconnected"
 [ "$(printf '%s\n' "$got" | tail -n 1)" = "* idle for 300 ms; disconnected" ] || fail "idle client got: $got"
 kill -INT "$pid"
-wait_for 10 stopped "$pid" || fail "chat_server still running 10 s after SIGINT"
-rc=0
-wait "$pid" || rc=$?
-[ "$rc" = 0 ] || fail "exit code $rc after SIGINT"
+expect_clean_exit "chat_server after SIGINT"
 grep -q '^chat_server: served 1 clients, 0 messages, dropped 0 slow clients' "$work/server.out" ||
   fail "summary after SIGINT: $(cat "$work/server.out")"
 echo "ok: idle timeout, SIGINT"

@@ -1,13 +1,37 @@
-# Helpers shared by the sample tests (source it): fail, wait_for, background processes killed
-# at exit, and starting a server with --port 0 and reading the port from its "listening on"
-# line.
+# shellcheck shell=bash disable=SC2154,SC2034  # work is set by, pid and port are for, the sourcing script
+# Helpers shared by the sample tests (bash, sourced after setting work=DIR): fail, required
+# tools, polling with a deadline, background processes killed at exit, starting a server with
+# --port 0 and reading its port from its "listening on" line, stopping it and checking its exit
+# code and summary line.
+#   fail MESSAGE                   prints FAIL: MESSAGE, exits 1
+#   require_tools TOOL...          fails (never skips) when a client tool is missing
+#   wait_for SECONDS CMD...        polls CMD every 20 ms until it succeeds; 1 after SECONDS
+#   in_range VALUE LOW HIGH        LOW <= VALUE < HIGH
+#   track PID...                   killed (-9) when the test exits, however it exits
+#   start_sample NAME CMD...       runs CMD (which prints "listening on 127.0.0.1:PORT"); sets
+#                                  NAME_pid and NAME_port; output in $work/NAME.out, NAME.err
+#   start_server BIN ARGS...       start_sample server BIN --port 0 ARGS...; sets pid and port
+#   expect_clean_exit LABEL [NAME] after a stop signal: NAME (default server) exits 0 within 10 s
+#   stop_sample NAME REGEX         SIGTERM, expect_clean_exit, a stdout line matching REGEX
+#                                  (kept in $work/NAME.summary and printed)
+#   summary_field NAME LABEL       the number before LABEL in NAME's summary ("12 idle timeouts")
+#   not_listening PORT             no socket listens on PORT (asked of ss: no probe connection)
+#   check_echoes PORT WHAT         nc and socat get back what they send to an echo service
 
 fail() {
   echo "FAIL: $*" >&2
   exit 1
 }
 
-wait_for() {  # seconds, command...: polls the command until it succeeds
+require_tools() {
+  local tool
+  for tool in "$@"; do
+    # A skipped sample test would read as a pass: scripts/setup.sh installs these.
+    command -v "$tool" >/dev/null || fail "$tool not found: run scripts/setup.sh"
+  done
+}
+
+wait_for() {
   local deadline=$((SECONDS + $1))
   shift
   until "$@"; do
@@ -16,34 +40,73 @@ wait_for() {  # seconds, command...: polls the command until it succeeds
   done
 }
 
-# Starts BIN --port 0 ARGS... in the background, stdout to $work/server.out and stderr to
-# $work/server.err, with SIGINT at its default (a non-interactive shell starts background jobs
-# with SIGINT ignored, and an ignored signal never reaches the sample's sigwait). Sets $pid, and
-# $port once the "listening on 127.0.0.1:PORT" line is there.
-start_server() {
-  local bin=$1
-  shift
-  rm -f "$work/server.out" "$work/server.err"  # a stale "listening on" line would give a dead port
-  env --default-signal=INT "$bin" --port 0 "$@" >"$work/server.out" 2>"$work/server.err" &
-  pid=$!
-  track "$pid"
-  listening() { grep -qs '^listening on 127.0.0.1:[0-9]*$' "$work/server.out"; }
-  wait_for 10 listening || fail "no 'listening on' line: $(cat "$work/server.out" "$work/server.err")"
-  port=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$work/server.out")
+in_range() {
+  [ "$1" -ge "$2" ] && [ "$1" -lt "$3" ]
 }
 
-# Background processes killed (-9) when the test exits, however it exits. Sourcing this sets the
-# EXIT trap; a test that sets its own does not use `track`.
+# Sourcing this sets the EXIT trap; a test that sets its own does not use `track`.
 tracked=()
 track() { tracked+=("$@"); }
 trap 'for p in "${tracked[@]}"; do kill -9 "$p" 2>/dev/null || true; done' EXIT
 
-# After a stop signal to the server started by start_server: waits up to 10 s for it to exit and
-# fails unless its exit code is 0. $1 names it in the messages.
+has_listening_line() { grep -qs '^listening on 127.0.0.1:[0-9]*$' "$1"; }
+has_exited() { ! kill -0 "$1" 2>/dev/null; }
+not_listening() { [ -z "$(ss -Htln "( sport = :$1 )")" ]; }
+
+# SIGINT is set to its default for the server: a non-interactive shell starts background jobs
+# with SIGINT ignored, and an ignored signal never reaches the sample's sigwait.
+start_sample() {
+  local name=$1 out="$work/$1.out" err="$work/$1.err"
+  shift
+  rm -f "$out" "$err"  # a stale "listening on" line would give a dead port
+  env --default-signal=INT "$@" >"$out" 2>"$err" &
+  local p=$!
+  track "$p"
+  declare -g "${name}_pid=$p"
+  wait_for 10 has_listening_line "$out" || fail "$name printed no 'listening on' line: $(cat "$out" "$err")"
+  declare -g "${name}_port=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$out")"
+}
+
+start_server() {
+  local bin=$1
+  shift
+  start_sample server "$bin" --port 0 "$@"
+  pid=$server_pid
+  port=$server_port
+}
+
 expect_clean_exit() {
-  local rc=0
-  gone() { ! kill -0 "$pid" 2>/dev/null; }
-  wait_for 10 gone || fail "$1 still running 10 s after the stop signal"
-  wait "$pid" || rc=$?
-  [ "$rc" = 0 ] || fail "$1: exit code $rc after the stop signal: $(cat "$work/server.err")"
+  local label=$1 name=${2:-server} rc=0
+  local pid_var="${name}_pid"
+  local p=${!pid_var}
+  wait_for 10 has_exited "$p" || fail "$label still running 10 s after the stop signal"
+  wait "$p" || rc=$?
+  [ "$rc" = 0 ] || fail "$label: exit code $rc after the stop signal: $(cat "$work/$name.err")"
+}
+
+stop_sample() {
+  local name=$1 regex=$2 pid_var="${1}_pid"
+  kill -TERM "${!pid_var}" 2>/dev/null || true  # the test may have sent it already
+  expect_clean_exit "$name" "$name"
+  grep -E "$regex" "$work/$name.out" >"$work/$name.summary" ||
+    fail "$name: no summary line matching /$regex/: $(cat "$work/$name.out")"
+  cat "$work/$name.summary"
+}
+
+summary_field() {
+  sed -n "s/.* \([0-9][0-9]*\) $2.*/\1/p" "$work/$1.summary"
+}
+
+check_echoes() {  # a line with nc, then a 1 MiB random file with socat and nc -N
+  local got want
+  got=$(printf 'hello, echo\n' | timeout 10 nc -N 127.0.0.1 "$1") || fail "nc to $2 failed"
+  [ "$got" = "hello, echo" ] || fail "nc to $2: got [$got]"
+  head -c 1048576 /dev/urandom >"$work/random.bin"
+  want=$(sha256sum <"$work/random.bin")
+  # Both half-close after the file (socat at end of input, nc with -N) and read until the
+  # other side closes.
+  got=$(timeout 30 socat -t 20 - "TCP:127.0.0.1:$1" <"$work/random.bin" | sha256sum)
+  [ "$got" = "$want" ] || fail "socat to $2: the 1 MiB echo differs"
+  got=$(timeout 30 nc -N 127.0.0.1 "$1" <"$work/random.bin" | sha256sum)
+  [ "$got" = "$want" ] || fail "nc -N to $2: the 1 MiB echo differs"
 }

@@ -19,14 +19,7 @@ data=$2
 work=$3
 mkdir -p "$work"
 
-for tool in redis-cli redis-benchmark; do
-  if ! command -v "$tool" >/dev/null; then
-    # Never skipped: scripts/setup.sh installs redis-tools, and a skipped sample test would
-    # read as a pass.
-    echo "FAIL: $tool not found: run scripts/setup.sh (or apt-get install redis-tools)" >&2
-    exit 1
-  fi
-done
+require_tools redis-cli redis-benchmark ss
 
 # Raw requests as printf formats, each ending in a way that makes the server close the
 # connection (QUIT or a protocol error), so reading to end of stream ends.
@@ -57,8 +50,7 @@ if [ "$mode" = record ]; then
   command -v redis-server >/dev/null || fail "redis-server not found (apt-get install redis-server)"
   port=$((20000 + RANDOM % 20000))
   redis-server --port "$port" --save '' --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
-  rpid=$!
-  trap 'kill $rpid 2>/dev/null || true' EXIT
+  track "$!"
   redis_up() { redis-cli -p "$port" PING >/dev/null 2>&1; }
   wait_for 10 redis_up || fail "redis-server did not start"
   run_cases "$port" "$data"
@@ -67,13 +59,7 @@ if [ "$mode" = record ]; then
 fi
 
 # --- start kv_server -------------------------------------------------------------------------
-rm -f "$work/server.out" "$work/server.err"  # a stale "listening on" line would give a dead port
-"$bin" --port 0 --workers 2 --grace-ms 5000 >"$work/server.out" 2>"$work/server.err" &
-pid=$!
-trap 'kill -9 $pid 2>/dev/null || true' EXIT
-listening() { grep -q '^listening on 127.0.0.1:[0-9]*$' "$work/server.out"; }
-wait_for 10 listening || fail "no 'listening on' line: $(cat "$work/server.out" "$work/server.err")"
-port=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$work/server.out")
+start_server "$bin" --workers 2 --grace-ms 5000  # sets pid and port
 echo "kv_server on port $port"
 
 # --- golden transcripts ----------------------------------------------------------------------
@@ -145,43 +131,28 @@ exec 4<>/dev/tcp/127.0.0.1/"$port"   # in flight
 printf '*2\r\n$4\r\nECHO\r\n$5\r\nhe' >&4
 [ "$(redis-cli -p "$port" PING)" = PONG ] || fail "PING before stop"
 kill -TERM "$pid"
-refused() { ! (exec 6<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; }
-wait_for 10 refused || fail "listener still accepting after SIGTERM"
+wait_for 10 not_listening "$port" || fail "listener still accepting after SIGTERM"
 printf 'llo\r\n' >&4
 got=$(timeout 10 cat <&4 | od -An -c | tr -s ' \n' ' ')
 want=$(printf '$5\r\nhello\r\n' | od -An -c | tr -s ' \n' ' ')
 [ "$got" = "$want" ] || fail "in-flight request at stop: got [$got] want [$want]"
 [ -z "$(timeout 10 cat <&5)" ] || fail "idle connection got data"
 exec 4>&- 5>&-
-stopped() { ! kill -0 "$pid" 2>/dev/null; }
-wait_for 10 stopped || fail "kv_server still running 10 s after SIGTERM"
-rc=0
-wait "$pid" || rc=$?
-trap - EXIT
-[ "$rc" = 0 ] || fail "exit code $rc after SIGTERM: $(cat "$work/server.err")"
+expect_clean_exit kv_server
 summary=$(grep -E '^kv_server: served [0-9]+ connections, [0-9]+ commands' "$work/server.out") ||
   fail "no summary line: $(cat "$work/server.out")"
 echo "$summary"
 echo "ok: clean stop"
 
 # --- SIGTERM with a request that never completes: closed after the grace period, exit 0 -------
-rm -f "$work/server.out" "$work/server.err"
-"$bin" --port 0 --workers 1 --grace-ms 200 >"$work/server.out" 2>"$work/server.err" &
-pid=$!
-trap 'kill -9 $pid 2>/dev/null || true' EXIT
-wait_for 10 listening || fail "second server did not start"
-port=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$work/server.out")
+start_server "$bin" --workers 1 --grace-ms 200
 exec 4<>/dev/tcp/127.0.0.1/"$port"
 printf '*2\r\n$4\r\nECHO\r\n$5\r\nhe' >&4
 [ "$(redis-cli -p "$port" PING)" = PONG ] || fail "PING before stop (2)"
 kill -TERM "$pid"
 [ -z "$(timeout 10 cat <&4)" ] || fail "stalled connection got a reply"
 exec 4>&-
-wait_for 10 stopped || fail "kv_server still running after the grace period"
-rc=0
-wait "$pid" || rc=$?
-trap - EXIT
-[ "$rc" = 0 ] || fail "exit code $rc after SIGTERM with a stalled request"
+expect_clean_exit "kv_server with a stalled request"
 grep -q '^kv_server: served 2 connections' "$work/server.out" || fail "summary: $(cat "$work/server.out")"
 echo "ok: stalled request closed after the grace period"
 echo "PASS"

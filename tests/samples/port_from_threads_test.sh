@@ -16,12 +16,8 @@ data=$3
 work=$4
 mkdir -p "$work"
 
-source "$(dirname "$0")/common.sh"  # fail, wait_for, start_server, expect_clean_exit
-
-if ! command -v nc >/dev/null; then
-  # Never skipped: scripts/setup.sh installs netcat-openbsd, and a skipped test reads as a pass.
-  fail "nc not found: run scripts/setup.sh (or apt-get install netcat-openbsd)"
-fi
+source "$(dirname "$0")/common.sh"  # fail, require_tools, wait_for, start_server, expect_clean_exit
+require_tools nc ss
 
 # --- the session's vocabulary: connections are fds 3..9, named A..G in the transcript --------
 transcript=
@@ -132,8 +128,7 @@ stop_session() {  # pid
   send 9 "WAIT never 20000"
   wait_for 10 waiting_is 7 1 || fail "STATS never showed the WAIT blocked (waiting=$(stats_waiting 7))"
   kill -TERM "$1"
-  refused() { ! (exec 6<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; }
-  wait_for 10 refused || fail "listener still accepting after SIGTERM"
+  wait_for 10 not_listening "$port" || fail "listener still accepting after SIGTERM"
   say "(SIGTERM; new connections refused)"
   recv 9
   expect_close 9

@@ -283,14 +283,14 @@ int serve(const char* prog, const options& opts, const Extra&... extra) {
   return 0;
 }
 
-/// Parses the flags every baseline has (--port, --threads, --accept) at the current argument of
+/// Parses the flags every baseline has (--port, --workers, --accept) at the current argument of
 /// `a`; false if the current argument is none of them.
 inline bool parse_common_flag(echo_bench::args& a, options& opts) {
   unsigned long long v = 0;
   std::string_view text;
   if (a.value("--port", v, 0, 65535)) {
     opts.port = std::uint16_t(v);
-  } else if (a.value("--threads", v, 1, 1024)) {
+  } else if (a.value("--workers", v, 1, 1024)) {
     opts.threads = unsigned(v);
   } else if (a.value("--accept", text)) {
     if (text == "shared") opts.shared_accept = true;
@@ -306,7 +306,8 @@ inline bool parse_common_flag(echo_bench::args& a, options& opts) {
 inline constexpr const char* common_usage =
     "  --port P             TCP port on 127.0.0.1; 0 (default) picks a free one. Prints\n"
     "                       \"listening on 127.0.0.1:PORT\" once it accepts connections.\n"
-    "  --threads N          worker threads, each with its own epoll instance (default 2)\n"
+    "  --workers N          worker threads, each with its own epoll instance (default 2; the\n"
+    "                       flag the weft samples take for their runtime's workers)\n"
     "  --accept MODE        reuseport (default): one SO_REUSEPORT listener per worker;\n"
     "                       shared: one listener in every worker's epoll with EPOLLEXCLUSIVE\n";
 

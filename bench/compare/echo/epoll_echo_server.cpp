@@ -20,7 +20,7 @@ namespace {
 
 constexpr const char* prog = "epoll_echo_server";
 const std::string usage =
-    std::string("usage: epoll_echo_server [--port P] [--threads N] [--accept reuseport|shared] [--stop-on-short-read]\n") +
+    std::string("usage: epoll_echo_server [--port P] [--workers N] [--accept reuseport|shared] [--stop-on-short-read]\n") +
     epoll_baseline::common_usage +
     "  --stop-on-short-read end a drain at a read shorter than the buffer instead of reading on\n"
     "                       to EAGAIN (epoll(7): a short read means the buffer is empty); saves\n"

@@ -28,7 +28,7 @@
 namespace {
 
 constexpr const char* prog = "epoll_http_server";
-const std::string usage = std::string("usage: epoll_http_server [--port P] [--threads N] [--accept reuseport|shared]\n") +
+const std::string usage = std::string("usage: epoll_http_server [--port P] [--workers N] [--accept reuseport|shared]\n") +
                           epoll_baseline::common_usage +
                           "Answers every HTTP/1.1 request with 200 \"hello from weft\\n\". Runs until SIGINT or SIGTERM.\n";
 

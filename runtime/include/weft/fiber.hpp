@@ -329,6 +329,11 @@ void sleep_until(const std::chrono::time_point<Clock, Duration>& t) {
 void set_name(std::string_view name) noexcept;
 /// The calling fiber's name ("" if unnamed or on a plain thread).
 std::string name();
+/// Says what the calling fiber is about to wait on ("read request", "accept"), shown by
+/// runtime::fibers() while it is parked; null clears it. `what` must have static storage
+/// duration (a string literal): it is read from other threads later. Never blocks; no effect
+/// on a plain thread.
+void set_waiting_on(const char* what) noexcept;
 /// Pins the calling fiber to the worker it runs on now: it is never stolen or migrated.
 void pin() noexcept;
 /// Lets the calling fiber migrate again.

@@ -6,8 +6,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <weft/detail/core.hpp>
 
@@ -54,6 +56,23 @@ struct runtime_stats {
   const char* guard = "";            ///< "madvise", "mprotect" or "none"
 };
 
+/// What a fiber listed by runtime::fibers() was doing when it was looked at.
+enum class fiber_status : std::uint8_t {
+  created,   ///< spawned, not yet run
+  runnable,  ///< in a run queue
+  running,   ///< on a worker
+  parked,    ///< waiting (I/O, a lock, a timer, a join, run_blocking...)
+};
+
+/// One live fiber, as listed by runtime::fibers().
+struct fiber_info {
+  std::uint64_t id = 0;     ///< fiber::id::value()
+  std::string name;         ///< "" if unnamed (spawn_options::name, this_fiber::set_name)
+  fiber_status status = fiber_status::created;
+  /// While parked: what the fiber said it waits on (this_fiber::set_waiting_on), else "".
+  std::string waiting_on;
+};
+
 template <class T>
 class join_handle;
 
@@ -82,6 +101,13 @@ class runtime {
 
   /// A snapshot of the counters.
   runtime_stats stats() const;
+  /// Lists the live fibers of this runtime (finished ones still held by a handle are left
+  /// out), ordered by id. Callable from any thread or fiber; it blocks the caller only for
+  /// short lock sections (the stack pool's lock, then each fiber's diagnostic spinlock) and
+  /// never stops the workers, so the list is not atomic as a whole: a fiber spawned or
+  /// finishing meanwhile may be in or out, and a state may be a moment stale. Each entry's id
+  /// and name belong to the same fiber. Allocates; meant for diagnostics, not hot paths.
+  std::vector<fiber_info> fibers() const;
   /// The options in force (workers resolved to the actual count).
   const runtime_options& options() const noexcept;
   /// The runtime the calling fiber runs on, or null on a plain thread.

@@ -1,19 +1,22 @@
-// echo_client: the load generator for the echo servers (epoll_echo_server, weft_echo_server).
-// Closed loop: each connection sends a request of --size bytes, waits for the whole echo,
-// checks it byte for byte against what it sent (a mismatch is an error: the connection stops
-// and the exit status is 1), records the latency and sends the next. --threads plain threads
-// each drive their share of the connections through one epoll instance (non-blocking sockets,
-// registered once, edge-triggered). Two more modes: `setup` (connect + one echo + close, in a
-// closed loop, per second) and `idle` (hold --connections connections after one echo each and
-// report the server's VmRSS growth per connection). Latencies go into a log-linear histogram
-// (HdrHistogram layout): exact below 2048 ns, then 1024 buckets per power of two, so a reported
-// percentile is the upper edge of the bucket holding the nearest-rank sample: at most 0.1 %
-// above the true sample, never below it.
-// On the 2-core machine the client shares the cores with the server (see the --threads note in
-// the usage text): compare servers by rps under the same client and by server CPU per request
-// (--server-pid), which the client reports.
-#include <arpa/inet.h>
+// echo_client: a load generator for echo servers (echo_server here, and the benchmark's
+// bench/compare/echo/epoll_echo_server). Closed loop: each connection sends a request of --size
+// bytes, waits for the whole echo, checks it byte for byte against what it sent (a mismatch is
+// an error: the connection stops and the exit status is 1), records the latency and sends the
+// next. A progress line goes to stderr once a second (rewritten in place on a terminal), then a
+// table of requests/s, bytes/s, latency percentiles and errors to stdout. Two more modes: `setup`
+// (connect + one echo + close, in a closed loop, per second) and `idle` (hold --connections
+// connections after one echo each and report the server's VmRSS growth per connection).
+// It is deliberately not a weft program: --threads plain threads each drive their share of the
+// connections through one epoll instance (non-blocking sockets, registered once,
+// edge-triggered), so the instrument shares no code with the runtime it measures. On a 2-core
+// machine the client shares the cores with the server (see the --threads help): compare servers
+// by requests/s under the same client and by server CPU per request (--server-pid).
+#include "latency_histogram.hpp"
+#include "proc_stats.hpp"
+#include "sample_args.hpp"
+
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -24,50 +27,42 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <latch>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <thread>
+#include <type_traits>
 #include <vector>
-
-#include "echo_common.hpp"
 
 namespace {
 
 using clock_type = std::chrono::steady_clock;
+using echo_sample::latency_histogram;
 using namespace std::chrono_literals;
 
 constexpr const char* prog = "echo_client";
 constexpr const char* usage =
-    "usage: echo_client --port P [--host 127.0.0.1] [--mode echo|setup|idle] [--connections C]\n"
-    "                   [--duration S] [--warmup S] [--size B] [--threads T] [--server-pid PID]\n"
-    "                   [--label NAME] [--json FILE]\n"
-    "  --mode echo      (default) C connections in a closed loop for --warmup S then --duration S\n"
-    "                   seconds; reports requests/s and latency percentiles over --duration only\n"
-    "  --mode setup     C concurrent loops of connect + one echo + close; reports setups/s\n"
-    "  --mode idle      opens C connections, one echo each, then reads the server's VmRSS\n"
-    "                   (needs --server-pid) and reports KiB per idle connection\n"
-    "  --connections C  connections (setup: concurrent loops), default 100\n"
-    "  --duration S     measured seconds (default 10); --warmup S unmeasured seconds before (default 2)\n"
-    "  --size B         request (= response) bytes, default 64\n"
-    "  --threads T      client threads, each with its own epoll (default 1). The client shares the\n"
-    "                   machine's cores with the server: on 2 cores, 1 thread leaves the server the\n"
-    "                   most CPU and keeps it busy (see bench/run_echo_bench.sh)\n"
-    "  --server-pid PID report the server's CPU time over the measured seconds (and its VmRSS)\n"
-    "  --label NAME     copied into the JSON as \"server\"\n"
-    "  --json FILE      also write the results as JSON\n"
-    "Progress goes to stderr once a second; the result line to stdout. Exit status: 0, 1 if any\n"
-    "request failed or an echo differed from the request, 2 on a setup error.\n";
+    "A closed-loop load generator for echo servers: C connections each send a request, wait for\n"
+    "its whole echo, check it and send the next. A progress line goes to stderr once a second,\n"
+    "then a table (requests/s, bytes/s, latency p50/p90/p99/p99.9, errors) to stdout.";
+constexpr const char* footer =
+    "Modes: echo (default) runs --warmup then --duration seconds and reports the measured part;\n"
+    "setup runs C concurrent loops of connect + one echo + close; idle opens C connections, one\n"
+    "echo each, and reports the growth of the server's VmRSS per connection (needs --server-pid).\n"
+    "Exit status: 0; 1 if a request failed or an echo differed from its request; 2 on a setup error.";
 
 enum class run_mode { echo, setup, idle };
 
 struct options {
-  std::string host = "127.0.0.1";
-  std::uint16_t port = 0;
+  std::string target;  // "HOST:PORT" as given
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
   run_mode mode = run_mode::echo;
   unsigned connections = 100;
   double duration = 10;
@@ -79,72 +74,15 @@ struct options {
   std::string json;
 };
 
-// ---- latency histogram -------------------------------------------------------------------------
+// Prints "echo_client: WHAT" and exits with status 2 (a usage or setup error).
+[[noreturn]] void fail(const std::string& what) {
+  std::fprintf(stderr, "%s: %s\n", prog, what.c_str());
+  std::exit(2);
+}
 
-/// Log-linear buckets of nanoseconds, as HdrHistogram with 3 significant digits: values below
-/// 2^11 each have a bucket; above, each power of two [2^e, 2^(e+1)) has 1024 buckets of width
-/// 2^(e-10). Values from 2^40 ns (18 minutes) up share the last bucket.
-class latency_histogram {
- public:
-  static constexpr int linear_bits = 11;
-  static constexpr int sub_bits = 10;
-  static constexpr int max_exp = 40;
-  static constexpr std::size_t linear = std::size_t(1) << linear_bits;
-  static constexpr std::size_t sub = std::size_t(1) << sub_bits;
-  static constexpr std::size_t buckets = linear + std::size_t(max_exp - linear_bits) * sub;
+std::string errno_text(int err) { return std::system_category().message(err); }
 
-  latency_histogram() : counts_(buckets, 0) {}
-
-  void record(std::uint64_t ns) {
-    ++counts_[index(ns)];
-    ++total_;
-    sum_ += ns;
-    max_ = std::max(max_, ns);
-  }
-  void merge(const latency_histogram& o) {
-    for (std::size_t i = 0; i < buckets; ++i) counts_[i] += o.counts_[i];
-    total_ += o.total_;
-    sum_ += o.sum_;
-    max_ = std::max(max_, o.max_);
-  }
-  std::uint64_t total() const { return total_; }
-  std::uint64_t max() const { return max_; }
-  double mean() const { return total_ == 0 ? 0 : double(sum_) / double(total_); }
-
-  /// The nearest-rank percentile `p` (0 < p <= 100): the smallest recorded value v such that at
-  /// least p % of the samples are <= v, given as its bucket's upper edge (capped at the max).
-  std::uint64_t percentile(double p) const {
-    if (total_ == 0) return 0;
-    // rank = ceil(p/100 * total), computed in integers for p with at most 3 decimals.
-    auto milli = std::uint64_t(std::llround(p * 1000));
-    std::uint64_t rank = (total_ * milli + 100000 - 1) / 100000;
-    rank = std::clamp<std::uint64_t>(rank, 1, total_);
-    std::uint64_t seen = 0;
-    for (std::size_t i = 0; i < buckets; ++i) {
-      seen += counts_[i];
-      if (seen >= rank) return std::min(upper(i), max_);
-    }
-    return max_;
-  }
-
- private:
-  static std::size_t index(std::uint64_t v) {
-    if (v < linear) return std::size_t(v);
-    if (v >= (std::uint64_t(1) << max_exp)) v = (std::uint64_t(1) << max_exp) - 1;
-    int e = 63 - __builtin_clzll(v);  // linear_bits <= e < max_exp
-    return linear + std::size_t(e - linear_bits) * sub + std::size_t((v >> (e - sub_bits)) - sub);
-  }
-  static std::uint64_t upper(std::size_t i) {
-    if (i < linear) return i;
-    std::size_t k = i - linear;
-    int e = linear_bits + int(k / sub);
-    std::uint64_t width = std::uint64_t(1) << (e - sub_bits);
-    return (sub + k % sub) * width + width - 1;
-  }
-
-  std::vector<std::uint64_t> counts_;
-  std::uint64_t total_ = 0, sum_ = 0, max_ = 0;
-};
+const sockaddr* target(const options& o) { return reinterpret_cast<const sockaddr*>(&o.addr); }
 
 // ---- shared state --------------------------------------------------------------------------------
 
@@ -174,17 +112,6 @@ struct client_conn {
   std::unique_ptr<unsigned char[]> request;
 };
 
-sockaddr_in server_addr(const options& o) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(o.port);
-  if (inet_pton(AF_INET, o.host.c_str(), &a.sin_addr) != 1)
-    echo_bench::fail(prog, "--host wants an IPv4 address such as 127.0.0.1, not \"" + o.host + "\"");
-  return a;
-}
-
-std::string errno_text(int err) { return std::system_category().message(err); }
-
 void set_nodelay(int fd) {
   int one = 1;
   (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -209,9 +136,9 @@ void stamp_request(client_conn& c, std::size_t size) {
 
 class load_thread {
  public:
-  load_thread(const options& o, const sockaddr_in& addr, const run_window& w, thread_result& r, std::uint32_t first_id,
+  load_thread(const options& o, const run_window& w, thread_result& r, std::uint32_t first_id,
               unsigned count)
-      : o_(o), addr_(addr), w_(w), r_(r), conns_(count), scratch_(new unsigned char[scratch_size]) {
+      : o_(o), w_(w), r_(r), conns_(count), scratch_(new unsigned char[scratch_size]) {
     for (unsigned i = 0; i < count; ++i) {
       conns_[i].id = first_id + i;
       init_request(conns_[i], o.size);
@@ -261,14 +188,14 @@ class load_thread {
 
   void connect_all() {
     for (auto& c : conns_) {
-      c.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      c.fd = socket(o_.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
       if (c.fd < 0) {
         r_.fatal = "socket: " + errno_text(errno) + (errno == EMFILE ? " (raise ulimit -n)" : "");
         return;
       }
       // Blocking connect: simple, and loopback connects complete in one call.
-      if (::connect(c.fd, reinterpret_cast<const sockaddr*>(&addr_), sizeof addr_) != 0) {
-        r_.fatal = "connect " + o_.host + ":" + std::to_string(o_.port) + ": " + errno_text(errno);
+      if (::connect(c.fd, target(o_), o_.addr_len) != 0) {
+        r_.fatal = "connect " + o_.target + ": " + errno_text(errno);
         return;
       }
       set_nodelay(c.fd);
@@ -321,10 +248,10 @@ class load_thread {
     stamp_request(c, o_.size);
     c.sent = c.received = 0;
     c.start = now;
-    c.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    c.fd = socket(o_.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c.fd < 0) return error(c, "socket: " + errno_text(errno));
     set_nodelay(c.fd);
-    int rc = ::connect(c.fd, reinterpret_cast<const sockaddr*>(&addr_), sizeof addr_);
+    int rc = ::connect(c.fd, target(o_), o_.addr_len);
     if (rc != 0 && errno != EINPROGRESS) {
       int err = errno;
       return error(c, "connect: " + errno_text(err) +
@@ -407,7 +334,6 @@ class load_thread {
   }
 
   const options& o_;
-  const sockaddr_in& addr_;
   const run_window& w_;
   thread_result& r_;
   std::vector<client_conn> conns_;  // never resized: epoll data points into it
@@ -418,7 +344,7 @@ class load_thread {
 // ---- idle mode -------------------------------------------------------------------------------
 
 // Opens `count` blocking connections, one full echo on each; the descriptors stay open in `fds`.
-void open_idle(const options& o, const sockaddr_in& addr, std::uint32_t first_id, unsigned count,
+void open_idle(const options& o, std::uint32_t first_id, unsigned count,
                std::vector<int>& fds, thread_result& r) {
   std::vector<unsigned char> back(o.size);
   for (unsigned i = 0; i < count; ++i) {
@@ -426,14 +352,14 @@ void open_idle(const options& o, const sockaddr_in& addr, std::uint32_t first_id
     c.id = first_id + i;
     init_request(c, o.size);
     stamp_request(c, o.size);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(o.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
       r.fatal = "socket: " + errno_text(errno) + (errno == EMFILE ? " (raise ulimit -n)" : "");
       return;
     }
     fds.push_back(fd);
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-      r.fatal = "connect " + o.host + ":" + std::to_string(o.port) + " (connection " + std::to_string(i) +
+    if (::connect(fd, target(o), o.addr_len) != 0) {
+      r.fatal = "connect " + o.target + " (connection " + std::to_string(i) +
                 "): " + errno_text(errno);
       return;
     }
@@ -468,6 +394,32 @@ double cpu_self_seconds() {
 
 double us(std::uint64_t ns) { return double(ns) / 1000.0; }
 
+// "127.0.0.1:7007" or "127.0.0.1:7007 (LABEL)": the first line of each result table.
+std::string heading(const options& o) { return o.label.empty() ? o.target : o.target + " (" + o.label + ")"; }
+
+// The live progress line on stderr: rewritten in place on a terminal, one line per update
+// otherwise (a log file keeps every second).
+class progress_line {
+ public:
+  progress_line() : tty_(isatty(STDERR_FILENO) == 1) {}
+  void show(const char* text) {
+    shown_ = true;
+    if (tty_) {
+      std::fprintf(stderr, "\r%s\033[K", text);  // \033[K clears what a longer line left
+    } else {
+      std::fprintf(stderr, "%s\n", text);
+    }
+  }
+  /// Ends the line on a terminal, so the table starts on a fresh one.
+  void finish() {
+    if (tty_ && shown_) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  bool tty_;
+  bool shown_ = false;
+};
+
 std::string json_string(const std::string& s) {
   std::string out = "\"";
   for (char ch : s) {
@@ -481,15 +433,15 @@ std::string json_string(const std::string& s) {
 void write_json(const options& o, const std::string& body) {
   if (o.json.empty()) return;
   std::FILE* f = std::fopen(o.json.c_str(), "w");
-  if (f == nullptr) echo_bench::fail_errno(prog, "open " + o.json, errno);
+  if (f == nullptr) fail("open " + o.json + ": " + errno_text(errno));
   std::fprintf(f, "%s\n", body.c_str());
-  if (std::fclose(f) != 0) echo_bench::fail_errno(prog, "write " + o.json, errno);
+  if (std::fclose(f) != 0) fail("write " + o.json + ": " + errno_text(errno));
 }
 
-int run_idle(const options& o, const sockaddr_in& addr) {
-  if (o.server_pid <= 0) echo_bench::fail(prog, "--mode idle needs --server-pid (the server's VmRSS is what it measures)");
-  long before = echo_bench::read_rss_kib(o.server_pid);
-  if (before < 0) echo_bench::fail(prog, "cannot read /proc/" + std::to_string(o.server_pid) + "/status");
+int run_idle(const options& o) {
+  if (o.server_pid <= 0) fail("--mode idle needs --server-pid (the server's VmRSS is what it measures)");
+  long before = echo_sample::read_rss_kib(o.server_pid);
+  if (before < 0) fail("cannot read /proc/" + std::to_string(o.server_pid) + "/status");
 
   std::vector<std::unique_ptr<thread_result>> results;
   std::vector<std::vector<int>> fds(o.threads);
@@ -498,27 +450,28 @@ int run_idle(const options& o, const sockaddr_in& addr) {
   for (unsigned t = 0; t < o.threads; ++t) {
     results.push_back(std::make_unique<thread_result>());
     unsigned first = o.connections * t / o.threads, last = o.connections * (t + 1) / o.threads;
-    threads.emplace_back([&, t, first, last] { open_idle(o, addr, first, last - first, fds[t], *results[t]); });
+    threads.emplace_back([&, t, first, last] { open_idle(o, first, last - first, fds[t], *results[t]); });
   }
   for (auto& th : threads) th.join();
   double open_s = std::chrono::duration<double>(clock_type::now() - t0).count();
   std::uint64_t errors = 0;
   for (auto& r : results) {
-    if (!r->fatal.empty()) echo_bench::fail(prog, r->fatal);
+    if (!r->fatal.empty()) fail(r->fatal);
     errors += r->errors.load(std::memory_order_relaxed);
   }
   // Every fiber (or connection record) has served its echo and gone back to waiting; its last
   // steps may still run. Read until two readings 200 ms apart agree (at most 5 s).
-  long after = echo_bench::read_rss_kib(o.server_pid), prev = -1;
+  long after = echo_sample::read_rss_kib(o.server_pid), prev = -1;
   for (int i = 0; i < 25 && after != prev; ++i) {
     std::this_thread::sleep_for(200ms);
     prev = after;
-    after = echo_bench::read_rss_kib(o.server_pid);
+    after = echo_sample::read_rss_kib(o.server_pid);
   }
   double per_conn = double(after - before) / double(o.connections);
-  std::printf("%s: %s%s%u idle connections (one echo each, opened in %.2f s): server VmRSS %ld -> %ld KiB, "
-              "%.2f KiB per connection, errors %llu\n",
-              prog, o.label.c_str(), o.label.empty() ? "" : ": ", o.connections, open_s, before, after, per_conn,
+  std::printf("%s: %s: idle, %u connections, one echo each, opened in %.2f s\n", prog, heading(o).c_str(),
+              o.connections, open_s);
+  std::printf("  %-18s %12ld KiB\n  %-18s %12ld KiB\n  %-18s %12.2f KiB\n  %-18s %12llu\n", "server VmRSS before",
+              before, "server VmRSS after", after, "per connection", per_conn, "errors",
               static_cast<unsigned long long>(errors));
   char body[512];
   std::snprintf(body, sizeof body,
@@ -532,7 +485,7 @@ int run_idle(const options& o, const sockaddr_in& addr) {
   return errors == 0 ? 0 : 1;
 }
 
-int run_load(const options& o, const sockaddr_in& addr) {
+int run_load(const options& o) {
   const bool setup = o.mode == run_mode::setup;
   run_window w;
   std::latch connected(o.threads), go(1);
@@ -541,7 +494,7 @@ int run_load(const options& o, const sockaddr_in& addr) {
   for (unsigned t = 0; t < o.threads; ++t) {
     results.push_back(std::make_unique<thread_result>());
     unsigned first = o.connections * t / o.threads, last = o.connections * (t + 1) / o.threads;
-    loads.push_back(std::make_unique<load_thread>(o, addr, w, *results[t], first, last - first));
+    loads.push_back(std::make_unique<load_thread>(o, w, *results[t], first, last - first));
   }
   std::vector<std::thread> threads;
   for (auto& l : loads) threads.emplace_back([&l, &connected, &go] { l->run(connected, go); });
@@ -556,7 +509,7 @@ int run_load(const options& o, const sockaddr_in& addr) {
   go.count_down();  // publishes `w` to the threads
   if (!fatal.empty()) {
     for (auto& th : threads) th.join();
-    echo_bench::fail(prog, fatal);
+    fail(fatal);
   }
 
   // Progress once a second; CPU readings at the edges of the measured window.
@@ -566,6 +519,7 @@ int run_load(const options& o, const sockaddr_in& addr) {
   auto next_tick = t0 + 1s;
   std::uint64_t last_done = 0;
   auto last_t = t0;
+  progress_line progress;
   for (;;) {
     auto wake = std::min(next_tick, w.measure_end);
     if (!started) wake = std::min(wake, w.measure_start);
@@ -573,11 +527,11 @@ int run_load(const options& o, const sockaddr_in& addr) {
     auto now = clock_type::now();
     if (!started && now >= w.measure_start) {
       started = true;
-      if (o.server_pid > 0) server_cpu0 = echo_bench::read_cpu_seconds(o.server_pid);
+      if (o.server_pid > 0) server_cpu0 = echo_sample::read_cpu_seconds(o.server_pid);
       self_cpu0 = cpu_self_seconds();
     }
     if (now >= w.measure_end) {
-      if (o.server_pid > 0) server_cpu1 = echo_bench::read_cpu_seconds(o.server_pid);
+      if (o.server_pid > 0) server_cpu1 = echo_sample::read_cpu_seconds(o.server_pid);
       self_cpu1 = cpu_self_seconds();
       break;
     }
@@ -587,15 +541,18 @@ int run_load(const options& o, const sockaddr_in& addr) {
         done += r->completed.load(std::memory_order_relaxed);
         errors += r->errors.load(std::memory_order_relaxed);
       }
-      double dt = std::chrono::duration<double>(now - last_t).count();
-      std::fprintf(stderr, "%s: %5.0f s %-7s %10.0f %s (last second), %llu errors\n", prog,
-                   std::chrono::duration<double>(now - t0).count(), next_tick <= w.measure_start ? "warm-up" : "measure",
-                   double(done - last_done) / dt, unit, static_cast<unsigned long long>(errors));
+      double rate = double(done - last_done) / std::chrono::duration<double>(now - last_t).count();
+      char line[256];
+      std::snprintf(line, sizeof line, "%s: %4.0f s %-7s %10.0f %s %9.2f MB/s each way, %llu errors", prog,
+                    std::chrono::duration<double>(now - t0).count(), next_tick <= w.measure_start ? "warm-up" : "measure",
+                    rate, unit, rate * double(o.size) / 1e6, static_cast<unsigned long long>(errors));
+      progress.show(line);
       last_done = done;
       last_t = now;
       next_tick += 1s;
     }
   }
+  progress.finish();
   for (auto& th : threads) th.join();
 
   latency_histogram all;
@@ -606,31 +563,40 @@ int run_load(const options& o, const sockaddr_in& addr) {
     requests += r->requests;
     errors += r->errors.load(std::memory_order_relaxed);
   }
-  if (!fatal.empty()) echo_bench::fail(prog, fatal);
+  if (!fatal.empty()) fail(fatal);
   double rate = double(requests) / o.duration;
-  double p50 = us(all.percentile(50)), p99 = us(all.percentile(99)), p999 = us(all.percentile(99.9));
+  double p50 = us(all.percentile(50)), p90 = us(all.percentile(90)), p99 = us(all.percentile(99)),
+         p999 = us(all.percentile(99.9));
   double server_cpu = server_cpu0 >= 0 && server_cpu1 >= 0 ? server_cpu1 - server_cpu0 : -1;
   double client_cpu = self_cpu1 - self_cpu0;
-  long server_rss = o.server_pid > 0 ? echo_bench::read_rss_kib(o.server_pid) : -1;
+  long server_rss = o.server_pid > 0 ? echo_sample::read_rss_kib(o.server_pid) : -1;
 
-  std::printf("%s: %s%s%u connections, %zu B, %.1f s: %llu %s, %.1f %s, p50 %.1f us, p99 %.1f us, p99.9 %.1f us, "
-              "max %.1f us, errors %llu",
-              prog, o.label.c_str(), o.label.empty() ? "" : ": ", o.connections, o.size, o.duration,
-              static_cast<unsigned long long>(requests), setup ? "setups" : "requests", rate, unit, p50, p99, p999,
-              us(all.max()), static_cast<unsigned long long>(errors));
-  if (server_cpu >= 0)
-    std::printf(", server CPU %.2f s (%.2f us per %s), client CPU %.2f s", server_cpu,
-                requests > 0 ? server_cpu * 1e6 / double(requests) : 0.0, setup ? "setup" : "request", client_cpu);
-  std::printf("\n");
+  std::printf("%s: %s: %s, %u connections, %zu B requests, %u thread(s), %.1f s warm-up + %.1f s measured\n",
+              prog, heading(o).c_str(), setup ? "setup" : "echo", o.connections, o.size, o.threads, o.warmup,
+              o.duration);
+  std::printf("  %-18s %12llu\n", setup ? "setups" : "requests", static_cast<unsigned long long>(requests));
+  std::printf("  %-18s %12.1f\n", setup ? "setups/s" : "requests/s", rate);
+  std::printf("  %-18s %12.0f   (each way: %.2f MB/s)\n", "bytes/s", rate * double(o.size), rate * double(o.size) / 1e6);
+  const double percentiles[] = {50, 90, 99, 99.9};
+  for (double p : percentiles) {
+    std::printf("  latency p%-9g %12.1f us\n", p, us(all.percentile(p)));
+  }
+  std::printf("  %-18s %12.1f us\n", "latency max", us(all.max()));
+  std::printf("  %-18s %12llu\n", "errors", static_cast<unsigned long long>(errors));
+  if (server_cpu >= 0) {
+    std::printf("  %-18s %12.2f s    (%.2f us per %s)\n", "server CPU", server_cpu,
+                requests > 0 ? server_cpu * 1e6 / double(requests) : 0.0, setup ? "setup" : "request");
+    std::printf("  %-18s %12.2f s\n", "client CPU", client_cpu);
+  }
 
   std::string body = "{\"mode\": \"" + std::string(setup ? "setup" : "echo") + "\", \"server\": " + json_string(o.label);
   char buf[768];
   std::snprintf(buf, sizeof buf,
                 ", \"connections\": %u, \"threads\": %u, \"size\": %zu, \"warmup_s\": %.3f, \"duration_s\": %.3f, "
-                "\"requests\": %llu, \"rps\": %.1f, \"p50_us\": %.3f, \"p99_us\": %.3f, \"p999_us\": %.3f, "
+                "\"requests\": %llu, \"rps\": %.1f, \"p50_us\": %.3f, \"p90_us\": %.3f, \"p99_us\": %.3f, \"p999_us\": %.3f, "
                 "\"max_us\": %.3f, \"mean_us\": %.3f, \"errors\": %llu, \"client_cpu_s\": %.3f",
                 o.connections, o.threads, o.size, o.warmup, o.duration, static_cast<unsigned long long>(requests), rate,
-                p50, p99, p999, us(all.max()), all.mean() / 1000.0, static_cast<unsigned long long>(errors), client_cpu);
+                p50, p90, p99, p999, us(all.max()), all.mean() / 1000.0, static_cast<unsigned long long>(errors), client_cpu);
   body += buf;
   if (server_cpu >= 0) {
     std::snprintf(buf, sizeof buf, ", \"server_cpu_s\": %.3f, \"server_cpu_us_per_request\": %.3f, \"server_rss_kib\": %ld",
@@ -647,47 +613,80 @@ int run_load(const options& o, const sockaddr_in& addr) {
   return errors == 0 ? 0 : 1;
 }
 
+// Resolves "HOST:PORT" ("127.0.0.1:7007", "localhost:7007", "[::1]:7007") into o.addr.
+bool resolve_target(const char* text, options& o) {
+  std::string host, port;
+  if (!sample::split_host_port(text, host, port)) return false;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  if (int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &res); rc != 0) {
+    fail("cannot resolve \"" + host + "\": " + gai_strerror(rc));
+  }
+  std::memcpy(&o.addr, res->ai_addr, res->ai_addrlen);
+  o.addr_len = res->ai_addrlen;
+  freeaddrinfo(res);
+  o.target = text;
+  return true;
+}
+
+int parse_args(int argc, char** argv, options& o) {
+  auto count = [](unsigned long lo, unsigned long hi, auto& out) {
+    return [lo, hi, &out](const char* s) {
+      unsigned long v = 0;
+      if (!sample::parse_uint(s, hi, v) || v < lo) return false;
+      out = static_cast<std::remove_reference_t<decltype(out)>>(v);
+      return true;
+    };
+  };
+  auto seconds = [](double& out) { return [&out](const char* s) { return sample::parse_seconds(s, 1e6, out); }; };
+  sample::operand target{.name = "HOST:PORT",
+                         .help = "the echo server (\"127.0.0.1:7007\", \"localhost:7007\", \"[::1]:7007\")",
+                         .what = "a host and a port",
+                         .set = [&o](const char* s) { return resolve_target(s, o); }};
+  return sample::parse_command_line(
+      argc, argv, prog, usage,
+      {{.name = "--connections", .value_name = "C", .help = "connections (setup: concurrent loops), default 100",
+        .what = "a count 1..1000000", .set = count(1, 1000000, o.connections)},
+       {.name = "--size", .value_name = "B", .help = "request (= response) bytes, default 64",
+        .what = "a byte count 1..16777216", .set = count(1, 1ul << 24, o.size)},
+       {.name = "--duration", .value_name = "S", .help = "measured seconds (default 10)",
+        .what = "a number of seconds", .set = seconds(o.duration)},
+       {.name = "--warmup", .value_name = "S", .help = "unmeasured seconds before them (default 2)",
+        .what = "a number of seconds", .set = seconds(o.warmup)},
+       {.name = "--threads", .value_name = "T",
+        .help = "client threads, each with its own epoll (default 1; on 2 cores, 1 leaves the server the most CPU)",
+        .what = "a count 1..256", .set = count(1, 256, o.threads)},
+       {.name = "--mode", .value_name = "M", .help = "echo (default), setup or idle: see below",
+        .what = "echo, setup or idle",
+        .set = [&o](const char* s) {
+          std::string_view m = s;
+          if (m == "echo") o.mode = run_mode::echo;
+          else if (m == "setup") o.mode = run_mode::setup;
+          else if (m == "idle") o.mode = run_mode::idle;
+          else return false;
+          return true;
+        }},
+       {.name = "--server-pid", .value_name = "PID",
+        .help = "report that server's CPU time over the measured seconds and its VmRSS",
+        .what = "a process id", .set = count(1, 1ul << 30, o.server_pid)},
+       {.name = "--label", .value_name = "NAME", .help = "a name for the server, in the table and the JSON",
+        .what = "a name", .set = [&o](const char* s) { o.label = s; return true; }},
+       {.name = "--json", .value_name = "FILE", .help = "also write the results as JSON (bench/echo_figures.py reads it)",
+        .what = "a file name", .set = [&o](const char* s) { o.json = s; return true; }}},
+      &target, footer);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   options o;
-  echo_bench::args a(prog, usage, argc, argv);
-  bool have_port = false;
-  while (a.advance()) {
-    unsigned long long v = 0;
-    std::string_view text;
-    if (a.value("--port", v, 1, 65535)) {
-      o.port = std::uint16_t(v);
-      have_port = true;
-    } else if (a.value("--host", text)) {
-      o.host = std::string(text);
-    } else if (a.value("--mode", text)) {
-      if (text == "echo") o.mode = run_mode::echo;
-      else if (text == "setup") o.mode = run_mode::setup;
-      else if (text == "idle") o.mode = run_mode::idle;
-      else a.bad("--mode wants echo, setup or idle, not \"" + std::string(text) + "\"");
-    } else if (a.value("--connections", v, 1, 1000000)) {
-      o.connections = unsigned(v);
-    } else if (a.seconds("--duration", o.duration) || a.seconds("--warmup", o.warmup)) {
-    } else if (a.value("--size", v, 1, 1 << 24)) {
-      o.size = std::size_t(v);
-    } else if (a.value("--threads", v, 1, 256)) {
-      o.threads = unsigned(v);
-    } else if (a.value("--server-pid", v, 1, 1u << 30)) {
-      o.server_pid = long(v);
-    } else if (a.value("--label", text)) {
-      o.label = std::string(text);
-    } else if (a.value("--json", text)) {
-      o.json = std::string(text);
-    } else {
-      a.unknown();
-    }
-  }
-  if (!have_port) a.bad("--port is required");
-  if (o.duration <= 0 && o.mode != run_mode::idle) a.bad("--duration must be more than 0");
+  if (int rc = parse_args(argc, argv, o); rc >= 0) return rc;
+  if (o.duration <= 0 && o.mode != run_mode::idle) fail("--duration must be more than 0");
   if (o.threads > o.connections) o.threads = o.connections;
   if (o.mode != run_mode::setup && double(o.size) * o.connections > double(1ull << 30))
-    a.bad("--size x --connections is over 1 GiB of request buffers");
-  sockaddr_in addr = server_addr(o);
-  return o.mode == run_mode::idle ? run_idle(o, addr) : run_load(o, addr);
+    fail("--size x --connections is over 1 GiB of request buffers");
+  return o.mode == run_mode::idle ? run_idle(o) : run_load(o);
 }

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Drives a built echo_server with its own load generator (echo_client: 2 s, the result table
+# must show requests and no errors) and with nc and socat (the bytes come back identical, a
+# 1 MiB random file included); checks that peers that disconnect or are killed leave no fiber
+# behind (no server socket lingers in CLOSE-WAIT), that the idle deadline closes a silent
+# connection and a connection whose echo cannot be written, and that SIGTERM closes the
+# listener, ends idle connections at once, closes a stuck one after the grace period and exits
+# 0 with the summary line.
+#   echo_server_test.sh ECHO_SERVER ECHO_CLIENT WORK_DIR
+# shellcheck disable=SC2154  # start_sample (common.sh) sets NAME_pid and NAME_port
+set -euo pipefail
+
+echo_server=$1
+echo_client=$2
+work=$3
+mkdir -p "$work"
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/common.sh"
+require_tools nc socat ss sha256sum
+
+ms_now() { echo $(($(date +%s%N) / 1000000)); }
+
+# Server "echo": the default idle deadline (60 s), so nothing below ends by it by accident.
+start_sample echo "$echo_server" --port 0 --workers 2 --grace-ms 2000
+port=$echo_port
+echo "echo_server on port $port"
+
+# --- echo_client: 2 s, then its table ------------------------------------------------------
+timeout 60 "$echo_client" "127.0.0.1:$port" --connections 50 --duration 2 --warmup 0.5 --size 64 \
+  >"$work/client.out" 2>"$work/client.err" ||
+  fail "echo_client failed: $(cat "$work/client.out" "$work/client.err")"
+cat "$work/client.out"
+row() { awk -v k="$1" '{ key = $1; if ($1 == "latency") key = $1 " " $2 } key == k { print $NF == "us" ? $(NF-1) : $NF; exit }' \
+  "$work/client.out"; }
+[ "$(row errors)" = 0 ] || fail "echo_client reported errors"
+[ "$(row requests)" -gt 0 ] || fail "echo_client completed no request"
+for r in requests/s bytes/s "latency p50" "latency p90" "latency p99" "latency p99.9"; do
+  [ -n "$(row "$r")" ] || fail "no '$r' row in echo_client's table"
+done
+# stderr is a file here, not a terminal: one progress line per second, no carriage returns.
+[ "$(grep -c 'req/s' "$work/client.err")" -ge 2 ] || fail "no progress lines: $(cat "$work/client.err")"
+! grep -q $'\r' "$work/client.err" || fail "progress lines rewritten with \\r on a file"
+echo "ok: echo_client"
+
+# --- nc and socat: the bytes come back identical ---------------------------------------------
+check_echoes "$port" "echo_server"
+echo "ok: nc and socat, 1 MiB random file"
+
+# --- peers that disconnect: their fibers end, so no server socket stays in CLOSE-WAIT ----------
+for _ in $(seq 20); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port"; printf x >&3)  # the subshell exits: FIN with an echo unread
+done
+socat -u /dev/zero "TCP:127.0.0.1:$port" 2>/dev/null &  # a sender that never reads...
+writer=$!
+track "$writer"
+connected() { [ -n "$(ss -Htn state established "( dport = :$port )")" ]; }
+wait_for 5 connected || fail "the sender did not connect"
+sleep 0.2  # ...is killed in the middle of its stream
+kill -9 "$writer"
+wait "$writer" 2>/dev/null || true
+lingering() { ss -Htn "( sport = :$port )" | grep -v -e '^TIME-WAIT' -e '^LISTEN' || true; }
+no_lingering() { [ -z "$(lingering)" ]; }
+wait_for 5 no_lingering || fail "server sockets left after their peers went: $(lingering)"
+echo "ok: disconnected peers leave no fiber"
+
+# --- SIGTERM ----------------------------------------------------------------------------------
+exec 5<>"/dev/tcp/127.0.0.1/$port"             # idle: ends at once
+socat -u /dev/zero "TCP:127.0.0.1:$port" 2>/dev/null &  # stuck in write_all: closed after --grace-ms
+stuck=$!
+track "$stuck"
+sleep 0.5  # long enough for the server's send buffer to fill
+printf 'ping' >&5
+[ "$(timeout 10 head -c 4 <&5)" = ping ] || fail "no echo before stop"
+kill -TERM "$echo_pid"
+wait_for 10 not_listening "$port" || fail "listener still accepting after SIGTERM"
+start=$(ms_now)
+[ -z "$(timeout 10 cat <&5)" ] || fail "idle connection got data at stop"
+[ $(($(ms_now) - start)) -lt 1000 ] || fail "idle connection was not ended at once (took $(($(ms_now) - start)) ms)"
+exec 5>&-
+wait "$stuck" 2>/dev/null || true
+stop_sample echo '^echo_server: served [0-9]+ connections, [0-9]+ bytes echoed'
+[ "$(summary_field echo 'closed after the grace period')" = 1 ] || fail "the stuck connection was not closed after the grace period"
+[ "$(summary_field echo 'bytes echoed')" -ge $((2 * 1048576)) ] || fail "bytes echoed in the summary"
+[ "$(summary_field echo 'idle timeouts')" = 0 ] || fail "idle timeouts on the 60 s server"
+echo "ok: clean stop"
+
+# --- idle deadline ------------------------------------------------------------------------------
+start_sample idle "$echo_server" --port 0 --workers 1 --idle-timeout-ms 500
+start=$(ms_now)
+[ -z "$(timeout 10 cat <"/dev/tcp/127.0.0.1/$idle_port")" ] || fail "a silent connection got data"
+took=$(($(ms_now) - start))
+in_range "$took" 450 5000 || fail "a silent connection was closed after $took ms, not about 500"
+# A peer that sends but never reads: the server's echo stops making progress and its write
+# deadline ends the connection (the sender then gets a reset or a broken pipe, not a timeout).
+rc=0
+timeout 20 socat -u /dev/zero "TCP:127.0.0.1:$idle_port" 2>/dev/null || rc=$?
+if [ "$rc" = 0 ] || [ "$rc" = 124 ]; then
+  fail "a peer that never reads was not disconnected (socat status $rc)"
+fi
+stop_sample idle '^echo_server: served 2 connections'
+[ "$(summary_field idle 'idle timeouts')" = 2 ] || fail "expected 2 idle timeouts"
+echo "ok: idle deadline"
+echo PASS

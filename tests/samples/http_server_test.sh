@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# Drives a built http_server with real clients: curl (exact bytes of GET /, keep-alive reuse,
+# HEAD, static files with their Content-Type and Content-Length, 404/405, traversal attempts
+# with --path-as-is and percent-encoding, symlinks out of the root, /metrics parsed as
+# Prometheus text, /debug/fibers listing an open connection's fiber), raw sockets through bash
+# /dev/tcp (malformed and oversize requests -> 400/413/431/505 then close, pipelining, HTTP/1.0,
+# a slowloris client closed after the header timeout while curl is served, an idle connection
+# closed after the idle timeout), wrk with zero socket errors and no non-2xx responses, and a
+# SIGTERM that lets a half-received request finish and exits 0 with the summary line.
+#
+#   http_server_test.sh HTTP_SERVER WORK_DIR
+set -euo pipefail
+
+bin=$1
+work=$2
+rm -rf "$work"
+mkdir -p "$work"
+
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
+
+require_tools curl wrk ss
+
+# Sends printf format $1 in one write and prints everything received until the server closes.
+raw() {
+  timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0; printf "$1" >&3; cat <&3' "$port" "$1"
+}
+
+# --- a document root: one file per content type, a secret outside, symlinks in and out -----------
+root=$work/root
+mkdir -p "$root/sub"
+printf '<h1>hi</h1>\n' >"$root/index.html"
+printf 'body{}\n' >"$root/style.css"
+printf 'console.log(1)\n' >"$root/app.js"
+printf '{"a":1}\n' >"$root/data.json"
+printf 'plain text\n' >"$root/a.txt"
+printf '\x89PNG\r\n\x1a\n\0\0\0\rIHDR' >"$root/img.png"
+printf '\xff\xd8\xff\xe0' >"$root/pic.jpg"
+printf '<svg/>\n' >"$root/logo.svg"
+printf '\0asm\x01\0\0\0' >"$root/mod.wasm"
+head -c 300000 /dev/urandom >"$root/sub/blob.bin"
+printf 'TOP-SECRET\n' >"$work/secret.txt"
+ln -s "$work/secret.txt" "$root/escape.txt"
+ln -s "$root/a.txt" "$root/sub/inside-link.txt"
+
+start_server "$bin" --workers 2 --root "$root" --idle-timeout-ms 1500 --header-timeout-ms 1000
+url=http://127.0.0.1:$port
+c() { timeout 10 curl -s "$@"; }
+
+# --- GET /: exactly the bytes the epoll baseline sends -------------------------------------------
+want=$(printf 'HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 16\r\n\r\nhello from weft\n' | od -An -c)
+got=$(c -i "$url/" | od -An -c)
+[ "$got" = "$want" ] || fail "GET / bytes: got [$got]"
+echo "ok: GET / exact response"
+
+# --- keep-alive: one connection for several URLs; Connection: close and HTTP/1.0 honoured -------
+got=$(c -o /dev/null -o /dev/null -o /dev/null -w '%{num_connects} ' "$url/" "$url/metrics" "$url/static/a.txt")
+[ "$got" = "1 0 0 " ] || fail "keep-alive: num_connects [$got]"
+c -v -o /dev/null -o /dev/null "$url/" "$url/" 2>&1 | grep -q 'Re-using existing connection' ||
+  fail "curl -v did not re-use the connection"
+got=$(c -H 'Connection: close' -o /dev/null -o /dev/null -w '%{num_connects} ' "$url/" "$url/")
+[ "$got" = "1 1 " ] || fail "Connection: close: num_connects [$got]"
+c -i -H 'Connection: close' "$url/" | grep -q $'^Connection: close\r$' || fail "no Connection: close header"
+got=$(c --http1.0 -o /dev/null -o /dev/null -w '%{num_connects} ' "$url/" "$url/")
+[ "$got" = "1 1 " ] || fail "HTTP/1.0 without keep-alive: num_connects [$got]"
+got=$(c --http1.0 -H 'Connection: keep-alive' -o /dev/null -o /dev/null -w '%{num_connects} ' "$url/" "$url/")
+[ "$got" = "1 0 " ] || fail "HTTP/1.0 with keep-alive: num_connects [$got]"
+got=$(raw 'GET / HTTP/1.0\r\n\r\n')  # the server must close by itself
+[[ "$got" == *$'Connection: close\r\n'*'hello from weft'* ]] || fail "HTTP/1.0 reply: [$got]"
+echo "ok: keep-alive, Connection: close, HTTP/1.0"
+
+# --- static files: Content-Type by extension, Content-Length, same bytes; HEAD; 404; 405 --------
+declare -A types=([index.html]='text/html; charset=utf-8' [style.css]='text/css; charset=utf-8'
+  [app.js]='text/javascript; charset=utf-8' [data.json]=application/json [a.txt]='text/plain; charset=utf-8'
+  [img.png]=image/png [pic.jpg]=image/jpeg [logo.svg]=image/svg+xml [mod.wasm]=application/wasm
+  [sub/blob.bin]=application/octet-stream [sub/inside-link.txt]='text/plain; charset=utf-8')
+for f in "${!types[@]}"; do
+  meta=$(c -o "$work/got.bin" -w '%{http_code}|%{content_type}|%{size_download}' "$url/static/$f")
+  [ "$meta" = "200|${types[$f]}|$(stat -L -c %s "$root/$f")" ] || fail "static $f: [$meta]"
+  cmp -s "$work/got.bin" "$root/$f" || fail "static $f: content differs"
+done
+head=$(c -I "$url/static/sub/blob.bin")
+[[ "$head" == *$'Content-Length: 300000\r'* && "$head" == *'HTTP/1.1 200 OK'* ]] || fail "HEAD: [$head]"
+[ "$(c -o /dev/null -w '%{size_download}' -X HEAD "$url/static/a.txt")" = 0 ] || fail "HEAD sent a body"
+for p in /nope /static/missing.txt /static/sub /static/ /metricsx; do
+  [ "$(c -o /dev/null -w '%{http_code}' "$url$p")" = 404 ] || fail "$p: not 404"
+done
+got=$(c -i -X POST -d x "$url/")
+[[ "$got" == 'HTTP/1.1 405 '* && "$got" == *$'Allow: GET, HEAD\r'* ]] || fail "POST /: [$got]"
+[ "$(c -o /dev/null -w '%{http_code}' -X DELETE "$url/static/a.txt")" = 405 ] || fail "DELETE static: not 405"
+echo "ok: static files (${#types[@]} types), HEAD, 404, 405"
+
+# --- traversal: nothing outside the root, ever ----------------------------------------------------
+for p in '/static/../secret.txt' '/static/%2e%2e/secret.txt' '/static/%2E%2E%2Fsecret.txt' \
+  '/static/sub/../../secret.txt' '/static/..%2f..%2fsecret.txt' '/static/escape.txt' \
+  "/static/$work/secret.txt" '/static//etc/passwd' '/static/../../../../etc/passwd' '/static/%2fetc%2fpasswd'; do
+  code=$(c --path-as-is -o "$work/trav.bin" -w '%{http_code}' "$url$p")
+  [ "$code" = 403 ] || [ "$code" = 404 ] || fail "traversal $p: status $code"
+  ! grep -q -e TOP-SECRET -e 'root:' "$work/trav.bin" || fail "traversal $p leaked a file"
+done
+got=$(raw 'GET /static/../secret.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+[[ "$got" == 'HTTP/1.1 403 '* ]] || fail "raw traversal: [$got]"
+echo "ok: traversal attempts get 403/404"
+
+# --- /metrics: Prometheus text with the runtime's and the server's counters ----------------------
+c "$url/metrics" >"$work/metrics.txt"
+ctype=$(c -o /dev/null -w '%{content_type}' "$url/metrics")
+[[ "$ctype" == 'text/plain; version=0.0.4'* ]] || fail "metrics Content-Type: $ctype"
+bad=$(grep -v -E '^(# (HELP|TYPE) [a-z_]+ .+|[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-z]+="[^"]*"\})? [0-9]+)$' "$work/metrics.txt" || true)
+[ -z "$bad" ] || fail "metrics lines not in the text format: [$bad]"
+for m in weft_fibers_spawned_total weft_fibers_finished_total weft_context_switches_total weft_steals_total \
+  weft_worker_parks_total weft_timers_fired_total weft_fibers_live weft_stacks_mapped http_connections_total \
+  http_connections_open http_requests_total 'http_responses_total{class="2xx"}' 'http_responses_total{class="4xx"}'; do
+  grep -q -F "$m " "$work/metrics.txt" || fail "metric $m missing"
+done
+grep -q '^# TYPE http_requests_total counter$' "$work/metrics.txt" || fail "no TYPE line"
+reqs=$(sed -n 's/^http_requests_total //p' "$work/metrics.txt")
+[ "$reqs" -gt 20 ] || fail "http_requests_total = $reqs"
+[ "$(sed -n 's/^http_responses_total{class="4xx"} //p' "$work/metrics.txt")" -gt 5 ] || fail "4xx count"
+echo "ok: /metrics ($reqs requests so far)"
+
+# --- /debug/fibers: an open connection's fiber, parked reading its next request ------------------
+exec 4<>/dev/tcp/127.0.0.1/"$port"
+printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' >&4
+timeout 5 head -c 96 <&4 >/dev/null || fail "no reply on the held connection"
+c "$url/debug/fibers" >"$work/fibers.txt"
+grep -q -E '^ +[0-9]+  parked +conn 127\.0\.0\.1:[0-9]+ +read request$' "$work/fibers.txt" ||
+  fail "/debug/fibers does not show the open connection: $(cat "$work/fibers.txt")"
+grep -q -E 'running +conn 127\.0\.0\.1:[0-9]+' "$work/fibers.txt" || fail "/debug/fibers lacks its own fiber"
+grep -q -E '(parked +accept loop +accept|running +accept loop)$' "$work/fibers.txt" ||
+  fail "/debug/fibers lacks the accept loop"
+exec 4>&-
+echo "ok: /debug/fibers lists the connection fiber"
+
+# --- malformed and oversize requests: the status, Connection: close, then the server closes ------
+check_error() {  # printf format, expected status
+  local got
+  got=$(raw "$1") || fail "no close after $2 (timeout)"
+  [[ "$got" == "HTTP/1.1 $2 "* && "$got" == *$'Connection: close\r\n'* ]] || fail "want $2, got [${got:0:200}]"
+}
+check_error 'GARBAGE\r\n\r\n' 400
+check_error 'GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n' 400
+check_error 'GET / HTTP/1.1\nHost: x\n\n' 400
+check_error 'GET / HTTP/1.1\r\n\r\n' 400
+check_error 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n' 400
+check_error "GET / HTTP/1.1\r\nHost: x\r\nX-Big: $(head -c 9000 /dev/zero | tr '\0' a)\r\n\r\n" 431
+check_error "GET /$(head -c 9000 /dev/zero | tr '\0' a)" 431
+check_error 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\n\r\n' 413
+check_error 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n200000\r\n' 413
+check_error 'GET / HTTP/2.0\r\nHost: x\r\n\r\n' 505
+head -c 2000 /dev/urandom >"$work/random.bin"
+got=$(timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0; cat "$1" >&3; cat <&3' "$port" "$work/random.bin" | head -c 12)
+[ "$got" = 'HTTP/1.1 400' ] || fail "random bytes: [$got]"
+# A 1 MB request line: 431 as soon as the head passes 8 KiB, while the client is still sending.
+got=$(timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0
+  { printf "GET /"; head -c 1048576 /dev/zero | tr "\0" a; } >&3 2>/dev/null &
+  cat <&3' "$port" 2>/dev/null | head -c 12 || true)
+[ "$got" = 'HTTP/1.1 431' ] || fail "1 MB request line: [$got]"
+# A body within the limit is read and the connection stays usable.
+got=$(c -o /dev/null -w '%{http_code}' -X POST --data-binary @"$root/sub/blob.bin" "$url/")
+[ "$got" = 405 ] || fail "POST with a 300 KB body: $got"
+echo "ok: 400/413/431/505 then close"
+
+# --- pipelining: two requests in one write, two responses in order --------------------------------
+got=$(raw 'GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /static/a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+want=$(printf 'HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 16\r\n\r\nhello from weft\nHTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 11\r\nConnection: close\r\n\r\nplain text')
+[ "$got" = "$want" ] || fail "pipelined pair: [$got]"
+n=$(raw "$(for i in $(seq 100); do printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; done)HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" |
+  grep -c 'hello from weft' || true)
+[ "$n" = 100 ] || fail "100 pipelined requests: $n answers"
+# A request that begins behind a pipelined one gets its own header budget (1 s), counted from
+# when it began, not from when the one before it did.
+got=$(timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0; printf "GET / HTTP/1.1\r\nHost: x\r\n" >&3
+  sleep 0.7; printf "\r\nGET /static/a.txt HTTP/1.1\r\n" >&3
+  sleep 0.6; printf "Host: x\r\nConnection: close\r\n\r\n" >&3; cat <&3' "$port" 2>/dev/null || true)
+[[ "$got" == *'hello from weft'*'plain text' && "$got" != *' 408 '* ]] || fail "pipelined follower: [$got]"
+echo "ok: pipelining"
+
+# --- slowloris: closed after the header timeout (408) while curl keeps being served --------------
+exec 5<>/dev/tcp/127.0.0.1/"$port"
+printf 'GET / HTTP/1.1\r\nHost: x\r\n' >&5
+(for i in $(seq 60); do printf 'X' >&5 2>/dev/null || exit 0; sleep 0.1; done) &
+trickler=$!
+track "$trickler"
+start_ms=$(date +%s%3N)
+for i in 1 2 3 4 5; do
+  [ "$(c -o /dev/null -w '%{http_code}' "$url/")" = 200 ] || fail "curl during slowloris"
+  sleep 0.1
+done
+got=$(timeout 8 cat <&5) || fail "slowloris connection still open after 8 s"
+slow_ms=$(($(date +%s%3N) - start_ms))
+[[ "$got" == 'HTTP/1.1 408 '* ]] || fail "slowloris reply: [$got]"
+[ "$slow_ms" -ge 700 ] && [ "$slow_ms" -le 4000 ] || fail "slowloris closed after $slow_ms ms (header timeout 1000)"
+exec 5>&-
+kill "$trickler" 2>/dev/null || true
+wait "$trickler" 2>/dev/null || true
+# An idle connection is closed silently after the idle timeout.
+exec 5<>/dev/tcp/127.0.0.1/"$port"
+start_ms=$(date +%s%3N)
+got=$(timeout 8 cat <&5) || fail "idle connection still open after 8 s"
+elapsed=$(($(date +%s%3N) - start_ms))
+[ -z "$got" ] && [ "$elapsed" -ge 1200 ] && [ "$elapsed" -le 5000 ] || fail "idle close after $elapsed ms: [$got]"
+exec 5>&-
+echo "ok: slowloris closed with 408 after $slow_ms ms (header timeout 1000), idle connection after $elapsed ms (1500)"
+
+# --- wrk: no socket errors, no non-2xx ------------------------------------------------------------
+timeout 30 wrk -t1 -c50 -d3s "$url/" >"$work/wrk.txt" 2>&1 || fail "wrk failed: $(cat "$work/wrk.txt")"
+! grep -q -e 'Socket errors' -e 'Non-2xx' "$work/wrk.txt" || fail "wrk reported errors: $(cat "$work/wrk.txt")"
+rps=$(sed -n 's/^Requests\/sec: *//p' "$work/wrk.txt")
+[ -n "$rps" ] || fail "no Requests/sec in wrk output: $(cat "$work/wrk.txt")"
+grep -q -E '^ +[0-9]+ requests in' "$work/wrk.txt" || fail "wrk output: $(cat "$work/wrk.txt")"
+echo "ok: wrk -t1 -c50 -d3s: $rps requests/s, no errors"
+
+# --- SIGTERM: the half-received request finishes, idle ones close, exit 0 with the summary -------
+exec 4<>/dev/tcp/127.0.0.1/"$port"
+exec 5<>/dev/tcp/127.0.0.1/"$port"
+printf 'GET /static/a.txt HTTP/1.1\r\nHost: x\r\n' >&4
+[ "$(c -o /dev/null -w '%{http_code}' "$url/")" = 200 ] || fail "GET before stop"
+kill -TERM "$pid"
+wait_for 10 not_listening "$port" || fail "listener still accepting after SIGTERM"
+printf '\r\n' >&4
+got=$(timeout 10 cat <&4)
+[[ "$got" == 'HTTP/1.1 200 OK'*$'Connection: close\r\n'*'plain text' ]] || fail "in-flight request at stop: [$got]"
+[ -z "$(timeout 10 cat <&5)" ] || fail "idle connection got data at stop"
+exec 4>&- 5>&-
+expect_clean_exit http_server
+summary=$(grep -E '^http_server: served [0-9]+ connections, [0-9]+ requests \(2xx=[0-9]+ .*; runtime: workers=2 ' \
+  "$work/server.out") || fail "no summary line: $(cat "$work/server.out")"
+echo "$summary"
+echo "ok: clean stop"
+echo "PASS"
