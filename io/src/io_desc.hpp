@@ -165,6 +165,8 @@ long io_do(io_desc* d, io_dir dir, const std::stop_token* st, std::error_code& e
   for (;;) {
     std::uint32_t seen = io_events(d, dir);
     if (drained != 0) {
+      // Ordering: the relaxed hangup_seen load follows io_events' acquire load of `seen`, which
+      // pairs with io_ready's release store of the count made after it set hangup_seen.
       const bool empty = static_cast<std::uint32_t>(drained - 1) == seen &&
                          !d->hangup_seen.load(std::memory_order_relaxed);
       drained = 0;

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <stop_token>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <unordered_set>
 #include <vector>
@@ -68,6 +69,39 @@ class heap_trimmer {
 
  private:
   std::atomic<std::size_t> peak_{0};
+};
+
+/// The stopping rule of a request/response server: reads take the stop token, so an idle
+/// connection ends at once on SIGINT/SIGTERM; a connection whose request is half received when
+/// the stop comes gets `grace` to finish it (its reads then go without the token, bounded by
+/// the read deadline the caller sets from deadline()). One per connection, on its fiber.
+class request_grace {
+ public:
+  request_grace(std::stop_source stop, std::chrono::milliseconds grace) : stop_(std::move(stop)), grace_(grace) {}
+
+  /// read_some with the stop token until the grace period starts, without it afterwards.
+  std::size_t read_some(weft::net::tcp_stream& s, void* buf, std::size_t size, std::error_code& ec) {
+    return armed_ ? s.read_some(buf, size, ec) : s.read_some(buf, size, stop_.get_token(), ec);
+  }
+  /// After a read: true if the stop canceled it with a request half received (`partial`); the
+  /// grace period starts now (until deadline()) and the caller reads again.
+  bool start(const std::error_code& ec, bool partial, const weft::net::tcp_stream& s) {
+    if (armed_ || ec != std::errc::operation_canceled || !stop_.stop_requested() || !partial || !s.is_open())
+      return false;
+    armed_ = true;
+    deadline_ = weft::net::clock::now() + grace_;
+    return true;
+  }
+  bool armed() const noexcept { return armed_; }
+  weft::net::clock::time_point deadline() const noexcept { return deadline_; }
+  /// True once the request that was in flight at the stop is complete: close the connection.
+  bool finished(bool partial) const noexcept { return armed_ && !partial; }
+
+ private:
+  std::stop_source stop_;
+  std::chrono::milliseconds grace_;
+  bool armed_ = false;
+  weft::net::clock::time_point deadline_{};
 };
 
 /// The open connections of a server, so shutdown can close those that outlive a grace period.

@@ -86,7 +86,7 @@ void serve(server& srv, weft::net::tcp_stream& s) {
   http::local_counters tally;
   std::string out;
   std::vector<char> buf(16 * 1024);
-  bool grace_armed = false;
+  sample::request_grace grace(srv.stop, srv.opts.grace);
   bool head_started = false;  // the request in flight has begun; head_deadline bounds its head
   clock_type::time_point head_deadline{};
   for (;;) {
@@ -99,16 +99,12 @@ void serve(server& srv, weft::net::tcp_stream& s) {
     } else {
       s.set_read_deadline(clock_type::now() + srv.opts.idle_timeout);
     }
-    if (grace_armed) s.set_read_deadline(std::min(head_deadline, clock_type::now() + srv.opts.grace));
+    if (grace.armed()) s.set_read_deadline(std::min(head_deadline, clock_type::now() + srv.opts.grace));
     weft::this_fiber::set_waiting_on(parser.has_partial() ? "read request (partial)" : "read request");
     std::error_code ec;
-    std::size_t n = grace_armed ? s.read_some(buf.data(), buf.size(), ec)
-                                : s.read_some(buf.data(), buf.size(), srv.stop.get_token(), ec);
-    if (ec == std::errc::operation_canceled && !grace_armed && srv.stop.stop_requested() && parser.has_partial() &&
-        s.is_open()) {
-      // Stopping with a request half received: let it finish within the grace period.
-      grace_armed = true;
-      head_deadline = clock_type::now() + srv.opts.grace;
+    std::size_t n = grace.read_some(s, buf.data(), buf.size(), ec);
+    if (grace.start(ec, parser.has_partial(), s)) {
+      head_deadline = grace.deadline();
       continue;
     }
     if (ec == std::errc::timed_out && parser.has_partial()) {
@@ -169,7 +165,7 @@ void serve(server& srv, weft::net::tcp_stream& s) {
       sample::linger(s);
       break;
     }
-    if (grace_armed && !parser.has_partial()) break;  // the in-flight request is done
+    if (grace.finished(parser.has_partial())) break;  // the in-flight request is done
   }
   tally.flush(srv.counters);
 }

@@ -71,21 +71,13 @@ void serve(server& srv, weft::net::tcp_stream& s) {
   std::vector<std::string> args;
   std::string out;
   std::vector<char> buf(16 * 1024);
-  bool grace_armed = false;
+  sample::request_grace grace(srv.stop, srv.opts.grace);
   std::uint64_t local_commands = 0;
   for (;;) {
     std::error_code ec;
-    std::size_t n = 0;
-    if (grace_armed) {
-      n = s.read_some(buf.data(), buf.size(), ec);  // bounded by the read deadline
-    } else {
-      n = s.read_some(buf.data(), buf.size(), srv.stop.get_token(), ec);
-    }
-    if (ec == std::errc::operation_canceled && !grace_armed && srv.stop.stop_requested() &&
-        parser.has_partial() && s.is_open()) {
-      // Stopping with a request half received: let it finish within the grace period.
-      grace_armed = true;
-      s.set_read_deadline(weft::net::clock::now() + srv.opts.grace);
+    std::size_t n = grace.read_some(s, buf.data(), buf.size(), ec);
+    if (grace.start(ec, parser.has_partial(), s)) {
+      s.set_read_deadline(grace.deadline());
       continue;
     }
     if (ec || n == 0) break;
@@ -122,7 +114,7 @@ void serve(server& srv, weft::net::tcp_stream& s) {
       sample::linger(s);
       break;
     }
-    if (grace_armed && !parser.has_partial()) break;  // the in-flight request is done
+    if (grace.finished(parser.has_partial())) break;  // the in-flight request is done
   }
   srv.commands.fetch_add(local_commands, std::memory_order_relaxed);
 }
