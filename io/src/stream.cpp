@@ -123,7 +123,7 @@ stream_socket stream_socket::adopt(int fd) { return stream_socket(socket::adopt(
 std::size_t stream_socket::read_some(void* buf, std::size_t size, std::error_code& ec) {
   return read_some_impl(desc_, buf, size, nullptr, ec);
 }
-std::size_t stream_socket::read_some(void* buf, std::size_t size, std::stop_token st, std::error_code& ec) {
+std::size_t stream_socket::read_some(void* buf, std::size_t size, const std::stop_token& st, std::error_code& ec) {
   return read_some_impl(desc_, buf, size, &st, ec);
 }
 std::size_t stream_socket::read_some(void* buf, std::size_t size) {
@@ -132,7 +132,7 @@ std::size_t stream_socket::read_some(void* buf, std::size_t size) {
   throw_if(ec, "stream_socket::read_some");
   return n;
 }
-std::size_t stream_socket::read_some(void* buf, std::size_t size, std::stop_token st) {
+std::size_t stream_socket::read_some(void* buf, std::size_t size, const std::stop_token& st) {
   std::error_code ec;
   std::size_t n = read_some_impl(desc_, buf, size, &st, ec);
   throw_if(ec, "stream_socket::read_some");
@@ -142,7 +142,7 @@ std::size_t stream_socket::read_some(void* buf, std::size_t size, std::stop_toke
 std::size_t stream_socket::read_exact(void* buf, std::size_t size, std::error_code& ec) {
   return read_exact_impl(desc_, buf, size, nullptr, ec);
 }
-std::size_t stream_socket::read_exact(void* buf, std::size_t size, std::stop_token st, std::error_code& ec) {
+std::size_t stream_socket::read_exact(void* buf, std::size_t size, const std::stop_token& st, std::error_code& ec) {
   return read_exact_impl(desc_, buf, size, &st, ec);
 }
 std::size_t stream_socket::read_exact(void* buf, std::size_t size) {
@@ -151,7 +151,7 @@ std::size_t stream_socket::read_exact(void* buf, std::size_t size) {
   throw_if(ec, "stream_socket::read_exact");
   return n;
 }
-std::size_t stream_socket::read_exact(void* buf, std::size_t size, std::stop_token st) {
+std::size_t stream_socket::read_exact(void* buf, std::size_t size, const std::stop_token& st) {
   std::error_code ec;
   std::size_t n = read_exact_impl(desc_, buf, size, &st, ec);
   throw_if(ec, "stream_socket::read_exact");
@@ -161,7 +161,7 @@ std::size_t stream_socket::read_exact(void* buf, std::size_t size, std::stop_tok
 std::size_t stream_socket::write_all(const void* buf, std::size_t size, std::error_code& ec) {
   return write_impl(desc_, buf, size, nullptr, true, ec);
 }
-std::size_t stream_socket::write_all(const void* buf, std::size_t size, std::stop_token st, std::error_code& ec) {
+std::size_t stream_socket::write_all(const void* buf, std::size_t size, const std::stop_token& st, std::error_code& ec) {
   return write_impl(desc_, buf, size, &st, true, ec);
 }
 std::size_t stream_socket::write_all(const void* buf, std::size_t size) {
@@ -170,7 +170,7 @@ std::size_t stream_socket::write_all(const void* buf, std::size_t size) {
   throw_if(ec, "stream_socket::write_all");
   return n;
 }
-std::size_t stream_socket::write_all(const void* buf, std::size_t size, std::stop_token st) {
+std::size_t stream_socket::write_all(const void* buf, std::size_t size, const std::stop_token& st) {
   std::error_code ec;
   std::size_t n = write_impl(desc_, buf, size, &st, true, ec);
   throw_if(ec, "stream_socket::write_all");
@@ -180,7 +180,7 @@ std::size_t stream_socket::write_all(const void* buf, std::size_t size, std::sto
 std::size_t stream_socket::write_all(std::span<const const_buffer> bufs, std::error_code& ec) {
   return writev_impl(desc_, bufs, nullptr, ec);
 }
-std::size_t stream_socket::write_all(std::span<const const_buffer> bufs, std::stop_token st, std::error_code& ec) {
+std::size_t stream_socket::write_all(std::span<const const_buffer> bufs, const std::stop_token& st, std::error_code& ec) {
   return writev_impl(desc_, bufs, &st, ec);
 }
 std::size_t stream_socket::write_all(std::span<const const_buffer> bufs) {
@@ -189,7 +189,7 @@ std::size_t stream_socket::write_all(std::span<const const_buffer> bufs) {
   throw_if(ec, "stream_socket::write_all");
   return n;
 }
-std::size_t stream_socket::write_all(std::span<const const_buffer> bufs, std::stop_token st) {
+std::size_t stream_socket::write_all(std::span<const const_buffer> bufs, const std::stop_token& st) {
   std::error_code ec;
   std::size_t n = writev_impl(desc_, bufs, &st, ec);
   throw_if(ec, "stream_socket::write_all");

@@ -89,7 +89,7 @@ bool out_of_descriptors(const std::error_code& ec) {
 
 tcp_stream tcp_stream::adopt(int fd) { return tcp_stream(socket::adopt(fd)); }
 
-tcp_stream tcp_stream::connect(const endpoint& to, deadline d, std::stop_token st, std::error_code& ec) {
+tcp_stream tcp_stream::connect(const endpoint& to, deadline d, const std::stop_token& st, std::error_code& ec) {
   return connect_to<tcp_stream>(to, d, &st, ec, [](io_desc* x) { return tcp_stream(x); });
 }
 tcp_stream tcp_stream::connect(const endpoint& to, deadline d, std::error_code& ec) {
@@ -101,9 +101,9 @@ tcp_stream tcp_stream::connect(const endpoint& to, deadline d) {
   throw_if(ec, "tcp_stream::connect", to);
   return s;
 }
-tcp_stream tcp_stream::connect(const endpoint& to, deadline d, std::stop_token st) {
+tcp_stream tcp_stream::connect(const endpoint& to, deadline d, const std::stop_token& st) {
   std::error_code ec;
-  tcp_stream s = connect(to, d, std::move(st), ec);
+  tcp_stream s = connect(to, d, st, ec);
   throw_if(ec, "tcp_stream::connect", to);
   return s;
 }
@@ -220,7 +220,7 @@ tcp_listener tcp_listener::bind(const endpoint& at, const listen_options& opts) 
   return tcp_listener(listen_on(at, opts, "tcp_listener::bind"));
 }
 
-tcp_stream tcp_listener::accept(std::stop_token st, std::error_code& ec, endpoint* peer) {
+tcp_stream tcp_listener::accept(const std::stop_token& st, std::error_code& ec, endpoint* peer) {
   return tcp_stream(accept_stream(peer, &st, ec));
 }
 tcp_stream tcp_listener::accept(std::error_code& ec, endpoint* peer) {
@@ -232,9 +232,9 @@ tcp_stream tcp_listener::accept(endpoint* peer) {
   throw_if(ec, "tcp_listener::accept");
   return s;
 }
-tcp_stream tcp_listener::accept(std::stop_token st, endpoint* peer) {
+tcp_stream tcp_listener::accept(const std::stop_token& st, endpoint* peer) {
   std::error_code ec;
-  tcp_stream s = accept(std::move(st), ec, peer);
+  tcp_stream s = accept(st, ec, peer);
   throw_if(ec, "tcp_listener::accept");
   return s;
 }

@@ -62,7 +62,7 @@ udp_socket udp_socket::connect(const endpoint& peer) {
 std::size_t udp_socket::send_to(const void* buf, std::size_t size, const endpoint& to, std::error_code& ec) {
   return send_impl(desc_, buf, size, &to, nullptr, ec);
 }
-std::size_t udp_socket::send_to(const void* buf, std::size_t size, const endpoint& to, std::stop_token st,
+std::size_t udp_socket::send_to(const void* buf, std::size_t size, const endpoint& to, const std::stop_token& st,
                                 std::error_code& ec) {
   return send_impl(desc_, buf, size, &to, &st, ec);
 }
@@ -72,7 +72,7 @@ std::size_t udp_socket::send_to(const void* buf, std::size_t size, const endpoin
   throw_if(ec, "udp_socket::send_to", to);
   return n;
 }
-std::size_t udp_socket::send_to(const void* buf, std::size_t size, const endpoint& to, std::stop_token st) {
+std::size_t udp_socket::send_to(const void* buf, std::size_t size, const endpoint& to, const std::stop_token& st) {
   std::error_code ec;
   std::size_t n = send_impl(desc_, buf, size, &to, &st, ec);
   throw_if(ec, "udp_socket::send_to", to);
@@ -81,7 +81,7 @@ std::size_t udp_socket::send_to(const void* buf, std::size_t size, const endpoin
 std::size_t udp_socket::recv_from(void* buf, std::size_t size, endpoint& from, std::error_code& ec) {
   return recv_impl(desc_, buf, size, &from, nullptr, ec);
 }
-std::size_t udp_socket::recv_from(void* buf, std::size_t size, endpoint& from, std::stop_token st,
+std::size_t udp_socket::recv_from(void* buf, std::size_t size, endpoint& from, const std::stop_token& st,
                                   std::error_code& ec) {
   return recv_impl(desc_, buf, size, &from, &st, ec);
 }
@@ -91,7 +91,7 @@ std::size_t udp_socket::recv_from(void* buf, std::size_t size, endpoint& from) {
   throw_if(ec, "udp_socket::recv_from");
   return n;
 }
-std::size_t udp_socket::recv_from(void* buf, std::size_t size, endpoint& from, std::stop_token st) {
+std::size_t udp_socket::recv_from(void* buf, std::size_t size, endpoint& from, const std::stop_token& st) {
   std::error_code ec;
   std::size_t n = recv_impl(desc_, buf, size, &from, &st, ec);
   throw_if(ec, "udp_socket::recv_from");
@@ -100,7 +100,7 @@ std::size_t udp_socket::recv_from(void* buf, std::size_t size, endpoint& from, s
 std::size_t udp_socket::send(const void* buf, std::size_t size, std::error_code& ec) {
   return send_impl(desc_, buf, size, nullptr, nullptr, ec);
 }
-std::size_t udp_socket::send(const void* buf, std::size_t size, std::stop_token st, std::error_code& ec) {
+std::size_t udp_socket::send(const void* buf, std::size_t size, const std::stop_token& st, std::error_code& ec) {
   return send_impl(desc_, buf, size, nullptr, &st, ec);
 }
 std::size_t udp_socket::send(const void* buf, std::size_t size) {
@@ -109,7 +109,7 @@ std::size_t udp_socket::send(const void* buf, std::size_t size) {
   throw_if(ec, "udp_socket::send");
   return n;
 }
-std::size_t udp_socket::send(const void* buf, std::size_t size, std::stop_token st) {
+std::size_t udp_socket::send(const void* buf, std::size_t size, const std::stop_token& st) {
   std::error_code ec;
   std::size_t n = send_impl(desc_, buf, size, nullptr, &st, ec);
   throw_if(ec, "udp_socket::send");
@@ -118,7 +118,7 @@ std::size_t udp_socket::send(const void* buf, std::size_t size, std::stop_token 
 std::size_t udp_socket::recv(void* buf, std::size_t size, std::error_code& ec) {
   return recv_impl(desc_, buf, size, nullptr, nullptr, ec);
 }
-std::size_t udp_socket::recv(void* buf, std::size_t size, std::stop_token st, std::error_code& ec) {
+std::size_t udp_socket::recv(void* buf, std::size_t size, const std::stop_token& st, std::error_code& ec) {
   return recv_impl(desc_, buf, size, nullptr, &st, ec);
 }
 std::size_t udp_socket::recv(void* buf, std::size_t size) {
@@ -127,7 +127,7 @@ std::size_t udp_socket::recv(void* buf, std::size_t size) {
   throw_if(ec, "udp_socket::recv");
   return n;
 }
-std::size_t udp_socket::recv(void* buf, std::size_t size, std::stop_token st) {
+std::size_t udp_socket::recv(void* buf, std::size_t size, const std::stop_token& st) {
   std::error_code ec;
   std::size_t n = recv_impl(desc_, buf, size, nullptr, &st, ec);
   throw_if(ec, "udp_socket::recv");

@@ -73,7 +73,7 @@ unix_stream unix_stream::connect_impl(const endpoint& to, deadline d, const std:
 unix_stream unix_stream::connect(const endpoint& to, deadline d, std::error_code& ec) {
   return connect_impl(to, d, nullptr, ec);
 }
-unix_stream unix_stream::connect(const endpoint& to, deadline d, std::stop_token st, std::error_code& ec) {
+unix_stream unix_stream::connect(const endpoint& to, deadline d, const std::stop_token& st, std::error_code& ec) {
   return connect_impl(to, d, &st, ec);
 }
 unix_stream unix_stream::connect(const endpoint& to, deadline d) {
@@ -82,7 +82,7 @@ unix_stream unix_stream::connect(const endpoint& to, deadline d) {
   throw_if(ec, "unix_stream::connect", to);
   return s;
 }
-unix_stream unix_stream::connect(const endpoint& to, deadline d, std::stop_token st) {
+unix_stream unix_stream::connect(const endpoint& to, deadline d, const std::stop_token& st) {
   std::error_code ec;
   unix_stream s = connect_impl(to, d, &st, ec);
   throw_if(ec, "unix_stream::connect", to);
@@ -142,7 +142,7 @@ unix_listener unix_listener::bind(const endpoint& at, const listen_options& opts
   return l;
 }
 
-unix_stream unix_listener::accept(std::stop_token st, std::error_code& ec) {
+unix_stream unix_listener::accept(const std::stop_token& st, std::error_code& ec) {
   return unix_stream(accept_stream(nullptr, &st, ec));
 }
 unix_stream unix_listener::accept(std::error_code& ec) { return unix_stream(accept_stream(nullptr, nullptr, ec)); }
@@ -152,9 +152,9 @@ unix_stream unix_listener::accept() {
   throw_if(ec, "unix_listener::accept");
   return s;
 }
-unix_stream unix_listener::accept(std::stop_token st) {
+unix_stream unix_listener::accept(const std::stop_token& st) {
   std::error_code ec;
-  unix_stream s = accept(std::move(st), ec);
+  unix_stream s = accept(st, ec);
   throw_if(ec, "unix_listener::accept");
   return s;
 }

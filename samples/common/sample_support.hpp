@@ -77,16 +77,17 @@ class heap_trimmer {
 /// the read deadline the caller sets from deadline()). One per connection, on its fiber.
 class request_grace {
  public:
-  request_grace(std::stop_source stop, std::chrono::milliseconds grace) : stop_(std::move(stop)), grace_(grace) {}
+  request_grace(const std::stop_source& stop, std::chrono::milliseconds grace)
+      : token_(stop.get_token()), grace_(grace) {}
 
   /// read_some with the stop token until the grace period starts, without it afterwards.
   std::size_t read_some(weft::net::tcp_stream& s, void* buf, std::size_t size, std::error_code& ec) {
-    return armed_ ? s.read_some(buf, size, ec) : s.read_some(buf, size, stop_.get_token(), ec);
+    return armed_ ? s.read_some(buf, size, ec) : s.read_some(buf, size, token_, ec);
   }
   /// After a read: true if the stop canceled it with a request half received (`partial`); the
   /// grace period starts now (until deadline()) and the caller reads again.
   bool start(const std::error_code& ec, bool partial, const weft::net::tcp_stream& s) {
-    if (armed_ || ec != std::errc::operation_canceled || !stop_.stop_requested() || !partial || !s.is_open())
+    if (armed_ || ec != std::errc::operation_canceled || !token_.stop_requested() || !partial || !s.is_open())
       return false;
     armed_ = true;
     deadline_ = weft::net::clock::now() + grace_;
@@ -98,7 +99,9 @@ class request_grace {
   bool finished(bool partial) const noexcept { return armed_ && !partial; }
 
  private:
-  std::stop_source stop_;
+  // Taken once: every get_token() is an atomic increment on the stop state that all
+  // connections share, a cache line both workers would bounce on every read.
+  std::stop_token token_;
   std::chrono::milliseconds grace_;
   bool armed_ = false;
   weft::net::clock::time_point deadline_{};

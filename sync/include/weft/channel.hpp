@@ -87,7 +87,7 @@ class channel : public detail::channel_core {
   /// Sends `v`, parking while there is neither room nor a receiver. Returns ok or closed.
   channel_status send(T v) { return send_wait(&v, std::nullopt, nullptr); }
   /// As send(), and returns canceled once stop is requested on `st`.
-  channel_status send(T v, std::stop_token st) { return send_wait(&v, std::nullopt, &st); }
+  channel_status send(T v, const std::stop_token& st) { return send_wait(&v, std::nullopt, &st); }
   /// Sends only if it can complete at once: ok, closed or full. `v` is moved from only on ok.
   channel_status try_send(T&& v) { return channel_core::try_send(&v); }
   channel_status try_send(const T& v) {
@@ -107,7 +107,7 @@ class channel : public detail::channel_core {
   /// once closed and drained. `out` is assigned only on ok.
   channel_status recv(T& out) { return receive(out, std::nullopt, nullptr); }
   /// As recv(), and returns canceled once stop is requested on `st`.
-  channel_status recv(T& out, std::stop_token st) { return receive(out, std::nullopt, &st); }
+  channel_status recv(T& out, const std::stop_token& st) { return receive(out, std::nullopt, &st); }
   /// Receives only if a value (or the close) is there now: ok, closed or empty.
   channel_status try_recv(T& out) {
     std::optional<T> v;

@@ -25,28 +25,28 @@ class stream_socket : public socket {
   /// stream (the peer shut down its side). A `size` of 0 returns 0 at once.
   std::size_t read_some(void* buf, std::size_t size);
   std::size_t read_some(void* buf, std::size_t size, std::error_code& ec);
-  std::size_t read_some(void* buf, std::size_t size, std::stop_token st);
-  std::size_t read_some(void* buf, std::size_t size, std::stop_token st, std::error_code& ec);
+  std::size_t read_some(void* buf, std::size_t size, const std::stop_token& st);
+  std::size_t read_some(void* buf, std::size_t size, const std::stop_token& st, std::error_code& ec);
 
   /// Reads exactly `size` bytes. End of stream first is net_errc::end_of_stream (the error_code
   /// forms return the count read so far).
   std::size_t read_exact(void* buf, std::size_t size);
   std::size_t read_exact(void* buf, std::size_t size, std::error_code& ec);
-  std::size_t read_exact(void* buf, std::size_t size, std::stop_token st);
-  std::size_t read_exact(void* buf, std::size_t size, std::stop_token st, std::error_code& ec);
+  std::size_t read_exact(void* buf, std::size_t size, const std::stop_token& st);
+  std::size_t read_exact(void* buf, std::size_t size, const std::stop_token& st, std::error_code& ec);
 
   /// Writes all `size` bytes (completing partial writes); returns `size`, or in the
   /// error_code forms the count written before the error.
   std::size_t write_all(const void* buf, std::size_t size);
   std::size_t write_all(const void* buf, std::size_t size, std::error_code& ec);
-  std::size_t write_all(const void* buf, std::size_t size, std::stop_token st);
-  std::size_t write_all(const void* buf, std::size_t size, std::stop_token st, std::error_code& ec);
+  std::size_t write_all(const void* buf, std::size_t size, const std::stop_token& st);
+  std::size_t write_all(const void* buf, std::size_t size, const std::stop_token& st, std::error_code& ec);
 
   /// Writes every buffer in order with writev/sendmsg, completing partial writes.
   std::size_t write_all(std::span<const const_buffer> bufs);
   std::size_t write_all(std::span<const const_buffer> bufs, std::error_code& ec);
-  std::size_t write_all(std::span<const const_buffer> bufs, std::stop_token st);
-  std::size_t write_all(std::span<const const_buffer> bufs, std::stop_token st, std::error_code& ec);
+  std::size_t write_all(std::span<const const_buffer> bufs, const std::stop_token& st);
+  std::size_t write_all(std::span<const const_buffer> bufs, const std::stop_token& st, std::error_code& ec);
 
   /// Writes what the socket takes without waiting for all of it (at least one byte unless an
   /// error); returns the count.

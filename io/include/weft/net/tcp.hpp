@@ -17,9 +17,9 @@ class tcp_stream : public stream_socket {
   /// (operation_canceled). Errors name the address: "weft::net::tcp_stream::connect
   /// 127.0.0.1:9: Connection refused".
   static tcp_stream connect(const endpoint& to, deadline d = no_deadline);
-  static tcp_stream connect(const endpoint& to, deadline d, std::stop_token st);
+  static tcp_stream connect(const endpoint& to, deadline d, const std::stop_token& st);
   static tcp_stream connect(const endpoint& to, deadline d, std::error_code& ec);
-  static tcp_stream connect(const endpoint& to, deadline d, std::stop_token st, std::error_code& ec);
+  static tcp_stream connect(const endpoint& to, deadline d, const std::stop_token& st, std::error_code& ec);
   /// Resolves `host`:`service` and tries each address in turn until one connects.
   static tcp_stream connect(std::string_view host, std::string_view service, deadline d = no_deadline);
 
@@ -66,8 +66,8 @@ class tcp_listener : public listener_socket {
   /// Accepts the next connection (see listener_socket::accept_stream).
   tcp_stream accept(endpoint* peer = nullptr);
   tcp_stream accept(std::error_code& ec, endpoint* peer = nullptr);
-  tcp_stream accept(std::stop_token st, endpoint* peer = nullptr);
-  tcp_stream accept(std::stop_token st, std::error_code& ec, endpoint* peer = nullptr);
+  tcp_stream accept(const std::stop_token& st, endpoint* peer = nullptr);
+  tcp_stream accept(const std::stop_token& st, std::error_code& ec, endpoint* peer = nullptr);
 
  private:
   explicit tcp_listener(socket&& s) noexcept : listener_socket(std::move(s)) {}

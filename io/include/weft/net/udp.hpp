@@ -20,22 +20,22 @@ class udp_socket : public socket {
   /// Sends one datagram; returns its size.
   std::size_t send_to(const void* buf, std::size_t size, const endpoint& to);
   std::size_t send_to(const void* buf, std::size_t size, const endpoint& to, std::error_code& ec);
-  std::size_t send_to(const void* buf, std::size_t size, const endpoint& to, std::stop_token st);
-  std::size_t send_to(const void* buf, std::size_t size, const endpoint& to, std::stop_token st, std::error_code& ec);
+  std::size_t send_to(const void* buf, std::size_t size, const endpoint& to, const std::stop_token& st);
+  std::size_t send_to(const void* buf, std::size_t size, const endpoint& to, const std::stop_token& st, std::error_code& ec);
   /// Receives one datagram (truncated to `size`), parking until one arrives; `from` gets the sender.
   std::size_t recv_from(void* buf, std::size_t size, endpoint& from);
   std::size_t recv_from(void* buf, std::size_t size, endpoint& from, std::error_code& ec);
-  std::size_t recv_from(void* buf, std::size_t size, endpoint& from, std::stop_token st);
-  std::size_t recv_from(void* buf, std::size_t size, endpoint& from, std::stop_token st, std::error_code& ec);
+  std::size_t recv_from(void* buf, std::size_t size, endpoint& from, const std::stop_token& st);
+  std::size_t recv_from(void* buf, std::size_t size, endpoint& from, const std::stop_token& st, std::error_code& ec);
   /// Connected mode.
   std::size_t send(const void* buf, std::size_t size);
   std::size_t send(const void* buf, std::size_t size, std::error_code& ec);
-  std::size_t send(const void* buf, std::size_t size, std::stop_token st);
-  std::size_t send(const void* buf, std::size_t size, std::stop_token st, std::error_code& ec);
+  std::size_t send(const void* buf, std::size_t size, const std::stop_token& st);
+  std::size_t send(const void* buf, std::size_t size, const std::stop_token& st, std::error_code& ec);
   std::size_t recv(void* buf, std::size_t size);
   std::size_t recv(void* buf, std::size_t size, std::error_code& ec);
-  std::size_t recv(void* buf, std::size_t size, std::stop_token st);
-  std::size_t recv(void* buf, std::size_t size, std::stop_token st, std::error_code& ec);
+  std::size_t recv(void* buf, std::size_t size, const std::stop_token& st);
+  std::size_t recv(void* buf, std::size_t size, const std::stop_token& st, std::error_code& ec);
 
  private:
   explicit udp_socket(socket&& s) noexcept : socket(std::move(s)) {}

@@ -20,8 +20,8 @@ class unix_stream : public stream_socket {
   static unix_stream connect(const endpoint& to, deadline d = no_deadline);
   static unix_stream connect(const endpoint& to, deadline d, std::error_code& ec);
   /// As above; a stop request ends the wait with operation_canceled.
-  static unix_stream connect(const endpoint& to, deadline d, std::stop_token st);
-  static unix_stream connect(const endpoint& to, deadline d, std::stop_token st, std::error_code& ec);
+  static unix_stream connect(const endpoint& to, deadline d, const std::stop_token& st);
+  static unix_stream connect(const endpoint& to, deadline d, const std::stop_token& st, std::error_code& ec);
   /// A connected pair (socketpair(AF_UNIX, SOCK_STREAM)).
   static std::pair<unix_stream, unix_stream> pair();
 
@@ -45,8 +45,8 @@ class unix_listener : public listener_socket {
 
   unix_stream accept();
   unix_stream accept(std::error_code& ec);
-  unix_stream accept(std::stop_token st);
-  unix_stream accept(std::stop_token st, std::error_code& ec);
+  unix_stream accept(const std::stop_token& st);
+  unix_stream accept(const std::stop_token& st, std::error_code& ec);
 
  private:
   explicit unix_listener(socket&& s) noexcept : listener_socket(std::move(s)) {}
