@@ -4,11 +4,11 @@ depth_b = 16
 reps = 3
 clients = 50
 requests = 1000000
-lat_ymin = 1
-lat_ymax = 7.293
-machine = "2 CPUs, 2026-11-26 06:04:40 UTC"
-verdict0 = "met: -P 1 SET: kv_server / redis-server req/s = 1.14x (>= 1.00x)"
-verdict1 = "met: -P 1 GET: kv_server / redis-server req/s = 1.01x (>= 1.00x)"
-verdict2 = "met: -P 16 SET: kv_server / redis-server req/s = 1.14x (>= 1.00x)"
-verdict3 = "met: -P 16 GET: kv_server / redis-server req/s = 1.09x (>= 1.00x)"
+lat_ymin = 0.1
+lat_ymax = 6.404999999999999
+machine = "2 CPUs, 2026-11-26 07:27:15 UTC"
+verdict0 = "met: -P 1 SET: kv_server / redis-server req/s = 1.08x (>= 1.00x)"
+verdict1 = "met: -P 1 GET: kv_server / redis-server req/s = 1.15x (>= 1.00x)"
+verdict2 = "met: -P 16 SET: kv_server / redis-server req/s = 1.21x (>= 1.00x)"
+verdict3 = "met: -P 16 GET: kv_server / redis-server req/s = 1.13x (>= 1.00x)"
 verdicts = 4
