@@ -63,6 +63,8 @@ struct worker {
   // Most recently woken fiber, run next. Ordering: the owner exchanges (acq_rel); a thief takes
   // it with a CAS (acq_rel) only after seeing it sit there for a whole search pass.
   std::atomic<fiber_cb*> lifo{nullptr};
+  // The only worker of its runtime: no thief exists, so the LIFO slot needs no atomic RMW.
+  const bool alone;
   fiber_list inbox;                    // pinned fibers and hand-offs; any thread pushes
   timer_heap timers;                   // any thread (locked)
   parker sleeper;                      // any thread unparks
@@ -111,6 +113,7 @@ struct worker {
   bool work_visible() noexcept;
   bool spin_for_work() noexcept;
   void overflow_to_global(fiber_cb* f) noexcept;
+  fiber_cb* lifo_swap(fiber_cb* f) noexcept;
   fiber_cb* take_from_global() noexcept;
 };
 

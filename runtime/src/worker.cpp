@@ -22,7 +22,7 @@ std::uint64_t xorshift(std::uint64_t& s) noexcept {
 }  // namespace
 
 worker::worker(runtime_impl* r, unsigned i, std::uint32_t queue_capacity)
-    : rt(r), index(i), queue(queue_capacity), rng(0x9e3779b97f4a7c15ull * (i + 1)) {
+    : rt(r), index(i), queue(queue_capacity), alone(r->opts.workers == 1), rng(0x9e3779b97f4a7c15ull * (i + 1)) {
   steal_buf.resize(queue_capacity / 2 + 1);
 }
 
@@ -42,12 +42,21 @@ void worker::overflow_to_global(fiber_cb* f) noexcept {
   }
 }
 
-void worker::push_local(fiber_cb* f, bool to_lifo, bool new_work) noexcept {
-  if (to_lifo) {
-    // Ordering: acq_rel exchange; release publishes f's state to a thief's CAS, acquire takes
-    // ownership of the fiber it displaces.
-    f = lifo.exchange(f, std::memory_order_acq_rel);
+fiber_cb* worker::lifo_swap(fiber_cb* f) noexcept {
+  if (alone) {
+    // Ordering: relaxed; only this thread touches the slot of a runtime's only worker (no
+    // thieves, and the slot is never read from outside the runtime's workers).
+    fiber_cb* old = lifo.load(std::memory_order_relaxed);
+    lifo.store(f, std::memory_order_relaxed);
+    return old;
   }
+  // Ordering: acq_rel exchange; release publishes f's state to a thief's CAS, acquire takes
+  // ownership of the fiber it displaces (or takes out).
+  return lifo.exchange(f, std::memory_order_acq_rel);
+}
+
+void worker::push_local(fiber_cb* f, bool to_lifo, bool new_work) noexcept {
+  if (to_lifo) f = lifo_swap(f);
   if (f != nullptr && !queue.push(f)) overflow_to_global(f);
   // A parked worker may come and steal. Not for a yield (no new work: the fiber was runnable a
   // moment ago), and not with a single worker (this one is awake: it is running us).
@@ -102,8 +111,7 @@ fiber_cb* worker::next_local() noexcept {
   }
   if (!inbox.empty() && (f = inbox.pop()) != nullptr) return f;
   if (lifo.load(std::memory_order_relaxed) != nullptr) {
-    // Ordering: acquire pairs with the release of whoever put the fiber there.
-    f = lifo.exchange(nullptr, std::memory_order_acquire);
+    f = lifo_swap(nullptr);
     if (f != nullptr) {
       if (lifo_streak < max_lifo_streak) {
         ++lifo_streak;

@@ -119,6 +119,7 @@ class stop_guard {
   stop_guard& operator=(const stop_guard&) = delete;
   /// Call from the publish step of park().
   void published() noexcept {
+    if (!callback_) return;  // no token that can stop: nothing to hand over (no lock per park)
     lock_.lock();
     parked_ = true;
     bool stop = stopped_;
