@@ -6,9 +6,9 @@ clients = 50
 requests = 1000000
 lat_ymin = 0.1
 lat_ymax = 6.404999999999999
-machine = "2 CPUs, 2026-11-26 07:27:15 UTC"
-verdict0 = "met: -P 1 SET: kv_server / redis-server req/s = 1.08x (>= 1.00x)"
-verdict1 = "met: -P 1 GET: kv_server / redis-server req/s = 1.15x (>= 1.00x)"
-verdict2 = "met: -P 16 SET: kv_server / redis-server req/s = 1.21x (>= 1.00x)"
-verdict3 = "met: -P 16 GET: kv_server / redis-server req/s = 1.13x (>= 1.00x)"
+machine = "2 CPUs, 2026-11-26 07:44:13 UTC"
+verdict0 = "met: -P 1 SET: kv_server / redis-server req/s = 1.03x (>= 1.00x)"
+verdict1 = "MISSED: -P 1 GET: kv_server / redis-server req/s = 0.94x (>= 1.00x)"
+verdict2 = "met: -P 16 SET: kv_server / redis-server req/s = 1.27x (>= 1.00x)"
+verdict3 = "met: -P 16 GET: kv_server / redis-server req/s = 1.29x (>= 1.00x)"
 verdicts = 4
