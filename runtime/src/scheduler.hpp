@@ -61,7 +61,8 @@ struct worker {
   const unsigned index;
   run_queue<fiber_cb> queue;           // owner pushes/pops; thieves steal (any thread)
   // Most recently woken fiber, run next. Ordering: the owner exchanges (acq_rel); a thief takes
-  // it with a CAS (acq_rel) only after seeing it sit there for a whole search pass.
+  // it with a CAS (acq_rel) only after seeing it sit there for a whole search pass. A runtime's
+  // only worker uses relaxed load + store instead (lifo_swap): nobody else touches its slot.
   std::atomic<fiber_cb*> lifo{nullptr};
   // The only worker of its runtime: no thief exists, so the LIFO slot needs no atomic RMW.
   const bool alone;
