@@ -290,8 +290,6 @@ std::error_code io_wait(io_desc* d, io_dir dir, const std::stop_token* st, std::
   };
   std::optional<std::stop_callback<cancel_wait>> on_stop;
   if (st != nullptr && st->stop_possible()) on_stop.emplace(*st, cancel_wait{t});
-  std::optional<std::chrono::steady_clock::time_point> when;
-  if (dl != INT64_MAX) when = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(dl));
 
   // Takes the ticket back out of the slot however the park ends (a timeout, a stop, or the
   // forced unwind of runtime shutdown); a notify cleared it already. A notified waiter retries
@@ -305,7 +303,7 @@ std::error_code io_wait(io_desc* d, io_dir dir, const std::stop_token* st, std::
       if (s.waiter == t) s.waiter = wait_ticket{};
     }
   } guard{d, s, t};
-  wake_reason r = park(t, when, [](void* p) { static_cast<io_desc*>(p)->lock.unlock(); }, d);
+  wake_reason r = detail::park_until(t, detail::deadline_t::from_ns(dl), [](void* p) { static_cast<io_desc*>(p)->lock.unlock(); }, d);
   switch (r) {
     case wake_reason::notified:
       return {};

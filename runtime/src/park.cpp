@@ -209,11 +209,10 @@ wait_ticket prepare_wait() noexcept {
   return t;
 }
 
-wake_reason park(wait_ticket ticket, std::optional<std::chrono::steady_clock::time_point> deadline,
-                 void (*publish)(void*), void* arg) {
+wake_reason detail::park_until(wait_ticket ticket, deadline_t deadline, void (*publish)(void*), void* arg) {
   waitable* w = ticket.target_;
-  std::int64_t dl = timer_heap::none;
-  if (deadline) dl = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline->time_since_epoch()).count();
+  const std::int64_t dl = deadline.ns();
+  static_assert(deadline_t::none == timer_heap::none);
   thread_state* ts = thread_state_ptr();
   fiber_cb* f = ts->w != nullptr ? ts->w->current : ts->unwinding;
   if (f == nullptr) return park_thread(w, ticket.seq_, dl, publish, arg);
@@ -231,6 +230,11 @@ wake_reason park(wait_ticket ticket, std::optional<std::chrono::steady_clock::ti
   ts->w->switch_away(f, after_park, &rec);
   // Ordering: acquire pairs with the winner's acq_rel CAS in wake_waitable.
   return reason_of(f->wait_word.load(std::memory_order_acquire));
+}
+
+wake_reason park(wait_ticket ticket, std::optional<std::chrono::steady_clock::time_point> deadline,
+                 void (*publish)(void*), void* arg) {
+  return detail::park_until(ticket, deadline, publish, arg);
 }
 
 }  // namespace weft

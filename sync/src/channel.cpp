@@ -229,7 +229,7 @@ select_outcome select_ops(select_op* ops, std::size_t n, bool has_default, deadl
       locks.unlock();
     }
   } undo{locks, nodes, ops, n};
-  wake_reason r = park(ticket, deadline,
+  wake_reason r = park_until(ticket, deadline,
                        [](void* p) {
                          auto* sp = static_cast<select_publish*>(p);
                          // The guard and the lock set live on the parked stack: finish with

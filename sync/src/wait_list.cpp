@@ -30,7 +30,7 @@ bool wait_in(spinlock& lock, wait_list& list, waiter& w, deadline_t deadline, vo
       lock.unlock();
     }
   } undo{lock, list, w};
-  wake_reason r = park(w.ticket, deadline,
+  wake_reason r = park_until(w.ticket, deadline,
                        [](void* a) {
                          auto* pa = static_cast<publish_arg*>(a);
                          // First `also` (e.g. a condition variable's user lock: the waiter is

@@ -26,9 +26,47 @@ enum class wake_reason : std::uint8_t {
   canceled = 3,   ///< a cancellation (stop request, close, runtime shutdown)
 };
 
+class wait_ticket;
+
 namespace detail {
 struct waitable;
-}
+
+/// A deadline on the steady clock, or none: one integer (nanoseconds since the clock's epoch,
+/// INT64_MAX for none), so it travels in a register. Passing an
+/// std::optional<time_point> by value costs a byte store and a wider reload of the same bytes
+/// at every call — a store-forwarding stall on the park/wake path of every primitive.
+class deadline_t {
+ public:
+  using time_point = std::chrono::steady_clock::time_point;
+  static constexpr std::int64_t none = INT64_MAX;
+  constexpr deadline_t() noexcept = default;
+  constexpr deadline_t(std::nullopt_t) noexcept {}
+  constexpr deadline_t(time_point t) noexcept
+      : ns_(std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count()) {}
+  constexpr deadline_t(const std::optional<time_point>& t) noexcept : deadline_t() {
+    if (t) *this = deadline_t(*t);
+  }
+  /// From nanoseconds since the steady clock's epoch (`none`: no deadline).
+  static constexpr deadline_t from_ns(std::int64_t ns) noexcept {
+    deadline_t d;
+    d.ns_ = ns;
+    return d;
+  }
+  constexpr explicit operator bool() const noexcept { return ns_ != none; }
+  constexpr time_point operator*() const noexcept {
+    return time_point(std::chrono::duration_cast<time_point::duration>(std::chrono::nanoseconds(ns_)));
+  }
+  /// Nanoseconds since the steady clock's epoch, or `none`.
+  constexpr std::int64_t ns() const noexcept { return ns_; }
+
+ private:
+  std::int64_t ns_ = none;
+};
+
+/// park() with a deadline_t: what sync/ and io/ call.
+wake_reason park_until(wait_ticket ticket, deadline_t deadline, void (*publish)(void*) = nullptr,
+                       void* arg = nullptr);
+}  // namespace detail
 
 /// Names one wait of one fiber or thread. Copyable and cheap. Waking a ticket whose wait has
 /// ended is a harmless no-op that returns false: the memory it points to is never freed while
@@ -45,8 +83,7 @@ class wait_ticket {
 
  private:
   friend wait_ticket prepare_wait() noexcept;
-  friend wake_reason park(wait_ticket, std::optional<std::chrono::steady_clock::time_point>,
-                          void (*)(void*), void*);
+  friend wake_reason detail::park_until(wait_ticket, detail::deadline_t, void (*)(void*), void*);
   detail::waitable* target_ = nullptr;
   std::uint64_t seq_ = 0;
 };

@@ -69,8 +69,6 @@ class wait_list {
   waiter* tail_ = nullptr;
 };
 
-using deadline_t = std::optional<std::chrono::steady_clock::time_point>;
-
 /// A deadline on the steady clock for a time point of any clock (rounded up, never early).
 template <class Clock, class Duration>
 std::chrono::steady_clock::time_point to_steady(const std::chrono::time_point<Clock, Duration>& t) {
