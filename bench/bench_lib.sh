@@ -127,6 +127,7 @@ bench_env_common() {
   echo "kernel:      $(uname -r)"
   echo "compiler:    $(c++ --version | head -n 1)"
   echo "build type:  $(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$env_build/CMakeCache.txt")"
+  echo "LTO:         WEFT_LTO=$(sed -n 's/^WEFT_LTO:[A-Z]*=//p' "$env_build/CMakeCache.txt") (libraries as fat LTO objects; samples and benchmarks linked with -flto)"
   echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 

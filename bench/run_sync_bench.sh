@@ -37,6 +37,7 @@ if [ "${PLOT_ONLY:-0}" != 1 ]; then
     echo "kernel:      $(uname -r)"
     echo "compiler:    $(c++ --version | head -n 1)"
     echo "build type:  $(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt")"
+    echo "LTO:         WEFT_LTO=$(sed -n 's/^WEFT_LTO:[A-Z]*=//p' "$build/CMakeCache.txt") (libraries as fat LTO objects; samples and benchmarks linked with -flto)"
     echo "command:     $cmd"
     echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
   } > "$env"
