@@ -1,5 +1,5 @@
 # budget lines for plot_runtime.gp (generated)
-yield_target = 11.563644666301968
+yield_target = 11.406752243449782
 spawn_target = 100
-skynet_target = 1261.047735
+skynet_target = 1398.389645
 idle_target = 1
