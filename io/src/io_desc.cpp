@@ -137,7 +137,9 @@ std::error_code wait_unregistered(io_desc* d, io_dir dir, const std::stop_token*
 
 }  // namespace
 
-int io_errno() noexcept {
+[[gnu::noinline]] int io_errno() noexcept {
+  // Not inlined: glibc's __errno_location is const, so once inlined (LTO inlines across
+  // files) a caller could reuse an address computed before a park, on another thread.
   int* p = &errno;
   // Launder the address so no caller can reuse one computed on another thread.
   asm volatile("" : "+r"(p));

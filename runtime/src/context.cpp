@@ -176,7 +176,10 @@ ctx::fiber on_arrival(ctx::fiber&& from_ctx, const switch_record* rec_ptr) {
 }
 }  // namespace
 
-void context_switch(machine_context& self, machine_context& to, after_switch_fn after, void* arg) {
+// Not inlined, even by LTO: the code after a switch may run on another thread, and a caller
+// that inlined the switch could reuse a thread-local address (the exception-state cache
+// above, errno) computed before it.
+[[gnu::noinline]] void context_switch(machine_context& self, machine_context& to, after_switch_fn after, void* arg) {
   switch_record rec{&self, &to, after, arg, false};
   swap_eh_state(&self, to);
   annotate_leave(&self, to);
@@ -184,7 +187,7 @@ void context_switch(machine_context& self, machine_context& to, after_switch_fn 
   std::move(target).resume_with([&rec](ctx::fiber&& from_ctx) { return on_arrival(std::move(from_ctx), &rec); });
 }
 
-void context_unwind(machine_context& self, machine_context& victim) {
+[[gnu::noinline]] void context_unwind(machine_context& self, machine_context& victim) {
   switch_record rec{&self, &victim, nullptr, nullptr, true};
   swap_eh_state(&self, victim);
   annotate_leave(&self, victim);

@@ -145,7 +145,9 @@ namespace {
 
 constexpr std::size_t max_select_ops = 64;
 
-std::uint32_t poll_random() noexcept {
+// Not inlined: select parks after calling it, and the thread-local state must be found on the
+// thread that runs the next call.
+[[gnu::noinline]] std::uint32_t poll_random() noexcept {
   static thread_local std::uint32_t s = 0x9e3779b9u ^ static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(&s));
   s ^= s << 13;
   s ^= s >> 17;
