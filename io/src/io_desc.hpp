@@ -198,10 +198,8 @@ long io_do(io_desc* d, io_dir dir, const std::stop_token* st, std::error_code& e
   }
 }
 
-/// Steady-clock nanoseconds of a time_point (INT64_MAX for time_point::max()).
-inline std::int64_t deadline_ns(std::chrono::steady_clock::time_point t) noexcept {
-  if (t == std::chrono::steady_clock::time_point::max()) return INT64_MAX;
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-}
+/// Steady-clock nanoseconds of a time_point (INT64_MAX for time_point::max()): deadline_t's
+/// representation, which io_wait hands back to park_until.
+inline std::int64_t deadline_ns(std::chrono::steady_clock::time_point t) noexcept { return deadline_t(t).ns(); }
 
 }  // namespace weft::detail

@@ -41,8 +41,10 @@ class deadline_t {
   static constexpr std::int64_t none = INT64_MAX;
   constexpr deadline_t() noexcept = default;
   constexpr deadline_t(std::nullopt_t) noexcept {}
+  /// time_point::max() means no deadline.
   constexpr deadline_t(time_point t) noexcept
-      : ns_(std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count()) {}
+      : ns_(t == time_point::max() ? none
+                                   : std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count()) {}
   constexpr deadline_t(const std::optional<time_point>& t) noexcept : deadline_t() {
     if (t) *this = deadline_t(*t);
   }
