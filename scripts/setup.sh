@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   g++ cmake ninja-build pkg-config
-  clang libclang-rt-14-dev          # the tsan preset builds with clang
+  clang libclang-rt-14-dev          # the asan, tsan and fuzz presets build with clang
   libboost-context-dev libboost-fiber-dev
   libgtest-dev libbenchmark-dev
   gnuplot-nox                       # benchmark charts
