@@ -491,7 +491,12 @@ std::string endpoint::path() const {
   switch (n.k) {
     case unix_name::kind::unnamed: return {};
     case unix_name::kind::path: return std::string(n.bytes);
-    case unix_name::kind::abstract: return "@" + std::string(n.bytes);
+    case unix_name::kind::abstract: {
+      // Built by appending: `"@" + std::string(...)` makes g++ 12 warn (a false -Wrestrict).
+      std::string s(1, '@');
+      s.append(n.bytes);
+      return s;
+    }
   }
   return {};
 }
