@@ -30,7 +30,7 @@ set multiplot layout 2,2 title "weft vs Boost.Fiber 1.74 (medians; 64 KiB stacks
 # 1. yield
 set title "Yield ping-pong, 2 fibers on 1 thread\n(ns per switch, lower is better)"
 set ylabel "ns per switch"
-set xrange [-0.6:2.6]
+set xrange [-0.6:3.6]
 set yrange [0:*]
 plot datafile index 0 using 0:2:($0 - bar):($0 + bar):(0):2:3:xtic(nl(strcol(1))) with boxxyerror lc rgb variable notitle, \
      yield_target with lines dt 2 lw 2 lc rgb "red" title sprintf("budget: 1.5x bare switch = %.1f ns", yield_target), \

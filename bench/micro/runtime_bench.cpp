@@ -1,6 +1,7 @@
 // runtime_bench: weft beside Boost.Fiber 1.74 and a bare boost::context::fiber switch, in one
 // run, for the figures of design.md's "Performance budget":
 //   yield/*       ping-pong of two fibers on one thread          -> ns_per_switch
+//                 (bare_context: the switch in the loop body; bare_context_in_call: in a call)
 //   spawn_join/*  10^6 empty fibers spawned in batches and joined -> ns_per_fiber
 //   skynet/*      1M-leaf skynet, sum checked                     -> ms_per_run
 //   idle/*        1000 fibers asleep for 10 s on 2 threads        -> cpu_pct (of one core)
@@ -112,24 +113,51 @@ using weft_bench::boost_ws_pool;
 // 1. yield ping-pong: two fibers on one thread, each yields kYieldsPerFiber times.
 
 // The floor: a bare boost::context::fiber resumed from the thread and resuming it back. One
-// resume is one switch; a round trip is two.
-void BM_yield_bare_context(benchmark::State& st) {
+// resume is one switch; a round trip is two. `sw(f)` makes one switch.
+template <class Switch>
+void bare_ping_pong(benchmark::State& st, Switch sw) {
   namespace ctx = boost::context;
   bool stop = false;
-  ctx::fiber f(std::allocator_arg, ctx::fixedsize_stack(kStackSize), [&stop](ctx::fiber&& caller) {
-    while (!stop) caller = std::move(caller).resume();
+  ctx::fiber f(std::allocator_arg, ctx::fixedsize_stack(kStackSize), [&stop, sw](ctx::fiber&& caller) {
+    while (!stop) sw(caller);
     return std::move(caller);
   });
   f = std::move(f).resume();  // warm: the fiber is now parked in its loop
   std::uint64_t switches = 0;
   auto t0 = clock_type::now();
   for (auto _ : st) {
-    for (std::uint64_t i = 0; i < kYieldsPerFiber; ++i) f = std::move(f).resume();
+    for (std::uint64_t i = 0; i < kYieldsPerFiber; ++i) sw(f);
     switches += 2 * kYieldsPerFiber;
   }
   report_per_op(st, "ns_per_switch", ns_since(t0), switches);
   stop = true;
   f = std::move(f).resume();  // lets the fiber return
+}
+
+// The switch inlined into each side's loop.
+void BM_yield_bare_context(benchmark::State& st) {
+  bare_ping_pong(st, [](boost::context::fiber& f) { f = std::move(f).resume(); });
+}
+
+// The same ping-pong with each side's switch inside a function that returns afterwards, the
+// shape of every scheduler (the switch sits under at least the call that made it). Boost
+// 1.74's jump_fcontext, under resume(), ends in `jmp` rather than `ret`: the return-stack
+// buffer keeps the caller's entry, so each return after the switch is predicted from the wrong
+// entry. resume_with runs its hook through ontop_fcontext, whose hook returns with `ret` and
+// keeps the buffer balanced. The bare loop above makes no return after its switch, so it pays
+// for neither; these two are the floor a scheduler built on Boost.Context can reach.
+template <bool With>
+[[gnu::noinline]] void switch_in_call(boost::context::fiber& f) {
+  if constexpr (With) {
+    f = std::move(f).resume_with([](boost::context::fiber&& from) { return std::move(from); });
+  } else {
+    f = std::move(f).resume();
+  }
+}
+
+template <bool With>
+void BM_yield_bare_context_in_call(benchmark::State& st) {
+  bare_ping_pong(st, switch_in_call<With>);
 }
 
 void BM_yield_boost_fiber(benchmark::State& st) {
@@ -428,6 +456,8 @@ void BM_idle_boost_work_stealing(benchmark::State& st) {
 
 // Yield: Google Benchmark picks the iteration count (each iteration is 200'000 switches).
 BENCHMARK(BM_yield_bare_context)->Name("yield/bare_context")->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_yield_bare_context_in_call<false>)->Name("yield/bare_context_in_call/resume")->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_yield_bare_context_in_call<true>)->Name("yield/bare_context_in_call/resume_with")->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_yield_boost_fiber)->Name("yield/boost_fiber")->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_yield_weft)->Name("yield/weft")->UseRealTime()->Unit(benchmark::kMillisecond);
 
