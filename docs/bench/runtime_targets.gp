@@ -1,5 +1,5 @@
 # budget lines for plot_runtime.gp (generated)
-yield_target = 11.406752243449782
+yield_target = 10.468042203557312
 spawn_target = 100
-skynet_target = 1398.389645
+skynet_target = 1279.170933
 idle_target = 1
