@@ -22,6 +22,8 @@
 
 #include <weft/weft.hpp>
 
+#include <sys/stat.h>
+
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -58,7 +60,8 @@ int parse_args(int argc, char** argv, options& o) {
         .what = "an existing directory",
         .set = [&o](const char* s) {
           std::unique_ptr<char, decltype(&std::free)> real(::realpath(s, nullptr), &std::free);
-          if (!real) return false;
+          struct stat st{};
+          if (!real || ::stat(real.get(), &st) != 0 || !S_ISDIR(st.st_mode)) return false;
           o.root = real.get();
           return true;
         }},

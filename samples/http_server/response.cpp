@@ -59,7 +59,7 @@ std::string_view content_type_for(std::string_view file_name) {
       {".json", "application/json"},         {".txt", "text/plain; charset=utf-8"},
       {".png", "image/png"},                 {".jpg", "image/jpeg"},
       {".jpeg", "image/jpeg"},               {".svg", "image/svg+xml"},
-      {".wasm", "application/wasm"},
+      {".wasm", "application/wasm"},         {".md", "text/markdown; charset=utf-8"},
   };
   std::size_t slash = file_name.rfind('/');
   std::string_view base = slash == std::string_view::npos ? file_name : file_name.substr(slash + 1);

@@ -22,14 +22,29 @@ struct opened {
   std::uint64_t size = 0;
 };
 
+// The status for a failed realpath/open: the file's absence or a forbidden path is the
+// client's business (404, 403); running out of descriptors or memory is the server's, and
+// temporary (503); anything else is a server error (500), never a misleading 404.
+int status_for_errno(int e) {
+  switch (e) {
+    case ENOENT: case ENOTDIR: case ENAMETOOLONG: case ELOOP: return 404;
+    case EACCES: case EPERM: return 403;
+    case EMFILE: case ENFILE: case ENOMEM: return 503;
+    default: return 500;
+  }
+}
+
 // Resolves `rel` under `root` and opens it. Runs on a blocking-pool thread.
 opened open_under_root(const std::string& root, const std::string& rel) {
   std::string candidate = root + "/" + rel;
   std::unique_ptr<char, decltype(&std::free)> real(::realpath(candidate.c_str(), nullptr), &std::free);
-  if (!real) return {errno == EACCES ? 403 : 404};
+  if (!real) return {status_for_errno(errno)};
   if (!is_inside(real.get(), root)) return {403};  // a symlink pointing out of the root
-  int fd = ::open(real.get(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return {errno == EACCES ? 403 : 404};
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, holding a
+  // blocking-pool thread (and the request) forever. It does not affect reading regular files,
+  // the only kind served.
+  int fd = ::open(real.get(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) return {status_for_errno(errno)};
   struct stat st{};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);

@@ -34,6 +34,7 @@ printf 'body{}\n' >"$root/style.css"
 printf 'console.log(1)\n' >"$root/app.js"
 printf '{"a":1}\n' >"$root/data.json"
 printf 'plain text\n' >"$root/a.txt"
+printf '# notes\n' >"$root/notes.md"
 printf '\x89PNG\r\n\x1a\n\0\0\0\rIHDR' >"$root/img.png"
 printf '\xff\xd8\xff\xe0' >"$root/pic.jpg"
 printf '<svg/>\n' >"$root/logo.svg"
@@ -42,6 +43,13 @@ head -c 300000 /dev/urandom >"$root/sub/blob.bin"
 printf 'TOP-SECRET\n' >"$work/secret.txt"
 ln -s "$work/secret.txt" "$root/escape.txt"
 ln -s "$root/a.txt" "$root/sub/inside-link.txt"
+mkfifo "$root/pipe"  # not a regular file: 404 at once, never an open() waiting for a writer
+
+# --- --root must name a directory: a file is refused at start, not served as 404s later ---------
+rc=0
+timeout 10 "$bin" --port 0 --root "$root/a.txt" >/dev/null 2>"$work/root.err" || rc=$?
+[ "$rc" = 2 ] && grep -q 'existing directory' "$work/root.err" || fail "--root FILE: status $rc, [$(cat "$work/root.err")]"
+echo "ok: --root refuses a file"
 
 start_server "$bin" --workers 2 --root "$root" --idle-timeout-ms 1500 --header-timeout-ms 1000
 url=http://127.0.0.1:$port
@@ -73,7 +81,7 @@ echo "ok: keep-alive, Connection: close, HTTP/1.0"
 declare -A types=([index.html]='text/html; charset=utf-8' [style.css]='text/css; charset=utf-8'
   [app.js]='text/javascript; charset=utf-8' [data.json]=application/json [a.txt]='text/plain; charset=utf-8'
   [img.png]=image/png [pic.jpg]=image/jpeg [logo.svg]=image/svg+xml [mod.wasm]=application/wasm
-  [sub/blob.bin]=application/octet-stream [sub/inside-link.txt]='text/plain; charset=utf-8')
+  [notes.md]='text/markdown; charset=utf-8' [sub/blob.bin]=application/octet-stream [sub/inside-link.txt]='text/plain; charset=utf-8')
 for f in "${!types[@]}"; do
   meta=$(c -o "$work/got.bin" -w '%{http_code}|%{content_type}|%{size_download}' "$url/static/$f")
   [ "$meta" = "200|${types[$f]}|$(stat -L -c %s "$root/$f")" ] || fail "static $f: [$meta]"
@@ -82,7 +90,7 @@ done
 head=$(c -I "$url/static/sub/blob.bin")
 [[ "$head" == *$'Content-Length: 300000\r'* && "$head" == *'HTTP/1.1 200 OK'* ]] || fail "HEAD: [$head]"
 [ "$(c -o /dev/null -w '%{size_download}' -X HEAD "$url/static/a.txt")" = 0 ] || fail "HEAD sent a body"
-for p in /nope /static/missing.txt /static/sub /static/ /metricsx; do
+for p in /nope /static/missing.txt /static/sub /static/ /metricsx /static/pipe; do
   [ "$(c -o /dev/null -w '%{http_code}' "$url$p")" = 404 ] || fail "$p: not 404"
 done
 got=$(c -i -X POST -d x "$url/")
