@@ -35,7 +35,7 @@ void usage() {
   std::puts(
       "usage: skynet_demo [--workers N] [--leaves N] [--sleepers N]\n"
       "  --workers N   worker threads (default: one per core)\n"
-      "  --leaves N    skynet leaves, a power of 10 (default 1000000)\n"
+      "  --leaves N    skynet leaves, a power of 10 up to 10^8 (default 1000000)\n"
       "  --sleepers N  fibers that sleep 0-100 ms on timers (default 10000)");
 }
 
@@ -65,6 +65,13 @@ int main(int argc, char** argv) {
       workers = static_cast<unsigned>(value("--workers"));
     } else if (!std::strcmp(argv[i], "--leaves")) {
       leaves = value("--leaves");
+      // The tree splits by ten down to single leaves: any other count never bottoms out.
+      long p = 1;
+      while (p < leaves && p < 100000000) p *= 10;
+      if (p != leaves) {
+        std::fprintf(stderr, "skynet_demo: --leaves: wants a power of 10 from 1 to 100000000, not %ld\n", leaves);
+        return 2;
+      }
     } else if (!std::strcmp(argv[i], "--sleepers")) {
       sleepers = value("--sleepers");
     } else {

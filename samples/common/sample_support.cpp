@@ -4,6 +4,7 @@
 #include <malloc.h>
 #include <pthread.h>
 
+#include <csignal>
 #include <cstdio>
 #include <string>
 #include <system_error>
@@ -18,6 +19,10 @@ stop_signals::stop_signals(std::stop_source stop) : stop_(std::move(stop)) {
   // Blocked before any thread starts, so every thread inherits the mask and only the
   // watcher's sigwait receives them.
   pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+  // A closed stdout (`kv_server | head -1`) must not kill a server with SIGPIPE when it prints
+  // its next line: the write fails with EPIPE instead and the server stops as usual. (Sockets
+  // already send with MSG_NOSIGNAL.)
+  std::signal(SIGPIPE, SIG_IGN);
   watcher_ = std::thread([this] {
     int sig = 0;
     sigwait(&set_, &sig);

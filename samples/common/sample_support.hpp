@@ -28,9 +28,10 @@
 
 namespace sample {
 
-/// Turns SIGINT/SIGTERM into `stop.request_stop()`. Construct it at the top of main(), before
-/// any thread exists (runtime workers inherit the blocked mask). The destructor ends the
-/// watcher even when no signal came (the server ended on its own, e.g. a bind error).
+/// Turns SIGINT/SIGTERM into `stop.request_stop()`, and ignores SIGPIPE (a closed stdout is an
+/// EPIPE, not death). Construct it at the top of main(), before any thread exists (runtime
+/// workers inherit the blocked mask). The destructor ends the watcher even when no signal came
+/// (the server ended on its own, e.g. a bind error).
 class stop_signals {
  public:
   explicit stop_signals(std::stop_source stop);
