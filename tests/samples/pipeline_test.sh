@@ -58,6 +58,19 @@ grep -q '^pipeline: error: timed out after 300 ms with [0-9]*/100000000 items do
   fail "--timeout-ms: $(cat "$work/timeout.err")"
 echo "ok: --timeout-ms 300"
 
+# --- long items: every worker computing, the sink's timers must still fire ----------------------
+# (one item of --span 1000000 takes seconds; the prime counter yields, or no timer would run)
+rc=0
+t0=$(date +%s%N)
+timeout 20 "$bin" --items 100 --span 1000000 --workers 2 --progress-ms 200 --timeout-ms 1000 \
+  >"$work/long.out" 2>"$work/long.err" || rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$rc" = 1 ] || fail "long items: exit $rc, want 1: $(cat "$work/long.err")"
+grep -q '^pipeline: error: timed out after 1000 ms' "$work/long.err" || fail "long items: $(cat "$work/long.err")"
+[ "$ms" -lt 5000 ] || fail "long items: the 1000 ms timeout took $ms ms"
+[ "$(grep -c 'items/s$' "$work/long.err")" -ge 2 ] || fail "long items: no progress lines: $(cat "$work/long.err")"
+echo "ok: long items: progress lines and the timeout (after $ms ms) while every worker computes"
+
 # --- progress lines, then SIGINT mid-run ------------------------------------------------------
 # SIGINT back at its default: a non-interactive shell starts background jobs with it ignored.
 env --default-signal=INT "$bin" --items 100000000 --workers 2 --progress-ms 100 >"$work/int.out" 2>"$work/int.err" &
