@@ -164,11 +164,22 @@ bool handle_line(server& srv, chat::client& c, std::string_view line) {
     reply("* unknown command " + std::string(line.substr(0, line.find(' '))) +
           "; try /join ROOM, /rooms, /who, /nick NAME, /quit");
   } else if (!line.empty()) {
-    srv.rooms.say(c, line);
+    bool behind = false;
+    srv.rooms.say(c, line, &behind);
     srv.messages.fetch_add(1, std::memory_order_relaxed);
     // Let the writers this line woke run before the next one: a reader working through a large
-    // read must not fill the outboxes of clients that keep up.
-    weft::this_fiber::yield();
+    // read (a paste) must not fill the outboxes of clients that keep up. Yielding is not always
+    // enough: a writer waiting for room in its socket (TCP's window still opening) falls
+    // hundreds of lines behind a paste in a millisecond. So while a listener's outbox is half
+    // full, this sender waits a millisecond per line: it slows to its slowest listener's pace
+    // (backpressure reaches it through TCP), while the room and every other sender go on. A
+    // listener that has stalled stays behind, its outbox fills a line per millisecond, and it
+    // is kicked when full, as before.
+    if (behind) {
+      weft::this_fiber::sleep_for(1ms);
+    } else {
+      weft::this_fiber::yield();
+    }
   }
   return true;
 }

@@ -39,12 +39,18 @@ void registry::kick(client& c) {
   c.stop.request_stop();
 }
 
-std::size_t registry::broadcast_locked(const std::string& room, std::string_view line, const client* except) {
+std::size_t registry::broadcast_locked(const std::string& room, std::string_view line, const client* except,
+                                       bool* behind) {
   auto it = synced_.rooms.find(room);
   if (it == synced_.rooms.end()) return 0;
   std::size_t n = 0;
   for (client* m : it->second) {
-    if (m != except && deliver(*m, line)) ++n;
+    if (m == except || !deliver(*m, line)) continue;
+    ++n;
+    // A kicked client's outbox stays full until it leaves: it is not "behind", it is gone.
+    if (behind != nullptr && 2 * m->outbox.size() >= m->outbox.capacity() &&
+        !m->slow.load(std::memory_order_relaxed))
+      *behind = true;
   }
   return n;
 }
@@ -95,11 +101,11 @@ void registry::leave(client& c, std::string_view why) {
   c.room.clear();
 }
 
-std::size_t registry::say(client& c, std::string_view text) {
+std::size_t registry::say(client& c, std::string_view text, bool* behind) {
   std::shared_lock lk(mu_);
   std::string line = "[" + c.room + "] " + c.nick + ": ";
   line.append(text);
-  return broadcast_locked(c.room, line, &c);
+  return broadcast_locked(c.room, line, &c, behind);
 }
 
 std::string registry::who(const client& c) {

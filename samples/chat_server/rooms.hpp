@@ -2,7 +2,8 @@
 // stop sources that end its fibers) and the registry of nicks and rooms under one
 // weft::shared_mutex. Broadcasting takes the lock shared and queues lines with try_send, so it
 // never waits for a client: a client whose outbox is full is kicked (marked slow, its fibers
-// told to stop) instead.
+// told to stop) instead. say() reports when a listener is half full, so that the sender's
+// reader can slow down (main.cpp) and a listener that keeps up is not kicked by a burst.
 // Invariant: a client is in the registry only while its connection fiber is inside serve();
 // it leaves under the exclusive lock before it is destroyed, so a pointer read under the lock
 // (shared or exclusive) is always valid.
@@ -66,7 +67,8 @@ class registry {
   void leave(client& c, std::string_view why);
 
   /// Queues "[room] nick: text" to everyone else in `c`'s room. Returns how many received it.
-  std::size_t say(client& c, std::string_view text);
+  /// Sets `*behind` (if given) when a listener's outbox is now at least half full.
+  std::size_t say(client& c, std::string_view text, bool* behind = nullptr);
 
   /// "* in lobby: alice, bob" for `c`'s room.
   std::string who(const client& c);
@@ -77,8 +79,10 @@ class registry {
   std::uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
 
  private:
-  // With mu_ held (either way): queues `line` to every member of `room` except `except`.
-  std::size_t broadcast_locked(const std::string& room, std::string_view line, const client* except);
+  // With mu_ held (either way): queues `line` to every member of `room` except `except`; sets
+  // `*behind` (if given) as say() does.
+  std::size_t broadcast_locked(const std::string& room, std::string_view line, const client* except,
+                               bool* behind = nullptr);
 
   weft::shared_mutex mu_;
   struct synced {

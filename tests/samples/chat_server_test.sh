@@ -237,4 +237,31 @@ expect_clean_exit "chat_server after SIGINT"
 grep -q '^chat_server: served 1 clients, 0 messages, dropped 0 slow clients' "$work/server.out" ||
   fail "summary after SIGINT: $(cat "$work/server.out")"
 echo "ok: idle timeout, SIGINT"
+
+# --- an unpaced paste: readers that keep up get every line, nobody is called slow ---------------
+# 1,000 short lines written in one go (`cat file | nc`), twice the default outbox. A writer
+# waiting for room in its socket falls hundreds of lines behind such a burst in a millisecond;
+# the sender must slow down for it rather than have it kicked.
+start_server "$bin" --workers 2
+for who in reader1 reader2; do
+  connect "$who"
+  say "$who" "$who"
+  expect "$who" "* hello $who; commands: /join ROOM, /rooms, /who, /nick NAME, /quit"
+done
+expect reader1 "* reader2 joined lobby"
+seq -f "line %06g of a pasted file" 1 1000 >"$work/paste.txt"
+exec {paster}<>/dev/tcp/127.0.0.1/"$port"
+{ printf 'paster\n'; cat "$work/paste.txt"; } >&"$paster"
+for who in reader1 reader2; do
+  wait_for 20 saw "$who" "[lobby] paster: line 001000 of a pasted file" ||
+    fail "$who did not receive the whole paste: $(grep -c 'paster: line' "$work/$who.out") lines; $(tail -n 2 "$work/$who.out")"
+  [ "$(grep -c '^\[lobby\] paster: line' "$work/$who.out")" = 1000 ] || fail "$who: lines lost"
+  never "$who" "too slow"
+done
+exec {paster}>&-
+kill -INT "$pid"
+expect_clean_exit "chat_server after the paste"
+grep -q '^chat_server: served 3 clients, 1000 messages, dropped 0 slow clients' "$work/server.out" ||
+  fail "summary after the paste: $(cat "$work/server.out")"
+echo "ok: an unpaced paste of 1000 lines reaches every reader, nobody dropped"
 echo "PASS"

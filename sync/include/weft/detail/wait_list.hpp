@@ -112,7 +112,8 @@ void wait_locked_until(spinlock& lock, wait_list& list, Done done) {
 class stop_guard {
  public:
   stop_guard(const std::stop_token* st, wait_ticket t) : ticket_(t) {
-    if (st != nullptr && st->stop_possible()) callback_ = ::new (static_cast<void*>(storage_)) callback_t(*st, on_stop{this});
+    if (st != nullptr && st->stop_possible())
+      callback_ = ::new (static_cast<void*>(storage_)) callback_t(*st, on_stop{this});
   }
   /// Deregisters the callback first (waiting for an on_stop already running on another thread).
   ~stop_guard() {
@@ -145,8 +146,8 @@ class stop_guard {
   bool parked_ = false;   // guarded by lock_
   bool stopped_ = false;  // guarded by lock_
   wait_ticket ticket_;
-  // Raw storage rather than std::optional: g++ 12 at -O2 warns that optional::emplace reads the
-  // empty optional's callback (a false -Wmaybe-uninitialized in every user's build).
+  // Raw storage rather than std::optional: g++ 12 at -O3 warns that optional::emplace reads the
+  // empty optional's callback (a false -Wmaybe-uninitialized in users' Release builds).
   using callback_t = std::stop_callback<on_stop>;
   alignas(callback_t) unsigned char storage_[sizeof(callback_t)];
   callback_t* callback_ = nullptr;  // in storage_, or null without a token that can stop
