@@ -48,6 +48,8 @@ std::size_t registry::broadcast_locked(const std::string& room, std::string_view
     if (m == except || !deliver(*m, line)) continue;
     ++n;
     // A kicked client's outbox stays full until it leaves: it is not "behind", it is gone.
+    // Ordering: relaxed; `slow` is set once by kick() (acq_rel exchange), and a stale false
+    // only makes the sender wait one more millisecond.
     if (behind != nullptr && 2 * m->outbox.size() >= m->outbox.capacity() &&
         !m->slow.load(std::memory_order_relaxed))
       *behind = true;
