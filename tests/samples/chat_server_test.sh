@@ -251,7 +251,8 @@ done
 expect reader1 "* reader2 joined lobby"
 seq -f "line %06g of a pasted file" 1 1000 >"$work/paste.txt"
 exec {paster}<>/dev/tcp/127.0.0.1/"$port"
-{ printf 'paster\n'; cat "$work/paste.txt"; } >&"$paster"
+printf 'paster\n' >&"$paster"
+timeout 10 cat "$work/paste.txt" >&"$paster" || fail "could not send the paste"
 for who in reader1 reader2; do
   wait_for 20 saw "$who" "[lobby] paster: line 001000 of a pasted file" ||
     fail "$who did not receive the whole paste: $(grep -c 'paster: line' "$work/$who.out") lines; $(tail -n 2 "$work/$who.out")"

@@ -8,14 +8,17 @@ work=$1
 shift
 rm -rf "$work"
 mkdir -p "$work"
+
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
+
+# Not start_sample: stdout goes to a fifo whose only reader leaves after the first line.
 mkfifo "$work/out"
-"$@" --port 0 >"$work/out" 2>"$work/err" &
-pid=$!
-timeout 10 head -n 1 "$work/out" >"$work/first" || { echo "FAIL: no first line from $1" >&2; kill -9 "$pid"; exit 1; }
+env --default-signal=INT "$@" --port 0 >"$work/out" 2>"$work/server.err" &
+server_pid=$!
+track "$server_pid"
+timeout 10 head -n 1 "$work/out" >"$work/first" || fail "no first line from $1"
 sleep 0.2  # the reader is gone: the next line the server prints meets a closed pipe
-kill -INT "$pid"
-rc=0
-timeout 20 tail --pid="$pid" -f /dev/null || { echo "FAIL: $1 did not stop after SIGINT" >&2; kill -9 "$pid"; exit 1; }
-wait "$pid" || rc=$?
-[ "$rc" = 0 ] || { echo "FAIL: $1 exited with status $rc after its stdout closed (141 = SIGPIPE); stderr: $(cat "$work/err")" >&2; exit 1; }
+kill -INT "$server_pid"
+expect_clean_exit "$(basename "$1") with its stdout closed (141 = SIGPIPE)"
 echo "ok: $(basename "$1") exits 0 with a closed stdout (first line: $(cat "$work/first"))"
