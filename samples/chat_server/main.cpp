@@ -7,7 +7,7 @@
 //
 // Protocol: the first line is the nick (or "/nick NAME"); then "/join ROOM" (everyone starts in
 // "lobby"), "/rooms", "/who", "/nick NAME", "/quit"; any other line goes to the others in the
-// room as "[room] nick: text". Server lines start with "* ".
+// room as "[room] nick: text", control bytes shown as ^X. Server lines start with "* ".
 //
 // Shutdown: SIGINT/SIGTERM request stop. The accept loop ends and the listener closes; every
 // reader wakes (a stop_callback forwards the server's stop to the client's own stop source),
@@ -63,8 +63,7 @@ int parse_args(int argc, char** argv, options& o) {
        sample::millis_flag("--idle-ms", "disconnect a client silent this long (default 300000)", o.idle, 1),
        sample::millis_flag("--write-timeout-ms", "drop a client taking no data this long (default 5000)",
                            o.write_timeout, 1, 3600000),
-       sample::millis_flag("--grace-ms", "on SIGINT/SIGTERM, how long writers may flush (default 1000)", o.grace,
-                           0, 3600000)});
+       sample::millis_flag("--grace-ms", "on SIGINT/SIGTERM, how long writers may flush (default 1000)", o.grace)});
 }
 
 struct server {
@@ -165,7 +164,7 @@ bool handle_line(server& srv, chat::client& c, std::string_view line) {
           "; try /join ROOM, /rooms, /who, /nick NAME, /quit");
   } else if (!line.empty()) {
     bool behind = false;
-    srv.rooms.say(c, line, &behind);
+    srv.rooms.say(c, chat::printable(line), &behind);
     srv.messages.fetch_add(1, std::memory_order_relaxed);
     // Let the writers this line woke run before the next one: a reader working through a large
     // read (a paste) must not fill the outboxes of clients that keep up. Yielding is not always
@@ -278,6 +277,7 @@ int main(int argc, char** argv) {
   auto started = std::chrono::steady_clock::now();
   weft::runtime_stats stats;
   int rc = sample::run_on_runtime(srv.opts.common.workers, stats, [&srv] { return run(srv); });
+  if (rc != 0) return rc;  // it did not start (the error is printed): no summary
   std::printf("chat_server: served %llu clients, %llu messages, dropped %llu slow clients in %.1f s; %s\n",
               static_cast<unsigned long long>(srv.clients.load()),
               static_cast<unsigned long long>(srv.messages.load()),

@@ -16,6 +16,21 @@ bool valid_name(std::string_view name, std::size_t max) {
   });
 }
 
+std::string printable(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char ch : text) {
+    auto u = static_cast<unsigned char>(ch);
+    if ((u < 0x20 && ch != '\t') || u == 0x7f) {
+      out += '^';
+      out += static_cast<char>(u ^ 0x40);
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
 bool registry::deliver(client& c, std::string_view text) {
   std::string line;
   line.reserve(text.size() + 1);

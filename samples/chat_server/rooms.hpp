@@ -95,4 +95,9 @@ class registry {
 /// True if `name` is 1..`max` characters of letters, digits, '_' or '-'.
 bool valid_name(std::string_view name, std::size_t max);
 
+/// `text` with every control byte but tab shown in caret notation, as `cat -v` does (ESC as
+/// "^[", DEL as "^?"): a line relayed to other clients' terminals must not move their cursor,
+/// clear their screen or ring their bell.
+std::string printable(std::string_view text);
+
 }  // namespace chat

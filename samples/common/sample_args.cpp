@@ -74,16 +74,28 @@ int parse_command_line(int argc, char** argv, const char* prog, const char* usag
       return 0;
     }
     if (a.size() > 1 && a[0] == '-') {
+      // "--port 8080" and "--port=8080" (GNU style) both work.
+      std::string_view name = a;
+      const char* inline_value = nullptr;
+      if (auto eq = a.find('='); a.starts_with("--") && eq != std::string_view::npos) {
+        name = a.substr(0, eq);
+        inline_value = argv[i] + eq + 1;
+      }
       flag* x = nullptr;
       for (flag& f : flags) {
-        if (a == f.name) x = &f;
+        if (name == f.name) x = &f;
       }
       if (x == nullptr) {
-        std::fprintf(stderr, "%s: unknown option '%s' (try --help)\n", prog, argv[i]);
+        std::fprintf(stderr, "%s: unknown option '%.*s' (try --help)\n", prog, static_cast<int>(name.size()),
+                     name.data());
         return 2;
       }
-      const char* s = nullptr;
-      if (!x->value_name.empty()) s = i + 1 < argc ? argv[++i] : nullptr;
+      if (x->value_name.empty() && inline_value != nullptr) {
+        std::fprintf(stderr, "%s: %s takes no value\n", prog, x->name.c_str());
+        return 2;
+      }
+      const char* s = inline_value;
+      if (!x->value_name.empty() && s == nullptr) s = i + 1 < argc ? argv[++i] : nullptr;
       if ((!x->value_name.empty() && s == nullptr) || !x->set(s)) {
         std::fprintf(stderr, "%s: %s wants %s\n", prog, x->name.c_str(), x->what.c_str());
         return 2;

@@ -5,6 +5,7 @@
 #include <pthread.h>
 
 #include <csignal>
+#include <cstdarg>
 #include <cstdio>
 #include <string>
 #include <system_error>
@@ -38,6 +39,35 @@ stop_signals::~stop_signals() {
   // thread-directed queue of a thread about to exit.
   if (received() == 0) pthread_kill(watcher_.native_handle(), SIGUSR2);
   watcher_.join();
+}
+
+void error_log::print(const char* format, ...) {
+  std::int64_t now = std::chrono::steady_clock::now().time_since_epoch() / std::chrono::nanoseconds(1);
+  // Ordering: relaxed throughout. The exchange only elects one printer per second among
+  // concurrent callers; not_shown_ is a tally, read by whoever prints next.
+  std::int64_t next = next_ns_.load(std::memory_order_relaxed);
+  if (now < next || !next_ns_.compare_exchange_strong(next, now + 1'000'000'000, std::memory_order_relaxed)) {
+    not_shown_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  char text[512];
+  va_list args;
+  va_start(args, format);
+  std::vsnprintf(text, sizeof text, format, args);
+  va_end(args);
+  std::uint64_t skipped = not_shown_.exchange(0, std::memory_order_relaxed);
+  if (skipped == 0) {
+    std::fprintf(stderr, "%s: %s\n", prog_, text);
+  } else {
+    std::fprintf(stderr, "%s: %s (and %llu more errors not shown, at most one line a second)\n", prog_, text,
+                 static_cast<unsigned long long>(skipped));
+  }
+}
+
+void error_log::flush() {
+  if (std::uint64_t skipped = not_shown_.exchange(0, std::memory_order_relaxed); skipped != 0)
+    std::fprintf(stderr, "%s: %llu more errors not shown, at most one line a second\n", prog_,
+                 static_cast<unsigned long long>(skipped));
 }
 
 std::string runtime_summary(const weft::runtime_stats& s) {
@@ -107,6 +137,7 @@ tcp_server_result serve_tcp(const common_options& c, std::stop_token stop, const
 
   connection_set<weft::net::tcp_stream> conns;
   weft::wait_group live;
+  error_log accept_errors(opts.prog), connection_errors(opts.prog);
   weft::this_fiber::set_name("accept loop");
   weft::this_fiber::set_waiting_on("accept");  // what it parks on, in runtime::fibers()
   for (;;) {
@@ -115,14 +146,14 @@ tcp_server_result serve_tcp(const common_options& c, std::stop_token stop, const
     weft::net::tcp_stream s = listener.accept(stop, ec, &peer);
     if (ec) {
       if (stop.stop_requested()) break;
-      std::fprintf(stderr, "%s: accept: %s\n", opts.prog, ec.message().c_str());
+      accept_errors.print("accept: %s", ec.message().c_str());
       weft::this_fiber::sleep_for(std::chrono::milliseconds(10));  // do not spin on a per-client error
       continue;
     }
     ++result.accepted;
     live.add(1);
     std::string name = std::string(opts.fiber_name) + " " + peer.to_string();  // spawn copies it
-    weft::spawn(weft::spawn_options{.name = name.c_str()}, [&conns, &live, &serve, &opts, s = std::move(s)]() mutable {
+    weft::spawn(weft::spawn_options{.name = name.c_str()}, [&conns, &live, &serve, &connection_errors, s = std::move(s)]() mutable {
       conns.add(&s);
       try {
         try {
@@ -132,7 +163,7 @@ tcp_server_result serve_tcp(const common_options& c, std::stop_token stop, const
         }
         serve(s);
       } catch (const std::exception& e) {  // not the runtime's forced unwind: that is no std::exception
-        std::fprintf(stderr, "%s: connection: %s\n", opts.prog, e.what());
+        connection_errors.print("connection: %s", e.what());
       }
       conns.remove(&s);
       s.close();
@@ -148,6 +179,8 @@ tcp_server_result serve_tcp(const common_options& c, std::stop_token stop, const
                  result.closed_after_grace);
   }
   live.wait();
+  accept_errors.flush();
+  connection_errors.flush();
   return result;
 }
 

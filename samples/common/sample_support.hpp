@@ -49,6 +49,26 @@ class stop_signals {
   std::thread watcher_;
 };
 
+/// Prints a repeating error at most once a second: a listener out of descriptors fails every
+/// accept, a proxy whose upstream is down fails every client. The first line of a second is
+/// printed ("<prog>: <text>"); the rest are counted, and the next printed line, or flush(),
+/// says how many were not shown. Any fiber or thread.
+class error_log {
+ public:
+  explicit error_log(const char* prog) noexcept : prog_(prog) {}
+  error_log(const error_log&) = delete;
+  error_log& operator=(const error_log&) = delete;
+
+  void print(const char* format, ...) __attribute__((format(printf, 2, 3)));
+  /// Reports the errors counted but not shown yet, if any (at shutdown).
+  void flush();
+
+ private:
+  const char* prog_;
+  std::atomic<std::int64_t> next_ns_{0};       // steady clock: the earliest the next line may print
+  std::atomic<std::uint64_t> not_shown_{0};
+};
+
 /// "runtime: workers=2 fibers spawned=... context_switches=... steals=... parks=... timers_fired=..."
 std::string runtime_summary(const weft::runtime_stats& s);
 
@@ -199,7 +219,7 @@ struct tcp_server_result {
 /// (saying how many on stderr) and waits for their fibers.
 /// Accept errors are printed and retried after 10 ms (EMFILE is retried inside accept); a
 /// std::exception escaping `serve` is printed ("<prog>: connection: ...") and ends only that
-/// connection. Exit code 1, after printing "<prog>: <error>", when the listener cannot be
+/// connection. Both are printed through an error_log: at most one line a second each. Exit code 1, after printing "<prog>: <error>", when the listener cannot be
 /// bound. Must run on a fiber; `serve` runs on many fibers at once.
 tcp_server_result serve_tcp(const common_options& c, std::stop_token stop, const tcp_server_options& opts,
                             const std::function<void(weft::net::tcp_stream&)>& serve);

@@ -138,6 +138,7 @@ int main(int argc, char** argv) {
   auto started = std::chrono::steady_clock::now();
   weft::runtime_stats stats;
   int rc = sample::run_on_runtime(opts.common.workers, stats, [&srv] { return run(srv); });
+  if (rc != 0) return rc;  // it did not start (the error is printed): no summary
   std::printf("echo_server: served %llu connections, %llu bytes echoed, %llu idle timeouts, %llu errors, "
               "%zu closed after the grace period, in %.1f s; %s\n",
               static_cast<unsigned long long>(srv.result.accepted),

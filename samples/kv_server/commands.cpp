@@ -8,6 +8,7 @@
 #include <array>
 #include <chrono>
 #include <climits>
+#include <iterator>
 #include <mutex>
 #include <shared_mutex>
 #include <string_view>
@@ -151,6 +152,7 @@ after_command cmd_get(ctx& c) {
 
 after_command cmd_set(ctx& c) {
   bool nx = false, xx = false, get = false, keepttl = false, has_expire = false;
+  std::string_view expire_opt;  // "EX", "px", ...: the expire option given
   std::int64_t at = 0;
   auto& a = c.args;
   for (std::size_t j = 3; j < a.size(); ++j) {
@@ -165,8 +167,10 @@ after_command cmd_set(ctx& c) {
     } else if (iequals(opt, "keepttl") && !has_expire) {
       keepttl = true;
     } else if ((iequals(opt, "ex") || iequals(opt, "px") || iequals(opt, "exat") || iequals(opt, "pxat")) &&
-               !keepttl && !has_expire && has_next) {
+               !keepttl && (!has_expire || iequals(opt, expire_opt)) && has_next) {
+      // As Redis: the same expire option may repeat (the last wins), two kinds conflict.
       has_expire = true;
+      expire_opt = opt;
       bool seconds = iequals(opt, "ex") || iequals(opt, "exat");
       bool absolute = iequals(opt, "exat") || iequals(opt, "pxat");
       if (!expire_at(c, a[j + 1], seconds, absolute, true, "set", at)) return after_command::keep;
@@ -427,8 +431,17 @@ after_command cmd_config(ctx& c) {
   return after_command::keep;
 }
 
+std::size_t command_count() noexcept;
+
 after_command cmd_command(ctx& c) {
-  reply_array(c.out, 0);  // no command introspection: clients fall back to plain commands
+  if (c.args.size() >= 2 && iequals(c.args[1], "count")) {
+    reply_int(c.out, static_cast<std::int64_t>(command_count()));
+  } else if (c.args.size() == 1 || iequals(c.args[1], "docs") || iequals(c.args[1], "info") ||
+             iequals(c.args[1], "list")) {
+    reply_array(c.out, 0);  // no command introspection: clients fall back to plain commands
+  } else {
+    reply_error(c.out, "ERR unknown subcommand '" + c.args[1] + "'. Try COMMAND HELP.");
+  }
   return after_command::keep;
 }
 
@@ -448,6 +461,8 @@ const command_spec command_table[] = {
     {"dbsize", 1, cmd_dbsize},    {"flushall", -1, cmd_flushall}, {"config", -2, cmd_config},
     {"command", -1, cmd_command}, {"unlink", -2, cmd_del},
 };
+
+std::size_t command_count() noexcept { return std::size(command_table); }
 
 void unknown_command(std::string& out, const std::vector<std::string>& args) {
   std::string rest;

@@ -53,7 +53,7 @@ int parse_args(int argc, char** argv, options& o) {
   auto ms = [](std::chrono::milliseconds& field) {
     return [&field](unsigned long v) { field = std::chrono::milliseconds(v); };
   };
-  const std::vector<sample::flag> flags = {
+  std::vector<sample::flag> flags = {
       sample::count_flag("--workers", "runtime worker threads (default 0 = one per core)", 0, 1024,
                          [&o](unsigned long v) { o.workers = static_cast<unsigned>(v); }),
       sample::count_flag("--items", "items to process (default 50000)", 0, 1UL << 40,
@@ -70,30 +70,7 @@ int parse_args(int argc, char** argv, options& o) {
       sample::count_flag("--queue", "capacity of each channel (default 64; 0 = rendezvous)", 0, 1000000,
                          [&o](unsigned long v) { o.queue = v; }),
   };
-  for (int i = 1; i < argc; ++i) {
-    std::string_view a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::printf("usage: pipeline");
-      for (const sample::flag& f : flags) std::printf(" [%s %s]", f.name.c_str(), f.value_name.c_str());
-      std::printf("\n%s\n", kUsage);
-      for (const sample::flag& f : flags) {
-        std::printf("  %-16s %s\n", (f.name + " " + f.value_name).c_str(), f.help.c_str());
-      }
-      std::printf("  %-16s this text\n", "--help");
-      return 0;
-    }
-    auto f = std::find_if(flags.begin(), flags.end(), [&](const sample::flag& x) { return x.name == a; });
-    if (f == flags.end()) {
-      std::fprintf(stderr, "pipeline: unknown option '%s' (try --help)\n", argv[i]);
-      return 2;
-    }
-    const char* value = i + 1 < argc ? argv[++i] : nullptr;
-    if (value == nullptr || !f->set(value)) {
-      std::fprintf(stderr, "pipeline: %s wants %s\n", f->name.c_str(), f->what.c_str());
-      return 2;
-    }
-  }
-  return -1;
+  return sample::parse_command_line(argc, argv, "pipeline", kUsage, std::move(flags));
 }
 
 struct result {

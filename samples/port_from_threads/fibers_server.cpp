@@ -6,7 +6,8 @@
 // scripts/port_to_weft.sh and nothing else (tests/samples/port_from_threads_rename.sh checks
 // it), so the same code runs on weft fibers, each blocking call parking a fiber, not a thread.
 //
-// Protocol: one request a line ("\n", or "\r\n"), one reply line each; verbs in any case.
+// Protocol: one request a line ("\n", or "\r\n"; the last may end at end of stream), one
+// reply line each; verbs in any case.
 //   SET key value...   -> OK                 GET key     -> VALUE value | NOTFOUND
 //   DEL key            -> OK | NOTFOUND      WAIT key ms -> VALUE value | TIMEOUT
 //   UPPER text         -> the text in upper case         COUNT text  -> WORDS n
@@ -62,7 +63,7 @@ constexpr long kMaxWaitMs = 600000;
 constexpr auto kSendTimeout = 5s;  // a client that reads none of its replies this long is dropped
 
 const char* const kUsage =
-    "A line-based key-value server, one connection per thread. Requests, one a line:\n"
+    "A line-based key-value server, one weft::fiber per connection. Requests, one a line:\n"
     "SET key value, GET key, DEL key, WAIT key ms (until another client sets key),\n"
     "UPPER text, COUNT text, STATS, QUIT.";
 
@@ -102,10 +103,10 @@ int parse_args(int argc, char** argv, server& srv) {
   return sample::parse_args(
       argc, argv, srv.prog, kUsage, srv.opts.common,
       {{.name = "--idle-ms", .value_name = "N", .help = "close a connection silent this long (default 60000)",
-        .what = "a count of milliseconds", .set = millis(srv.opts.idle_ms)},
+        .what = "a count of milliseconds 0..86400000", .set = millis(srv.opts.idle_ms)},
        {.name = "--grace-ms", .value_name = "N",
         .help = "on SIGINT/SIGTERM, how long a half-received line may take (default 1000)",
-        .what = "a count of milliseconds", .set = millis(srv.opts.grace_ms)}});
+        .what = "a count of milliseconds 0..86400000", .set = millis(srv.opts.grace_ms)}});
 }
 
 enum class ready { io, stop, timeout, error };
@@ -239,7 +240,13 @@ void serve(server& srv, int fd) {
     if (r != ready::io) return;
     ssize_t n = weft::posix::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
     int err = errno;
-    if (n == 0) return;
+    if (n == 0) {
+      // End of stream: a last line without its "\n" is still a request (as `printf 'GET k' | nc`).
+      std::string out;
+      if (!in.empty() && in.size() <= kMaxLine) execute(srv, in, out);
+      if (!out.empty()) send_all(srv, fd, out);
+      return;
+    }
     if (n < 0) {
       if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) continue;
       return;
@@ -267,8 +274,9 @@ void serve(server& srv, int fd) {
   }
 }
 
-// Starts a thread serving `fd` and registers it; the thread closes `fd`.
-void start_connection(server& srv, int fd) {
+// Starts a thread serving `fd` and registers it; the thread closes `fd`. False (and `fd`
+// closed) when no thread can be started.
+bool start_connection(server& srv, int fd) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   srv.connections.fetch_add(1, std::memory_order_relaxed);
@@ -285,7 +293,9 @@ void start_connection(server& srv, int fd) {
     std::fprintf(stderr, "%s: cannot start a thread for a client: %s\n", srv.prog, e.what());
     srv.registry.erase(self);
     weft::posix::close(fd);
+    return false;
   }
+  return true;
 }
 
 // Joins the registered threads: those that have finished, or all of them (at stop, once no
@@ -317,7 +327,7 @@ void accept_loop(server& srv) {
     int fd = weft::posix::accept(srv.listen_fd, nullptr, nullptr);
     int err = errno;
     if (fd >= 0) {
-      start_connection(srv, fd);
+      if (!start_connection(srv, fd)) weft::this_fiber::sleep_for(100ms);  // out of threads: let some end
     } else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR && err != ECONNABORTED) {
       std::fprintf(stderr, "%s: accept: %s\n", srv.prog, std::strerror(err));
       weft::this_fiber::sleep_for(100ms);  // out of descriptors: let some connections end
@@ -368,6 +378,9 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // A closed stdout (`threads_server | head -1`) makes the summary's write fail with EPIPE
+  // instead of killing the server. (Sockets send with MSG_NOSIGNAL.)
+  ::signal(SIGPIPE, SIG_IGN);
 
   if (!open_listener(srv)) return 1;
   steady::time_point started = steady::now();

@@ -9,7 +9,8 @@
 // Idle deadline (--idle-timeout-ms): a copier waiting to read gives up when nothing has moved in
 // either direction for that long, so a long download to a silent client is not cut; a write
 // that makes no progress for that long fails too. Connecting to the upstream has its own
-// deadline (--connect-timeout-ms); a failure is logged naming the upstream and closes the client.
+// deadline (--connect-timeout-ms); a failure is logged naming the upstream (at most one line a
+// second, the rest counted) and closes the client.
 // Shutdown: SIGINT/SIGTERM close the listener; open pairs get --grace-ms to finish, then both
 // sides of each are closed; the summary line follows and the exit code is 0.
 #include "sample_support.hpp"
@@ -119,6 +120,7 @@ struct proxy {
   std::atomic<std::uint64_t> connect_errors{0};
   std::atomic<std::uint64_t> idle_timeouts{0};
   std::atomic<std::uint64_t> errors{0};  // resets and failed writes
+  sample::error_log connect_log{"proxy"};  // an upstream that is down fails every client
   sample::tcp_server_result result;  // written once the proxy has stopped
 };
 
@@ -159,8 +161,8 @@ bool connect_upstream(proxy& px, pair& p) {
     std::string why = ec == std::errc::timed_out
                           ? "no answer within " + std::to_string(px.opts.connect_timeout.count()) + " ms"
                           : ec.message();
-    std::fprintf(stderr, "proxy: connect to upstream %s (%s) failed: %s; closing client %s\n", px.opts.to.c_str(),
-                 ep.to_string().c_str(), why.c_str(), p.client.peer_endpoint(peer_ec).to_string().c_str());
+    px.connect_log.print("connect to upstream %s (%s) failed: %s; closing client %s", px.opts.to.c_str(),
+                         ep.to_string().c_str(), why.c_str(), p.client.peer_endpoint(peer_ec).to_string().c_str());
   }
   px.connect_errors.fetch_add(1, std::memory_order_relaxed);
   return false;
@@ -210,6 +212,7 @@ int run(proxy& px) {
   sample::tcp_server_options o{
       .prog = "proxy", .grace = px.opts.grace, .fiber_name = "proxy upstream", .on_listening = {}, .on_stop = {}};
   px.result = sample::serve_tcp(px.opts.common, px.stop.get_token(), o, [&px](tcp_stream& s) { serve_pair(px, s); });
+  px.connect_log.flush();
   return px.result.exit_code;
 }
 
@@ -226,6 +229,7 @@ int main(int argc, char** argv) {
   auto started = std::chrono::steady_clock::now();
   weft::runtime_stats stats;
   int rc = sample::run_on_runtime(opts.common.workers, stats, [&px] { return run(px); });
+  if (rc != 0) return rc;  // it did not start (the error is printed): no summary
   std::printf("proxy: served %llu connections to %s, %llu bytes client->upstream, %llu bytes upstream->client, "
               "%llu connect errors, %llu idle timeouts, %llu other errors, %zu closed after the grace period, "
               "in %.1f s; %s\n",

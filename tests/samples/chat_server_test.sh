@@ -122,7 +122,10 @@ say bob "/join lobby"
 expect alice "* bob joined lobby"
 say bob "/nick robert"
 expect alice "* bob is now robert"
-echo "ok: nicks, rooms, /who, /rooms, /quit, no lines across rooms"
+# Control bytes reach the others in caret notation, never raw (an ESC would drive their terminals).
+printf 'bold \033[1mbell\007 tab\tdel\177\n' >&"${fd[bob]}"
+expect alice "$(printf '[lobby] robert: bold ^[[1mbell^G tab\tdel^?')"
+echo "ok: nicks, rooms, /who, /rooms, /quit, no lines across rooms, control bytes shown as ^X"
 
 # --- line length -----------------------------------------------------------------------------
 long=$(head -c 4096 /dev/zero | tr '\0' x)
@@ -224,7 +227,7 @@ echo "$summary"
 [[ "$summary" == "chat_server: served 7 clients, "* ]] || fail "summary: expected 7 clients"
 [[ "$summary" == *", dropped 1 slow clients "* ]] || fail "summary: expected 1 dropped slow client"
 messages=$(sed -n 's/^chat_server: served [0-9]* clients, \([0-9]*\) messages.*/\1/p' <<<"$summary")
-[ "$messages" = $((flood_lines + 3)) ] || fail "summary: expected $((flood_lines + 3)) messages"
+[ "$messages" = $((flood_lines + 4)) ] || fail "summary: expected $((flood_lines + 4)) messages"
 echo "ok: SIGTERM"
 
 # --- idle timeout, then SIGINT -----------------------------------------------------------------

@@ -75,6 +75,15 @@ for name in "${!raw[@]}"; do
 done
 echo "ok: transcripts match redis-server byte for byte"
 
+# --- COMMAND: what redis-cli and client libraries ask at connect ----------------------------
+# Not in the transcript: the counts differ from Redis's by design (22 commands, not 240).
+count=$(redis-cli -p "$port" COMMAND COUNT)
+[[ "$count" =~ ^[0-9]+$ ]] && [ "$count" -ge 20 ] || fail "COMMAND COUNT: [$count], not an integer >= 20"
+[ "$(redis-cli -p "$port" COMMAND DOCS | wc -c)" -le 1 ] || fail "COMMAND DOCS is not an empty array"
+got=$(redis-cli -p "$port" COMMAND NOPE)
+[ "$got" = "ERR unknown subcommand 'NOPE'. Try COMMAND HELP." ] || fail "COMMAND NOPE: [$got]"
+echo "ok: COMMAND COUNT $count, DOCS, an unknown subcommand"
+
 # --- a request split across writes -----------------------------------------------------------
 got=$(timeout 10 bash -c '
   exec 3<>/dev/tcp/127.0.0.1/$0

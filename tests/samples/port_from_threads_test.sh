@@ -4,7 +4,7 @@
 # DATA_DIR/session.golden. The session: every command over bash /dev/tcp connections, a CRLF
 # line, a line split across writes, a pipelined batch, a WAIT that times out, two clients
 # blocked in WAIT (checked through STATS) until a third SETs the key, a line over 64 KiB, a
-# one-shot nc exchange; then SIGTERM with an idle connection, a half-received line and a WAIT
+# one-shot nc exchange, a last line without a newline; then SIGTERM with an idle connection, a half-received line and a WAIT
 # in flight: the listener refuses new clients, the line is answered, the WAIT says
 # "ERR shutting down", the idle connection is closed, the exit code is 0, the summary counts.
 #
@@ -116,6 +116,9 @@ session() {
   expect_close 3
   printf 'GET split\nGET p2\nQUIT\n' | timeout 10 nc 127.0.0.1 "$port" | sed 's/^/nc< /' >>"$transcript" ||
     fail "nc exchange failed"
+  # A last line without its newline, then end of stream (nc -N shuts the socket down for writing).
+  printf 'GET split' | timeout 10 nc -N 127.0.0.1 "$port" | sed 's/^/nc -N (no final newline)< /' >>"$transcript" ||
+    fail "nc -N exchange failed"
 }
 
 # SIGTERM: the listener closes; an idle connection is closed; a half-received line is served

@@ -160,8 +160,16 @@ took=$(($(ms_now) - start))
 [ "$took" -lt 2000 ] || fail "client closed $took ms after its upstream refused"
 grep -q "connect to upstream 127.0.0.1:$dead (127.0.0.1:$dead) failed: Connection refused" "$work/refused.err" ||
   fail "no connect error naming the upstream: $(cat "$work/refused.err")"
-stop_sample refused '^proxy: served 1 connections'
-[ "$(summary_field refused 'connect errors')" = 1 ] || fail "connect errors in the summary"
+# A burst of clients against the dead upstream: at most one error line a second, the rest
+# counted and reported.
+start=$(ms_now)
+for _ in $(seq 50); do timeout 10 cat <"/dev/tcp/127.0.0.1/$refused_port" >/dev/null; done
+seconds=$((($(ms_now) - start) / 1000 + 1))
+stop_sample refused '^proxy: served 51 connections'
+[ "$(summary_field refused 'connect errors')" = 51 ] || fail "connect errors in the summary"
+lines=$(grep -c "connect to upstream" "$work/refused.err")
+[ "$lines" -le $((seconds + 2)) ] || fail "$lines connect error lines in $seconds s: not rate-limited"
+grep -q "more errors not shown" "$work/refused.err" || fail "the errors not shown are not reported: $(cat "$work/refused.err")"
 
 # A listener with a backlog of 0 and one connection queued: the kernel drops further SYNs.
 rm -f "$work/blackhole.port"

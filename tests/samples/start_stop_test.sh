@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# How a server starts and stops, beyond its own test:
+# 1. started on a port another server holds (given as --port=N, the GNU form), it exits 1 at
+#    once with an error naming the address, and prints no summary line (it served nothing);
+# 2. with its stdout closed early (`server | head -1`, to catch the "listening" line) it still
+#    stops cleanly on SIGINT: exit status 0, not 141 (SIGPIPE) when it prints its summary.
+#
+#   start_stop_test.sh WORK_DIR SERVER [ARGS...]
+set -euo pipefail
+work=$1
+shift
+rm -rf "$work"
+mkdir -p "$work"
+
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
+
+name=$(basename "$1")
+
+# --- 1. the port is taken ---------------------------------------------------------------------
+start_server "$@"
+rc=0
+timeout 10 "$@" --port="$port" >"$work/second.out" 2>"$work/second.err" || rc=$?
+[ "$rc" = 1 ] || fail "second $name on port $port: exit code $rc, not 1: $(cat "$work/second.out" "$work/second.err")"
+grep -q "127.0.0.1:$port.*[Aa]ddress already in use" "$work/second.err" ||
+  fail "second $name: the error does not name the address in use: $(cat "$work/second.err")"
+[ ! -s "$work/second.out" ] || fail "second $name printed to stdout after failing to bind: $(cat "$work/second.out")"
+kill -INT "$pid"
+expect_clean_exit "the first $name"
+echo "ok: $name on a port in use: $(cat "$work/second.err")"
+
+# --- 2. stdout closed -------------------------------------------------------------------------
+# Not start_sample: stdout goes to a fifo whose only reader leaves after the first line.
+mkfifo "$work/out"
+env --default-signal=INT "$@" --port 0 >"$work/out" 2>"$work/server.err" &
+server_pid=$!
+track "$server_pid"
+timeout 10 head -n 1 "$work/out" >"$work/first" || fail "no first line from $name"
+sleep 0.2  # the reader is gone: the next line the server prints meets a closed pipe
+kill -INT "$server_pid"
+expect_clean_exit "$name with its stdout closed (141 = SIGPIPE)"
+echo "ok: $name exits 0 with a closed stdout (first line: $(cat "$work/first"))"
