@@ -8,8 +8,9 @@
 // Deadlines: between requests a connection may stay idle for --idle-timeout-ms; once a request
 // starts its head must be complete within --header-timeout-ms (a slowloris client trickling
 // bytes is answered 408 and closed while the others keep being served); each body read and
-// each write gets --idle-timeout-ms. Malformed and oversize requests get 400/413/431 and the
-// connection closes gracefully (sample::linger).
+// each write gets --idle-timeout-ms. Malformed and oversize requests get 400/413/414/431 and the
+// connection closes gracefully (sample::linger). "Expect: 100-continue" is answered with
+// "100 Continue" once the head is in; OPTIONS (and "OPTIONS *") lists the allowed methods.
 //
 // Shutdown: SIGINT/SIGTERM are taken by sample::stop_signals, which requests stop. The accept
 // loop ends, the listener closes, idle connections end at once, a request half received gets
@@ -111,7 +112,7 @@ void serve(server& srv, weft::net::tcp_stream& s) {
     }
     if (ec == std::errc::timed_out && parser.has_partial()) {
       // A request that does not arrive in time (slowloris): say so, then close.
-      http::append_text(out, 408, "request timeout\n", http::connection_header::close, true);
+      http::append_error(out, 408, http::connection_header::close, true);
       tally.count(408);
       s.set_write_deadline(clock_type::now() + 1s);
       s.write_all(out.data(), out.size(), ec);
@@ -125,8 +126,7 @@ void serve(server& srv, weft::net::tcp_stream& s) {
       if (st == http::parse_status::need_more) break;
       if (st == http::parse_status::error) {
         int status = parser.error_status();
-        http::append_text(out, status, std::string(http::reason_phrase(status)) + ": " + parser.error() + "\n",
-                          http::connection_header::close, true);
+        http::append_error(out, status, http::connection_header::close, true, parser.error());
         tally.count(status);
         close_after = true;
         break;
@@ -149,6 +149,9 @@ void serve(server& srv, weft::net::tcp_stream& s) {
       }
       if (close_after) break;
     }
+    // The request in flight said "Expect: 100-continue": its client waits for this line (curl
+    // a second) before it sends the body. After the replies to the requests before it.
+    if (!close_after && !ec && parser.take_continue()) out += "HTTP/1.1 100 Continue\r\n\r\n";
     if (!out.empty() && !ec) {
       weft::this_fiber::set_waiting_on("write response");
       s.set_write_deadline(clock_type::now() + srv.opts.idle_timeout);

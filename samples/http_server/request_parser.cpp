@@ -1,6 +1,8 @@
 // HTTP/1.1 request parsing (request_parser.hpp), strict where laxness lets requests be
-// smuggled (RFC 9112 §6.3, §11.2): CRLF line endings only, no whitespace before a field's colon,
-// no obs-fold, Content-Length and Transfer-Encoding never together, one Content-Length value.
+// smuggled (RFC 9112 §6.3, §11.2): no whitespace before a field's colon, no obs-fold,
+// Content-Length and Transfer-Encoding never together, one Content-Length value, CRLF in
+// chunked framing. In the head a bare LF ends a line too (RFC 9112 §2.2 allows it, and a
+// request typed into `nc` has them); a CR anywhere else in a head line is an error.
 // Invariant: every error is decided by a prefix of the stream, never by how it was split — a
 // line that ends past a limit fails the limit first, whatever else is wrong with it.
 #include "request_parser.hpp"
@@ -72,51 +74,68 @@ parse_status request_parser::fail(int status, std::string msg) {
   return parse_status::error;
 }
 
-bool request_parser::take_line(std::string_view& line, bool& bad) {
+bool request_parser::take_line(std::string_view& line, bool& bad, bool bare_lf) {
   const std::size_t start = pos_ + cursor_;
   const void* nl = start < buf_.size() ? std::memchr(buf_.data() + start, '\n', buf_.size() - start) : nullptr;
   if (nl == nullptr) return false;
   std::size_t end = static_cast<std::size_t>(static_cast<const char*>(nl) - buf_.data());
-  bad = end == start || buf_[end - 1] != '\r';
-  line = std::string_view(buf_.data() + start, bad ? end - start : end - 1 - start);
+  const bool cr = end > start && buf_[end - 1] == '\r';
+  bad = !cr && !bare_lf;
+  line = std::string_view(buf_.data() + start, cr ? end - 1 - start : end - start);
   cursor_ = end + 1 - pos_;
   return true;
 }
 
 parse_status request_parser::scan_head() {
   if (cursor_ == 0) {
-    // RFC 9112 §2.2: ignore empty lines before the request line.
-    while (buf_.size() - pos_ >= 2 && buf_[pos_] == '\r' && buf_[pos_ + 1] == '\n') {
-      pos_ += 2;
-      consumed_ += 2;
+    // RFC 9112 §2.2: ignore empty lines (CRLF, or a bare LF) before the request line.
+    for (;;) {
+      std::size_t left = buf_.size() - pos_;
+      std::size_t skip = left >= 1 && buf_[pos_] == '\n' ? 1 : left >= 2 && buf_[pos_] == '\r' && buf_[pos_ + 1] == '\n' ? 2 : 0;
+      if (skip == 0) break;
+      pos_ += skip;
+      consumed_ += skip;
     }
     if (buf_.size() - pos_ == 1 && buf_[pos_] == '\r') return parse_status::need_more;
   }
   for (;;) {
+    const std::size_t line_start = cursor_;
+    const bool first = line_start == 0;  // the request line
+    if (first) {
+      // Garbage fails at its first byte, not after a timeout: a request line holds printable
+      // ASCII and spaces, and a CR before its LF. Only bytes within the limit are looked at,
+      // so the outcome does not depend on how the stream was split.
+      const std::size_t avail = std::min(buf_.size() - pos_, limits_.max_head);
+      for (; scanned_ < avail && buf_[pos_ + scanned_] != '\n'; ++scanned_) {
+        auto c = static_cast<unsigned char>(buf_[pos_ + scanned_]);
+        if ((c < 0x20 && c != '\r') || c >= 0x7f) return fail(400, "invalid character in the request line");
+      }
+    }
+    // Past the limit within the request line, the target is what is too long (414).
+    auto too_long = [&] {
+      return first ? fail(414, "request line longer than the limit") : fail(431, "request head larger than the limit");
+    };
     std::string_view line;
     bool bad = false;
-    if (!take_line(line, bad)) {
-      if (buf_.size() - pos_ > limits_.max_head) return fail(431, "request head larger than the limit");
+    if (!take_line(line, bad, true)) {
+      if (buf_.size() - pos_ > limits_.max_head) return too_long();
       return parse_status::need_more;
     }
-    if (cursor_ > limits_.max_head) return fail(431, "request head larger than the limit");
-    if (bad) return fail(400, "line not ended by CRLF");
-    if (line.empty()) {
+    if (cursor_ > limits_.max_head) return too_long();
+    if (first) {
+      if (parse_status st = parse_request_line(line); st == parse_status::error) return st;
+      request_line_len_ = cursor_;
+    } else if (line.empty()) {
       head_len_ = cursor_;
+      head_text_len_ = line_start;
       return parse_head();
     }
   }
 }
 
-parse_status request_parser::parse_head() {
+parse_status request_parser::parse_request_line(std::string_view line) {
   const char* base = buf_.data() + pos_;
-  std::string_view head(base, head_len_ - 2);  // every line ends in CRLF; drop the blank one
   auto off = [base](std::string_view s) { return static_cast<std::size_t>(s.data() - base); };
-
-  std::size_t eol = head.find("\r\n");
-  std::string_view line = head.substr(0, eol);
-  head.remove_prefix(eol == std::string_view::npos ? head.size() : eol + 2);
-
   // request-line = method SP request-target SP HTTP-version
   std::size_t sp1 = line.find(' ');
   std::size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
@@ -138,15 +157,31 @@ parse_status request_parser::parse_head() {
   method_ = {off(method), method.size()};
   target_ = {off(target), target.size()};
   version_minor_ = version[7] == '0' ? 0 : 1;
+  return parse_status::need_more;
+}
+
+parse_status request_parser::parse_head() {
+  const char* base = buf_.data() + pos_;
+  // The header fields, without the request line (parsed already) and the blank line; every
+  // line ends in LF.
+  std::string_view head(base + request_line_len_, head_text_len_ - request_line_len_);
+  auto off = [base](std::string_view s) { return static_cast<std::size_t>(s.data() - base); };
+  auto next_line = [&head] {
+    std::size_t eol = head.find('\n');
+    std::string_view line = head.substr(0, eol);
+    head.remove_prefix(eol == std::string_view::npos ? head.size() : eol + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    return line;
+  };
 
   fields_.clear();
   bool have_length = false, chunked = false, have_te = false, close = false, keep_alive = false;
   int hosts = 0;
   std::uint64_t length = 0;
+  expect_continue_ = false;
   while (!head.empty()) {
-    eol = head.find("\r\n");
-    line = head.substr(0, eol);
-    head.remove_prefix(eol == std::string_view::npos ? head.size() : eol + 2);
+    std::string_view line = next_line();
+    if (line.empty()) return fail(400, "header field without a name");  // a lone CR before the LF
     if (line.front() == ' ' || line.front() == '\t') return fail(400, "obsolete line folding");
     std::size_t colon = line.find(':');
     if (colon == 0 || colon == std::string_view::npos) return fail(400, "header field without a name");
@@ -178,6 +213,10 @@ parse_status request_parser::parse_head() {
         chunked = true;
       });
       if (!ok) return fail(501, "unsupported transfer coding");
+    } else if (iequals(name, "expect")) {
+      // RFC 9110 §10.1.1: 100-continue is the only expectation; HTTP/1.0 ones are ignored.
+      if (!iequals(value, "100-continue")) return fail(417, "unsupported expectation");
+      expect_continue_ = version_minor_ == 1;
     } else if (iequals(name, "host")) {
       ++hosts;
     } else if (iequals(name, "connection")) {
@@ -293,7 +332,9 @@ parse_status request_parser::finish(request& out) {
   pos_ += cursor_;
   consumed_ += cursor_;
   cursor_ = 0;
+  scanned_ = 0;
   state_ = state::head;
+  expect_continue_ = false;
   return parse_status::complete;
 }
 

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace http {
@@ -63,11 +64,16 @@ class request_parser {
   /// on). Never reads past the bytes fed.
   parse_status next(request& out);
 
-  /// After error: the status to answer (400 malformed, 413 body too large, 431 head too large,
-  /// 501 unsupported transfer coding, 505 unsupported version); 0 before any error.
+  /// After error: the status to answer (400 malformed, 413 body too large, 414 request line too
+  /// long, 417 an Expect other than 100-continue, 431 head too large, 501 unsupported transfer
+  /// coding, 505 unsupported version); 0 before any error.
   int error_status() const noexcept { return error_status_; }
   /// After error: what was wrong, e.g. "invalid header field name".
   const std::string& error() const noexcept { return error_; }
+
+  /// True once for a request whose head asked for "Expect: 100-continue" (HTTP/1.1) while its
+  /// body has not all arrived: the caller answers "HTTP/1.1 100 Continue" so the client sends it.
+  bool take_continue() noexcept { return std::exchange(expect_continue_, false); }
 
   /// True while part of a request is buffered (a request is in flight).
   bool has_partial() const noexcept { return pos_ < buf_.size() || state_ != state::head; }
@@ -89,12 +95,13 @@ class request_parser {
 
   parse_status fail(int status, std::string msg);
   parse_status scan_head();
+  parse_status parse_request_line(std::string_view line);
   parse_status parse_head();
   parse_status parse_chunked();
   parse_status finish(request& out);
-  // The next "\r\n"-terminated line starting at cursor_ (absolute index); false if incomplete.
-  // A bare LF is an error (returned through `bad`).
-  bool take_line(std::string_view& line, bool& bad);
+  // The next line starting at cursor_, without its "\r\n"; false if incomplete. A bare LF ends
+  // it too with `bare_lf`, else it is an error (returned through `bad`).
+  bool take_line(std::string_view& line, bool& bad, bool bare_lf = false);
 
   request_limits limits_;
   std::string buf_;
@@ -109,7 +116,11 @@ class request_parser {
   int version_minor_ = 1;
   std::vector<field_span> fields_;
   bool keep_alive_ = true;
-  std::size_t head_len_ = 0;
+  std::size_t scanned_ = 0;           // bytes of the request line checked so far (scan_head)
+  std::size_t request_line_len_ = 0;  // with its line end
+  std::size_t head_len_ = 0;       // the head with its blank line
+  std::size_t head_text_len_ = 0;  // the head without it
+  bool expect_continue_ = false;   // set by parse_head, cleared by take_continue() and finish()
   std::uint64_t body_left_ = 0;  // Content-Length bytes, or bytes left of the current chunk
   std::string chunked_body_;     // the dechunked body
   std::size_t trailer_bytes_ = 0;

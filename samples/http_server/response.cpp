@@ -14,6 +14,8 @@ std::string_view reason_phrase(int status) {
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
     case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
@@ -47,6 +49,37 @@ void append_text(std::string& out, int status, std::string_view body, connection
                  std::string_view content_type, std::string_view extra) {
   append_head(out, status, content_type, body.size(), conn, extra);
   if (with_body) out += body;
+}
+
+void append_error(std::string& out, int status, connection_header conn, bool with_body, std::string_view detail,
+                  std::string_view extra) {
+  std::string body(reason_phrase(status));
+  if (!detail.empty()) {
+    body += ": ";
+    body += detail;
+  }
+  body += '\n';
+  append_text(out, status, body, conn, with_body, "text/plain; charset=utf-8", extra);
+}
+
+std::string_view path_of(std::string_view target) {
+  if (!target.starts_with('/')) {
+    // absolute-form (RFC 9112 §3.2.2): a server must accept "http://host:port/path?query".
+    auto lower_starts = [target](std::string_view prefix) {
+      if (target.size() < prefix.size()) return false;
+      for (std::size_t i = 0; i < prefix.size(); ++i)
+        if ((target[i] | 0x20) != prefix[i]) return false;  // ASCII lower case; the target has no controls
+      return true;
+    };
+    std::size_t scheme = lower_starts("http://") ? 4 : lower_starts("https://") ? 5 : std::string_view::npos;
+    if (scheme != std::string_view::npos) {
+      std::size_t slash = target.find('/', scheme + 3);
+      std::size_t query = target.find('?', scheme + 3);
+      if (slash == std::string_view::npos || (query != std::string_view::npos && query < slash)) return "/";
+      target.remove_prefix(slash);
+    }
+  }
+  return target.substr(0, target.find('?'));
 }
 
 std::string_view content_type_for(std::string_view file_name) {

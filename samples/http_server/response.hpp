@@ -35,6 +35,16 @@ void append_head(std::string& out, int status, std::string_view content_type, st
 void append_text(std::string& out, int status, std::string_view body, connection_header conn, bool with_body,
                  std::string_view content_type = "text/plain; charset=utf-8", std::string_view extra = {});
 
+/// Appends a complete error response whose text/plain body is the reason phrase, then
+/// ": `detail`" if given: "Not Found\n", "Bad Request: invalid method\n".
+void append_error(std::string& out, int status, connection_header conn, bool with_body, std::string_view detail = {},
+                  std::string_view extra = {});
+
+/// The path of a request target without its query: "/a/b" for "/a/b?x=1", and for the
+/// absolute-form that a server must accept, "http://host:8080/a/b?x=1", too ("/" when it has no
+/// path). The asterisk-form "*" (OPTIONS) and anything else come back as they are.
+std::string_view path_of(std::string_view target);
+
 /// The Content-Type for a file name by its extension (html, css, js, json, txt, png, jpg,
 /// svg, wasm), application/octet-stream otherwise.
 std::string_view content_type_for(std::string_view file_name);

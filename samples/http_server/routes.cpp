@@ -14,7 +14,7 @@
 namespace http {
 namespace {
 
-constexpr std::string_view kAllow = "Allow: GET, HEAD\r\n";
+constexpr std::string_view kAllow = "Allow: GET, HEAD, OPTIONS\r\n";
 
 struct opened {
   int status = 0;  // 0 = ok
@@ -72,7 +72,7 @@ int serve_static(std::string_view path, bool with_body, const route_context& ctx
       return 200;
     }
   }
-  append_text(out, status, std::string(reason_phrase(status)) + "\n", conn, with_body);
+  append_error(out, status, conn, with_body);
   return status;
 }
 
@@ -98,20 +98,33 @@ file_body::~file_body() {
 }
 
 int handle(const request& req, const route_context& ctx, connection_header conn, std::string& out, file_body& file) {
-  std::string_view path = req.target.substr(0, req.target.find('?'));
+  std::string_view path = path_of(req.target);
   const bool get = req.method == "GET";
   const bool head = req.method == "HEAD";
+  const bool options = req.method == "OPTIONS";
   if (path == "/" && get && conn == connection_header::none) {
     out += kHelloResponse;  // the benchmark's path: one append
     return 200;
   }
+  if (path == "*") {  // the asterisk-form: the server as a whole, for OPTIONS only
+    if (!options) {
+      append_error(out, 400, conn, !head, "the target * is for OPTIONS only");
+      return 400;
+    }
+    append_head(out, 200, {}, 0, conn, kAllow);
+    return 200;
+  }
   const bool known = path == "/" || path == "/metrics" || path == "/debug/fibers" || path.starts_with("/static/");
   if (!known) {
-    append_text(out, 404, "not found\n", conn, !head);
+    append_error(out, 404, conn, !head);
     return 404;
   }
+  if (options) {
+    append_head(out, 200, {}, 0, conn, kAllow);
+    return 200;
+  }
   if (!get && !head) {
-    append_text(out, 405, "method not allowed\n", conn, true, "text/plain; charset=utf-8", kAllow);
+    append_error(out, 405, conn, true, {}, kAllow);
     return 405;
   }
   if (path == "/") {

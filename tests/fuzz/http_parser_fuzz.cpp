@@ -67,7 +67,7 @@ outcome run(const std::string& in, const std::vector<std::size_t>& cuts, const h
         FUZZ_CHECK(p.consumed() - before <= in.size());
         const std::uint64_t at_error = p.consumed();
         int s = p.error_status();
-        FUZZ_CHECK(s == 400 || s == 413 || s == 431 || s == 501 || s == 505);
+        FUZZ_CHECK(s == 400 || s == 413 || s == 414 || s == 417 || s == 431 || s == 501 || s == 505);
         p.feed("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
         FUZZ_CHECK(p.next(r) == http::parse_status::error && p.error_status() == s && p.consumed() == at_error);
         out.error_status = s;

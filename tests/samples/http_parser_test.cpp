@@ -1,6 +1,6 @@
 // Unit tests of the http_server sample's incremental request parser: every split point of a
 // pipelined pair, Content-Length and chunked bodies, keep-alive rules, the size limits (413,
-// 431) and malformed input (400, 501, 505), with no sockets and no runtime; and of the
+// 431) and malformed input (400, 414, 417, 501, 505), with no sockets and no runtime; and of the
 // response helpers: the static-file path check, percent-decoding, content types, heads.
 #include "request_parser.hpp"
 #include "response.hpp"
@@ -99,18 +99,26 @@ TEST(HttpParserTest, EveryByteSplitOfAPipelinedPairParsesTheSame) {
   }
 }
 
+// Parses `req` cut in two at every byte, calling check(requests, parser) for each cut.
+template <class Check>
+void for_every_cut(const std::string& req, Check check) {
+  for (std::size_t i = 0; i <= req.size(); ++i) {
+    SCOPED_TRACE("cut at " + std::to_string(i));
+    http::request_parser p;
+    parse_status last;
+    check(parse_split(req, {i}, last, p), p);
+  }
+}
+
 TEST(HttpParserTest, ChunkedBodyEverySplitPoint) {
   const std::string req =
       "POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
       "5\r\nhello\r\n1;ext=1\r\n \r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n" + kGet;
-  for (std::size_t i = 0; i <= req.size(); ++i) {
-    http::request_parser p;
-    parse_status last;
-    auto got = parse_split(req, {i}, last, p);
-    ASSERT_EQ(got.size(), 2u) << "cut at " << i;
+  for_every_cut(req, [](const auto& got, const http::request_parser&) {
+    ASSERT_EQ(got.size(), 2u);
     EXPECT_EQ(got[0].body, "hello 0123456789");
     EXPECT_EQ(got[1].target, "/a?x=1");
-  }
+  });
 }
 
 TEST(HttpParserTest, Http10ClosesUnlessKeepAliveAsked) {
@@ -172,8 +180,10 @@ TEST(HttpParserTest, MalformedRequestsAre400) {
       "GET / HTTP/1.x\r\nHost: h\r\n\r\n",
       "GET / HTTQ/1.1\r\nHost: h\r\n\r\n",
       "GET /\x01 HTTP/1.1\r\nHost: h\r\n\r\n",
-      "GET / HTTP/1.1\nHost: h\r\n\r\n",
-      "GET / HTTP/1.1\r\nHost: h\n\r\n",
+      "GET / HTTP/1.1\rHost: h\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: h\r\r\n\r\n",
+      "GET / HTTP/1.1\r\n\rHost: h\r\n\r\n",
+      "POST / HTTP/1.1\nHost: h\nTransfer-Encoding: chunked\n\n3\nabc\r\n0\r\n\r\n",
       "GET / HTTP/1.1\r\nHost : h\r\n\r\n",
       "GET / HTTP/1.1\r\n: h\r\nHost: h\r\n\r\n",
       "GET / HTTP/1.1\r\nNoColon\r\nHost: h\r\n\r\n",
@@ -191,8 +201,51 @@ TEST(HttpParserTest, MalformedRequestsAre400) {
       "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nbad trailer\r\n\r\n",
   };
   for (const char* b : bad) EXPECT_EQ(error_of(b), 400) << b;
+  // Garbage fails at its first byte that no request line holds, before any line end.
+  EXPECT_EQ(error_of("GE\x01"), 400);
+  EXPECT_EQ(error_of("GET /\xff"), 400);
   EXPECT_EQ(error_of("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), 501);
   EXPECT_EQ(error_of("GET / HTTP/2.0\r\nHost: h\r\n\r\n"), 505);
+}
+
+TEST(HttpParserTest, BareLfEndsHeadLinesAtEverySplit) {
+  // As typed into nc without -C: LF alone, mixed with CRLF, leading empty lines too.
+  const std::string req = "\nGET /lf HTTP/1.1\nHost: h\r\nX-A: y\n\n" + kGet;
+  for_every_cut(req, [&req](const auto& got, const http::request_parser& p) {
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0].target, "/lf");
+    ASSERT_EQ(got[0].headers.size(), 2u);
+    EXPECT_EQ(got[0].headers[1], (std::pair<std::string, std::string>{"X-A", "y"}));
+    EXPECT_EQ(got[1].target, "/a?x=1");
+    EXPECT_EQ(p.consumed(), req.size());
+  });
+}
+
+TEST(HttpParserTest, LongRequestLineIs414) {
+  const std::string line = "GET /" + std::string(9000, 'a');
+  EXPECT_EQ(error_of(line), 414);  // no end of line in sight
+  EXPECT_EQ(error_of(line + " HTTP/1.1\r\nHost: h\r\n\r\n"), 414);
+}
+
+TEST(HttpParserTest, ExpectContinueIsOfferedOncePerRequest) {
+  http::request_parser p;
+  http::request r;
+  p.feed("POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 5\r\n\r\n");
+  EXPECT_EQ(p.next(r), parse_status::need_more);
+  EXPECT_TRUE(p.take_continue());
+  EXPECT_FALSE(p.take_continue());
+  p.feed("hello");
+  ASSERT_EQ(p.next(r), parse_status::complete);
+  EXPECT_EQ(r.body, "hello");
+  EXPECT_FALSE(p.take_continue());
+  // The whole body already here: no 100 needed. HTTP/1.0: the expectation is ignored.
+  p.feed("POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi");
+  ASSERT_EQ(p.next(r), parse_status::complete);
+  EXPECT_FALSE(p.take_continue());
+  p.feed("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+  EXPECT_EQ(p.next(r), parse_status::need_more);
+  EXPECT_FALSE(p.take_continue());
+  EXPECT_EQ(error_of("POST / HTTP/1.1\r\nHost: h\r\nExpect: teapot\r\nContent-Length: 2\r\n\r\n"), 417);
 }
 
 TEST(HttpParserTest, ErrorIsStickyAndConsumesNothingMore) {
@@ -237,6 +290,23 @@ TEST(HttpResponseTest, StaticPathsNeverClimbOutOfTheRoot) {
   EXPECT_FALSE(http::is_inside("/srv/www2/a", "/srv/www"));
   EXPECT_FALSE(http::is_inside("/srv", "/srv/www"));
   EXPECT_TRUE(http::is_inside("/etc", "/"));
+}
+
+TEST(HttpResponseTest, PathOfOriginAndAbsoluteForms) {
+  EXPECT_EQ(http::path_of("/a/b?x=1"), "/a/b");
+  EXPECT_EQ(http::path_of("/"), "/");
+  EXPECT_EQ(http::path_of("http://localhost:8080/static/a.txt?x"), "/static/a.txt");
+  EXPECT_EQ(http::path_of("HTTPS://h/metrics"), "/metrics");
+  EXPECT_EQ(http::path_of("http://h"), "/");
+  EXPECT_EQ(http::path_of("http://h?q=/static/x"), "/");
+  EXPECT_EQ(http::path_of("*"), "*");
+  EXPECT_EQ(http::path_of("junk?u=http://h/static/x"), "junk");  // no scheme at the start
+  std::string out;
+  http::append_error(out, 404, http::connection_header::none, true);
+  EXPECT_TRUE(out.ends_with("\r\n\r\nNot Found\n")) << out;
+  out.clear();
+  http::append_error(out, 400, http::connection_header::close, true, "invalid method");
+  EXPECT_TRUE(out.ends_with("Connection: close\r\n\r\nBad Request: invalid method\n")) << out;
 }
 
 TEST(HttpResponseTest, ContentTypesAndHeads) {

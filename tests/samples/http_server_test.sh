@@ -3,7 +3,7 @@
 # HEAD, static files with their Content-Type and Content-Length, 404/405, traversal attempts
 # with --path-as-is and percent-encoding, symlinks out of the root, /metrics parsed as
 # Prometheus text, /debug/fibers listing an open connection's fiber), raw sockets through bash
-# /dev/tcp (malformed and oversize requests -> 400/413/431/505 then close, pipelining, HTTP/1.0,
+# /dev/tcp (malformed and oversize requests -> 400/413/414/417/431/505 then close, pipelining, HTTP/1.0,
 # a slowloris client closed after the header timeout while curl is served, an idle connection
 # closed after the idle timeout), wrk with zero socket errors and no non-2xx responses, and a
 # SIGTERM that lets a half-received request finish and exits 0 with the summary line.
@@ -94,7 +94,7 @@ for p in /nope /static/missing.txt /static/sub /static/ /metricsx /static/pipe; 
   [ "$(c -o /dev/null -w '%{http_code}' "$url$p")" = 404 ] || fail "$p: not 404"
 done
 got=$(c -i -X POST -d x "$url/")
-[[ "$got" == 'HTTP/1.1 405 '* && "$got" == *$'Allow: GET, HEAD\r'* ]] || fail "POST /: [$got]"
+[[ "$got" == 'HTTP/1.1 405 '* && "$got" == *$'Allow: GET, HEAD, OPTIONS\r'* ]] || fail "POST /: [$got]"
 [ "$(c -o /dev/null -w '%{http_code}' -X DELETE "$url/static/a.txt")" = 405 ] || fail "DELETE static: not 405"
 echo "ok: static files (${#types[@]} types), HEAD, 404, 405"
 
@@ -148,26 +148,54 @@ check_error() {  # printf format, expected status
 }
 check_error 'GARBAGE\r\n\r\n' 400
 check_error 'GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n' 400
-check_error 'GET / HTTP/1.1\nHost: x\n\n' 400
+check_error 'GET / HTTP/1.1\r\nHost: x\r\r\n\r\n' 400
 check_error 'GET / HTTP/1.1\r\n\r\n' 400
 check_error 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n' 400
 check_error "GET / HTTP/1.1\r\nHost: x\r\nX-Big: $(head -c 9000 /dev/zero | tr '\0' a)\r\n\r\n" 431
-check_error "GET /$(head -c 9000 /dev/zero | tr '\0' a)" 431
+check_error "GET /$(head -c 9000 /dev/zero | tr '\0' a)" 414
+check_error 'POST / HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\nContent-Length: 2\r\n\r\nhi' 417
 check_error 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\n\r\n' 413
 check_error 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n200000\r\n' 413
 check_error 'GET / HTTP/2.0\r\nHost: x\r\n\r\n' 505
 head -c 2000 /dev/urandom >"$work/random.bin"
 got=$(timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0; cat "$1" >&3; cat <&3' "$port" "$work/random.bin" | head -c 12)
 [ "$got" = 'HTTP/1.1 400' ] || fail "random bytes: [$got]"
-# A 1 MB request line: 431 as soon as the head passes 8 KiB, while the client is still sending.
+# A 1 MB request line: 414 as soon as the head passes 8 KiB, while the client is still sending.
 got=$(timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0
   { printf "GET /"; head -c 1048576 /dev/zero | tr "\0" a; } >&3 2>/dev/null &
   cat <&3' "$port" 2>/dev/null | head -c 12 || true)
-[ "$got" = 'HTTP/1.1 431' ] || fail "1 MB request line: [$got]"
+[ "$got" = 'HTTP/1.1 414' ] || fail "1 MB request line: [$got]"
 # A body within the limit is read and the connection stays usable.
 got=$(c -o /dev/null -w '%{http_code}' -X POST --data-binary @"$root/sub/blob.bin" "$url/")
 [ "$got" = 405 ] || fail "POST with a 300 KB body: $got"
-echo "ok: 400/413/431/505 then close"
+got=$(raw 'GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+[[ "$got" == *$'Content-Length: 10\r\n'*$'\r\n\r\nNot Found' ]] || fail "404 body: [$got]"  # "Not Found\n"
+echo "ok: 400/413/414/417/431/505 then close, error bodies name the status"
+
+# --- what hand-typed and unusual requests get ----------------------------------------------------
+# Bare LF line ends (nc without -C): served like CRLF.
+got=$(raw 'GET / HTTP/1.1\nHost: x\nConnection: close\n\n')
+[[ "$got" == 'HTTP/1.1 200 OK'*'hello from weft' ]] || fail "bare-LF request: [$got]"
+# The absolute-form target (as sent to a proxy), which a server must accept.
+got=$(raw "GET http://127.0.0.1:$port/static/a.txt?x=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+[[ "$got" == 'HTTP/1.1 200 OK'*'plain text' ]] || fail "absolute-form target: [$got]"
+# OPTIONS on the server and on a resource: the allowed methods, no body; * is for OPTIONS only.
+got=$(c -i -X OPTIONS --request-target '*' "$url/" | tr -d '\r')
+[[ "$got" == 'HTTP/1.1 200 OK'*'Content-Length: 0'*'Allow: GET, HEAD, OPTIONS'* ]] || fail "OPTIONS *: [$got]"
+got=$(c -i -X OPTIONS "$url/metrics" | tr -d '\r')
+[[ "$got" == 'HTTP/1.1 200 OK'*'Allow: GET, HEAD, OPTIONS'* ]] || fail "OPTIONS /metrics: [$got]"
+got=$(raw 'GET * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+[[ "$got" == 'HTTP/1.1 400 '* ]] || fail "GET *: [$got]"
+# Expect: 100-continue: the interim response comes before the client has sent a byte of the
+# body (the client reads it first), then the final one.
+got=$(timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0
+  printf "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n" >&3
+  IFS= read -r first <&3; IFS= read -r blank <&3; echo "$first"
+  printf hello >&3; cat <&3' "$port" | tr -d '\r')
+[[ "$got" == $'HTTP/1.1 100 Continue\nHTTP/1.1 405 Method Not Allowed\n'* ]] || fail "Expect: 100-continue: [$got]"
+got=$(c -v -o /dev/null -H 'Expect: 100-continue' --data-binary @"$root/sub/blob.bin" "$url/" 2>&1 | tr -d '\r')
+[[ "$got" == *'< HTTP/1.1 100 Continue'*'< HTTP/1.1 405'* ]] || fail "curl with Expect: [$got]"
+echo "ok: bare LF, absolute-form, OPTIONS and *, Expect: 100-continue"
 
 # --- pipelining: two requests in one write, two responses in order --------------------------------
 got=$(raw 'GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /static/a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
