@@ -4,14 +4,16 @@
 // each part took and the runtime's counters.
 //
 //   skynet_demo [--workers N] [--leaves N] [--sleepers N]
+#include "sample_args.hpp"
+
 #include <weft/weft.hpp>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -31,12 +33,32 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-void usage() {
-  std::puts(
-      "usage: skynet_demo [--workers N] [--leaves N] [--sleepers N]\n"
-      "  --workers N   worker threads (default: one per core)\n"
-      "  --leaves N    skynet leaves, a power of 10 up to 10^8 (default 1000000)\n"
-      "  --sleepers N  fibers that sleep 0-100 ms on timers (default 10000)");
+const char* const kUsage =
+    "A two-second tour of the weft runtime: fibers sleeping on timers, then the skynet tree\n"
+    "(fibers that spawn ten children each and sum their leaves), with times and counters.";
+
+// Returns -1 to run, or an exit code (0 after --help, 2 after a usage error).
+int parse_args(int argc, char** argv, unsigned& workers, long& leaves, long& sleepers) {
+  std::vector<sample::flag> flags = {
+      sample::count_flag("--workers", "worker threads (default 0 = one per core)", 0, 1024,
+                         [&](unsigned long v) { workers = static_cast<unsigned>(v); }),
+      {.name = "--leaves",
+       .value_name = "N",
+       .help = "skynet leaves, a power of 10 up to 10^8 (default 1000000)",
+       .what = "a power of 10 from 1 to 100000000",
+       .set = [&](const char* s) {
+         // The tree splits by ten down to single leaves: any other count never bottoms out.
+         unsigned long v = 0;
+         if (!sample::parse_uint(s, 100000000, v)) return false;
+         unsigned long p = 1;
+         while (p < v) p *= 10;
+         leaves = static_cast<long>(v);
+         return p == v;
+       }},
+      sample::count_flag("--sleepers", "fibers that sleep 0-100 ms on timers (default 10000)", 0, 10000000,
+                         [&](unsigned long v) { sleepers = static_cast<long>(v); }),
+  };
+  return sample::parse_command_line(argc, argv, "skynet_demo", kUsage, std::move(flags));
 }
 
 }  // namespace
@@ -44,42 +66,7 @@ void usage() {
 int main(int argc, char** argv) {
   unsigned workers = 0;
   long leaves = 1000000, sleepers = 10000;
-  for (int i = 1; i < argc; ++i) {
-    auto value = [&](const char* flag) -> long {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "skynet_demo: %s needs a value\n", flag);
-        std::exit(2);
-      }
-      char* end = nullptr;
-      long v = std::strtol(argv[++i], &end, 10);
-      if (*end != '\0' || v < 0) {
-        std::fprintf(stderr, "skynet_demo: %s: not a non-negative number: %s\n", flag, argv[i]);
-        std::exit(2);
-      }
-      return v;
-    };
-    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
-      usage();
-      return 0;
-    } else if (!std::strcmp(argv[i], "--workers")) {
-      workers = static_cast<unsigned>(value("--workers"));
-    } else if (!std::strcmp(argv[i], "--leaves")) {
-      leaves = value("--leaves");
-      // The tree splits by ten down to single leaves: any other count never bottoms out.
-      long p = 1;
-      while (p < leaves && p < 100000000) p *= 10;
-      if (p != leaves) {
-        std::fprintf(stderr, "skynet_demo: --leaves: wants a power of 10 from 1 to 100000000, not %ld\n", leaves);
-        return 2;
-      }
-    } else if (!std::strcmp(argv[i], "--sleepers")) {
-      sleepers = value("--sleepers");
-    } else {
-      std::fprintf(stderr, "skynet_demo: unknown option %s\n", argv[i]);
-      usage();
-      return 2;
-    }
-  }
+  if (int rc = parse_args(argc, argv, workers, leaves, sleepers); rc >= 0) return rc;
 
   weft::runtime rt(weft::runtime_options{.workers = workers, .stack_size = 64 * 1024});
   std::printf("weft runtime: %u workers, 64 KiB stacks\n", rt.options().workers);
