@@ -150,4 +150,49 @@ TEST_P(ConditionVariableTest, AnyWorksWithOtherLocksAndStopTokens) {
   });
 }
 
+TEST(ConditionVariableShutdownTest, WaitersAreUnwoundWithTheirLocks) {
+  // Fibers wait (std::unique_lock, with and without a timeout, on both kinds of condition
+  // variable) while another holds the mutex asleep; the runtime is destroyed. Each waiter's
+  // unwinding must leave its unique_lock consistent: no unlock of a mutex it does not hold
+  // (which aborts), no hang relocking one whose holder never runs again.
+  for (bool holder : {false, true}) {
+    weft::mutex m;
+    weft::condition_variable cv;
+    weft::condition_variable_any cv_any;
+    std::atomic<int> waiting{0};
+    std::atomic<int> unwound{0};
+    {
+      weft::runtime rt(weft::runtime_options{.workers = 2});
+      struct count_unwind {
+        std::atomic<int>& n;
+        ~count_unwind() { n++; }
+      };
+      auto waiter = [&](int kind) {
+        return [&, kind] {
+          count_unwind c{unwound};
+          std::unique_lock lk(m);
+          waiting++;
+          switch (kind) {
+            case 0: cv.wait(lk, [] { return false; }); break;
+            case 1: cv.wait_for(lk, std::chrono::hours(1), [] { return false; }); break;
+            default: cv_any.wait(lk, [] { return false; }); break;
+          }
+        };
+      };
+      for (int kind = 0; kind < 3; ++kind) rt.spawn(waiter(kind));
+      ASSERT_TRUE(weft_test::wait_until([&] { return waiting.load() == 3; }));
+      if (holder) {
+        std::atomic<bool> held{false};
+        rt.spawn([&] {
+          std::lock_guard g(m);
+          held = true;
+          weft::this_fiber::sleep_for(std::chrono::hours(1));
+        });
+        ASSERT_TRUE(weft_test::wait_until([&] { return held.load(); }));
+      }
+    }
+    EXPECT_EQ(unwound.load(), 3) << "holder: " << holder;
+  }
+}
+
 }  // namespace
