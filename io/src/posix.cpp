@@ -242,6 +242,46 @@ bool thread_wait(io_desc* d, int fd, short events) noexcept {
 
 short poll_events(io_dir dir) noexcept { return dir == io_dir::read ? POLLIN : POLLOUT; }
 
+std::int64_t steady_now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now().time_since_epoch()).count();
+}
+
+// A socket's SO_RCVTIMEO (`dir` read: recv, read, accept) or SO_SNDTIMEO (write: send, write,
+// connect) in nanoseconds, 0 for none. Thread code sets them as idle timeouts, and libc's
+// blocking calls give up after them (EAGAIN; EINPROGRESS for connect), so ours do too.
+std::int64_t socket_timeout_ns(const fd_ref& r, int fd, io_dir dir) noexcept {
+  if (r.kind != fd_kind::socket) return 0;
+  ::timeval tv{};
+  ::socklen_t len = sizeof tv;
+  if (::getsockopt(fd, SOL_SOCKET, dir == io_dir::read ? SO_RCVTIMEO : SO_SNDTIMEO, &tv, &len) != 0) return 0;
+  return static_cast<std::int64_t>(tv.tv_sec) * 1'000'000'000 + static_cast<std::int64_t>(tv.tv_usec) * 1000;
+}
+
+// For one fiber wait: the record's deadline in `dir` is the socket's timeout from now. The
+// caller holds the direction's wait_mu, so no other weft::posix waiter uses that deadline
+// meanwhile (weft::posix and weft::net never share a record). Cleared again on destruction.
+class socket_timeout_scope {
+ public:
+  socket_timeout_scope(const fd_ref& r, int fd, io_dir dir) noexcept : d_(r.desc), dir_(dir) {
+    std::int64_t t = socket_timeout_ns(r, fd, dir);
+    if (t <= 0) return;
+    detail::io_set_deadline(d_, dir_, steady_now_ns() + t);
+    armed_ = true;
+  }
+  ~socket_timeout_scope() {
+    if (armed_) detail::io_set_deadline(d_, dir_, detail::deadline_t::none);
+  }
+  socket_timeout_scope(const socket_timeout_scope&) = delete;
+  socket_timeout_scope& operator=(const socket_timeout_scope&) = delete;
+  /// The errno for a wait that failed with `e`: the socket's timeout is `timeout_errno`, as libc's.
+  int errno_for(int e, int timeout_errno) const noexcept { return armed_ && e == ETIMEDOUT ? timeout_errno : e; }
+
+ private:
+  io_desc* d_;
+  io_dir dir_;
+  bool armed_ = false;
+};
+
 // Runs `call(fd, kind)` (a syscall: -1 + errno on failure) with blocking semantics:
 // - not registered: the libc call as is (a plain thread, a regular file);
 // - non-blocking for the caller (the user's O_NONBLOCK, or `dontwait`): one call;
@@ -255,6 +295,7 @@ io_result run_op(int fd, io_dir dir, bool dontwait, Call&& call) {
   {
     io_op_guard g(r.desc);
     if (!g) return fail(ECANCELED);
+    std::int64_t thread_deadline = 0;  // a plain thread's SO_RCVTIMEO/SO_SNDTIMEO, once it waits
     for (;;) {
       long n = call(g.fd(), r.kind);
       if (n >= 0) return ok(n);
@@ -263,15 +304,21 @@ io_result run_op(int fd, io_dir dir, bool dontwait, Call&& call) {
       if (e == EINTR) continue;
       if (e != EAGAIN && e != EWOULDBLOCK) return fail(e);
       if (fiber) break;
+      if (thread_deadline == 0) {
+        std::int64_t t = socket_timeout_ns(r, g.fd(), dir);
+        thread_deadline = t > 0 ? steady_now_ns() + t : detail::deadline_t::none;
+      }
+      if (steady_now_ns() >= thread_deadline) return fail(EAGAIN);
       if (!thread_wait(r.desc, g.fd(), poll_events(dir))) return fail(ECANCELED);
     }
   }
   // The fast path found nothing: wait in line for the direction's slot, then io_do retries
   // the call first and parks only on EAGAIN (readiness may have come while we queued).
   std::lock_guard lk(r.entry->wait_mu[static_cast<int>(dir)]);
+  socket_timeout_scope timeout(r, fd, dir);
   std::error_code ec;
   long n = detail::io_do(r.desc, dir, nullptr, ec, [&](int f) { return call(f, r.kind); });
-  return n >= 0 ? ok(n) : fail(errno_of(ec));
+  return n >= 0 ? ok(n) : fail(timeout.errno_for(errno_of(ec), EAGAIN));
 }
 
 // ---- connect -----------------------------------------------------------------------------
@@ -320,7 +367,10 @@ io_result connect_impl(int fd, const ::sockaddr* addr, ::socklen_t addrlen) {
     backoff_sleep(wait);
   }
   if (!fiber) {
+    std::int64_t t = socket_timeout_ns(r, g.fd(), io_dir::write);
+    const std::int64_t deadline = t > 0 ? steady_now_ns() + t : detail::deadline_t::none;
     for (;;) {
+      if (steady_now_ns() >= deadline) return fail(EINPROGRESS);  // SO_SNDTIMEO, as libc
       if (!thread_wait(r.desc, g.fd(), POLLOUT)) return fail(ECANCELED);
       int e = connect_outcome(g.fd());
       if (e == 0) return ok(0);
@@ -328,8 +378,10 @@ io_result connect_impl(int fd, const ::sockaddr* addr, ::socklen_t addrlen) {
     }
   }
   std::lock_guard lk(r.entry->wait_mu[static_cast<int>(io_dir::write)]);
+  socket_timeout_scope timeout(r, g.fd(), io_dir::write);
   for (;;) {
-    if (std::error_code ec = detail::io_wait(r.desc, io_dir::write, nullptr, seen)) return fail(errno_of(ec));
+    if (std::error_code ec = detail::io_wait(r.desc, io_dir::write, nullptr, seen))
+      return fail(timeout.errno_for(errno_of(ec), EINPROGRESS));
     seen = detail::io_events(r.desc, io_dir::write);  // before looking at the socket's state
     int e = connect_outcome(g.fd());
     if (e == 0) return ok(0);

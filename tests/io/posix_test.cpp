@@ -494,6 +494,102 @@ TEST(PosixTest, PlainThreadStillBlocksOnADescriptorAFiberRegistered) {
   EXPECT_EQ(got, 'y');
 }
 
+void set_timeout(int fd, int option, std::chrono::milliseconds t) {
+  ::timeval tv{};
+  tv.tv_sec = static_cast<time_t>(t.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>(t.count() % 1000 * 1000);
+  check(::setsockopt(fd, SOL_SOCKET, option, &tv, sizeof tv) == 0, "setsockopt");
+}
+
+TEST(PosixTest, SocketTimeoutsGiveUpAsFromLibc) {
+  // SO_RCVTIMEO / SO_SNDTIMEO are thread code's idle timeouts: a blocking recv, accept or
+  // send gives up after them with EAGAIN, never earlier, while the worker runs other fibers.
+  weft::runtime rt(one_worker());
+  fd_pair sp = make_socketpair();
+  sockaddr_in addr{};
+  unique_fd listener = tcp_listener(addr);
+  watchdog wd([&] {
+    ::shutdown(sp.a.get(), SHUT_RDWR);
+    ::shutdown(sp.b.get(), SHUT_RDWR);
+    ::shutdown(listener.get(), SHUT_RDWR);
+  });
+  set_timeout(sp.a.get(), SO_RCVTIMEO, 100ms);
+  set_timeout(listener.get(), SO_RCVTIMEO, 100ms);
+  set_timeout(sp.b.get(), SO_SNDTIMEO, 100ms);
+  auto timed = [](auto call) {
+    steady::time_point t0 = steady::now();
+    outcome o{call(), errno};
+    return std::pair{o, steady::now() - t0};
+  };
+  std::atomic<long> ticks{0};
+  std::atomic<bool> done{false};
+  char buf[8] = {};
+  rt.block_on([&] {
+    auto ticker = weft::spawn([&] {
+      while (!done) {
+        ticks++;
+        weft::this_fiber::yield();
+      }
+    });
+    auto [r, r_took] = timed([&] { return posix::recv(sp.a.get(), buf, sizeof buf, 0); });
+    EXPECT_EQ(r.result, -1);
+    EXPECT_EQ(r.error, EAGAIN) << std::strerror(r.error);
+    EXPECT_GE(r_took, 100ms);
+    EXPECT_LT(r_took, 10s);
+    EXPECT_GT(ticks.load(), 0) << "the worker ran other fibers meanwhile";
+
+    auto [a, a_took] = timed([&] { return posix::accept(listener.get(), nullptr, nullptr); });
+    EXPECT_EQ(a.result, -1);
+    EXPECT_EQ(a.error, EAGAIN) << std::strerror(a.error);
+    EXPECT_GE(a_took, 100ms);
+
+    // Data that comes within the timeout is returned; the timeout is per call.
+    auto sender = weft::spawn([&] {
+      weft::this_fiber::sleep_for(60ms);
+      posix::send(sp.b.get(), "abc", 3, 0);
+    });
+    auto [d, d_took] = timed([&] { return posix::recv(sp.a.get(), buf, sizeof buf, 0); });
+    sender.join();
+    EXPECT_EQ(d.result, 3) << std::strerror(d.error);
+
+    // A send into a full buffer gives up after SO_SNDTIMEO.
+    std::vector<char> block(64 * 1024, 'x');
+    while (posix::send(sp.b.get(), block.data(), block.size(), MSG_DONTWAIT) > 0) {
+    }
+    auto [w, w_took] = timed([&] { return posix::send(sp.b.get(), block.data(), block.size(), 0); });
+    EXPECT_EQ(w.result, -1);
+    EXPECT_EQ(w.error, EAGAIN) << std::strerror(w.error);
+    EXPECT_GE(w_took, 100ms);
+
+    // Without the option the wait has no deadline again: a receive parks until data comes.
+    set_timeout(listener.get(), SO_RCVTIMEO, 0ms);
+    auto late = weft::spawn([&] {
+      weft::this_fiber::sleep_for(250ms);
+      unique_fd c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      posix::connect(c.get(), sa(addr), sizeof addr);
+    });
+    int fd = posix::accept(listener.get(), nullptr, nullptr);
+    EXPECT_GE(fd, 0) << std::strerror(errno);
+    if (fd >= 0) posix::close(fd);
+    late.join();
+    done = true;
+    ticker.join();
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired());
+
+  // A plain thread on a descriptor a fiber registered (non-blocking now) honours it too.
+  fd_pair tp = make_socketpair();
+  set_timeout(tp.a.get(), SO_RCVTIMEO, 100ms);
+  rt.block_on([&] { EXPECT_EQ(posix::recv(tp.a.get(), buf, sizeof buf, MSG_DONTWAIT), -1); });
+  ASSERT_TRUE(has_flag(tp.a.get(), F_GETFL, O_NONBLOCK));
+  steady::time_point t0 = steady::now();
+  errno = 0;
+  EXPECT_EQ(posix::recv(tp.a.get(), buf, sizeof buf, 0), -1);
+  EXPECT_EQ(errno, EAGAIN) << std::strerror(errno);
+  EXPECT_GE(steady::now() - t0, 100ms);
+}
+
 TEST(PosixTest, PlainThreadConnectBlocksUntilEstablished) {
   // The socket was registered (and made non-blocking) by a fiber; a plain thread's connect
   // still returns 0 after the handshake, not EINPROGRESS.

@@ -10,6 +10,9 @@
 //   caller: a plain thread waits in poll(2).
 // - No call raises SIGPIPE on a socket (MSG_NOSIGNAL); a pipe keeps POSIX behaviour (SIGPIPE,
 //   or EPIPE if the process ignores or blocks it).
+// - A socket's SO_RCVTIMEO (recv, read, accept) and SO_SNDTIMEO (send, write, connect) bound
+//   each blocking call as in libc: it fails with EAGAIN (connect: EINPROGRESS) once the
+//   timeout passes without progress, on a fiber and on a plain thread alike.
 // A descriptor used through weft::posix must be closed with weft::posix::close, which wakes
 // fibers still blocked on it (they fail with ECANCELED) and forgets the registration, and
 // before the runtime whose fiber first used it is destroyed. O_NONBLOCK is a flag of the open
