@@ -99,7 +99,7 @@ void settle_and_unlock(io_desc* d) noexcept {
     d->poller = nullptr;
     for (io_slot& sl : d->slot) {
       sl.waiter = wait_ticket{};
-      sl.deadline = INT64_MAX;  // the event count runs on: only changes of it matter
+      sl.deadline.store(INT64_MAX, std::memory_order_relaxed);  // the event count runs on: only changes of it matter
     }
     d->wakeups[0] = d->wakeups[1] = 0;
     d->read_drained_at.store(0, std::memory_order_relaxed);
@@ -120,7 +120,7 @@ std::error_code wait_unregistered(io_desc* d, io_dir dir, const std::stop_token*
     d->lock.lock();
     bool closing = d->closing;
     int fd = d->fd;
-    std::int64_t dl = d->slot[static_cast<int>(dir)].deadline;
+    std::int64_t dl = d->slot[static_cast<int>(dir)].deadline.load(std::memory_order_relaxed);
     bool ready = d->slot[static_cast<int>(dir)].events.load(std::memory_order_relaxed) != seen;
     d->lock.unlock();
     if (closing) return std::make_error_code(std::errc::operation_canceled);
@@ -226,7 +226,7 @@ void io_release(io_desc* d) noexcept {
 void io_set_deadline(io_desc* d, io_dir dir, std::int64_t deadline) noexcept {
   d->lock.lock();
   io_slot& s = d->slot[static_cast<int>(dir)];
-  s.deadline = deadline;
+  s.deadline.store(deadline, std::memory_order_relaxed);  // Ordering: relaxed; see io_slot
   wait_ticket t = std::exchange(s.waiter, wait_ticket{});
   d->lock.unlock();
   // The waiter wakes "notified", retries its call and parks again against the new deadline.
@@ -273,7 +273,7 @@ std::error_code io_wait(io_desc* d, io_dir dir, const std::stop_token* st, std::
     d->lock.unlock();
     return {};  // an event came after the syscall began: retry it
   }
-  std::int64_t dl = s.deadline;
+  std::int64_t dl = s.deadline.load(std::memory_order_relaxed);
   if (dl != INT64_MAX && steady_now_ns() >= dl) {
     d->lock.unlock();
     return std::make_error_code(std::errc::timed_out);

@@ -41,7 +41,9 @@ struct io_slot {
   // equality with the value read before the syscall matters.
   std::atomic<std::uint32_t> events{0};
   wait_ticket waiter;                     // pending park, or empty
-  std::int64_t deadline = INT64_MAX;      // sticky absolute deadline (steady ns)
+  // Sticky absolute deadline (steady ns; INT64_MAX: none). Written under the record's lock;
+  // read under it by waits, and without it (relaxed) by io_deadline_passed before a syscall.
+  std::atomic<std::int64_t> deadline{INT64_MAX};
 };
 
 struct io_desc {
@@ -146,6 +148,16 @@ class io_op_guard {
   bool ok_ = false;
 };
 
+/// True once the sticky deadline of `dir` has passed. Any thread.
+inline bool io_deadline_passed(io_desc* d, io_dir dir) noexcept {
+  // Ordering: relaxed; a deadline moved concurrently is seen by this call or by the wait,
+  // which reads it again under the lock.
+  std::int64_t dl = d->slot[static_cast<int>(dir)].deadline.load(std::memory_order_relaxed);
+  return dl != INT64_MAX &&
+         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+                 .count() >= dl;
+}
+
 /// Runs `call(fd)` (a syscall returning -1 + errno on failure) until it succeeds, fails with
 /// something other than EAGAIN/EINTR, or the wait fails. Returns the call's result, or -1
 /// with `ec` set. errno is copied right after the call, before anything can switch fibers.
@@ -159,6 +171,12 @@ long io_do(io_desc* d, io_dir dir, const std::stop_token* st, std::error_code& e
   io_op_guard g(d);
   if (!g) {
     ec = std::make_error_code(d == nullptr ? std::errc::bad_file_descriptor : std::errc::operation_canceled);
+    return -1;
+  }
+  // A deadline that has passed fails the call before its syscall, even with data ready (as
+  // Go's): "the next call fails at once until the deadline is moved" (docs/io.md).
+  if (io_deadline_passed(d, dir)) {
+    ec = std::make_error_code(std::errc::timed_out);
     return -1;
   }
   std::unique_lock<weft::mutex> turn(d->turn[static_cast<int>(dir)], std::defer_lock);

@@ -58,7 +58,8 @@ class socket {
   void close() noexcept;
 
   /// Sets a sticky absolute deadline for every later (and every pending) read / write; an
-  /// operation past it fails with std::errc::timed_out. no_deadline clears it. Any thread.
+  /// operation past it fails with std::errc::timed_out, even when data is ready (as Go's).
+  /// no_deadline clears it. Any thread.
   void set_deadline(deadline d) noexcept;
   void set_read_deadline(deadline d) noexcept;
   void set_write_deadline(deadline d) noexcept;
