@@ -3,6 +3,8 @@
 // joiner is woken, then the fiber switches to the next one and its "running" reference is
 // dropped on the next context (the stack returns to the pool only when the handle is gone too).
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <exception>
 #include <cstring>
@@ -297,10 +299,60 @@ runtime* runtime::current() noexcept {
   return f != nullptr ? f->rt->facade : nullptr;
 }
 
+namespace {
+
+// Parses "262144", "512K", "8M", "1G" (binary units); false if malformed.
+bool parse_size(const char* s, std::size_t& out) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(s, &end, 10);
+  if (end == s || errno != 0 || s[0] == '-') return false;
+  unsigned shift = 0;
+  if (*end == 'K' || *end == 'k') shift = 10;
+  if (*end == 'M' || *end == 'm') shift = 20;
+  if (*end == 'G' || *end == 'g') shift = 30;
+  if (shift != 0) ++end;
+  if (*end != '\0' || v > (~0ULL >> shift)) return false;
+  out = static_cast<std::size_t>(v << shift);
+  return true;
+}
+
+// The default runtime's options: runtime_options{} with WEFT_WORKERS and WEFT_STACK_SIZE
+// applied (a program ported by renaming has no other place to set them). A malformed value is
+// reported and ignored.
+runtime_options default_runtime_options() {
+  runtime_options o;
+  if (const char* w = std::getenv("WEFT_WORKERS"); w != nullptr && w[0] != '\0') {
+    std::size_t v = 0;
+    if (parse_size(w, v) && v <= 1024 && std::strspn(w, "0123456789") == std::strlen(w)) {
+      o.workers = static_cast<unsigned>(v);
+    } else {
+      std::fprintf(stderr, "weft: WEFT_WORKERS=%s: wants a worker count 0..1024 (0 = one per core); ignored\n", w);
+    }
+  }
+  if (const char* z = std::getenv("WEFT_STACK_SIZE"); z != nullptr && z[0] != '\0') {
+    std::size_t v = 0;
+    if (parse_size(z, v) && v >= 16 * 1024 && v <= (std::size_t{1} << 30)) {
+      o.stack_size = v;
+    } else {
+      std::fprintf(stderr,
+                   "weft: WEFT_STACK_SIZE=%s: wants a stack size from 16K to 1G, such as 8M; ignored (%zu KiB)\n", z,
+                   o.stack_size / 1024);
+    }
+  }
+  return o;
+}
+
+}  // namespace
+
 runtime& runtime::default_runtime() {
   // Never destroyed: fibers may still run while static destructors do. Its workers end with
   // the process, as detached std::threads do.
-  static runtime* rt = new runtime(runtime_options{});
+  static runtime* rt = [] {
+    auto* r = new runtime(default_runtime_options());
+    runtime_of(*r)->is_default.store(true, std::memory_order_relaxed);
+    return r;
+  }();
   return *rt;
 }
 

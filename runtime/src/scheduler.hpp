@@ -161,6 +161,9 @@ struct runtime_impl {
   // decrement pairs with shutdown's acquire load before it unmaps stacks.
   std::atomic<unsigned> outside_joiners{0};
   weft::runtime* facade = nullptr;  // the public object, for runtime::current()
+  // The process's default runtime (its options come from WEFT_WORKERS / WEFT_STACK_SIZE): the
+  // overflow message then names the variable. Ordering: relaxed; set once before any fiber.
+  std::atomic<bool> is_default{false};
   // The I/O driver (null until io/ installs one). Ordering: release store under io_mu in
   // driver(), acquire loads by workers (they then call into a fully built driver).
   std::atomic<io_driver*> io{nullptr};

@@ -1,5 +1,5 @@
-// Mapping fiber stacks from the kernel, with a guard page below each one. Platform code lives in
-// linux/stack_mmap.cpp behind this interface.
+// Mapping fiber stacks from the kernel, with a guard region below each one. Platform code lives
+// in linux/stack_mmap.cpp behind this interface.
 #pragma once
 
 #include <cstddef>
@@ -9,15 +9,24 @@ namespace weft::detail {
 
 enum class guard_kind : unsigned char { none, madvise_guard, mprotect };
 
+/// Bytes of guard below each stack (at least a page). One page is not enough: a function whose
+/// frame is larger than the guard (a `char buf[16384]` of socket code, recursion the compiler
+/// inlined into one big frame) moves the stack pointer past it without touching it, and writes
+/// into the stack below, silently ("stack clash"; GCC probes large frames only with
+/// -fstack-clash-protection). 64 KiB catches frames up to that size. It costs address space
+/// only: MADV_GUARD_INSTALL and PROT_NONE commit no memory, and a PROT_NONE range is one
+/// mapping whatever its length.
+inline constexpr std::size_t stack_guard_bytes = 64 * 1024;
+
 struct mapped_stack {
-  void* base = nullptr;      // lowest address of the mapping (the guard page, if any)
+  void* base = nullptr;      // lowest address of the mapping (the guard region, if any)
   std::size_t total = 0;     // bytes mapped, guard included
   std::size_t guard = 0;     // bytes of guard at `base`
   guard_kind kind = guard_kind::none;
 };
 
 /// Maps `count` adjacent stacks of `usable` bytes each (rounded up to pages), each with a guard
-/// page below it when `guarded`, in one mapping. Returns the whole mapping; stack i starts at
+/// region (stack_guard_bytes) below it when `guarded`, in one mapping. Returns the whole mapping; stack i starts at
 /// base + i * (total / count). `force_mprotect` skips MADV_GUARD_INSTALL (tests). Throws
 /// std::system_error naming the limit and the remedies.
 mapped_stack map_stacks(std::size_t count, std::size_t usable, bool guarded, bool force_mprotect);

@@ -37,7 +37,64 @@ TEST(StackDeathTest, OverflowNamesTheFiber) {
         weft::runtime rt(weft::runtime_options{.workers = 1, .stack_size = 64 * 1024});
         rt.block_on([] { return weft::spawn(weft::spawn_options{.name = "recurser"}, [] { return recurse(0); }).join(); });
       },
-      ::testing::KilledBySignal(SIGABRT), "weft: stack overflow in fiber [0-9]+ \"recurser\"");
+      ::testing::KilledBySignal(SIGABRT),
+      "weft: stack overflow in fiber [0-9]+ \"recurser\" \\(stack size 64 KiB; raise runtime_options::stack_size\\)");
+}
+
+// Recurses with a 12 KiB frame: larger than a page, so a one-page guard could be stepped over.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winfinite-recursion"
+[[gnu::noinline]] int recurse_big(int depth) {
+  volatile char frame[12 * 1024];
+  frame[0] = static_cast<char>(depth);
+  return recurse_big(depth + 1) + frame[0];
+}
+#pragma GCC diagnostic pop
+
+TEST(StackDeathTest, BigFramesCannotStepOverTheGuard) {
+  // A frame larger than the guard moves the stack pointer past it without touching it (stack
+  // clash) and writes into whatever lies below: another fiber's stack. With a one-page guard
+  // this depended on where the frames fell, so it failed for some stack sizes (128 and
+  // 512 KiB) and not others. The guard is 64 KiB: every size reports the overflow.
+  for (std::size_t kib : {64, 96, 128, 192, 256, 512}) {
+    EXPECT_EXIT(
+        {
+          weft::runtime rt(weft::runtime_options{.workers = 1, .stack_size = kib * 1024});
+          rt.block_on([] { return weft::spawn(weft::spawn_options{.name = "big"}, [] { return recurse_big(0); }).join(); });
+        },
+        ::testing::KilledBySignal(SIGABRT), "weft: stack overflow in fiber [0-9]+ \"big\"")
+        << kib << " KiB stacks";
+  }
+}
+
+TEST(StackDeathTest, TheDefaultRuntimeTakesItsStackSizeFromTheEnvironment) {
+  // A program ported by renaming (weft::fiber from main()) runs on the default runtime: its
+  // stack size comes from WEFT_STACK_SIZE, and the overflow message says so. In a child, as
+  // the default runtime is process-wide.
+  EXPECT_EXIT(
+      {
+        ::setenv("WEFT_STACK_SIZE", "128K", 1);
+        ::setenv("WEFT_WORKERS", "1", 1);
+        const weft::runtime_options& o = weft::runtime::default_runtime().options();
+        std::fprintf(stderr, "stack_size=%zu workers=%u\n", o.stack_size, o.workers);
+        weft::fiber f([] {
+          weft::this_fiber::set_name("deep");
+          recurse(0);
+        });
+        f.join();
+      },
+      ::testing::KilledBySignal(SIGABRT),
+      "stack_size=131072 workers=1\n(.|\n)*weft: stack overflow in fiber [0-9]+ \"deep\" \\(stack size 128 KiB; the "
+      "default runtime takes WEFT_STACK_SIZE, e.g. WEFT_STACK_SIZE=8M\\)");
+  EXPECT_EXIT(
+      {
+        ::setenv("WEFT_STACK_SIZE", "lots", 1);
+        std::fprintf(stderr, "stack_size=%zu\n", weft::runtime::default_runtime().options().stack_size);
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0),
+      "weft: WEFT_STACK_SIZE=lots: wants a stack size from 16K to 1G, such as 8M; ignored \\(256 KiB\\)\n"
+      "stack_size=262144");
 }
 
 long resident_kib() {

@@ -112,7 +112,10 @@ class runtime {
   const runtime_options& options() const noexcept;
   /// The runtime the calling fiber runs on, or null on a plain thread.
   static runtime* current() noexcept;
-  /// The process-wide default runtime, started on first use.
+  /// The process-wide default runtime, started on first use, with runtime_options{} except
+  /// for two environment variables, read then: WEFT_WORKERS (a count, 0 = one per core) and
+  /// WEFT_STACK_SIZE (bytes, or with K, M or G: "8M"). A malformed value is reported on
+  /// stderr and ignored.
   static runtime& default_runtime();
 
  private:

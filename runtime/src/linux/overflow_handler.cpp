@@ -38,7 +38,7 @@ void on_segv(int sig, siginfo_t* info, void* uctx) {
     stack_pool::guard_range(f, &lo, &hi);
     if (info->si_addr >= lo && info->si_addr < hi) {
       // Only async-signal-safe calls from here on: the message is formatted by hand.
-      char msg[192];
+      char msg[384];
       std::size_t n = 0;
       auto put = [&](const char* s) {
         while (*s != '\0' && n < sizeof msg - 1) msg[n++] = *s++;
@@ -57,8 +57,11 @@ void on_segv(int sig, siginfo_t* info, void* uctx) {
       put(" \"");
       put(f->name);
       put("\" (stack size ");
-      put_number(f->ctx.stack_size / 1024);
-      put(" KiB; raise runtime_options::stack_size)\n");
+      put_number(f->rt->opts.stack_size / 1024);
+      // Ordering: relaxed; set before the runtime ran any fiber.
+      put(f->rt->is_default.load(std::memory_order_relaxed)
+              ? " KiB; the default runtime takes WEFT_STACK_SIZE, e.g. WEFT_STACK_SIZE=8M)\n"
+              : " KiB; raise runtime_options::stack_size)\n");
       write_all(msg, n);
       ::signal(SIGABRT, SIG_DFL);
       ::abort();

@@ -1,4 +1,4 @@
-// Linux stack mapping: mmap(MAP_NORESERVE) plus a guard page installed with
+// Linux stack mapping: mmap(MAP_NORESERVE) plus a guard region (stack_guard_bytes) installed with
 // madvise(MADV_GUARD_INSTALL) (Linux >= 6.13: no extra VMA) or, failing that, mprotect (one more
 // VMA per stack, counted against vm.max_map_count). Every result is checked: a stack is never
 // handed out silently unguarded.
@@ -32,16 +32,23 @@ std::atomic<int> g_guard_probe{-1};
                                       bool mprotect_guard) {
   std::size_t maps = process_mapping_count();
   std::size_t limit = max_map_count();
+  // Near the map limit, only fewer mappings help; otherwise memory or address space ran out,
+  // which smaller stacks do help with.
+  const bool at_map_limit = limit != 0 && maps + 2 * count + 16 >= limit;
+  const char* remedies =
+      !at_map_limit ? "keep fewer fibers alive at once, or use a smaller runtime_options::stack_size (memory or "
+                      "address space ran out: see ulimit -v and vm.overcommit_memory)"
+      : mprotect_guard ? "raise the limit (sysctl -w vm.max_map_count=262144), keep fewer fibers alive at once, "
+                         "or set runtime_options::guard_pages = false"
+                       : "raise the limit (sysctl -w vm.max_map_count=262144), or keep fewer fibers alive at once";
   char msg[768];
   std::snprintf(msg, sizeof msg,
                 "weft: cannot map fiber stacks: %s failed (%zu stack(s), %zu KiB). The process has "
                 "%zu memory mappings and vm.max_map_count is %zu (each guarded stack costs %s). "
-                "Remedies: "
-                "raise the limit (sysctl -w vm.max_map_count=262144), keep fewer fibers alive at "
-                "once, use a smaller runtime_options::stack_size, or set "
-                "runtime_options::guard_pages = false",
+                "Remedies: %s",
                 what, count, bytes / 1024, maps, limit,
-                mprotect_guard ? "2 mappings with the mprotect guard" : "no extra mapping with MADV_GUARD_INSTALL");
+                mprotect_guard ? "2 mappings with the mprotect guard" : "no extra mapping with MADV_GUARD_INSTALL",
+                remedies);
   throw std::system_error(err, std::generic_category(), msg);
 }
 
@@ -68,7 +75,7 @@ mapped_stack map_stacks(std::size_t count, std::size_t usable, bool guarded, boo
   const std::size_t ps = page_size();
   usable = (usable + ps - 1) / ps * ps;
   mapped_stack s;
-  s.guard = guarded ? ps : 0;
+  s.guard = guarded ? (stack_guard_bytes + ps - 1) / ps * ps : 0;
   const std::size_t stride = usable + s.guard;
   s.total = stride * count;
   void* p = ::mmap(nullptr, s.total, PROT_READ | PROT_WRITE,
@@ -80,8 +87,8 @@ mapped_stack map_stacks(std::size_t count, std::size_t usable, bool guarded, boo
   s.kind = use_madvise ? guard_kind::madvise_guard : guard_kind::mprotect;
   for (std::size_t i = 0; i < count; ++i) {
     char* guard = static_cast<char*>(p) + i * stride;
-    if (use_madvise && ::madvise(guard, ps, MADV_GUARD_INSTALL) == 0) continue;
-    if (::mprotect(guard, ps, PROT_NONE) != 0) {
+    if (use_madvise && ::madvise(guard, s.guard, MADV_GUARD_INSTALL) == 0) continue;
+    if (::mprotect(guard, s.guard, PROT_NONE) != 0) {
       int err = errno;
       ::munmap(p, s.total);
       throw_mapping_error("mprotect of a guard page", err, count, s.total, true);
