@@ -127,6 +127,24 @@ TEST_P(ChannelTest, MoveOnlyValuesAndRangeFor) {
   });
 }
 
+TEST_P(ChannelTest, RangeForNeedsNoDefaultConstructor) {
+  struct point {
+    explicit point(int v) : x(v) {}
+    int x;
+  };
+  weft::channel<point> ch(0);  // rendezvous: every value goes straight to the receiver
+  rt().block_on([&] {
+    auto producer = weft::spawn([&] {
+      for (int i = 1; i <= 10; ++i) ch.send(point(i));
+      ch.close();
+    });
+    int sum = 0;
+    for (const point& p : ch) sum += p.x;
+    producer.join();
+    EXPECT_EQ(sum, 55);
+  });
+}
+
 TEST_P(ChannelTest, PlainThreadsOnBothEnds) {
   weft::channel<int> ch(0);
   std::thread producer([&] {

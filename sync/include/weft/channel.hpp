@@ -137,8 +137,8 @@ class channel : public detail::channel_core {
     explicit iterator(channel* c) : c_(c) { ++*this; }
     T& operator*() { return *v_; }
     iterator& operator++() {
-      T v{};
-      if (c_->recv(v) == channel_status::ok) v_.emplace(std::move(v)); else c_ = nullptr;
+      v_.reset();  // received straight into the optional: T needs no default constructor
+      if (c_->recv_wait(&v_, std::nullopt, nullptr) != channel_status::ok) c_ = nullptr;
       return *this;
     }
     bool operator==(const iterator& o) const { return c_ == o.c_; }
