@@ -67,7 +67,7 @@ bool mutex::lock_slow(detail::deadline_t deadline) {
     // A waiter that was woken but lost the race to a barging locker goes back to the front.
     if (requeue) waiters_.push_front(&w); else waiters_.push_back(&w);
     wake_reason r;
-    bool granted = detail::wait_in(lock_, waiters_, w, deadline, nullptr, nullptr, &r);
+    bool granted = detail::wait_in_granted(lock_, waiters_, w, deadline, &r, [this] { unlock(); });
     if (granted) return true;  // handed over by unlock: we own it
     if (r != wake_reason::notified) {
       // Timed out (or canceled). If we were the last waiter, clear the hint.

@@ -31,7 +31,7 @@ bool semaphore_core::acquire_until(deadline_t deadline) {
   waiter w;
   w.ticket = prepare_wait();
   waiters_.push_back(&w);
-  return wait_in(lock_, waiters_, w, deadline);
+  return wait_in_granted(lock_, waiters_, w, deadline, nullptr, [this] { release(1); });
 }
 
 }  // namespace weft::detail

@@ -35,7 +35,10 @@ bool shared_mutex::lock_until(detail::deadline_t deadline, bool shared) {
   w.ticket = prepare_wait();
   w.tag = shared ? want_shared : 0;
   synced_.waiters.push_back(&w);
-  if (detail::wait_in(lock_, synced_.waiters, w, deadline)) return true;
+  if (detail::wait_in_granted(lock_, synced_.waiters, w, deadline, nullptr, [this, shared] {
+        if (shared) unlock_shared(); else unlock();
+      }))
+    return true;
   // Timed out. Our leaving may let the waiters behind us in (e.g. readers behind a writer).
   lock_.lock();
   grant_locked();

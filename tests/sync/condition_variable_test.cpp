@@ -152,9 +152,10 @@ TEST_P(ConditionVariableTest, AnyWorksWithOtherLocksAndStopTokens) {
 
 TEST(ConditionVariableShutdownTest, WaitersAreUnwoundWithTheirLocks) {
   // Fibers wait (std::unique_lock, with and without a timeout, on both kinds of condition
-  // variable) while another holds the mutex asleep; the runtime is destroyed. Each waiter's
-  // unwinding must leave its unique_lock consistent: no unlock of a mutex it does not hold
-  // (which aborts), no hang relocking one whose holder never runs again.
+  // variable); the runtime is destroyed, either while they wait or after another fiber took
+  // the mutex, notified them all and went to sleep holding it (they are then parked in the
+  // relock). Each waiter's unwinding must leave its unique_lock consistent: no unlock of a
+  // mutex it does not hold (which aborts), no hang relocking one whose holder never runs again.
   for (bool holder : {false, true}) {
     weft::mutex m;
     weft::condition_variable cv;
@@ -186,12 +187,18 @@ TEST(ConditionVariableShutdownTest, WaitersAreUnwoundWithTheirLocks) {
         rt.spawn([&] {
           std::lock_guard g(m);
           held = true;
+          // Notified while the mutex is held here, the waiters park again in the relock.
+          cv.notify_all();
+          cv_any.notify_all();
           weft::this_fiber::sleep_for(std::chrono::hours(1));
         });
         ASSERT_TRUE(weft_test::wait_until([&] { return held.load(); }));
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the waiters reach the relock
       }
     }
     EXPECT_EQ(unwound.load(), 3) << "holder: " << holder;
+    EXPECT_TRUE(m.try_lock()) << "every unwound owner released the mutex exactly once";
+    m.unlock();
   }
 }
 

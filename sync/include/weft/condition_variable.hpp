@@ -76,19 +76,18 @@ class condition_variable {
  private:
   wake_reason wait_impl(std::unique_lock<weft::mutex>& lk, detail::deadline_t deadline) {
     weft::mutex* m = lk.mutex();
-    wake_reason r;
     try {
-      r = core_.wait(deadline, [](void* p) { static_cast<weft::mutex*>(p)->unlock(); }, m);
-    } catch (...) {
-      // Only the runtime's forced unwind (its shutdown) leaves a wait by exception, and always
-      // after the mutex was released. Relocking could wait for a holder that is parked and
-      // will never run again, so the unique_lock gives up its ownership instead: its
-      // destructor must not unlock a mutex that is not held.
+      wake_reason r = core_.wait(deadline, [](void* p) { static_cast<weft::mutex*>(p)->unlock(); }, m);
+      m->lock();  // the unique_lock still owns it: it was released by the publish step
+      return r;
+    } catch (const detail::forced_unwind&) {
+      // The runtime's shutdown unwinds a fiber parked in the wait (the mutex was released
+      // before it parked) or in the relock (the mutex is not ours yet): either way the mutex
+      // is not held, and taking it now could wait for a holder that is parked for good. So
+      // the unique_lock gives up its ownership: its destructor must not unlock the mutex.
       lk.release();
       throw;
     }
-    m->lock();  // the unique_lock still owns it: it was released by the publish step
-    return r;
   }
   detail::cv_core core_;
 };

@@ -93,6 +93,25 @@ std::chrono::steady_clock::time_point to_steady(const std::chrono::time_point<Cl
 bool wait_in(spinlock& lock, wait_list& list, waiter& w, deadline_t deadline, void (*also)(void*) = nullptr,
              void* arg = nullptr, wake_reason* reason = nullptr);
 
+/// wait_in for a waiter that a waker may grant something (a lock, a permit). If the runtime's
+/// shutdown unwinds the waiter after a grant reached it, `give_back()` returns what was granted
+/// (unlock, release) before the unwinding goes on: the primitive may outlive the runtime and
+/// must not stay held by a fiber that no longer exists.
+template <class GiveBack>
+bool wait_in_granted(spinlock& lock, wait_list& list, waiter& w, deadline_t deadline, wake_reason* reason,
+                     GiveBack give_back) {
+  try {
+    return wait_in(lock, list, w, deadline, nullptr, nullptr, reason);
+  } catch (const forced_unwind&) {
+    // Wakers set and reset `granted` under `lock`; wait_in's undo has unlinked `w` by now.
+    lock.lock();
+    const bool granted = w.granted;
+    lock.unlock();
+    if (granted) give_back();
+    throw;
+  }
+}
+
 /// Parks until `done()` holds, re-checking it under `lock` after every wake-up. Call and return
 /// with `lock` held. For waits that need no hand-off (latch, barrier phases, once).
 template <class Done>
