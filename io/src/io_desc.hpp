@@ -173,14 +173,15 @@ long io_do(io_desc* d, io_dir dir, const std::stop_token* st, std::error_code& e
     ec = std::make_error_code(d == nullptr ? std::errc::bad_file_descriptor : std::errc::operation_canceled);
     return -1;
   }
-  // A deadline that has passed fails the call before its syscall, even with data ready (as
-  // Go's): "the next call fails at once until the deadline is moved" (docs/io.md).
-  if (io_deadline_passed(d, dir)) {
-    ec = std::make_error_code(std::errc::timed_out);
-    return -1;
-  }
   std::unique_lock<weft::mutex> turn(d->turn[static_cast<int>(dir)], std::defer_lock);
   for (;;) {
+    // A deadline that has passed fails the call before its syscall, even with data ready (as
+    // Go's): "the next call fails at once until the deadline is moved" (docs/io.md). Checked
+    // on every round, so a waiter woken because its deadline moved into the past fails too.
+    if (io_deadline_passed(d, dir)) {
+      ec = std::make_error_code(std::errc::timed_out);
+      return -1;
+    }
     std::uint32_t seen = io_events(d, dir);
     if (drained != 0) {
       // Ordering: the relaxed hangup_seen load follows io_events' acquire load of `seen`, which

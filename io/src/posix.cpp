@@ -91,7 +91,7 @@ struct fd_entry {
   // io_desc has one waiter per direction (a second park would overwrite the first's ticket),
   // while POSIX lets any number of callers block on one descriptor (several fibers accept()
   // on one listener). Fibers that must park take this first, so they wait in line.
-  weft::mutex wait_mu[2];
+  weft::timed_mutex wait_mu[2];
 };
 
 enum class fd_kind : std::uint8_t { unknown, socket, other };
@@ -247,25 +247,31 @@ std::int64_t steady_now_ns() noexcept {
 }
 
 // A socket's SO_RCVTIMEO (`dir` read: recv, read, accept) or SO_SNDTIMEO (write: send, write,
-// connect) in nanoseconds, 0 for none. Thread code sets them as idle timeouts, and libc's
-// blocking calls give up after them (EAGAIN; EINPROGRESS for connect), so ours do too.
-std::int64_t socket_timeout_ns(const fd_ref& r, int fd, io_dir dir) noexcept {
-  if (r.kind != fd_kind::socket) return 0;
+// connect) as an absolute steady-clock deadline from now in ns; deadline_t::none without one.
+// Thread code sets them as idle timeouts, and each libc blocking call gives up after them on
+// its own (EAGAIN; EINPROGRESS for connect), so ours do too.
+std::int64_t socket_deadline_ns(const fd_ref& r, int fd, io_dir dir) noexcept {
+  constexpr std::int64_t none = detail::deadline_t::none;
+  if (r.kind != fd_kind::socket) return none;
   ::timeval tv{};
   ::socklen_t len = sizeof tv;
-  if (::getsockopt(fd, SOL_SOCKET, dir == io_dir::read ? SO_RCVTIMEO : SO_SNDTIMEO, &tv, &len) != 0) return 0;
-  return static_cast<std::int64_t>(tv.tv_sec) * 1'000'000'000 + static_cast<std::int64_t>(tv.tv_usec) * 1000;
+  if (::getsockopt(fd, SOL_SOCKET, dir == io_dir::read ? SO_RCVTIMEO : SO_SNDTIMEO, &tv, &len) != 0) return none;
+  if (tv.tv_sec <= 0 && tv.tv_usec <= 0) return none;
+  constexpr std::int64_t max_sec = 100LL * 365 * 24 * 3600;  // beyond: no deadline (saturate)
+  if (tv.tv_sec >= max_sec) return none;
+  return steady_now_ns() + static_cast<std::int64_t>(tv.tv_sec) * 1'000'000'000 +
+         static_cast<std::int64_t>(tv.tv_usec) * 1000;
 }
 
-// For one fiber wait: the record's deadline in `dir` is the socket's timeout from now. The
-// caller holds the direction's wait_mu, so no other weft::posix waiter uses that deadline
-// meanwhile (weft::posix and weft::net never share a record). Cleared again on destruction.
+// For one fiber wait: the record's deadline in `dir` is the socket's (`deadline`, from
+// socket_deadline_ns), cleared again on destruction. The caller holds the direction's wait_mu
+// (so no other weft::posix waiter uses that deadline meanwhile; weft::posix and weft::net never
+// share a record) and an io_op_guard (so the record cannot be recycled under us by a close).
 class socket_timeout_scope {
  public:
-  socket_timeout_scope(const fd_ref& r, int fd, io_dir dir) noexcept : d_(r.desc), dir_(dir) {
-    std::int64_t t = socket_timeout_ns(r, fd, dir);
-    if (t <= 0) return;
-    detail::io_set_deadline(d_, dir_, steady_now_ns() + t);
+  socket_timeout_scope(io_desc* d, io_dir dir, std::int64_t deadline) noexcept : d_(d), dir_(dir) {
+    if (deadline == detail::deadline_t::none) return;
+    detail::io_set_deadline(d_, dir_, deadline);
     armed_ = true;
   }
   ~socket_timeout_scope() {
@@ -273,14 +279,27 @@ class socket_timeout_scope {
   }
   socket_timeout_scope(const socket_timeout_scope&) = delete;
   socket_timeout_scope& operator=(const socket_timeout_scope&) = delete;
-  /// The errno for a wait that failed with `e`: the socket's timeout is `timeout_errno`, as libc's.
-  int errno_for(int e, int timeout_errno) const noexcept { return armed_ && e == ETIMEDOUT ? timeout_errno : e; }
+  /// The errno for a wait that failed with `ec`: weft's own timeout (generic_category; not a
+  /// connection's ETIMEDOUT from the kernel) is `timeout_errno`, as libc's.
+  int errno_for(const std::error_code& ec, int timeout_errno) const noexcept {
+    return armed_ && ec == std::error_code(ETIMEDOUT, std::generic_category()) ? timeout_errno : errno_of(ec);
+  }
 
  private:
   io_desc* d_;
   io_dir dir_;
   bool armed_ = false;
 };
+
+// Takes `mu` (a direction's queue of waiters) by `deadline` (ns; none: waits as long as it
+// takes). False if the deadline passed first.
+bool lock_by(weft::timed_mutex& mu, std::int64_t deadline) {
+  if (deadline == detail::deadline_t::none) {
+    mu.lock();
+    return true;
+  }
+  return mu.try_lock_until(steady::time_point(std::chrono::nanoseconds(deadline)));
+}
 
 // Runs `call(fd, kind)` (a syscall: -1 + errno on failure) with blocking semantics:
 // - not registered: the libc call as is (a plain thread, a regular file);
@@ -304,21 +323,24 @@ io_result run_op(int fd, io_dir dir, bool dontwait, Call&& call) {
       if (e == EINTR) continue;
       if (e != EAGAIN && e != EWOULDBLOCK) return fail(e);
       if (fiber) break;
-      if (thread_deadline == 0) {
-        std::int64_t t = socket_timeout_ns(r, g.fd(), dir);
-        thread_deadline = t > 0 ? steady_now_ns() + t : detail::deadline_t::none;
-      }
+      if (thread_deadline == 0) thread_deadline = socket_deadline_ns(r, g.fd(), dir);
       if (steady_now_ns() >= thread_deadline) return fail(EAGAIN);
       if (!thread_wait(r.desc, g.fd(), poll_events(dir))) return fail(ECANCELED);
     }
   }
   // The fast path found nothing: wait in line for the direction's slot, then io_do retries
-  // the call first and parks only on EAGAIN (readiness may have come while we queued).
-  std::lock_guard lk(r.entry->wait_mu[static_cast<int>(dir)]);
-  socket_timeout_scope timeout(r, fd, dir);
+  // the call first and parks only on EAGAIN (readiness may have come while we queued). The
+  // socket's timeout bounds the whole wait, queueing included.
+  io_op_guard g(r.desc);
+  if (!g) return fail(ECANCELED);
+  const std::int64_t deadline = socket_deadline_ns(r, g.fd(), dir);
+  weft::timed_mutex& queue = r.entry->wait_mu[static_cast<int>(dir)];
+  if (!lock_by(queue, deadline)) return fail(EAGAIN);
+  std::lock_guard lk(queue, std::adopt_lock);
+  socket_timeout_scope timeout(r.desc, dir, deadline);
   std::error_code ec;
   long n = detail::io_do(r.desc, dir, nullptr, ec, [&](int f) { return call(f, r.kind); });
-  return n >= 0 ? ok(n) : fail(timeout.errno_for(errno_of(ec), EAGAIN));
+  return n >= 0 ? ok(n) : fail(timeout.errno_for(ec, EAGAIN));
 }
 
 // ---- connect -----------------------------------------------------------------------------
@@ -350,6 +372,9 @@ io_result connect_impl(int fd, const ::sockaddr* addr, ::socklen_t addrlen) {
   if (r.desc == nullptr) return from_syscall(::connect(fd, addr, addrlen));
   io_op_guard g(r.desc);
   if (!g) return fail(ECANCELED);
+  // SO_SNDTIMEO bounds the whole connect, as libc's: EINPROGRESS after it (EAGAIN while an
+  // AF_UNIX listener's backlog stays full).
+  const std::int64_t deadline = r.user_nonblock ? detail::deadline_t::none : socket_deadline_ns(r, g.fd(), io_dir::write);
   steady::duration wait = std::chrono::milliseconds(1);
   std::uint32_t seen = 0;
   for (;;) {
@@ -364,24 +389,25 @@ io_result connect_impl(int fd, const ::sockaddr* addr, ::socklen_t addrlen) {
     // AF_UNIX with the listener's backlog full: a blocking connect waits for room, which no
     // readiness event announces; retry with a short backoff.
     if (detail::io_is_closing(r.desc)) return fail(ECANCELED);
+    if (steady_now_ns() >= deadline) return fail(EAGAIN);
     backoff_sleep(wait);
   }
   if (!fiber) {
-    std::int64_t t = socket_timeout_ns(r, g.fd(), io_dir::write);
-    const std::int64_t deadline = t > 0 ? steady_now_ns() + t : detail::deadline_t::none;
     for (;;) {
-      if (steady_now_ns() >= deadline) return fail(EINPROGRESS);  // SO_SNDTIMEO, as libc
+      if (steady_now_ns() >= deadline) return fail(EINPROGRESS);
       if (!thread_wait(r.desc, g.fd(), POLLOUT)) return fail(ECANCELED);
       int e = connect_outcome(g.fd());
       if (e == 0) return ok(0);
       if (e != EINPROGRESS) return fail(e);
     }
   }
-  std::lock_guard lk(r.entry->wait_mu[static_cast<int>(io_dir::write)]);
-  socket_timeout_scope timeout(r, g.fd(), io_dir::write);
+  weft::timed_mutex& queue = r.entry->wait_mu[static_cast<int>(io_dir::write)];
+  if (!lock_by(queue, deadline)) return fail(EINPROGRESS);
+  std::lock_guard lk(queue, std::adopt_lock);
+  socket_timeout_scope timeout(r.desc, io_dir::write, deadline);
   for (;;) {
     if (std::error_code ec = detail::io_wait(r.desc, io_dir::write, nullptr, seen))
-      return fail(timeout.errno_for(errno_of(ec), EINPROGRESS));
+      return fail(timeout.errno_for(ec, EINPROGRESS));
     seen = detail::io_events(r.desc, io_dir::write);  // before looking at the socket's state
     int e = connect_outcome(g.fd());
     if (e == 0) return ok(0);

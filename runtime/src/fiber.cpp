@@ -304,9 +304,12 @@ namespace {
 // Parses "262144", "512K", "8M", "1G" (binary units); false if malformed.
 bool parse_size(const char* s, std::size_t& out) {
   char* end = nullptr;
+  const int saved = errno;  // the caller's errno survives starting the default runtime
   errno = 0;
   unsigned long long v = std::strtoull(s, &end, 10);
-  if (end == s || errno != 0 || s[0] == '-') return false;
+  const bool range_error = errno != 0;
+  errno = saved;
+  if (end == s || range_error || s[0] == '-') return false;
   unsigned shift = 0;
   if (*end == 'K' || *end == 'k') shift = 10;
   if (*end == 'M' || *end == 'm') shift = 20;

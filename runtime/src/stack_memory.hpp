@@ -13,9 +13,10 @@ enum class guard_kind : unsigned char { none, madvise_guard, mprotect };
 /// frame is larger than the guard (a `char buf[16384]` of socket code, recursion the compiler
 /// inlined into one big frame) moves the stack pointer past it without touching it, and writes
 /// into the stack below, silently ("stack clash"; GCC probes large frames only with
-/// -fstack-clash-protection). 64 KiB catches frames up to that size. It costs address space
-/// only: MADV_GUARD_INSTALL and PROT_NONE commit no memory, and a PROT_NONE range is one
-/// mapping whatever its length.
+/// -fstack-clash-protection). 64 KiB catches frames up to that size. It costs address space:
+/// MADV_GUARD_INSTALL and PROT_NONE commit no memory, and a PROT_NONE range is one mapping
+/// whatever its length; but a `ulimit -v` counts it, and so does strict overcommit
+/// (vm.overcommit_memory=2), which charges the whole mapping.
 inline constexpr std::size_t stack_guard_bytes = 64 * 1024;
 
 struct mapped_stack {

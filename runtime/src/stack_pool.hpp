@@ -18,7 +18,7 @@
 namespace weft::detail {
 
 struct stack_span {
-  void* guard_lo = nullptr;  // lowest address of this stack's slot (its guard page, if any)
+  void* guard_lo = nullptr;  // lowest address of this stack's slot (its guard region, if any)
   std::size_t guard = 0;     // guard bytes
   bool cold = false;         // resident pages were returned to the kernel
 };

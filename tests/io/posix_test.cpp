@@ -543,6 +543,20 @@ TEST(PosixTest, SocketTimeoutsGiveUpAsFromLibc) {
     EXPECT_EQ(a.error, EAGAIN) << std::strerror(a.error);
     EXPECT_GE(a_took, 100ms);
 
+    // Each caller is timed on its own, as with libc: fibers queued behind one another on one
+    // listener all give up after about one timeout, not one after the other.
+    std::vector<weft::join_handle<std::pair<outcome, steady::duration>>> acceptors;
+    for (int i = 0; i < 4; ++i)
+      acceptors.push_back(weft::spawn([&] { return timed([&] { return posix::accept(listener.get(), nullptr, nullptr); }); }));
+    for (auto& h : acceptors) {
+      auto [o, took] = h.join();
+      EXPECT_EQ(o.error, EAGAIN) << std::strerror(o.error);
+      EXPECT_GE(took, 100ms);
+      if (weft_test::timing_budgets_apply()) {
+        EXPECT_LT(took, 300ms) << "queued callers share no timeout";
+      }
+    }
+
     // Data that comes within the timeout is returned; the timeout is per call.
     auto sender = weft::spawn([&] {
       weft::this_fiber::sleep_for(60ms);

@@ -21,8 +21,9 @@ struct runtime_options {
   unsigned workers = 0;
   /// Usable bytes of each fiber stack (reserved with MAP_NORESERVE; pages are committed as used).
   std::size_t stack_size = 256 * 1024;
-  /// A guard page below every stack: an overflow ends the process with
-  /// `weft: stack overflow in fiber <id> "<name>"` instead of corrupting memory.
+  /// A 64 KiB guard below every stack: an overflow ends the process with
+  /// `weft: stack overflow in fiber <id> "<name>"` instead of corrupting memory (a single
+  /// frame larger than 64 KiB can still step over it: put such buffers on the heap).
   bool guard_pages = true;
   /// Free stacks kept resident for reuse; beyond this their pages go back to the kernel.
   std::size_t stack_cache_high_water = 1024;

@@ -1,5 +1,5 @@
 // Stack overflow reporting: a SIGSEGV handler, run on a per-thread alternate signal stack,
-// that recognises a fault in the running fiber's guard page and ends the process with
+// that recognises a fault in the running fiber's guard region and ends the process with
 // `weft: stack overflow in fiber <id> "<name>"`. Any other fault is passed on to the handler
 // that was installed before ours (or the default action), so crashes stay crashes.
 #include <signal.h>

@@ -91,7 +91,7 @@ mapped_stack map_stacks(std::size_t count, std::size_t usable, bool guarded, boo
     if (::mprotect(guard, s.guard, PROT_NONE) != 0) {
       int err = errno;
       ::munmap(p, s.total);
-      throw_mapping_error("mprotect of a guard page", err, count, s.total, true);
+      throw_mapping_error("mprotect of a guard region", err, count, s.total, true);
     }
     s.kind = guard_kind::mprotect;
   }
