@@ -1,0 +1,233 @@
+// weft::posix::poll and the sleeps (sleep, usleep, nanosleep): a timeout, a ready descriptor
+// and a wake-up, each parking the fiber and never its worker (watchdogs as in posix_test.cpp).
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+#include "posix_test_util.hpp"
+#include "weft_test.hpp"
+
+using namespace posix_test;
+
+namespace {
+
+// --- poll -------------------------------------------------------------------------------------
+
+TEST(PosixTest, PollTimesOutAfterTheTimeoutWithoutBlockingTheWorker) {
+  weft::runtime rt(one_worker());
+  fd_pair sp = make_socketpair();
+  std::atomic<bool> stop{false};
+  long ticks_during = 0;
+  outcome p, empty;
+  steady::duration took{}, took_empty{};
+  rt.block_on([&] {
+    long ticks = 0;
+    auto ticker = weft::spawn([&] {
+      while (!stop) {
+        ++ticks;
+        weft::this_fiber::sleep_for(1ms);
+      }
+    });
+    pollfd pfd{sp.a.get(), POLLIN, 0};
+    long before = ticks;
+    steady::time_point t0 = steady::now();
+    p = {posix::poll(&pfd, 1, 50), errno};
+    took = steady::now() - t0;
+    ticks_during = ticks - before;
+    EXPECT_EQ(pfd.revents, 0);
+    t0 = steady::now();
+    empty = {posix::poll(nullptr, 0, 30), errno};
+    took_empty = steady::now() - t0;
+    stop = true;
+    ticker.join();
+  });
+  EXPECT_EQ(p.result, 0) << std::strerror(p.error);
+  EXPECT_GE(took, 50ms);
+  EXPECT_GT(ticks_during, 0) << "poll blocked the only worker";
+  EXPECT_EQ(empty.result, 0);
+  EXPECT_GE(took_empty, 30ms);
+}
+
+TEST(PosixTest, PollReturnsAReadyDescriptorAtOnce) {
+  weft::runtime rt(one_worker());
+  fd_pair sp = make_socketpair();
+  outcome p;
+  short revents = 0, out_revents = 0;
+  rt.block_on([&] {
+    EXPECT_EQ(posix::write(sp.b.get(), "z", 1), 1);
+    pollfd pfd[2] = {{sp.a.get(), POLLIN, 0}, {sp.b.get(), POLLOUT, 0}};
+    p = {posix::poll(pfd, 2, 10'000), errno};
+    revents = pfd[0].revents;
+    out_revents = pfd[1].revents;
+  });
+  EXPECT_EQ(p.result, 2) << std::strerror(p.error);
+  EXPECT_EQ(revents, POLLIN);
+  EXPECT_EQ(out_revents, POLLOUT);
+}
+
+TEST(PosixTest, PollWakesWhenADescriptorBecomesReady) {
+  // Parked with a long timeout; another fiber makes the third entry readable. A negative
+  // number is ignored and a repeated one keeps its own events, as poll(2) says.
+  weft::runtime rt(one_worker());
+  fd_pair p1 = make_socketpair(), p2 = make_socketpair();
+  watchdog wd([&] { ::shutdown(p2.a.get(), SHUT_RDWR); });
+  std::atomic<bool> polling{false};
+  outcome p;
+  pollfd pfd[4] = {{p1.a.get(), POLLIN, 0}, {-1, POLLIN, 0}, {p2.a.get(), POLLIN, 0}, {p2.a.get(), POLLPRI, 0}};
+  steady::duration took{};
+  rt.block_on([&] {
+    auto poller = weft::spawn([&] {
+      polling = true;
+      steady::time_point t0 = steady::now();
+      p = {posix::poll(pfd, 4, 20'000), errno};
+      took = steady::now() - t0;
+    });
+    EXPECT_TRUE(yield_until([&] { return polling.load(); }));
+    EXPECT_EQ(posix::write(p2.b.get(), "!", 1), 1);
+    poller.join();
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired());
+  EXPECT_EQ(p.result, 1) << std::strerror(p.error);
+  EXPECT_EQ(pfd[0].revents, 0);
+  EXPECT_EQ(pfd[1].revents, 0);
+  EXPECT_EQ(pfd[2].revents, POLLIN);
+  EXPECT_EQ(pfd[3].revents, 0);
+  EXPECT_LT(took, 10s) << "woken by readiness, not by the timeout";
+}
+
+TEST(PosixTest, PollOnADescriptorNoEpollSetTakesStillParksAndWakes) {
+  // poll parks by putting the descriptors into an epoll set of its own. An epoll descriptor
+  // nested as deep as the kernel allows cannot join another set (ELOOP), so there poll falls
+  // back to short sleeps between zero-timeout polls; it must still time out and wake.
+  weft::runtime rt(one_worker());
+  fd_pair sp = make_socketpair();
+  std::vector<unique_fd> chain;
+  int top = sp.a.get();
+  for (;;) {
+    unique_fd ep(::epoll_create1(EPOLL_CLOEXEC));
+    ASSERT_GE(ep.get(), 0);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    if (::epoll_ctl(ep.get(), EPOLL_CTL_ADD, top, &ev) != 0) {
+      ASSERT_EQ(errno, ELOOP);
+      break;
+    }
+    top = ep.get();
+    chain.push_back(std::move(ep));
+    ASSERT_LT(chain.size(), 64u);
+  }
+  watchdog wd([&] { ::shutdown(sp.a.get(), SHUT_RDWR); });
+  std::atomic<bool> polling{false};
+  outcome timed, woke;
+  short revents = 0;
+  steady::duration took{};
+  rt.block_on([&] {
+    pollfd pfd{top, POLLIN, 0};
+    steady::time_point t0 = steady::now();
+    timed = {posix::poll(&pfd, 1, 30), errno};
+    took = steady::now() - t0;
+    auto poller = weft::spawn([&] {
+      pollfd p{top, POLLIN, 0};
+      polling = true;
+      woke = {posix::poll(&p, 1, 20'000), errno};
+      revents = p.revents;
+    });
+    // One worker: the writer runs while poll waits only if poll parked the fiber.
+    EXPECT_TRUE(yield_until([&] { return polling.load(); }));
+    EXPECT_EQ(posix::write(sp.b.get(), "w", 1), 1);
+    poller.join();
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired());
+  EXPECT_EQ(timed.result, 0) << std::strerror(timed.error);
+  EXPECT_GE(took, 30ms);
+  EXPECT_EQ(woke.result, 1) << std::strerror(woke.error);
+  EXPECT_EQ(revents, POLLIN);
+}
+
+// --- sleeping ---------------------------------------------------------------------------------
+
+TEST(PosixTest, SleepsParkTheFiberNotTheWorker) {
+  weft::runtime rt(one_worker());
+  struct measured {
+    long result = -1;
+    long ticks = 0;
+    steady::duration took{};
+  };
+  measured us, ns, s;
+  timespec rem{7, 7};
+  rt.block_on([&] {
+    std::atomic<bool> stop{false};
+    long ticks = 0;
+    auto ticker = weft::spawn([&] {
+      while (!stop) {
+        ++ticks;
+        weft::this_fiber::sleep_for(1ms);
+      }
+    });
+    auto run = [&](measured& m, auto call) {
+      long before = ticks;
+      steady::time_point t0 = steady::now();
+      m.result = call();
+      m.took = steady::now() - t0;
+      m.ticks = ticks - before;
+    };
+    run(us, [] { return static_cast<long>(posix::usleep(30'000)); });
+    run(ns, [&] {
+      timespec req{0, 30'000'000};
+      return static_cast<long>(posix::nanosleep(&req, &rem));
+    });
+    run(s, [] { return static_cast<long>(posix::sleep(1)); });
+    stop = true;
+    ticker.join();
+  });
+  EXPECT_EQ(us.result, 0);
+  EXPECT_GE(us.took, 30ms);
+  EXPECT_GT(us.ticks, 0) << "usleep blocked the only worker";
+  EXPECT_EQ(ns.result, 0);
+  EXPECT_GE(ns.took, 30ms);
+  EXPECT_GT(ns.ticks, 0) << "nanosleep blocked the only worker";
+  EXPECT_EQ(rem.tv_sec, 0);
+  EXPECT_EQ(rem.tv_nsec, 0);
+  EXPECT_EQ(s.result, 0);
+  EXPECT_GE(s.took, 1s);
+  EXPECT_GT(s.ticks, 0) << "sleep blocked the only worker";
+}
+
+TEST(PosixTest, NanosleepRejectsInvalidTimes) {
+  weft::runtime rt(one_worker());
+  auto try_sleep = [](timespec req) {
+    errno = 0;
+    int r = posix::nanosleep(&req, nullptr);
+    return outcome{r, errno};
+  };
+  outcome big, negative_ns, negative_s, null_req;
+  rt.block_on([&] {
+    big = try_sleep({0, 1'000'000'000});
+    negative_ns = try_sleep({0, -1});
+    negative_s = try_sleep({-1, 0});
+    errno = 0;
+    null_req = {posix::nanosleep(nullptr, nullptr), errno};
+  });
+  for (const outcome& o : {big, negative_ns, negative_s}) {
+    EXPECT_EQ(o.result, -1);
+    EXPECT_EQ(o.error, EINVAL);
+  }
+  EXPECT_EQ(null_req.result, -1);
+  EXPECT_EQ(null_req.error, EFAULT);
+  // The same answer from libc on a plain thread.
+  outcome libc = try_sleep({0, 1'000'000'000});
+  EXPECT_EQ(libc.result, -1);
+  EXPECT_EQ(libc.error, EINVAL);
+}
+
+}  // namespace
