@@ -88,12 +88,18 @@ std::future_status future_state_base::wait_until(std::chrono::steady_clock::time
   return wait_ready(deadline) ? std::future_status::ready : std::future_status::timeout;
 }
 
-void future_state_base::wait_for_get() {
+void future_state_base::wait_for_get(bool take_error) {
   wait();
   if (!ready())
     throw std::system_error(std::make_error_code(std::errc::operation_canceled),
                             "weft::future::get: the runtime unwound the waiting fiber at shutdown");
-  if (error_ != nullptr) std::rethrow_exception(error_);
+  if (error_ == nullptr) return;
+  // A future (single consumer) takes the exception out: the caller's thread then drops the last
+  // reference to it. Left in the state, the last reference could go on the producer's thread
+  // while the caller still reads the exception, ordered only by libstdc++'s own (uninstrumented)
+  // reference count, which ThreadSanitizer reports as a race. A shared_future must copy.
+  if (take_error) std::rethrow_exception(std::exchange(error_, nullptr));
+  std::rethrow_exception(error_);
 }
 
 void future_state_base::claim() {

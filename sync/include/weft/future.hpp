@@ -86,9 +86,10 @@ class future_state_base {
   /// Parks until ready or `deadline`; deferred (without running anything) for a deferred state
   /// that is not ready.
   std::future_status wait_until(std::chrono::steady_clock::time_point deadline);
-  /// wait(), then rethrows a stored exception. Throws std::system_error(operation_canceled) if
-  /// the runtime unwound the caller before the state became ready.
-  void wait_for_get();
+  /// wait(), then rethrows a stored exception (moved out of the state when `take_error`, for the
+  /// single consumer of a future). Throws std::system_error(operation_canceled) if the runtime
+  /// unwound the caller before the state became ready.
+  void wait_for_get(bool take_error);
 
   // ---- producers (promise, packaged_task, async) ----
 
@@ -118,7 +119,9 @@ class future_state_base {
   /// Destroys a stored value (fall_back_to_deferred after an abandon).
   virtual void reset_value() noexcept {}
 
-  std::exception_ptr error_;  // Ownership: the claimant, before publish()
+  // Ownership: the claimant before publish(); after it the consumers read it (a future's get()
+  // takes it out).
+  std::exception_ptr error_;
 
  private:
   static constexpr std::uint8_t status_empty = 0, status_claimed = 1, status_ready = 2;
@@ -425,7 +428,7 @@ class future : public detail::future_common<T> {
     detail::future_state<T>* s = this->checked();
     this->state_ = nullptr;
     detail::drop_future_on_exit drop{s};
-    s->wait_for_get();
+    s->wait_for_get(true);
     if constexpr (std::is_void_v<T>) {
       return;
     } else if constexpr (std::is_reference_v<T>) {
@@ -487,7 +490,7 @@ class shared_future : public detail::future_common<T> {
   /// fiber at shutdown meanwhile.
   result_t get() const {
     detail::future_state<T>* s = this->checked();
-    s->wait_for_get();
+    s->wait_for_get(false);
     if constexpr (std::is_void_v<T>) {
       return;
     } else if constexpr (std::is_reference_v<T>) {
