@@ -24,6 +24,8 @@
 #include <mutex>
 #include <new>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 #include <weft/detail/core.hpp>
 #include <weft/fiber.hpp>
@@ -301,30 +303,43 @@ bool lock_by(weft::timed_mutex& mu, std::int64_t deadline) {
   return mu.try_lock_until(steady::time_point(std::chrono::nanoseconds(deadline)));
 }
 
+// What one blocking call has learnt across its rounds (a write repeats run_op until every
+// byte is gone): the socket's timeout, computed once so it bounds the whole call as libc's
+// does, and whether weft emulates blocking for the descriptor.
+struct op_state {
+  static constexpr std::int64_t unknown = 0;
+  std::int64_t deadline = unknown;  // from socket_deadline_ns, once the call first waits
+  bool emulated = false;            // registered, blocking for the caller: weft does the waiting
+  std::int64_t deadline_of(const fd_ref& r, int fd, io_dir dir) noexcept {
+    if (deadline == unknown) deadline = socket_deadline_ns(r, fd, dir);
+    return deadline;
+  }
+};
+
 // Runs `call(fd, kind)` (a syscall: -1 + errno on failure) with blocking semantics:
 // - not registered: the libc call as is (a plain thread, a regular file);
 // - non-blocking for the caller (the user's O_NONBLOCK, or `dontwait`): one call;
 // - a fiber: the call, and on EAGAIN a park in the record's slot (io_do) until ready;
 // - a plain thread: the call, and on EAGAIN poll(2) until ready.
 template <class Call>
-io_result run_op(int fd, io_dir dir, bool dontwait, Call&& call) {
+io_result run_op(int fd, io_dir dir, bool dontwait, Call&& call, op_state& st) {
   bool fiber = on_fiber();
   fd_ref r = fiber ? lookup_or_register(fd) : lookup(fd);
+  st.emulated = false;
   if (r.desc == nullptr) return from_syscall(call(fd, r.kind));
   {
     io_op_guard g(r.desc);
     if (!g) return fail(ECANCELED);
-    std::int64_t thread_deadline = 0;  // a plain thread's SO_RCVTIMEO/SO_SNDTIMEO, once it waits
+    st.emulated = !r.user_nonblock && !dontwait;
     for (;;) {
       long n = call(g.fd(), r.kind);
       if (n >= 0) return ok(n);
       int e = last_errno();
-      if (r.user_nonblock || dontwait) return fail(e);
+      if (!st.emulated) return fail(e);
       if (e == EINTR) continue;
       if (e != EAGAIN && e != EWOULDBLOCK) return fail(e);
       if (fiber) break;
-      if (thread_deadline == 0) thread_deadline = socket_deadline_ns(r, g.fd(), dir);
-      if (steady_now_ns() >= thread_deadline) return fail(EAGAIN);
+      if (steady_now_ns() >= st.deadline_of(r, g.fd(), dir)) return fail(EAGAIN);
       if (!thread_wait(r.desc, g.fd(), poll_events(dir))) return fail(ECANCELED);
     }
   }
@@ -333,7 +348,7 @@ io_result run_op(int fd, io_dir dir, bool dontwait, Call&& call) {
   // socket's timeout bounds the whole wait, queueing included.
   io_op_guard g(r.desc);
   if (!g) return fail(ECANCELED);
-  const std::int64_t deadline = socket_deadline_ns(r, g.fd(), dir);
+  const std::int64_t deadline = st.deadline_of(r, g.fd(), dir);
   weft::timed_mutex& queue = r.entry->wait_mu[static_cast<int>(dir)];
   if (!lock_by(queue, deadline)) return fail(EAGAIN);
   std::lock_guard lk(queue, std::adopt_lock);
@@ -341,6 +356,38 @@ io_result run_op(int fd, io_dir dir, bool dontwait, Call&& call) {
   std::error_code ec;
   long n = detail::io_do(r.desc, dir, nullptr, ec, [&](int f) { return call(f, r.kind); });
   return n >= 0 ? ok(n) : fail(timeout.errno_for(ec, EAGAIN));
+}
+
+template <class Call>
+io_result run_op(int fd, io_dir dir, bool dontwait, Call&& call) {
+  op_state st;
+  return run_op(fd, dir, dontwait, std::forward<Call>(call), st);
+}
+
+// A write with blocking semantics: `call(fd, kind, done)` writes what is left after the first
+// `done` of `len` bytes. A blocking descriptor's send/write returns only once every byte is in
+// the kernel (libc: the kernel blocks inside one call), so where weft emulates the blocking,
+// a short write is followed by another until all `len` bytes are gone. As from libc, a failure
+// or timeout after some bytes went returns their count (the error shows on the next call),
+// and a non-blocking caller gets the first short count. A datagram goes whole or not at all,
+// so it takes one round.
+template <class Call>
+io_result write_op(int fd, std::size_t len, bool dontwait, Call&& call) {
+  op_state st;
+  std::size_t done = 0;
+  for (;;) {
+    io_result r = run_op(fd, io_dir::write, dontwait, [&](int f, fd_kind k) -> long { return call(f, k, done); }, st);
+    if (r.value < 0) return done > 0 ? ok(static_cast<long>(done)) : r;
+    done += static_cast<std::size_t>(r.value);
+    if (done >= len || r.value == 0 || !st.emulated) return ok(static_cast<long>(done));
+  }
+}
+
+// The total byte count of `iov` (saturating: the kernel rejects an overflowing one anyway).
+std::size_t iov_bytes(const ::iovec* iov, int iovcnt) noexcept {
+  std::size_t total = 0;
+  for (int i = 0; i < iovcnt; ++i) total = iov[i].iov_len > SIZE_MAX - total ? SIZE_MAX : total + iov[i].iov_len;
+  return total;
 }
 
 // ---- connect -----------------------------------------------------------------------------
@@ -529,13 +576,15 @@ steady::time_point deadline_after(std::chrono::nanoseconds d) noexcept {
 }
 
 ::ssize_t write(int fd, const void* buf, std::size_t count) {
-  return finish(run_op(fd, io_dir::write, false, [=](int f, fd_kind k) -> long {
-    if (k == fd_kind::socket) return ::send(f, buf, count, MSG_NOSIGNAL);
-    if (k == fd_kind::other) return ::write(f, buf, count);
+  return finish(write_op(fd, count, false, [=](int f, fd_kind k, std::size_t done) -> long {
+    const char* p = static_cast<const char*>(buf) + done;
+    std::size_t n = count - done;
+    if (k == fd_kind::socket) return ::send(f, p, n, MSG_NOSIGNAL);
+    if (k == fd_kind::other) return ::write(f, p, n);
     // Unknown (a plain thread on a descriptor no fiber registered): try the socket call, so
     // a socket never raises SIGPIPE; anything else answers ENOTSOCK without side effects.
-    long r = ::send(f, buf, count, MSG_NOSIGNAL);
-    if (r < 0 && last_errno() == ENOTSOCK) r = ::write(f, buf, count);
+    long r = ::send(f, p, n, MSG_NOSIGNAL);
+    if (r < 0 && last_errno() == ENOTSOCK) r = ::write(f, p, n);
     return r;
   }));
 }
@@ -547,17 +596,35 @@ steady::time_point deadline_after(std::chrono::nanoseconds d) noexcept {
 ::ssize_t writev(int fd, const ::iovec* iov, int iovcnt) {
   // sendmsg says EMSGSIZE where writev says EINVAL; check first so both paths agree.
   if (iovcnt < 0 || iovcnt > IOV_MAX) return finish(fail(EINVAL));
-  auto as_msg = [=] {
-    ::msghdr m{};
-    m.msg_iov = const_cast<::iovec*>(iov);  // sendmsg does not write through it
-    m.msg_iovlen = static_cast<std::size_t>(iovcnt);
-    return m;
+  // After a short write, the rest: the first iovecs that went whole are skipped and the one
+  // cut short starts where it stopped (a copy; the caller's array is never written).
+  std::vector<::iovec> rest;
+  auto remaining = [&](std::size_t done, const ::iovec*& v, int& cnt) {
+    v = iov;
+    cnt = iovcnt;
+    if (done == 0) return;
+    while (cnt > 0 && done >= v->iov_len) {
+      done -= v->iov_len;
+      ++v;
+      --cnt;
+    }
+    rest.assign(v, v + cnt);
+    if (cnt > 0) {
+      rest[0].iov_base = static_cast<char*>(rest[0].iov_base) + done;
+      rest[0].iov_len -= done;
+    }
+    v = rest.data();
   };
-  return finish(run_op(fd, io_dir::write, false, [=](int f, fd_kind k) -> long {
-    if (k == fd_kind::other) return ::writev(f, iov, iovcnt);
-    ::msghdr m = as_msg();
+  return finish(write_op(fd, iov_bytes(iov, iovcnt), false, [&](int f, fd_kind k, std::size_t done) -> long {
+    const ::iovec* v;
+    int cnt;
+    remaining(done, v, cnt);
+    if (k == fd_kind::other) return ::writev(f, v, cnt);
+    ::msghdr m{};
+    m.msg_iov = const_cast<::iovec*>(v);  // sendmsg does not write through it
+    m.msg_iovlen = static_cast<std::size_t>(cnt);
     long r = ::sendmsg(f, &m, MSG_NOSIGNAL);
-    if (k == fd_kind::unknown && r < 0 && last_errno() == ENOTSOCK) r = ::writev(f, iov, iovcnt);
+    if (k == fd_kind::unknown && r < 0 && last_errno() == ENOTSOCK) r = ::writev(f, v, cnt);
     return r;
   }));
 }
@@ -568,8 +635,9 @@ steady::time_point deadline_after(std::chrono::nanoseconds d) noexcept {
 }
 
 ::ssize_t send(int fd, const void* buf, std::size_t len, int flags) {
-  return finish(run_op(fd, io_dir::write, (flags & MSG_DONTWAIT) != 0,
-                       [=](int f, fd_kind) -> long { return ::send(f, buf, len, flags | MSG_NOSIGNAL); }));
+  return finish(write_op(fd, len, (flags & MSG_DONTWAIT) != 0, [=](int f, fd_kind, std::size_t done) -> long {
+    return ::send(f, static_cast<const char*>(buf) + done, len - done, flags | MSG_NOSIGNAL);
+  }));
 }
 
 ::ssize_t recvfrom(int fd, void* buf, std::size_t len, int flags, ::sockaddr* src, ::socklen_t* addrlen) {
@@ -578,8 +646,8 @@ steady::time_point deadline_after(std::chrono::nanoseconds d) noexcept {
 }
 
 ::ssize_t sendto(int fd, const void* buf, std::size_t len, int flags, const ::sockaddr* dest, ::socklen_t addrlen) {
-  return finish(run_op(fd, io_dir::write, (flags & MSG_DONTWAIT) != 0, [=](int f, fd_kind) -> long {
-    return ::sendto(f, buf, len, flags | MSG_NOSIGNAL, dest, addrlen);
+  return finish(write_op(fd, len, (flags & MSG_DONTWAIT) != 0, [=](int f, fd_kind, std::size_t done) -> long {
+    return ::sendto(f, static_cast<const char*>(buf) + done, len - done, flags | MSG_NOSIGNAL, dest, addrlen);
   }));
 }
 

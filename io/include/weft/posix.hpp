@@ -34,16 +34,21 @@ namespace weft::posix {
 /// EOF or an error. Any number of callers may use `fd` at once. -1/ECANCELED if `fd` is closed
 /// through weft::posix::close meanwhile.
 ::ssize_t read(int fd, void* buf, std::size_t count);
-/// Writes up to `count` bytes, as write(2); parks the fiber while the descriptor is full. On a
-/// socket it is send(MSG_NOSIGNAL): a closed peer gives -1/EPIPE, never SIGPIPE.
+/// Writes `count` bytes, as write(2) on a blocking descriptor: parks the fiber while it is full
+/// and returns once every byte is written, or with the count written so far when an error,
+/// SO_SNDTIMEO or weft::posix::close stops it after some bytes (the error shows on the next
+/// call). A descriptor the caller made non-blocking gets libc's short counts. On a socket it
+/// is send(MSG_NOSIGNAL): a closed peer gives -1/EPIPE, never SIGPIPE.
 ::ssize_t write(int fd, const void* buf, std::size_t count);
 /// Scatter read, as readv(2); blocks like read().
 ::ssize_t readv(int fd, const ::iovec* iov, int iovcnt);
-/// Gather write, as writev(2); blocks like write(); on a socket it is sendmsg(MSG_NOSIGNAL).
+/// Gather write, as writev(2); blocks, and writes everything, like write(); on a socket it is
+/// sendmsg(MSG_NOSIGNAL).
 ::ssize_t writev(int fd, const ::iovec* iov, int iovcnt);
 /// Receives, as recv(2); parks the fiber until data arrives (MSG_DONTWAIT in `flags` never parks).
 ::ssize_t recv(int fd, void* buf, std::size_t len, int flags);
-/// Sends, as send(2) with MSG_NOSIGNAL added; parks the fiber while the socket buffer is full.
+/// Sends, as send(2) with MSG_NOSIGNAL added; parks the fiber while the socket buffer is full
+/// and, like write(), returns once all `len` bytes are sent (MSG_DONTWAIT: one try).
 ::ssize_t send(int fd, const void* buf, std::size_t len, int flags);
 /// Receives a datagram and its source, as recvfrom(2); parks the fiber until one arrives.
 ::ssize_t recvfrom(int fd, void* buf, std::size_t len, int flags, ::sockaddr* src, ::socklen_t* addrlen);
