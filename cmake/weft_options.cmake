@@ -21,6 +21,15 @@ if(WEFT_LTO)
   endif()
 endif()
 
+# Stack probes. A fiber's stack has a 64 KiB guard below it; a function whose frame is larger
+# moves the stack pointer past the guard in one step and writes into what lies below (another
+# stack, or unmapped memory: a bare SIGSEGV). -fstack-clash-protection makes such functions
+# touch each page on the way down, so the first touch past the stack hits the guard and the
+# overflow is reported with the fiber's name. It costs a probe per page of large frames only.
+# Debian's GCC and Clang do not enable it by default, so weft::runtime passes it on to the code
+# that links it (the fibers' bodies are the user's code).
+option(WEFT_STACK_PROBES "Compile weft and the code that links it with -fstack-clash-protection" ON)
+
 # weft_target_options(target): the one place for warnings, sanitizer and LTO flags.
 function(weft_target_options target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic)

@@ -230,23 +230,30 @@ fd_ref lookup_or_register(int fd) noexcept {
 
 // ---- waiting -----------------------------------------------------------------------------
 
+std::int64_t steady_now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now().time_since_epoch()).count();
+}
+
 // A plain thread on a descriptor weft made non-blocking waits in poll(2). It cannot be woken
-// by close, so it waits in slices and gives up once the record is closing.
+// by close, so it waits in slices and gives up once the record is closing; the last slice
+// ends at the call's deadline (ns, none: no deadline), so a timeout is not overshot.
 constexpr int thread_slice_ms = 20;
 
 // False if the descriptor was closed meanwhile.
-bool thread_wait(io_desc* d, int fd, short events) noexcept {
+bool thread_wait(io_desc* d, int fd, short events, std::int64_t deadline) noexcept {
   if (detail::io_is_closing(d)) return false;
+  int slice = thread_slice_ms;
+  if (deadline != detail::deadline_t::none) {
+    std::int64_t left_ns = deadline - steady_now_ns();
+    std::int64_t left_ms = left_ns <= 0 ? 0 : (left_ns + 999'999) / 1'000'000;  // round up
+    if (left_ms < slice) slice = static_cast<int>(left_ms);
+  }
   ::pollfd p{fd, events, 0};
-  ::poll(&p, 1, thread_slice_ms);
+  ::poll(&p, 1, slice);
   return !detail::io_is_closing(d);
 }
 
 short poll_events(io_dir dir) noexcept { return dir == io_dir::read ? POLLIN : POLLOUT; }
-
-std::int64_t steady_now_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now().time_since_epoch()).count();
-}
 
 // A socket's SO_RCVTIMEO (`dir` read: recv, read, accept) or SO_SNDTIMEO (write: send, write,
 // connect) as an absolute steady-clock deadline from now in ns; deadline_t::none without one.
@@ -340,7 +347,7 @@ io_result run_op(int fd, io_dir dir, bool dontwait, Call&& call, op_state& st) {
       if (e != EAGAIN && e != EWOULDBLOCK) return fail(e);
       if (fiber) break;
       if (steady_now_ns() >= st.deadline_of(r, g.fd(), dir)) return fail(EAGAIN);
-      if (!thread_wait(r.desc, g.fd(), poll_events(dir))) return fail(ECANCELED);
+      if (!thread_wait(r.desc, g.fd(), poll_events(dir), st.deadline_of(r, g.fd(), dir))) return fail(ECANCELED);
     }
   }
   // The fast path found nothing: wait in line for the direction's slot, then io_do retries
@@ -442,7 +449,7 @@ io_result connect_impl(int fd, const ::sockaddr* addr, ::socklen_t addrlen) {
   if (!fiber) {
     for (;;) {
       if (steady_now_ns() >= deadline) return fail(EINPROGRESS);
-      if (!thread_wait(r.desc, g.fd(), POLLOUT)) return fail(ECANCELED);
+      if (!thread_wait(r.desc, g.fd(), POLLOUT, deadline)) return fail(ECANCELED);
       int e = connect_outcome(g.fd());
       if (e == 0) return ok(0);
       if (e != EINPROGRESS) return fail(e);

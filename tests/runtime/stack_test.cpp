@@ -67,6 +67,28 @@ TEST(StackDeathTest, BigFramesCannotStepOverTheGuard) {
   }
 }
 
+// One frame far larger than the whole stack and its guard together.
+[[gnu::noinline]] int huge_frame(int seed) {
+  volatile char frame[1024 * 1024];
+  frame[0] = static_cast<char>(seed);
+  frame[sizeof frame - 1] = static_cast<char>(seed);
+  return frame[0] + frame[sizeof frame - 1];
+}
+
+TEST(StackDeathTest, AFrameLargerThanTheGuardIsCaughtByStackProbes) {
+  // Without probes, a 1 MiB frame moves the stack pointer past the 64 KiB guard in one step
+  // and its first write lands wherever that is: below another fiber's stack, or unmapped
+  // memory reported as a plain crash. weft::runtime compiles its users with
+  // -fstack-clash-protection (WEFT_STACK_PROBES), which touches each page on the way down,
+  // so the first touch past the stack is in the guard and the overflow is reported.
+  EXPECT_EXIT(
+      {
+        weft::runtime rt(weft::runtime_options{.workers = 1, .stack_size = 256 * 1024});
+        rt.block_on([] { return weft::spawn(weft::spawn_options{.name = "huge"}, [] { return huge_frame(1); }).join(); });
+      },
+      ::testing::KilledBySignal(SIGABRT), "weft: stack overflow in fiber [0-9]+ \"huge\"");
+}
+
 TEST(StackDeathTest, TheDefaultRuntimeTakesItsStackSizeFromTheEnvironment) {
   // A program ported by renaming (weft::fiber from main()) runs on the default runtime: its
   // stack size comes from WEFT_STACK_SIZE, and the overflow message says so. In a child, as
