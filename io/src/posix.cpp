@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -328,10 +329,13 @@ struct op_state {
 // - non-blocking for the caller (the user's O_NONBLOCK, or `dontwait`): one call;
 // - a fiber: the call, and on EAGAIN a park in the record's slot (io_do) until ready;
 // - a plain thread: the call, and on EAGAIN poll(2) until ready.
+// The descriptor's entry as a call of this thread sees it (a fiber registers it on first use).
+fd_ref entry_for_call(int fd) noexcept { return on_fiber() ? lookup_or_register(fd) : lookup(fd); }
+
+// run_op for the entry `r` of `fd` (from entry_for_call).
 template <class Call>
-io_result run_op(int fd, io_dir dir, bool dontwait, Call&& call, op_state& st) {
+io_result run_op_on(const fd_ref& r, int fd, io_dir dir, bool dontwait, Call&& call, op_state& st) {
   bool fiber = on_fiber();
-  fd_ref r = fiber ? lookup_or_register(fd) : lookup(fd);
   st.emulated = false;
   if (r.desc == nullptr) return from_syscall(call(fd, r.kind));
   {
@@ -368,7 +372,7 @@ io_result run_op(int fd, io_dir dir, bool dontwait, Call&& call, op_state& st) {
 template <class Call>
 io_result run_op(int fd, io_dir dir, bool dontwait, Call&& call) {
   op_state st;
-  return run_op(fd, dir, dontwait, std::forward<Call>(call), st);
+  return run_op_on(entry_for_call(fd), fd, dir, dontwait, std::forward<Call>(call), st);
 }
 
 // A write with blocking semantics: `call(fd, kind, done)` writes what is left after the first
@@ -378,12 +382,19 @@ io_result run_op(int fd, io_dir dir, bool dontwait, Call&& call) {
 // or timeout after some bytes went returns their count (the error shows on the next call),
 // and a non-blocking caller gets the first short count. A datagram goes whole or not at all,
 // so it takes one round.
+// The entry is looked up once and an io_op_guard held across the rounds, so a
+// weft::posix::close between two rounds ends the call (ECANCELED, or the count so far) and
+// the descriptor number cannot be closed and reused under it.
 template <class Call>
 io_result write_op(int fd, std::size_t len, bool dontwait, Call&& call) {
+  const fd_ref entry = entry_for_call(fd);
+  std::optional<io_op_guard> hold;
+  if (entry.desc != nullptr) hold.emplace(entry.desc);
   op_state st;
   std::size_t done = 0;
   for (;;) {
-    io_result r = run_op(fd, io_dir::write, dontwait, [&](int f, fd_kind k) -> long { return call(f, k, done); }, st);
+    io_result r = run_op_on(
+        entry, fd, io_dir::write, dontwait, [&](int f, fd_kind k) -> long { return call(f, k, done); }, st);
     if (r.value < 0) return done > 0 ? ok(static_cast<long>(done)) : r;
     done += static_cast<std::size_t>(r.value);
     if (done >= len || r.value == 0 || !st.emulated) return ok(static_cast<long>(done));

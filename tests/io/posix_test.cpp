@@ -739,6 +739,19 @@ TEST(PosixTest, AWriteStoppedPartWayReturnsTheBytesWrittenAsFromLibc) {
       EXPECT_EQ(again.error, EPIPE) << std::strerror(again.error);
     }
     {
+      // weft::posix::close from another fiber while the send waits for room: the count so far.
+      fd_pair ends = make_socketpair();
+      int fd = ends.b.release();
+      auto closer = weft::spawn([&] {
+        weft::this_fiber::sleep_for(20ms);
+        EXPECT_EQ(posix::close(fd), 0);
+      });
+      outcome o{posix::send(fd, data.data(), total, 0), errno};
+      closer.join();
+      EXPECT_GT(o.result, 0) << std::strerror(o.error);
+      EXPECT_LT(o.result, static_cast<long>(total));
+    }
+    {
       fd_pair ends = make_socketpair();
       long n = posix::send(ends.b.get(), data.data(), total, MSG_DONTWAIT);
       EXPECT_GT(n, 0) << std::strerror(errno);
