@@ -29,8 +29,8 @@ struct waitable {
   // reason after it resumes, and orders everything the waker wrote before waking.
   std::atomic<std::uint64_t> wait_word{0};
   fiber_cb* fiber = nullptr;  // null for a plain thread
-  // Plain threads only: futex word set to 1 by the winning waker.
-  // Ordering: release store after the CAS, acquire load by the sleeping thread.
+  // Plain threads only: the winning waker's resume step stores the wait's token (park.cpp,
+  // ready_token) here. Ordering: release store after the CAS, acquire load by the waiter.
   std::atomic<std::uint32_t> futex{0};
 };
 

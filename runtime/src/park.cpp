@@ -88,44 +88,59 @@ void after_park(void* p) noexcept {
   }
 }
 
+// The futex value a plain-thread waiter's resume step stores for wait `seq` (odd, so never 0).
+std::uint32_t ready_token(std::uint64_t seq) noexcept { return static_cast<std::uint32_t>(seq * 2 + 1); }
+
 wake_reason park_thread(waitable* w, std::uint64_t seq, std::int64_t deadline, void (*publish)(void*), void* arg) {
   if (publish != nullptr) publish(arg);
+  const std::uint32_t token = ready_token(seq);
   for (;;) {
+    // A waker's claim (the CAS) is not enough to return: the waker may still be inside the
+    // primitive (it resumes us after unlocking it), and we may destroy the primitive as soon
+    // as we return. Return once its resume step stored our token.
+    // Ordering: acquire pairs with the release store in resume_waitable (and through it with
+    // the waker's acq_rel CAS).
+    std::uint32_t f = w->futex.load(std::memory_order_acquire);
+    if (f == token) return reason_of(w->wait_word.load(std::memory_order_acquire));
     // Ordering: acquire pairs with the winner's acq_rel CAS.
     std::uint64_t word = w->wait_word.load(std::memory_order_acquire);
-    if ((word & wait_reason_mask) != 0) return reason_of(word);
     std::int64_t timeout = -1;
-    if (deadline != timer_heap::none) {
+    if ((word & wait_reason_mask) == 0 && deadline != timer_heap::none) {
       timeout = deadline - now_ns();
       if (timeout <= 0) {
-        if (wake_waitable(w, seq, wake_reason::timed_out)) return wake_reason::timed_out;
-        continue;
+        // Our own claim: nobody else will resume us, so there is no step to wait for.
+        if (claim_waitable(w, seq, wake_reason::timed_out)) return wake_reason::timed_out;
+        continue;  // a waker claimed it first: wait for its resume step
       }
     }
-    // A 1 left by this wait's winner (or, harmlessly, by a late winner of an earlier wait)
-    // means "look again"; reset it before sleeping so the sleep cannot miss the next one.
-    // Ordering: acquire pairs with the winner's release store.
-    if (w->futex.exchange(0, std::memory_order_acquire) == 1) continue;
-    futex_wait(&w->futex, 0, timeout);
+    futex_wait(&w->futex, f, timeout);
   }
 }
 
 }  // namespace
 
-bool wake_waitable(waitable* w, std::uint64_t seq, wake_reason reason) noexcept {
+bool claim_waitable(waitable* w, std::uint64_t seq, wake_reason reason) noexcept {
   std::uint64_t expected = seq << 2;
   // Ordering: acq_rel: release publishes what the waker wrote before waking to the waiter's
   // acquire load; acquire orders after the waiter's publication of the ticket.
-  if (!w->wait_word.compare_exchange_strong(expected, (seq << 2) | static_cast<std::uint64_t>(reason),
-                                            std::memory_order_acq_rel, std::memory_order_relaxed))
-    return false;
+  return w->wait_word.compare_exchange_strong(expected, (seq << 2) | static_cast<std::uint64_t>(reason),
+                                              std::memory_order_acq_rel, std::memory_order_relaxed);
+}
+
+void resume_waitable(waitable* w, std::uint64_t seq) noexcept {
+  // Touches only the waiter's own record (type-stable), never the primitive it waited on.
   if (fiber_cb* f = w->fiber) {
     f->rt->schedule(f, /*lifo=*/true);
   } else {
-    // Ordering: release pairs with park_thread's acquire exchange.
-    w->futex.store(1, std::memory_order_release);
+    // Ordering: release pairs with park_thread's acquire load of the token.
+    w->futex.store(ready_token(seq), std::memory_order_release);
     futex_wake(&w->futex, 1);
   }
+}
+
+bool wake_waitable(waitable* w, std::uint64_t seq, wake_reason reason) noexcept {
+  if (!claim_waitable(w, seq, reason)) return false;
+  resume_waitable(w, seq);
   return true;
 }
 
@@ -196,13 +211,18 @@ bool wait_ticket::wake(wake_reason reason) const noexcept {
   return target_ != nullptr && wake_waitable(target_, seq_, reason);
 }
 
+bool wait_ticket::claim(wake_reason reason) const noexcept {
+  return target_ != nullptr && claim_waitable(target_, seq_, reason);
+}
+
+void wait_ticket::resume() const noexcept { resume_waitable(target_, seq_); }
+
 wait_ticket prepare_wait() noexcept {
   waitable* w = current_waitable();
   std::uint64_t seq = (w->wait_word.load(std::memory_order_relaxed) >> 2) + 1;
   // Ordering: relaxed; the ticket reaches wakers only through park()'s publish step, whose
   // release (a lock release, a CAS) orders this store before any waker's CAS.
   w->wait_word.store(seq << 2, std::memory_order_relaxed);
-  if (w->fiber == nullptr) w->futex.store(0, std::memory_order_relaxed);
   wait_ticket t;
   t.target_ = w;
   t.seq_ = seq;

@@ -18,6 +18,9 @@ namespace weft::detail {
 
 /// Ends the wait (w, seq) with `reason` if it is still pending; makes the waiter runnable.
 bool wake_waitable(waitable* w, std::uint64_t seq, wake_reason reason) noexcept;
+/// The two halves of wake_waitable (wait_ticket::claim and resume).
+bool claim_waitable(waitable* w, std::uint64_t seq, wake_reason reason) noexcept;
+void resume_waitable(waitable* w, std::uint64_t seq) noexcept;
 
 /// Monotonic clock in nanoseconds (CLOCK_MONOTONIC, the clock of std::chrono::steady_clock).
 std::int64_t now_ns() noexcept;

@@ -1,9 +1,11 @@
 // The channel protocol (see weft/channel.hpp) and select (weft/select.hpp), after Go's hchan
 // and selectgo: one lock per channel; a sender hands its value straight to a parked receiver
 // (or the buffer); a receiver takes from the buffer and refills it from a parked sender.
-// Invariant: data moves into a waiter's slot before its ticket is woken, with the channel lock
-// held; if the wake fails (the waiter is leaving by timeout, stop, or another select case won)
-// the move is undone under the same lock, so every value is received exactly once.
+// Invariant: data moves into a waiter's slot before its ticket is claimed, with the channel
+// lock held; if the claim fails (the waiter is leaving by timeout, stop, or another select case
+// won) the move is undone under the same lock, so every value is received exactly once. A
+// claimed waiter is resumed only after the lock is released (pending_wakes): it may destroy the
+// channel as soon as it runs.
 #include <weft/channel.hpp>
 #include <weft/select.hpp>
 
@@ -29,12 +31,12 @@ const char* to_string(channel_status s) noexcept {
 
 namespace detail {
 
-channel_status channel_core::try_send_locked(void* src) {
+channel_status channel_core::try_send_locked(void* src, pending_wakes& wakes) {
   if (closed_) return channel_status::closed;
   while (waiter* w = recvq_.pop_front()) {
     transfer(w->slot, src);
     w->granted = true;
-    if (w->ticket.wake()) return channel_status::ok;
+    if (wakes.claim(w)) return channel_status::ok;
     w->granted = false;
     untransfer(src, w->slot);
   }
@@ -45,13 +47,13 @@ channel_status channel_core::try_send_locked(void* src) {
   return channel_status::full;
 }
 
-channel_status channel_core::try_recv_locked(void* dst) {
+channel_status channel_core::try_recv_locked(void* dst, pending_wakes& wakes) {
   if (count_ > 0) {
     buffer_pop(dst);
     while (waiter* w = sendq_.pop_front()) {  // a parked sender refills the slot we freed
       buffer_push(w->slot);
       w->granted = true;
-      if (w->ticket.wake()) break;
+      if (wakes.claim(w)) break;
       w->granted = false;
       buffer_unpush(w->slot);
     }
@@ -60,7 +62,7 @@ channel_status channel_core::try_recv_locked(void* dst) {
   while (waiter* w = sendq_.pop_front()) {
     transfer(dst, w->slot);
     w->granted = true;
-    if (w->ticket.wake()) return channel_status::ok;
+    if (wakes.claim(w)) return channel_status::ok;
     w->granted = false;
     untransfer(w->slot, dst);
   }
@@ -68,13 +70,15 @@ channel_status channel_core::try_recv_locked(void* dst) {
 }
 
 channel_status channel_core::try_send(void* src) {
+  pending_wakes wakes;  // resumed after the unlock: a woken receiver may destroy the channel
   std::lock_guard lk(lock_);
-  return try_send_locked(src);
+  return try_send_locked(src, wakes);
 }
 
 channel_status channel_core::try_recv(void* dst) {
+  pending_wakes wakes;
   std::lock_guard lk(lock_);
-  return try_recv_locked(dst);
+  return try_recv_locked(dst, wakes);
 }
 
 channel_status channel_core::send_wait(void* src, deadline_t deadline, const std::stop_token* st) {
@@ -90,8 +94,9 @@ channel_status channel_core::wait_one(bool send, void* slot, deadline_t deadline
   // wake): a waker that completes our operation dequeues us and fills in `granted`/`tag` under
   // the lock before its wake succeeds, so a notified waiter reads them without the lock; only a
   // timeout or a stop relocks (wait_in) to leave the queue.
+  pending_wakes wakes;  // resumed after the unlock: the woken side may destroy the channel
   lock_.lock();
-  channel_status s = send ? try_send_locked(slot) : try_recv_locked(slot);
+  channel_status s = send ? try_send_locked(slot, wakes) : try_recv_locked(slot, wakes);
   if (s == channel_status::ok || s == channel_status::closed) {
     lock_.unlock();
     return s;
@@ -118,6 +123,7 @@ channel_status channel_core::wait_one(bool send, void* slot, deadline_t deadline
 }
 
 bool channel_core::close() noexcept {
+  pending_wakes wakes;  // resumed after the unlock
   std::lock_guard lk(lock_);
   if (closed_) return false;
   closed_ = true;
@@ -125,7 +131,7 @@ bool channel_core::close() noexcept {
     while (waiter* w = q->pop_front()) {
       w->tag = woken_by_close;
       w->granted = false;
-      if (!w->ticket.wake()) w->tag = 0;  // it is leaving anyway (another case, timeout, stop)
+      if (!wakes.claim(w)) w->tag = 0;  // it is leaving anyway (another case, timeout, stop)
     }
   }
   return true;
@@ -191,10 +197,11 @@ select_outcome select_ops(select_op* ops, std::size_t n, bool has_default, deadl
     order[i] = i;
     std::swap(order[i], order[j]);
   }
+  pending_wakes wakes;  // resumed after the unlocks
   locks.lock();
   for (std::size_t k = 0; k < n; ++k) {
     select_op& op = ops[order[k]];
-    channel_status s = op.send ? op.ch->try_send_locked(op.slot) : op.ch->try_recv_locked(op.slot);
+    channel_status s = op.send ? op.ch->try_send_locked(op.slot, wakes) : op.ch->try_recv_locked(op.slot, wakes);
     if (s == channel_status::ok || s == channel_status::closed) {
       locks.unlock();
       return {static_cast<int>(order[k]), s};

@@ -12,10 +12,11 @@ struct stop_waker {
   wait_list* list;
   waiter* w;
   void operator()() const noexcept {
+    pending_wakes wakes;
     lock->lock();
     if (w->linked) {
       list->remove(w);
-      w->ticket.wake(wake_reason::canceled);
+      wakes.claim(w, wake_reason::canceled);
     }
     lock->unlock();
   }
@@ -46,14 +47,16 @@ wake_reason cv_core::wait(deadline_t deadline, void (*unlock)(void*), void* arg,
 }
 
 void cv_core::notify_one() noexcept {
+  pending_wakes wakes;
   lock_.lock();
-  wake_one(waiters_, false);
+  wake_one(waiters_, wakes, false);
   lock_.unlock();
 }
 
 void cv_core::notify_all() noexcept {
+  pending_wakes wakes;
   lock_.lock();
-  wake_all(waiters_);
+  wake_all(waiters_, wakes);
   lock_.unlock();
 }
 

@@ -110,11 +110,12 @@ void future_state_base::claim() {
 }
 
 void future_state_base::publish() noexcept {
+  pending_wakes wakes;
   lock_.lock();
   // Ordering: release pairs with the acquire loads in ready() and wait_ready(): the value and
   // error_ written by the claimant are visible to whoever sees "ready".
   status_.store(status_ready, std::memory_order_release);
-  wake_all(waiters_);
+  wake_all(waiters_, wakes);
   lock_.unlock();
 }
 

@@ -84,43 +84,55 @@ bool mutex::lock_slow(detail::deadline_t deadline) {
 void mutex::unlock_slow() {
   std::uint32_t s = state_.load(std::memory_order_relaxed);
   if ((s & locked) == 0) detail::fatal_unlock("weft::mutex::unlock: the mutex is not locked");
+  // Nothing of *this is touched once `locked` is released (or the lock handed over) and lock_
+  // unlocked: the next owner may destroy the mutex at once (std allows it as soon as its own
+  // unlock returns). So the waiter is claimed under lock_, lock_ is released, then `locked`,
+  // and the waiter is resumed last (it retries through lock_, or owns the mutex if handed it).
+  detail::pending_wakes wakes;
   lock_.lock();
+  bool claimed = false;
   if (woken_) {
     // A woken waiter has yet to run and retry: do not wake another (it would most likely find
     // the mutex taken again as well). Only a starving front waiter is handed the lock.
     detail::waiter* front = waiters_.front();
-    if (front == nullptr || now_ns() - front->since <= starvation_ns) {
-      // Ordering: release publishes the critical section to the next acquire.
-      state_.fetch_and(~locked, std::memory_order_release);
-      lock_.unlock();
-      return;
-    }
+    if (front == nullptr || now_ns() - front->since <= starvation_ns) claimed = true;  // it retries
   }
-  bool released = false;  // once released, another locker may own it: never touch `locked` again
-  while (detail::waiter* w = waiters_.pop_front()) {
+  while (!claimed) {
+    detail::waiter* w = waiters_.pop_front();
+    if (w == nullptr) break;
     if (waiters_.empty()) state_.fetch_and(~has_waiters, std::memory_order_relaxed);
-    if (!released && now_ns() - w->since > starvation_ns) {
+    if (now_ns() - w->since > starvation_ns) {
       // Starvation: hand the lock over directly; it stays locked.
       w->granted = true;
-      if (w->ticket.wake()) {
+      if (wakes.claim(w)) {
         lock_.unlock();
-        return;
+        return;  // `wakes` resumes the new owner
       }
       w->granted = false;
       continue;
     }
-    if (!released) {
-      // Ordering: release publishes the critical section to the next acquire.
-      state_.fetch_and(~locked, std::memory_order_release);
-      released = true;
-    }
-    if (w->ticket.wake()) {  // it competes for the lock again
+    if (wakes.claim(w)) {  // it competes for the lock again once released
       woken_ = true;
-      break;
+      claimed = true;
     }
   }
-  // Ordering: release, as above (nobody was waiting any more).
-  if (!released) state_.fetch_and(~locked, std::memory_order_release);
+  lock_.unlock();
+  // Ordering: release publishes the critical section to the next acquire.
+  s = state_.fetch_and(~locked, std::memory_order_release);
+  if (claimed || (s & has_waiters) == 0) return;
+  // Nobody claimed, but a locker queued between the unlock of lock_ and the release (it saw
+  // the mutex locked): it must not sleep through the release. It is still queued, so the
+  // mutex cannot be destroyed yet; wake one to retry.
+  lock_.lock();
+  if (!woken_) {
+    while (detail::waiter* w = waiters_.pop_front()) {
+      if (waiters_.empty()) state_.fetch_and(~has_waiters, std::memory_order_relaxed);
+      if (wakes.claim(w)) {
+        woken_ = true;
+        break;
+      }
+    }
+  }
   lock_.unlock();
 }
 
@@ -134,13 +146,14 @@ bool once_flag::begin() {
 }
 
 void once_flag::end(bool succeeded) {
+  detail::pending_wakes wakes;
   lock_.lock();
   // Ordering: release pairs with call_once's acquire load of `done`.
   state_.store(succeeded ? done : idle, std::memory_order_release);
   if (succeeded) {
-    detail::wake_all(waiters_);
+    detail::wake_all(waiters_, wakes);
   } else {
-    detail::wake_one(waiters_, false);  // the next one tries (std: "one of them")
+    detail::wake_one(waiters_, wakes, false);  // the next one tries (std: "one of them")
   }
   lock_.unlock();
 }

@@ -8,8 +8,9 @@ namespace weft::detail {
 
 void semaphore_core::release(std::ptrdiff_t n) {
   if (n < 0) throw std::system_error(std::make_error_code(std::errc::invalid_argument), "weft::counting_semaphore::release");
+  pending_wakes wakes;  // resumed after the unlock: a waiter may destroy the semaphore
   lock_.lock();
-  while (n > 0 && wake_one(waiters_, /*grant=*/true)) --n;  // a permit each, handed over
+  while (n > 0 && wake_one(waiters_, wakes, /*grant=*/true)) --n;  // a permit each, handed over
   count_ += n;
   lock_.unlock();
 }
@@ -39,13 +40,14 @@ bool semaphore_core::acquire_until(deadline_t deadline) {
 namespace weft {
 
 void latch::count_down(std::ptrdiff_t n) {
+  detail::pending_wakes wakes;
   lock_.lock();
   if (n < 0 || n > count_) {
     lock_.unlock();
     throw std::system_error(std::make_error_code(std::errc::invalid_argument), "weft::latch::count_down");
   }
   count_ -= n;
-  if (count_ == 0) detail::wake_all(waiters_);
+  if (count_ == 0) detail::wake_all(waiters_, wakes);
   lock_.unlock();
 }
 

@@ -40,20 +40,21 @@ bool shared_mutex::lock_until(detail::deadline_t deadline, bool shared) {
       }))
     return true;
   // Timed out. Our leaving may let the waiters behind us in (e.g. readers behind a writer).
+  detail::pending_wakes wakes;
   lock_.lock();
-  grant_locked();
+  grant_locked(wakes);
   lock_.unlock();
   return false;
 }
 
-void shared_mutex::grant_locked() noexcept {
+void shared_mutex::grant_locked(detail::pending_wakes& wakes) noexcept {
   while (detail::waiter* w = synced_.waiters.front()) {
     bool shared = w->tag == want_shared;
     if (synced_.writer || (!shared && synced_.readers != 0)) return;
     synced_.waiters.pop_front();
     if (shared) ++synced_.readers; else synced_.writer = true;
     w->granted = true;
-    if (!w->ticket.wake()) {  // it is timing out: take the grant back
+    if (!wakes.claim(w)) {  // it is timing out: take the grant back
       w->granted = false;
       if (shared) --synced_.readers; else synced_.writer = false;
     }
@@ -61,24 +62,26 @@ void shared_mutex::grant_locked() noexcept {
 }
 
 void shared_mutex::unlock() {
+  detail::pending_wakes wakes;  // resumed after the unlock: a waiter may destroy the mutex
   lock_.lock();
   if (!synced_.writer) {
     lock_.unlock();
     detail::fatal_unlock("weft::shared_mutex::unlock: the mutex is not locked exclusively");
   }
   synced_.writer = false;
-  grant_locked();
+  grant_locked(wakes);
   lock_.unlock();
 }
 
 void shared_mutex::unlock_shared() {
+  detail::pending_wakes wakes;
   lock_.lock();
   if (synced_.readers == 0) {
     lock_.unlock();
     detail::fatal_unlock("weft::shared_mutex::unlock_shared: no shared lock is held");
   }
   --synced_.readers;
-  grant_locked();
+  grant_locked(wakes);
   lock_.unlock();
 }
 

@@ -10,6 +10,7 @@ namespace weft {
 
 
 void wait_group::add(std::int64_t delta) {
+  detail::pending_wakes wakes;  // resumed after the unlock: a waiter may destroy the group
   lock_.lock();
   if (count_ + delta < 0) {
     lock_.unlock();
@@ -19,7 +20,7 @@ void wait_group::add(std::int64_t delta) {
   if (count_ == 0 && delta != 0) {
     while (detail::waiter* w = waiters_.pop_front()) {
       w->granted = true;
-      w->ticket.wake();
+      wakes.claim(w);
     }
   }
   lock_.unlock();

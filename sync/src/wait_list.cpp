@@ -53,18 +53,18 @@ bool wait_in(spinlock& lock, wait_list& list, waiter& w, deadline_t deadline, vo
   return granted;
 }
 
-bool wake_one(wait_list& list, bool grant, wake_reason reason) noexcept {
+bool wake_one(wait_list& list, pending_wakes& wakes, bool grant, wake_reason reason) noexcept {
   while (waiter* w = list.pop_front()) {
     w->granted = grant;
-    if (w->ticket.wake(reason)) return true;
+    if (wakes.claim(w, reason)) return true;
     w->granted = false;  // it is leaving by timeout or cancellation
   }
   return false;
 }
 
-std::size_t wake_all(wait_list& list, wake_reason reason) noexcept {
+std::size_t wake_all(wait_list& list, pending_wakes& wakes, wake_reason reason) noexcept {
   std::size_t n = 0;
-  while (waiter* w = list.pop_front()) n += w->ticket.wake(reason) ? 1 : 0;
+  while (waiter* w = list.pop_front()) n += wakes.claim(w, reason) ? 1 : 0;
   return n;
 }
 

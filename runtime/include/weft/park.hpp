@@ -9,6 +9,10 @@
 //   ... lock L again and unlink the node if it is still linked (a timeout or cancel won) ...
 // A waker locks L, unlinks a node and calls node.ticket.wake(); if wake() returns false the wait
 // already ended another way and the waker may pass the wake-up on to the next waiter.
+// A waiter may destroy the primitive as soon as its wait returns (std and Go allow it for a
+// semaphore, mutex or channel), so a waker that still touches the primitive after deciding
+// (unlocking L) splits the wake: claim() under L decides, resume() after L is released (and
+// the primitive no longer touched) lets the waiter run. Until resume() it stays parked.
 #pragma once
 
 #include <chrono>
@@ -80,6 +84,13 @@ class wait_ticket {
   /// the fiber runnable (or wakes the thread). Callable from any thread, never blocks.
   /// Returns true if this call won.
   bool wake(wake_reason reason = wake_reason::notified) const noexcept;
+  /// First half of wake(): ends the wait with `reason` if it is still pending and no other wake
+  /// won, but leaves the waiter parked (a plain thread stays blocked). Returns true if this call
+  /// won; then resume() must follow, exactly once. Callable from any thread, never blocks.
+  bool claim(wake_reason reason = wake_reason::notified) const noexcept;
+  /// Second half: makes the waiter of a ticket this thread claimed runnable (wakes the thread).
+  /// Touches only the waiter's own record, never the primitive it waited on.
+  void resume() const noexcept;
   explicit operator bool() const noexcept { return target_ != nullptr; }
   friend bool operator==(const wait_ticket&, const wait_ticket&) = default;
 

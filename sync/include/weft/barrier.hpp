@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <system_error>
 #include <utility>
 
@@ -21,6 +22,11 @@ struct noop_completion {
 
 template <class CompletionFunction = detail::noop_completion>
 class barrier {
+  // As std::barrier: a completion that threw would leave the phase half done and every later
+  // arrival waiting for ever.
+  static_assert(std::is_nothrow_invocable_v<CompletionFunction&>,
+                "weft::barrier: the completion function must be noexcept (as for std::barrier)");
+
  public:
   /// Names a phase; returned by arrive() and passed to wait().
   class arrival_token {
@@ -82,11 +88,12 @@ class barrier {
     completing_ = true;
     lock_.unlock();
     completion_();
+    detail::pending_wakes wakes;  // resumed after the unlock
     lock_.lock();
     completing_ = false;
     remaining_ = expected_;
     ++phase_;
-    detail::wake_all(waiters_);
+    detail::wake_all(waiters_, wakes);
     lock_.unlock();
   }
 

@@ -39,8 +39,9 @@ class channel_core {
   channel_core& operator=(const channel_core&) = delete;
 
   // With lock_ held: complete a send of *src / a receive into *dst now if possible.
-  channel_status try_send_locked(void* src);
-  channel_status try_recv_locked(void* dst);
+  // With lock_ held; a waiter handed a value is claimed into `wakes`, to be resumed after unlock.
+  channel_status try_send_locked(void* src, pending_wakes& wakes);
+  channel_status try_recv_locked(void* dst, pending_wakes& wakes);
 
   /// Sends or receives, parking until done, `deadline` or stop. `src`/`dst` as above.
   channel_status send_wait(void* src, deadline_t deadline, const std::stop_token* st);

@@ -1,8 +1,10 @@
 // weft::select: waits on several channel operations at once and completes exactly one, like
 // Go's select. Cases: receive (case_recv), send (case_send), a timeout (case_timeout or
 // case_deadline), a stop request (case_stop) and a non-blocking default (case_default). When
-// several are ready one is chosen at random, so none starves. The calling fiber parks (a plain
-// thread blocks) until a case completes.
+// several channel cases are ready one is chosen at random, so none starves. A stop already
+// requested when select is called wins over ready channel cases (cancellation is prompt; Go,
+// which treats ctx.Done() as one more case, picks at random). With several timeout cases the
+// earliest fires. The calling fiber parks (a plain thread blocks) until a case completes.
 //
 //   int v;
 //   weft::select_result r = weft::select(weft::case_recv(in, v), weft::case_send(out, 7),
@@ -111,6 +113,10 @@ struct case_traits<send_case<T>> {
 template <class... Cases>
 select_result select(Cases&&... cases) {
   constexpr std::size_t total = sizeof...(Cases);
+  static_assert((0 + ... + std::is_same_v<std::remove_cvref_t<Cases>, stop_case>) <= 1,
+                "weft::select: at most one case_stop (combine tokens with one std::stop_source)");
+  static_assert((0 + ... + std::is_same_v<std::remove_cvref_t<Cases>, default_case>) <= 1,
+                "weft::select: at most one case_default");
   std::tuple<Cases&...> all(cases...);
   detail::select_op ops[total > 0 ? total : 1];
   std::size_t arg_of_op[total > 0 ? total : 1];
@@ -126,8 +132,10 @@ select_result select(Cases&&... cases) {
       ops[n] = detail::case_traits<C>::op(c);
       arg_of_op[n++] = I;
     } else if constexpr (std::is_same_v<C, timeout_case>) {
-      if (!deadline || c.deadline < *deadline) deadline = c.deadline;
-      timeout_index = I;
+      if (!deadline || c.deadline < *deadline) {  // the earliest timeout case is the one that fires
+        deadline = c.deadline;
+        timeout_index = I;
+      }
     } else if constexpr (std::is_same_v<C, stop_case>) {
       st = &c.token;
       stop_index = I;

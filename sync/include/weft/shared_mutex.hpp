@@ -32,7 +32,8 @@ class shared_mutex {
   bool lock_until(detail::deadline_t deadline, bool shared);
 
  private:
-  void grant_locked() noexcept;  // hands the lock to the head of the queue, if it can
+  // Hands the lock to the head of the queue, if it can (claims into `wakes`).
+  void grant_locked(detail::pending_wakes& wakes) noexcept;
   detail::spinlock lock_;
   struct synced {
     std::uint32_t readers = 0;

@@ -4,9 +4,11 @@
 // Protocol (see weft/park.hpp): a waiter prepares a ticket, links its record under the lock and
 // parks; the lock is released by park()'s publish step, after the waiter's context is saved. A
 // waker pops a record under the lock, sets `granted` if it hands something over (ownership, a
-// permit, a value), and wakes the ticket *while still holding the lock*; if wake() fails the
-// waiter is already leaving by timeout or cancellation, so the waker takes the grant back and
-// tries the next record.
+// permit, a value), and claims the ticket *while still holding the lock*; if the claim fails
+// the waiter is already leaving by timeout or cancellation, so the waker takes the grant back
+// and tries the next record. Claimed waiters are resumed only after the waker released the lock
+// and is done with the primitive (pending_wakes): a waiter may destroy the primitive as soon as
+// it runs again.
 // Invariant: `linked` and `granted` are written only under the lock; a waiter that returns
 // other than `notified` reads them under the lock, so it sees exactly the waker's decision.
 #pragma once
@@ -32,6 +34,46 @@ struct waiter {
   std::uintptr_t tag = 0;    // the primitive's own (e.g. shared or exclusive)
   void* slot = nullptr;      // the primitive's own (e.g. where a channel value goes)
   std::int64_t since = 0;    // when it first queued (mutex starvation)
+  waiter* resume_next = nullptr;  // the waker's pending_wakes chain, once claimed
+};
+
+/// Wake-ups decided under a primitive's lock and delivered once the waker is done with the
+/// primitive (Go's chansend: unlock, then goready). std lets a thread destroy a semaphore or a
+/// mutex as soon as its own acquire or unlock returns, Go a channel as soon as its receive
+/// returns: a woken waiter may do so the moment it runs, so nothing of the primitive (not even
+/// its lock's release) may be touched after a waiter can run. claim() under the lock decides,
+/// resume_all() delivers; the destructor calls it, so declare a pending_wakes before the lock
+/// guard (or call resume_all() after the last touch). A claimed waiter stays parked, so its
+/// record (on its stack) stays valid until it is resumed.
+class pending_wakes {
+ public:
+  pending_wakes() = default;
+  pending_wakes(const pending_wakes&) = delete;
+  pending_wakes& operator=(const pending_wakes&) = delete;
+  ~pending_wakes() { resume_all(); }
+  /// Claims `w`'s wait; on success keeps `w` to resume later (FIFO). Call under the lock.
+  bool claim(waiter* w, wake_reason reason = wake_reason::notified) noexcept {
+    if (!w->ticket.claim(reason)) return false;
+    w->resume_next = nullptr;
+    if (tail_ != nullptr) tail_->resume_next = w; else head_ = w;
+    tail_ = w;
+    return true;
+  }
+  /// Resumes every claimed waiter. Call with no lock of the primitive held.
+  void resume_all() noexcept {
+    waiter* w = head_;
+    head_ = tail_ = nullptr;
+    while (w != nullptr) {
+      waiter* next = w->resume_next;  // read first: once resumed, `w` may be gone
+      wait_ticket t = w->ticket;
+      t.resume();
+      w = next;
+    }
+  }
+
+ private:
+  waiter* head_ = nullptr;
+  waiter* tail_ = nullptr;
 };
 
 class wait_list {
@@ -172,12 +214,11 @@ class stop_guard {
   callback_t* callback_ = nullptr;  // in storage_, or null without a token that can stop
 };
 
-/// Pops waiters and wakes them with `granted` = `grant` until one wake succeeds; returns
-/// whether one did. The woken record must not be touched afterwards (its owner may be running).
-/// Call with the lock held.
-bool wake_one(wait_list& list, bool grant, wake_reason reason = wake_reason::notified) noexcept;
+/// Pops waiters and claims them into `wakes` with `granted` = `grant` until one claim succeeds;
+/// returns whether one did. Call with the lock held.
+bool wake_one(wait_list& list, pending_wakes& wakes, bool grant, wake_reason reason = wake_reason::notified) noexcept;
 
-/// Wakes every waiter (not granted). Returns how many woke. Call with the lock held.
-std::size_t wake_all(wait_list& list, wake_reason reason = wake_reason::notified) noexcept;
+/// Claims every waiter (not granted) into `wakes`. Returns how many. Call with the lock held.
+std::size_t wake_all(wait_list& list, pending_wakes& wakes, wake_reason reason = wake_reason::notified) noexcept;
 
 }  // namespace weft::detail
