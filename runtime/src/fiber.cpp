@@ -384,7 +384,14 @@ void fiber::on_joinable_destroyed() noexcept {
   std::terminate();
 }
 
-unsigned fiber::hardware_concurrency() noexcept { return std::max(1u, std::thread::hardware_concurrency()); }
+unsigned fiber::hardware_concurrency() noexcept {
+  // The default runtime's worker count (WEFT_WORKERS, else one per core), without starting it.
+  static const unsigned workers = [] {
+    unsigned w = default_runtime_options().workers;
+    return w != 0 ? w : std::max(1u, std::thread::hardware_concurrency());
+  }();
+  return workers;
+}
 
 namespace this_fiber {
 

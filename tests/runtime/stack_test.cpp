@@ -100,7 +100,8 @@ TEST(StackDeathTest, TheDefaultRuntimeTakesItsStackSizeFromTheEnvironment) {
         ::setenv("WEFT_STACK_SIZE", "128K", 1);
         ::setenv("WEFT_WORKERS", "1", 1);
         const weft::runtime_options& o = weft::runtime::default_runtime().options();
-        std::fprintf(stderr, "stack_size=%zu workers=%u\n", o.stack_size, o.workers);
+        std::fprintf(stderr, "stack_size=%zu workers=%u hardware_concurrency=%u\n", o.stack_size, o.workers,
+                     weft::fiber::hardware_concurrency());
         weft::fiber f([] {
           weft::this_fiber::set_name("deep");
           recurse(0);
@@ -108,7 +109,7 @@ TEST(StackDeathTest, TheDefaultRuntimeTakesItsStackSizeFromTheEnvironment) {
         f.join();
       },
       ::testing::KilledBySignal(SIGABRT),
-      "stack_size=131072 workers=1\n(.|\n)*weft: stack overflow in fiber [0-9]+ \"deep\" \\(stack size 128 KiB; the "
+      "stack_size=131072 workers=1 hardware_concurrency=1\n(.|\n)*weft: stack overflow in fiber [0-9]+ \"deep\" \\(stack size 128 KiB; the "
       "default runtime takes WEFT_STACK_SIZE, e.g. WEFT_STACK_SIZE=8M\\)");
   EXPECT_EXIT(
       {

@@ -181,6 +181,13 @@ TEST_P(ChannelTest, SelectCompletesExactlyOneCase) {
     EXPECT_EQ(r.index, 1u);
     EXPECT_EQ(r.status, channel_status::timeout);
     EXPECT_GE(std::chrono::steady_clock::now() - t0, 3ms);
+    // With several timeout cases, the earliest fires and its index is reported, wherever it is.
+    r = weft::select(weft::case_recv(a, va), weft::case_timeout(3ms), weft::case_timeout(1h));
+    EXPECT_EQ(r.index, 1u);
+    EXPECT_EQ(r.status, channel_status::timeout);
+    r = weft::select(weft::case_timeout(1h), weft::case_recv(a, va), weft::case_timeout(3ms));
+    EXPECT_EQ(r.index, 2u);
+    EXPECT_EQ(r.status, channel_status::timeout);
     // A buffered value is ready.
     b.send(42);
     r = weft::select(weft::case_recv(a, va), weft::case_recv(b, vb));

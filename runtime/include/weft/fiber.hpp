@@ -171,7 +171,8 @@ class fiber {
   /// Lets the fiber run on unowned; its resources are released when it finishes.
   void detach();
   void swap(fiber& o) noexcept { std::swap(cb_, o.cb_); }
-  /// Worker threads of the default runtime's configuration (one per core).
+  /// Worker threads of the default runtime's configuration: WEFT_WORKERS if set, else one per
+  /// core. Does not start the default runtime.
   static unsigned hardware_concurrency() noexcept;
 
  private:
