@@ -80,6 +80,30 @@ int errno_of(const std::error_code& ec) noexcept {
 
 bool on_fiber() noexcept { return detail::current_fiber() != nullptr; }
 
+// Keeps the calling fiber on its worker thread for one weft::posix call (unless it is pinned
+// already). Thread code clears errno, calls, and reads errno; __errno_location() is declared
+// const, so the compiler computes errno's address once, before the call, and reads through it
+// afterwards. A fiber that resumed on another worker inside the call would set that thread's
+// errno and read the first one's. Pinned, it parks and resumes on one thread, whose errno the
+// call sets (finish) before the scope ends.
+class stay_on_thread {
+ public:
+  stay_on_thread() noexcept {
+    if (on_fiber() && !this_fiber::is_pinned()) {
+      this_fiber::pin();
+      armed_ = true;
+    }
+  }
+  ~stay_on_thread() {
+    if (armed_) this_fiber::unpin();
+  }
+  stay_on_thread(const stay_on_thread&) = delete;
+  stay_on_thread& operator=(const stay_on_thread&) = delete;
+
+ private:
+  bool armed_ = false;
+};
+
 // ---- the descriptor table ----------------------------------------------------------------
 
 // An entry's word: the record pointer with two flags in its low bits (records are 8-aligned),
@@ -375,8 +399,9 @@ io_result run_op(int fd, io_dir dir, bool dontwait, Call&& call) {
   return run_op_on(entry_for_call(fd), fd, dir, dontwait, std::forward<Call>(call), st);
 }
 
-// A write with blocking semantics: `call(fd, kind, done)` writes what is left after the first
-// `done` of `len` bytes. A blocking descriptor's send/write returns only once every byte is in
+// A transfer with blocking semantics that libc finishes in one call: `call(fd, kind, done)`
+// moves what is left after the first `done` of `len` bytes (`dir`: a write, or a read with
+// MSG_WAITALL). Below, for writes. A blocking descriptor's send/write returns only once every byte is in
 // the kernel (libc: the kernel blocks inside one call), so where weft emulates the blocking,
 // a short write is followed by another until all `len` bytes are gone. As from libc, a failure
 // or timeout after some bytes went returns their count (the error shows on the next call),
@@ -386,7 +411,7 @@ io_result run_op(int fd, io_dir dir, bool dontwait, Call&& call) {
 // weft::posix::close between two rounds ends the call (ECANCELED, or the count so far) and
 // the descriptor number cannot be closed and reused under it.
 template <class Call>
-io_result write_op(int fd, std::size_t len, bool dontwait, Call&& call) {
+io_result whole_op(int fd, io_dir dir, std::size_t len, bool dontwait, Call&& call) {
   const fd_ref entry = entry_for_call(fd);
   std::optional<io_op_guard> hold;
   if (entry.desc != nullptr) hold.emplace(entry.desc);
@@ -394,11 +419,35 @@ io_result write_op(int fd, std::size_t len, bool dontwait, Call&& call) {
   std::size_t done = 0;
   for (;;) {
     io_result r = run_op_on(
-        entry, fd, io_dir::write, dontwait, [&](int f, fd_kind k) -> long { return call(f, k, done); }, st);
+        entry, fd, dir, dontwait, [&](int f, fd_kind k) -> long { return call(f, k, done); }, st);
     if (r.value < 0) return done > 0 ? ok(static_cast<long>(done)) : r;
     done += static_cast<std::size_t>(r.value);
     if (done >= len || r.value == 0 || !st.emulated) return ok(static_cast<long>(done));
   }
+}
+
+template <class Call>
+io_result write_op(int fd, std::size_t len, bool dontwait, Call&& call) {
+  return whole_op(fd, io_dir::write, len, dontwait, std::forward<Call>(call));
+}
+
+// True for a stream socket, where MSG_WAITALL waits for the whole length (a datagram or
+// seqpacket read ends with its message whatever the flag says).
+bool is_stream_socket(int fd) noexcept {
+  int type = 0;
+  ::socklen_t len = sizeof type;
+  return ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+}
+
+// A receive with `flags`: with MSG_WAITALL on a stream socket (without MSG_PEEK), as libc's
+// blocking recv, it returns once `len` bytes arrived, or fewer at EOF, an error or a timeout
+// after some (the count so far).
+template <class Call>
+io_result recv_op(int fd, std::size_t len, int flags, Call&& call) {
+  const bool dontwait = (flags & MSG_DONTWAIT) != 0;
+  if ((flags & MSG_WAITALL) != 0 && (flags & MSG_PEEK) == 0 && !dontwait && is_stream_socket(fd))
+    return whole_op(fd, io_dir::read, len, false, std::forward<Call>(call));
+  return run_op(fd, io_dir::read, dontwait, [&](int f, fd_kind k) -> long { return call(f, k, 0); });
 }
 
 // The total byte count of `iov` (saturating: the kernel rejects an overflowing one anyway).
@@ -590,10 +639,12 @@ steady::time_point deadline_after(std::chrono::nanoseconds d) noexcept {
 // ---- the calls ---------------------------------------------------------------------------
 
 ::ssize_t read(int fd, void* buf, std::size_t count) {
+  stay_on_thread pin;  // errno is set on the thread the call started on
   return finish(run_op(fd, io_dir::read, false, [=](int f, fd_kind) -> long { return ::read(f, buf, count); }));
 }
 
 ::ssize_t write(int fd, const void* buf, std::size_t count) {
+  stay_on_thread pin;  // errno is set on the thread the call started on
   return finish(write_op(fd, count, false, [=](int f, fd_kind k, std::size_t done) -> long {
     const char* p = static_cast<const char*>(buf) + done;
     std::size_t n = count - done;
@@ -608,10 +659,12 @@ steady::time_point deadline_after(std::chrono::nanoseconds d) noexcept {
 }
 
 ::ssize_t readv(int fd, const ::iovec* iov, int iovcnt) {
+  stay_on_thread pin;  // errno is set on the thread the call started on
   return finish(run_op(fd, io_dir::read, false, [=](int f, fd_kind) -> long { return ::readv(f, iov, iovcnt); }));
 }
 
 ::ssize_t writev(int fd, const ::iovec* iov, int iovcnt) {
+  stay_on_thread pin;  // errno is set on the thread the call started on
   // sendmsg says EMSGSIZE where writev says EINVAL; check first so both paths agree.
   if (iovcnt < 0 || iovcnt > IOV_MAX) return finish(fail(EINVAL));
   // After a short write, the rest: the first iovecs that went whole are skipped and the one
@@ -648,22 +701,28 @@ steady::time_point deadline_after(std::chrono::nanoseconds d) noexcept {
 }
 
 ::ssize_t recv(int fd, void* buf, std::size_t len, int flags) {
-  return finish(run_op(fd, io_dir::read, (flags & MSG_DONTWAIT) != 0,
-                       [=](int f, fd_kind) -> long { return ::recv(f, buf, len, flags); }));
+  stay_on_thread pin;  // errno is set on the thread the call started on
+  return finish(recv_op(fd, len, flags, [=](int f, fd_kind, std::size_t done) -> long {
+    return ::recv(f, static_cast<char*>(buf) + done, len - done, flags);
+  }));
 }
 
 ::ssize_t send(int fd, const void* buf, std::size_t len, int flags) {
+  stay_on_thread pin;  // errno is set on the thread the call started on
   return finish(write_op(fd, len, (flags & MSG_DONTWAIT) != 0, [=](int f, fd_kind, std::size_t done) -> long {
     return ::send(f, static_cast<const char*>(buf) + done, len - done, flags | MSG_NOSIGNAL);
   }));
 }
 
 ::ssize_t recvfrom(int fd, void* buf, std::size_t len, int flags, ::sockaddr* src, ::socklen_t* addrlen) {
-  return finish(run_op(fd, io_dir::read, (flags & MSG_DONTWAIT) != 0,
-                       [=](int f, fd_kind) -> long { return ::recvfrom(f, buf, len, flags, src, addrlen); }));
+  stay_on_thread pin;  // errno is set on the thread the call started on
+  return finish(recv_op(fd, len, flags, [=](int f, fd_kind, std::size_t done) -> long {
+    return ::recvfrom(f, static_cast<char*>(buf) + done, len - done, flags, src, addrlen);
+  }));
 }
 
 ::ssize_t sendto(int fd, const void* buf, std::size_t len, int flags, const ::sockaddr* dest, ::socklen_t addrlen) {
+  stay_on_thread pin;  // errno is set on the thread the call started on
   return finish(write_op(fd, len, (flags & MSG_DONTWAIT) != 0, [=](int f, fd_kind, std::size_t done) -> long {
     return ::sendto(f, static_cast<const char*>(buf) + done, len - done, flags | MSG_NOSIGNAL, dest, addrlen);
   }));
@@ -672,6 +731,7 @@ steady::time_point deadline_after(std::chrono::nanoseconds d) noexcept {
 int accept(int fd, ::sockaddr* addr, ::socklen_t* addrlen) { return weft::posix::accept4(fd, addr, addrlen, 0); }
 
 int accept4(int fd, ::sockaddr* addr, ::socklen_t* addrlen, int flags) {
+  stay_on_thread pin;  // errno is set on the thread the call started on
   // Linux never passes the listener's O_NONBLOCK on to the accepted descriptor, so without
   // SOCK_NONBLOCK it is blocking, whatever weft did to the listener.
   return static_cast<int>(finish(run_op(fd, io_dir::read, false, [=](int f, fd_kind) -> long {
@@ -680,15 +740,18 @@ int accept4(int fd, ::sockaddr* addr, ::socklen_t* addrlen, int flags) {
 }
 
 int connect(int fd, const ::sockaddr* addr, ::socklen_t addrlen) {
+  stay_on_thread pin;  // errno is set on the thread the call started on
   return static_cast<int>(finish(connect_impl(fd, addr, addrlen)));
 }
 
 int poll(::pollfd* fds, ::nfds_t nfds, int timeout) {
+  stay_on_thread pin;  // errno is set on the thread the call started on
   if (!on_fiber()) return ::poll(fds, nfds, timeout);
   return static_cast<int>(finish(poll_on_fiber(fds, nfds, timeout)));
 }
 
 int close(int fd) {
+  stay_on_thread pin;  // errno is set on the thread the call started on
   fd_entry* e = table().find(fd);
   // Ordering: acquire pairs with the release store in lookup_or_register() (the record is
   // set up); exchange so that of two racing closes exactly one releases the record.
@@ -700,12 +763,14 @@ int close(int fd) {
 }
 
 unsigned int sleep(unsigned int seconds) {
+  stay_on_thread pin;  // errno is set on the thread the call started on
   if (!on_fiber()) return ::sleep(seconds);
   steady::duration left = sleep_on_fiber(deadline_after(std::chrono::seconds(seconds)));
   return static_cast<unsigned int>(std::chrono::ceil<std::chrono::seconds>(left).count());
 }
 
 int usleep(::useconds_t usec) {
+  stay_on_thread pin;  // errno is set on the thread the call started on
   if (!on_fiber()) return ::usleep(usec);
   if (sleep_on_fiber(deadline_after(std::chrono::microseconds(usec))) > steady::duration::zero())
     return static_cast<int>(finish(fail(EINTR)));
@@ -713,6 +778,7 @@ int usleep(::useconds_t usec) {
 }
 
 int nanosleep(const ::timespec* req, ::timespec* rem) {
+  stay_on_thread pin;  // errno is set on the thread the call started on
   if (!on_fiber()) return ::nanosleep(req, rem);
   if (req == nullptr) return static_cast<int>(finish(fail(EFAULT)));
   if (req->tv_sec < 0 || req->tv_nsec < 0 || req->tv_nsec >= 1'000'000'000) return static_cast<int>(finish(fail(EINVAL)));

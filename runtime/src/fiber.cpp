@@ -425,6 +425,11 @@ void unpin() noexcept {
   if (fiber_cb* f = current_fiber()) f->home_worker = -1;
 }
 
+bool is_pinned() noexcept {
+  fiber_cb* f = current_fiber();
+  return f != nullptr && f->home_worker >= 0;
+}
+
 int worker_index() noexcept {
   worker* w = this_worker();
   return w != nullptr ? static_cast<int>(w->index) : -1;

@@ -701,6 +701,39 @@ TEST(PosixTest, BlockingWritesReturnOnlyOnceEveryByteIsWritten) {
   EXPECT_FALSE(wd.fired());
 }
 
+TEST(PosixTest, RecvWithWaitallReturnsTheWholeLength) {
+  // A message read with one recv(MSG_WAITALL) arrives in pieces: libc's blocking recv returns
+  // only with all of it (or at EOF with what came).
+  weft::runtime rt(one_worker());
+  watchdog wd([] {});
+  rt.block_on([&] {
+    fd_pair ends = make_socketpair();
+    auto writer = weft::spawn([&] {
+      EXPECT_EQ(posix::send(ends.b.get(), "he", 2, 0), 2);
+      weft::this_fiber::sleep_for(30ms);
+      EXPECT_EQ(posix::send(ends.b.get(), "llo, w", 6, 0), 6);
+      weft::this_fiber::sleep_for(30ms);
+      EXPECT_EQ(posix::send(ends.b.get(), "orld", 4, 0), 4);
+      ends.b.reset();
+    });
+    char buf[16] = {};
+    EXPECT_EQ(posix::recv(ends.a.get(), buf, 8, MSG_WAITALL), 8) << std::strerror(errno);
+    EXPECT_EQ(std::string(buf, 8), "hello, w");
+    // EOF after 4 of 8 bytes: the 4.
+    EXPECT_EQ(posix::recv(ends.a.get(), buf, 8, MSG_WAITALL), 4) << std::strerror(errno);
+    EXPECT_EQ(std::string(buf, 4), "orld");
+    writer.join();
+
+    // A datagram is a message: MSG_WAITALL does not join two of them.
+    fd_pair dgram = make_socketpair(SOCK_DGRAM);
+    EXPECT_EQ(posix::send(dgram.b.get(), "ab", 2, 0), 2);
+    EXPECT_EQ(posix::send(dgram.b.get(), "cd", 2, 0), 2);
+    EXPECT_EQ(posix::recv(dgram.a.get(), buf, 8, MSG_WAITALL), 2);
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired());
+}
+
 TEST(PosixTest, AWriteStoppedPartWayReturnsTheBytesWrittenAsFromLibc) {
   // What libc returns when a blocking send cannot finish: the count so far if some bytes went
   // (SO_SNDTIMEO, a peer gone), the error if none did; a non-blocking caller (MSG_DONTWAIT or
@@ -884,6 +917,45 @@ TEST(PosixTest, ErrnoIsTheCallersAfterResumingOnAnotherWorker) {
     EXPECT_EQ(o.result, -1);
     EXPECT_EQ(o.error, EPIPE) << std::strerror(o.error);
   }
+}
+
+// Thread code's errno idiom: clear it, call, read it. __errno_location() is declared const, so
+// the compiler computes errno's address once, before the call, and reads through it after.
+[[gnu::noinline]] int errno_of_recv(int fd) {
+  char c;
+  errno = 0;
+  ssize_t n = posix::recv(fd, &c, 1, 0);
+  return n < 0 ? errno : 0;
+}
+
+TEST(PosixTest, ErrnoClearedBeforeTheCallIsTheOneSetByIt) {
+  // A fiber that moved to another worker inside the call would read the errno of the thread it
+  // started on, which the call never set; weft::posix keeps the fiber on its thread for the
+  // duration of the call, so the idiom works as with std::thread.
+  weft::runtime rt(weft::runtime_options{.workers = 4});
+  const int fibers = 8;
+  const int rounds = static_cast<int>(weft_test::sized(25, 15, 10));
+  std::vector<fd_pair> sps;
+  for (int i = 0; i < fibers; ++i) {
+    sps.push_back(make_socketpair());
+    set_timeout(sps.back().a.get(), SO_RCVTIMEO, 2ms);
+  }
+  std::atomic<int> wrong{0}, last_wrong{0};
+  rt.block_on([&] {
+    std::vector<weft::join_handle<void>> hs;
+    for (int i = 0; i < fibers; ++i)
+      hs.push_back(weft::spawn([&, i] {
+        for (int r = 0; r < rounds; ++r) {
+          int e = errno_of_recv(sps[static_cast<std::size_t>(i)].a.get());
+          if (e != EAGAIN) {
+            wrong++;
+            last_wrong = e;
+          }
+        }
+      }));
+    for (auto& h : hs) h.join();
+  });
+  EXPECT_EQ(wrong.load(), 0) << "of " << fibers * rounds << " calls; last errno: " << std::strerror(last_wrong.load());
 }
 
 // Runtime shutdown unwinds a fiber parked in a read (detail::forced_unwind passes through the

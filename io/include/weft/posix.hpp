@@ -4,6 +4,9 @@
 // poller on its first call from a fiber, and stays so); on a plain thread, or for a descriptor
 // the poller cannot watch (a regular file: the call then blocks the worker, so prefer
 // weft::run_blocking for slow files), they are the libc call. Results are POSIX: -1 with errno set.
+// A fiber stays on its worker thread for the duration of each call (a temporary pin), so errno
+// is set on the thread the call started on: the idiom `errno = 0; n = recv(...); ... errno`
+// reads the right one even where the compiler computed errno's address before the call.
 // Invariants:
 // - A descriptor that was non-blocking before its first call keeps libc's non-blocking results
 //   (EAGAIN, EINPROGRESS) everywhere; one that weft switched keeps blocking semantics for every
@@ -46,6 +49,8 @@ namespace weft::posix {
 /// sendmsg(MSG_NOSIGNAL).
 ::ssize_t writev(int fd, const ::iovec* iov, int iovcnt);
 /// Receives, as recv(2); parks the fiber until data arrives (MSG_DONTWAIT in `flags` never parks).
+/// MSG_WAITALL on a stream socket waits, as libc's, for all `len` bytes (fewer only at EOF, an
+/// error or SO_RCVTIMEO after some); with MSG_PEEK added it returns what has arrived.
 ::ssize_t recv(int fd, void* buf, std::size_t len, int flags);
 /// Sends, as send(2) with MSG_NOSIGNAL added; parks the fiber while the socket buffer is full
 /// and, like write(), returns once all `len` bytes are sent (MSG_DONTWAIT: one try).

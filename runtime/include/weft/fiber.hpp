@@ -339,6 +339,8 @@ void set_waiting_on(const char* what) noexcept;
 void pin() noexcept;
 /// Lets the calling fiber migrate again.
 void unpin() noexcept;
+/// True if the calling fiber is pinned (pin(), or spawned with spawn_options::pinned).
+bool is_pinned() noexcept;
 /// The index of the worker running the calling fiber, or -1 on a plain thread.
 int worker_index() noexcept;
 
