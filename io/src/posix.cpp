@@ -627,13 +627,6 @@ steady::duration sleep_on_fiber(steady::time_point deadline) {
   return now < deadline ? deadline - now : steady::duration::zero();
 }
 
-// now + d, saturating at time_point::max() instead of overflowing.
-steady::time_point deadline_after(std::chrono::nanoseconds d) noexcept {
-  steady::time_point now = steady::now();
-  if (d >= steady::time_point::max() - now) return steady::time_point::max();
-  return now + std::chrono::duration_cast<steady::duration>(d);
-}
-
 }  // namespace
 
 // ---- the calls ---------------------------------------------------------------------------
@@ -765,14 +758,14 @@ int close(int fd) {
 unsigned int sleep(unsigned int seconds) {
   stay_on_thread pin;  // errno is set on the thread the call started on
   if (!on_fiber()) return ::sleep(seconds);
-  steady::duration left = sleep_on_fiber(deadline_after(std::chrono::seconds(seconds)));
+  steady::duration left = sleep_on_fiber(detail::deadline_after(std::chrono::seconds(seconds)));
   return static_cast<unsigned int>(std::chrono::ceil<std::chrono::seconds>(left).count());
 }
 
 int usleep(::useconds_t usec) {
   stay_on_thread pin;  // errno is set on the thread the call started on
   if (!on_fiber()) return ::usleep(usec);
-  if (sleep_on_fiber(deadline_after(std::chrono::microseconds(usec))) > steady::duration::zero())
+  if (sleep_on_fiber(detail::deadline_after(std::chrono::microseconds(usec))) > steady::duration::zero())
     return static_cast<int>(finish(fail(EINTR)));
   return 0;
 }
@@ -785,7 +778,7 @@ int nanosleep(const ::timespec* req, ::timespec* rem) {
   std::chrono::nanoseconds d = std::chrono::nanoseconds::max();
   if (req->tv_sec < std::chrono::duration_cast<std::chrono::seconds>(d).count() - 1)
     d = std::chrono::seconds(req->tv_sec) + std::chrono::nanoseconds(req->tv_nsec);
-  steady::duration left = sleep_on_fiber(deadline_after(d));
+  steady::duration left = sleep_on_fiber(detail::deadline_after(d));
   if (left <= steady::duration::zero()) {
     if (rem != nullptr) *rem = ::timespec{0, 0};
     return 0;

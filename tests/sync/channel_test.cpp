@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <weft/channel.hpp>
+#include <weft/mutex.hpp>
 #include <weft/select.hpp>
 
 #include "weft_test.hpp"
@@ -61,6 +62,29 @@ TEST_P(ChannelTest, BufferedTryAndClose) {
     weft::channel<int> empty(1);
     int v = 0;
     EXPECT_EQ(empty.try_recv(v), channel_status::empty);
+  });
+}
+
+TEST_P(ChannelTest, TheLongestTimeoutsWaitInsteadOfOverflowing) {
+  // now() + hours::max() overflows: a Go-style "wait practically for ever" must wait, not time
+  // out at once (every *_for call goes through detail::deadline_after).
+  weft::channel<int> ch(0);
+  weft::timed_mutex m;
+  rt().block_on([&] {
+    auto sender = weft::spawn([&] {
+      weft::this_fiber::sleep_for(20ms);
+      ch.send(7);
+      ch.send(8);
+    });
+    int v = 0;
+    EXPECT_EQ(ch.recv_for(v, std::chrono::hours::max()), channel_status::ok);
+    EXPECT_EQ(v, 7);
+    auto r = weft::select(weft::case_recv(ch, v), weft::case_timeout(std::chrono::seconds::max()));
+    EXPECT_EQ(r.index, 0u);
+    EXPECT_EQ(v, 8);
+    sender.join();
+    EXPECT_TRUE(m.try_lock_for(std::chrono::nanoseconds::max()));
+    m.unlock();
   });
 }
 

@@ -316,7 +316,7 @@ void sleep_for(const std::chrono::duration<Rep, Period>& d) {
     yield();
     return;
   }
-  sleep_until(std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(d));
+  sleep_until(detail::deadline_after(d));
 }
 template <class Clock, class Duration>
 void sleep_until(const std::chrono::time_point<Clock, Duration>& t) {

@@ -97,7 +97,7 @@ class channel : public detail::channel_core {
   }
   template <class Rep, class Period>
   channel_status send_for(T v, const std::chrono::duration<Rep, Period>& d) {
-    return send_wait(&v, std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(d), nullptr);
+    return send_wait(&v, detail::deadline_after(d), nullptr);
   }
   template <class Clock, class Duration>
   channel_status send_until(T v, const std::chrono::time_point<Clock, Duration>& t) {
@@ -118,7 +118,7 @@ class channel : public detail::channel_core {
   }
   template <class Rep, class Period>
   channel_status recv_for(T& out, const std::chrono::duration<Rep, Period>& d) {
-    return receive(out, std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(d), nullptr);
+    return receive(out, detail::deadline_after(d), nullptr);
   }
   template <class Clock, class Duration>
   channel_status recv_until(T& out, const std::chrono::time_point<Clock, Duration>& t) {

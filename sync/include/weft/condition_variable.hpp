@@ -65,11 +65,11 @@ class condition_variable {
   }
   template <class Rep, class Period>
   std::cv_status wait_for(std::unique_lock<weft::mutex>& lk, const std::chrono::duration<Rep, Period>& d) {
-    return wait_until(lk, std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(d));
+    return wait_until(lk, detail::deadline_after(d));
   }
   template <class Rep, class Period, class Pred>
   bool wait_for(std::unique_lock<weft::mutex>& lk, const std::chrono::duration<Rep, Period>& d, Pred pred) {
-    return wait_until(lk, std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(d),
+    return wait_until(lk, detail::deadline_after(d),
                       std::move(pred));
   }
 
@@ -124,11 +124,11 @@ class condition_variable_any {
   }
   template <class Lock, class Rep, class Period>
   std::cv_status wait_for(Lock& lk, const std::chrono::duration<Rep, Period>& d) {
-    return wait_until(lk, std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(d));
+    return wait_until(lk, detail::deadline_after(d));
   }
   template <class Lock, class Rep, class Period, class Pred>
   bool wait_for(Lock& lk, const std::chrono::duration<Rep, Period>& d, Pred pred) {
-    return wait_until(lk, std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(d),
+    return wait_until(lk, detail::deadline_after(d),
                       std::move(pred));
   }
 
@@ -153,7 +153,7 @@ class condition_variable_any {
   template <class Lock, class Rep, class Period, class Pred>
   bool wait_for(Lock& lk, std::stop_token st, const std::chrono::duration<Rep, Period>& d, Pred pred) {
     return wait_until(lk, std::move(st),
-                      std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(d),
+                      detail::deadline_after(d),
                       std::move(pred));
   }
 

@@ -371,7 +371,7 @@ class future_common {
   template <class Rep, class Period>
   std::future_status wait_for(const std::chrono::duration<Rep, Period>& d) const {
     auto* s = checked();
-    return s->wait_until(std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(d));
+    return s->wait_until(detail::deadline_after(d));
   }
   /// As wait_for, with a time point of any clock.
   template <class Clock, class Duration>

@@ -79,7 +79,7 @@ class timed_mutex : public mutex {
   /// Tries to lock until `d` has passed; parks meanwhile. True if locked.
   template <class Rep, class Period>
   bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
-    return try_lock_until(std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(d));
+    return try_lock_until(detail::deadline_after(d));
   }
   /// Tries to lock until `t`; parks meanwhile. True if locked.
   template <class Clock, class Duration>
@@ -141,7 +141,7 @@ class recursive_timed_mutex : public detail::recursive_base<timed_mutex> {
  public:
   template <class Rep, class Period>
   bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
-    return try_lock_until(std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(d));
+    return try_lock_until(detail::deadline_after(d));
   }
   template <class Clock, class Duration>
   bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t) {

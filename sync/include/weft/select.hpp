@@ -78,7 +78,7 @@ send_case<T> case_send(channel<T>& ch, U&& v) {
 /// A case that completes with `timeout` after `d`.
 template <class Rep, class Period>
 timeout_case case_timeout(const std::chrono::duration<Rep, Period>& d) {
-  return {std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(d)};
+  return {detail::deadline_after(d)};
 }
 template <class Clock, class Duration>
 timeout_case case_deadline(const std::chrono::time_point<Clock, Duration>& t) {

@@ -47,7 +47,7 @@ class counting_semaphore {
   bool try_acquire() noexcept { return core_.try_acquire(); }
   template <class Rep, class Period>
   bool try_acquire_for(const std::chrono::duration<Rep, Period>& d) {
-    return core_.acquire_until(std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(d));
+    return core_.acquire_until(detail::deadline_after(d));
   }
   template <class Clock, class Duration>
   bool try_acquire_until(const std::chrono::time_point<Clock, Duration>& t) {

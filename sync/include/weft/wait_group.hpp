@@ -38,7 +38,7 @@ class wait_group {
   /// counter reached zero.
   template <class Rep, class Period>
   bool wait_for(const std::chrono::duration<Rep, Period>& d) {
-    return wait_impl(std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(d));
+    return wait_impl(detail::deadline_after(d));
   }
   /// Parks until the counter is zero or `t` (of any clock) has passed. Returns true if the
   /// counter reached zero.

@@ -77,4 +77,19 @@ class join_guard {
 runtime_impl* default_runtime_impl();
 runtime_impl* runtime_of(const runtime& rt) noexcept;
 
+/// The steady-clock deadline `d` from now, for every *_for call: rounded up (never early), and
+/// saturating at time_point::max() (no deadline) where now + d would overflow, so that
+/// recv_for(v, std::chrono::hours::max()) waits (Go's "very long timeout") instead of
+/// overflowing into the past and returning at once. A duration of zero or less is now.
+template <class Rep, class Period>
+std::chrono::steady_clock::time_point deadline_after(const std::chrono::duration<Rep, Period>& d) noexcept {
+  using steady = std::chrono::steady_clock;
+  const steady::time_point now = steady::now();
+  if (d <= d.zero()) return now;
+  // Compared in d's own unit: converting d to nanoseconds could itself overflow.
+  if (d >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(steady::time_point::max() - now))
+    return steady::time_point::max();
+  return now + std::chrono::ceil<steady::duration>(d);
+}
+
 }  // namespace weft::detail
