@@ -191,13 +191,16 @@ void runtime_impl::stop_workers() noexcept {
     if (!w->thread.joinable()) continue;
     // std::thread has no timed join: poll the worker's state so a fiber that never yields is
     // named instead of hanging silently.
+    auto next_report = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (true) {
       bool exited = false;
-      for (int i = 0; i < 25000 && !exited; ++i) {
+      // Every 5 s by the clock (a count of 200 us sleeps drifts: each sleeps longer).
+      while (!exited && std::chrono::steady_clock::now() < next_report) {
         exited = w->exited.load(std::memory_order_acquire);
         if (!exited) std::this_thread::sleep_for(std::chrono::microseconds(200));
       }
-      if (exited) break;
+      if (exited || w->exited.load(std::memory_order_acquire)) break;
+      next_report += std::chrono::seconds(5);
       fiber_cb* cur = w->running_hint.load(std::memory_order_relaxed);
       auto secs = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started).count();
       std::fprintf(stderr,
