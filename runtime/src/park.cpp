@@ -14,9 +14,28 @@
 
 namespace weft::detail {
 
-struct fls_storage {
-  std::vector<std::pair<void*, void (*)(void*)>> slots;
+struct fls_slot {
+  void* value = nullptr;
+  void (*destroy)(void*) = nullptr;
+  std::uint64_t gen = 0;  // the fls_key::gen of the fiber_local that created `value`
 };
+
+struct fls_storage {
+  std::vector<fls_slot> slots;
+};
+
+namespace {
+// Destroys every value of `s`, last slot first. Destructors may use (and so create) other
+// fiber_local values: the loop pops one slot at a time until none is left, never iterating a
+// vector that a destructor may grow.
+void fls_destroy_all(fls_storage* s) noexcept {
+  while (!s->slots.empty()) {
+    fls_slot slot = s->slots.back();
+    s->slots.pop_back();
+    if (slot.value != nullptr) slot.destroy(slot.value);
+  }
+}
+}  // namespace
 
 namespace {
 
@@ -30,9 +49,8 @@ struct thread_exit_hook {
     thread_state* ts = thread_state_ptr();
     if (ts->thread_fls != nullptr) {
       auto* s = static_cast<fls_storage*>(ts->thread_fls);
+      fls_destroy_all(s);  // still reachable: destructors may use fiber_locals of this thread
       ts->thread_fls = nullptr;
-      for (auto it = s->slots.rbegin(); it != s->slots.rend(); ++it)
-        if (it->first != nullptr) it->second(it->first);
       delete s;
     }
     if (ts->thread_waitable != nullptr) {
@@ -147,19 +165,39 @@ bool wake_waitable(waitable* w, std::uint64_t seq, wake_reason reason) noexcept 
 void fls_destroy_fiber(fiber_cb* f) noexcept {
   fls_storage* s = f->fls;
   if (s == nullptr) return;
-  // Destructors may use other fiber_locals: destroy until none is left.
-  while (!s->slots.empty()) {
-    auto slot = s->slots.back();
-    s->slots.pop_back();
-    if (slot.first != nullptr) slot.second(slot.first);
-  }
+  fls_destroy_all(s);
   f->fls = nullptr;
   delete s;
 }
 
-std::size_t fls_new_key() noexcept {
-  static std::atomic<std::size_t> next{0};  // Ordering: relaxed, uniqueness only
-  return next.fetch_add(1, std::memory_order_relaxed);
+namespace {
+// Indexes of destroyed fiber_locals, for reuse, and the next never-used one.
+std::mutex g_fls_keys_mu;
+std::vector<std::size_t>* g_fls_free = nullptr;  // guarded by g_fls_keys_mu; never freed
+std::size_t g_fls_next = 0;                      // guarded by g_fls_keys_mu
+}  // namespace
+
+fls_key fls_new_key() noexcept {
+  static std::atomic<std::uint64_t> gens{1};  // Ordering: relaxed, uniqueness only
+  fls_key k{0, gens.fetch_add(1, std::memory_order_relaxed)};
+  std::lock_guard lk(g_fls_keys_mu);
+  if (g_fls_free != nullptr && !g_fls_free->empty()) {
+    k.index = g_fls_free->back();
+    g_fls_free->pop_back();
+  } else {
+    k.index = g_fls_next++;
+  }
+  return k;
+}
+
+void fls_free_key(fls_key key) noexcept {
+  std::lock_guard lk(g_fls_keys_mu);
+  if (g_fls_free == nullptr) g_fls_free = new std::vector<std::size_t>();
+  try {
+    g_fls_free->push_back(key.index);
+  } catch (...) {
+    // Out of memory: the index is simply not reused.
+  }
 }
 
 namespace {
@@ -172,17 +210,31 @@ fls_storage*& fls_slot_ref() {
 }
 }  // namespace
 
-void* fls_get(std::size_t key) noexcept {
+void* fls_get(fls_key key) noexcept {
   fls_storage* s = fls_slot_ref();
-  if (s == nullptr || key >= s->slots.size()) return nullptr;
-  return s->slots[key].first;
+  if (s == nullptr || key.index >= s->slots.size()) return nullptr;
+  fls_slot& slot = s->slots[key.index];
+  if (slot.gen == key.gen) return slot.value;
+  if (slot.value != nullptr) {
+    // Left by a destroyed fiber_local whose index `key` reuses: it goes now.
+    fls_slot stale = slot;
+    slot = fls_slot{};
+    stale.destroy(stale.value);
+  }
+  return nullptr;
 }
 
-void fls_set(std::size_t key, void* value, void (*destroy)(void*)) {
+void fls_set(fls_key key, void* value, void (*destroy)(void*)) {
   fls_storage*& s = fls_slot_ref();
   if (s == nullptr) s = new fls_storage();
-  if (key >= s->slots.size()) s->slots.resize(key + 1, {nullptr, nullptr});
-  s->slots[key] = {value, destroy};
+  if (key.index >= s->slots.size()) s->slots.resize(key.index + 1);
+  fls_slot& slot = s->slots[key.index];
+  if (slot.value != nullptr && slot.gen != key.gen) {
+    fls_slot stale = slot;
+    slot = fls_slot{};
+    stale.destroy(stale.value);  // may use fiber_locals (and resize the table): re-find below
+  }
+  s->slots[key.index] = fls_slot{value, destroy, key.gen};
 }
 
 bool blocking_run(blocking_job* job) {

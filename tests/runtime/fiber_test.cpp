@@ -293,6 +293,36 @@ TEST_P(FiberTest, FiberLocalValuesAreDestroyedAtFiberExit) {
   EXPECT_EQ(dtor_probe::destroyed.load(), 10);
 }
 
+struct local_probe {
+  static std::atomic<int> destroyed;
+  int value = 0;
+  ~local_probe() { ++destroyed; }
+};
+std::atomic<int> local_probe::destroyed{0};
+
+TEST_P(FiberTest, ShortLivedFiberLocalsReuseTheirSlotsAndNeverSeeOldValues) {
+  // fiber_local members of short-lived objects: a running fiber's slot table stays as small as
+  // the fiber_locals alive at once, a value left by a destroyed fiber_local is destroyed when
+  // its slot is reused, and the new fiber_local never sees it.
+  local_probe::destroyed = 0;
+  rt().block_on([] {
+    const int n = 10000;
+    for (int i = 0; i < n; ++i) {
+      weft::fiber_local<local_probe> l;
+      EXPECT_EQ(l->value, 0) << "round " << i << " saw a destroyed fiber_local's value";
+      l->value = i + 1;
+    }
+    // Each round's value but the last was destroyed by the next round reusing the slot.
+    EXPECT_GE(local_probe::destroyed.load(), n - 1);
+    weft::fiber_local<int> a, b;
+    *a = 1;
+    *b = 2;
+    EXPECT_EQ(*a, 1);
+    EXPECT_EQ(*b, 2);
+  });
+  EXPECT_EQ(local_probe::destroyed.load(), 10000) << "the last value goes with its fiber";
+}
+
 TEST_P(FiberTest, RunBlockingParksTheFiberNotTheWorker) {
   rt().block_on([] {
     std::atomic<bool> release{false};

@@ -6,20 +6,34 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <new>
 
 namespace weft {
 
 namespace detail {
-std::size_t fls_new_key() noexcept;
-void* fls_get(std::size_t key) noexcept;
-void fls_set(std::size_t key, void* value, void (*destroy)(void*));
+/// A fiber_local's identity: `index` into each fiber's slot table, reused after the fiber_local
+/// is destroyed; `gen` unique per fiber_local, so a reused index never finds the value a
+/// destroyed fiber_local left in a fiber that is still running.
+struct fls_key {
+  std::size_t index;
+  std::uint64_t gen;
+};
+fls_key fls_new_key() noexcept;
+void fls_free_key(fls_key key) noexcept;
+void* fls_get(fls_key key) noexcept;
+void fls_set(fls_key key, void* value, void (*destroy)(void*));
 }  // namespace detail
 
 template <class T>
 class fiber_local {
  public:
   fiber_local() noexcept : key_(detail::fls_new_key()) {}
+  /// Gives the key back for reuse. Values it created stay with their fibers (and threads) and
+  /// are destroyed when those end, or earlier when a later fiber_local with the same index is
+  /// first used on them, so the number of slots per fiber is bounded by the fiber_locals alive
+  /// at once, not by how many were ever created.
+  ~fiber_local() { detail::fls_free_key(key_); }
   fiber_local(const fiber_local&) = delete;
   fiber_local& operator=(const fiber_local&) = delete;
 
@@ -39,7 +53,7 @@ class fiber_local {
   T* operator->() { return &get(); }
 
  private:
-  std::size_t key_;
+  detail::fls_key key_;
 };
 
 }  // namespace weft
