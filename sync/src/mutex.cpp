@@ -84,56 +84,55 @@ bool mutex::lock_slow(detail::deadline_t deadline) {
 void mutex::unlock_slow() {
   std::uint32_t s = state_.load(std::memory_order_relaxed);
   if ((s & locked) == 0) detail::fatal_unlock("weft::mutex::unlock: the mutex is not locked");
-  // Nothing of *this is touched once `locked` is released (or the lock handed over) and lock_
-  // unlocked: the next owner may destroy the mutex at once (std allows it as soon as its own
-  // unlock returns). So the waiter is claimed under lock_, lock_ is released, then `locked`,
-  // and the waiter is resumed last (it retries through lock_, or owns the mutex if handed it).
+  // Nothing of *this is touched once `locked` is released (or the lock handed over): the next
+  // owner may destroy the mutex at once (std allows it as soon as its own unlock returns). So a
+  // waiter is claimed under lock_, lock_ is released, then `locked` (the last touch), and the
+  // waiter is resumed last by `wakes` (it retries through lock_, or owns the mutex if handed it).
+  // With nobody to wake, `locked` is released by a CAS that fails if a locker queued since
+  // lock_ was released: we still own the mutex then, and go round again to wake it.
   detail::pending_wakes wakes;
-  lock_.lock();
-  bool claimed = false;
-  if (woken_) {
-    // A woken waiter has yet to run and retry: do not wake another (it would most likely find
-    // the mutex taken again as well). Only a starving front waiter is handed the lock.
-    detail::waiter* front = waiters_.front();
-    if (front == nullptr || now_ns() - front->since <= starvation_ns) claimed = true;  // it retries
-  }
-  while (!claimed) {
-    detail::waiter* w = waiters_.pop_front();
-    if (w == nullptr) break;
-    if (waiters_.empty()) state_.fetch_and(~has_waiters, std::memory_order_relaxed);
-    if (now_ns() - w->since > starvation_ns) {
-      // Starvation: hand the lock over directly; it stays locked.
-      w->granted = true;
-      if (wakes.claim(w)) {
-        lock_.unlock();
-        return;  // `wakes` resumes the new owner
-      }
-      w->granted = false;
-      continue;
+  for (;;) {
+    lock_.lock();
+    bool claimed = false;  // someone will retry (or was handed the lock)
+    if (woken_) {
+      // A woken waiter has yet to run and retry: do not wake another (it would most likely find
+      // the mutex taken again as well). Only a starving front waiter is handed the lock.
+      detail::waiter* front = waiters_.front();
+      if (front == nullptr || now_ns() - front->since <= starvation_ns) claimed = true;
     }
-    if (wakes.claim(w)) {  // it competes for the lock again once released
-      woken_ = true;
-      claimed = true;
-    }
-  }
-  lock_.unlock();
-  // Ordering: release publishes the critical section to the next acquire.
-  s = state_.fetch_and(~locked, std::memory_order_release);
-  if (claimed || (s & has_waiters) == 0) return;
-  // Nobody claimed, but a locker queued between the unlock of lock_ and the release (it saw
-  // the mutex locked): it must not sleep through the release. It is still queued, so the
-  // mutex cannot be destroyed yet; wake one to retry.
-  lock_.lock();
-  if (!woken_) {
-    while (detail::waiter* w = waiters_.pop_front()) {
+    while (!claimed) {
+      detail::waiter* w = waiters_.pop_front();
+      if (w == nullptr) break;
       if (waiters_.empty()) state_.fetch_and(~has_waiters, std::memory_order_relaxed);
-      if (wakes.claim(w)) {
+      if (now_ns() - w->since > starvation_ns) {
+        // Starvation: hand the lock over directly; it stays locked.
+        w->granted = true;
+        if (wakes.claim(w)) {
+          lock_.unlock();
+          return;  // `wakes` resumes the new owner
+        }
+        w->granted = false;
+        continue;
+      }
+      if (wakes.claim(w)) {  // it competes for the lock again once released
         woken_ = true;
-        break;
+        claimed = true;
       }
     }
+    // A stale hint (the last waiter left by timeout) would make the CAS below fail for ever.
+    if (!claimed && waiters_.empty()) state_.fetch_and(~has_waiters, std::memory_order_relaxed);
+    lock_.unlock();
+    if (claimed) {
+      // Ordering: release publishes the critical section to the next acquire.
+      state_.fetch_and(~locked, std::memory_order_release);
+      return;
+    }
+    s = state_.load(std::memory_order_relaxed);
+    while ((s & has_waiters) == 0) {
+      // Ordering: release publishes the critical section to the next acquire.
+      if (state_.compare_exchange_weak(s, s & ~locked, std::memory_order_release, std::memory_order_relaxed)) return;
+    }
   }
-  lock_.unlock();
 }
 
 bool once_flag::begin() {
