@@ -348,15 +348,15 @@ struct op_state {
   }
 };
 
-// Runs `call(fd, kind)` (a syscall: -1 + errno on failure) with blocking semantics:
+// The descriptor's entry as a call of this thread sees it (a fiber registers it on first use).
+fd_ref entry_for_call(int fd) noexcept { return on_fiber() ? lookup_or_register(fd) : lookup(fd); }
+
+// Runs `call(fd, kind)` (a syscall: -1 + errno on failure) on the entry `r` of `fd` (from
+// entry_for_call) with blocking semantics:
 // - not registered: the libc call as is (a plain thread, a regular file);
 // - non-blocking for the caller (the user's O_NONBLOCK, or `dontwait`): one call;
 // - a fiber: the call, and on EAGAIN a park in the record's slot (io_do) until ready;
 // - a plain thread: the call, and on EAGAIN poll(2) until ready.
-// The descriptor's entry as a call of this thread sees it (a fiber registers it on first use).
-fd_ref entry_for_call(int fd) noexcept { return on_fiber() ? lookup_or_register(fd) : lookup(fd); }
-
-// run_op for the entry `r` of `fd` (from entry_for_call).
 template <class Call>
 io_result run_op_on(const fd_ref& r, int fd, io_dir dir, bool dontwait, Call&& call, op_state& st) {
   bool fiber = on_fiber();
@@ -399,14 +399,12 @@ io_result run_op(int fd, io_dir dir, bool dontwait, Call&& call) {
   return run_op_on(entry_for_call(fd), fd, dir, dontwait, std::forward<Call>(call), st);
 }
 
-// A transfer with blocking semantics that libc finishes in one call: `call(fd, kind, done)`
-// moves what is left after the first `done` of `len` bytes (`dir`: a write, or a read with
-// MSG_WAITALL). Below, for writes. A blocking descriptor's send/write returns only once every byte is in
-// the kernel (libc: the kernel blocks inside one call), so where weft emulates the blocking,
-// a short write is followed by another until all `len` bytes are gone. As from libc, a failure
-// or timeout after some bytes went returns their count (the error shows on the next call),
-// and a non-blocking caller gets the first short count. A datagram goes whole or not at all,
-// so it takes one round.
+// A transfer that libc finishes inside one blocking call (a write, or a read with
+// MSG_WAITALL): `call(fd, kind, done)` moves what is left after the first `done` of `len`
+// bytes. Where weft emulates the blocking, a short transfer is followed by another until all
+// `len` bytes went (or EOF). As from libc, a failure or timeout after some bytes returns their
+// count (the error shows on the next call), and a non-blocking caller gets the first short
+// count. A datagram goes whole or not at all, so it takes one round.
 // The entry is looked up once and an io_op_guard held across the rounds, so a
 // weft::posix::close between two rounds ends the call (ECANCELED, or the count so far) and
 // the descriptor number cannot be closed and reused under it.
@@ -663,26 +661,19 @@ steady::duration sleep_on_fiber(steady::time_point deadline) {
   // After a short write, the rest: the first iovecs that went whole are skipped and the one
   // cut short starts where it stopped (a copy; the caller's array is never written).
   std::vector<::iovec> rest;
-  auto remaining = [&](std::size_t done, const ::iovec*& v, int& cnt) {
-    v = iov;
-    cnt = iovcnt;
-    if (done == 0) return;
-    while (cnt > 0 && done >= v->iov_len) {
-      done -= v->iov_len;
-      ++v;
-      --cnt;
-    }
-    rest.assign(v, v + cnt);
-    if (cnt > 0) {
+  auto remaining = [&](std::size_t done) -> std::pair<const ::iovec*, int> {
+    int skip = 0;
+    while (skip < iovcnt && done >= iov[skip].iov_len) done -= iov[skip++].iov_len;
+    if (skip == 0 && done == 0) return {iov, iovcnt};
+    rest.assign(iov + skip, iov + iovcnt);
+    if (!rest.empty()) {
       rest[0].iov_base = static_cast<char*>(rest[0].iov_base) + done;
       rest[0].iov_len -= done;
     }
-    v = rest.data();
+    return {rest.data(), static_cast<int>(rest.size())};
   };
   return finish(write_op(fd, iov_bytes(iov, iovcnt), false, [&](int f, fd_kind k, std::size_t done) -> long {
-    const ::iovec* v;
-    int cnt;
-    remaining(done, v, cnt);
+    auto [v, cnt] = remaining(done);
     if (k == fd_kind::other) return ::writev(f, v, cnt);
     ::msghdr m{};
     m.msg_iov = const_cast<::iovec*>(v);  // sendmsg does not write through it

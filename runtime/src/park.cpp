@@ -35,9 +35,7 @@ void fls_destroy_all(fls_storage* s) noexcept {
     if (slot.value != nullptr) slot.destroy(slot.value);
   }
 }
-}  // namespace
 
-namespace {
 
 // Plain-thread wait records: type-stable (recycled, never freed) so a stale ticket may still
 // CAS one harmlessly.
@@ -216,7 +214,8 @@ void* fls_get(fls_key key) noexcept {
   fls_slot& slot = s->slots[key.index];
   if (slot.gen == key.gen) return slot.value;
   if (slot.value != nullptr) {
-    // Left by a destroyed fiber_local whose index `key` reuses: it goes now.
+    // Left by a destroyed fiber_local whose index `key` reuses: it goes now (its destructor
+    // may use fiber_locals and grow the table, so the slot is cleared before).
     fls_slot stale = slot;
     slot = fls_slot{};
     stale.destroy(stale.value);
@@ -224,16 +223,11 @@ void* fls_get(fls_key key) noexcept {
   return nullptr;
 }
 
+// Only after fls_get(key) returned null (fiber_local::get), which cleared a stale slot.
 void fls_set(fls_key key, void* value, void (*destroy)(void*)) {
   fls_storage*& s = fls_slot_ref();
   if (s == nullptr) s = new fls_storage();
   if (key.index >= s->slots.size()) s->slots.resize(key.index + 1);
-  fls_slot& slot = s->slots[key.index];
-  if (slot.value != nullptr && slot.gen != key.gen) {
-    fls_slot stale = slot;
-    slot = fls_slot{};
-    stale.destroy(stale.value);  // may use fiber_locals (and resize the table): re-find below
-  }
   s->slots[key.index] = fls_slot{value, destroy, key.gen};
 }
 
@@ -275,6 +269,11 @@ wait_ticket prepare_wait() noexcept {
   // Ordering: relaxed; the ticket reaches wakers only through park()'s publish step, whose
   // release (a lock release, a CAS) orders this store before any waker's CAS.
   w->wait_word.store(seq << 2, std::memory_order_relaxed);
+  // A thread's token word starts clear, so even a token equal to an old one (2^31 waits apart)
+  // cannot end this wait: no resume of an earlier wait can still arrive (park_thread returns
+  // only after its own). Ordering: relaxed; only this thread reads it before the ticket is
+  // published, and the winner's release store comes after that publication.
+  if (w->fiber == nullptr) w->futex.store(0, std::memory_order_relaxed);
   wait_ticket t;
   t.target_ = w;
   t.seq_ = seq;

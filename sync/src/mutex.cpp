@@ -120,6 +120,7 @@ void mutex::unlock_slow() {
       }
     }
     // A stale hint (the last waiter left by timeout) would make the CAS below fail for ever.
+    // Ordering: relaxed; has_waiters only changes under lock_ (held here).
     if (!claimed && waiters_.empty()) state_.fetch_and(~has_waiters, std::memory_order_relaxed);
     lock_.unlock();
     if (claimed) {
@@ -127,6 +128,8 @@ void mutex::unlock_slow() {
       state_.fetch_and(~locked, std::memory_order_release);
       return;
     }
+    // Ordering: relaxed; the CAS below re-reads the latest value, and a locker's has_waiters
+    // (set under lock_ when it queues) makes it fail, so that locker is not slept through.
     s = state_.load(std::memory_order_relaxed);
     while ((s & has_waiters) == 0) {
       // Ordering: release publishes the critical section to the next acquire.

@@ -187,6 +187,14 @@ struct outcome {
   int error = 0;
 };
 
+// Sets SO_RCVTIMEO or SO_SNDTIMEO (`option`) of `fd` to `t` (0: none).
+inline void set_timeout(int fd, int option, std::chrono::milliseconds t) {
+  ::timeval tv{};
+  tv.tv_sec = static_cast<time_t>(t.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>(t.count() % 1000 * 1000);
+  check(::setsockopt(fd, SOL_SOCKET, option, &tv, sizeof tv) == 0, "setsockopt");
+}
+
 inline weft::runtime_options one_worker() { return weft::runtime_options{.workers = 1}; }
 
 }  // namespace posix_test
