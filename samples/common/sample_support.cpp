@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdarg>
 #include <cstdio>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 
@@ -126,8 +127,15 @@ tcp_server_result serve_tcp(const common_options& c, std::stop_token stop, const
   weft::net::tcp_listener listener;
   try {
     listener = weft::net::tcp_listener::bind(weft::net::endpoint::ip(c.bind, c.port));
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: %s\n", opts.prog, e.what());
+  } catch (const std::system_error& e) {
+    // The same line as threads_server's: what a user asked for and the errno text, not the
+    // library call that failed.
+    std::fprintf(stderr, "%s: cannot listen on %s:%u: %s\n", opts.prog, c.bind.c_str(), static_cast<unsigned>(c.port),
+                 e.code().message().c_str());
+    result.exit_code = 1;
+    return result;
+  } catch (const std::invalid_argument&) {  // from endpoint::ip
+    std::fprintf(stderr, "%s: --bind wants an IP address, not '%s'\n", opts.prog, c.bind.c_str());
     result.exit_code = 1;
     return result;
   }

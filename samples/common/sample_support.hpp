@@ -219,8 +219,10 @@ struct tcp_server_result {
 /// (saying how many on stderr) and waits for their fibers.
 /// Accept errors are printed and retried after 10 ms (EMFILE is retried inside accept); a
 /// std::exception escaping `serve` is printed ("<prog>: connection: ...") and ends only that
-/// connection. Both are printed through an error_log: at most one line a second each. Exit code 1, after printing "<prog>: <error>", when the listener cannot be
-/// bound. Must run on a fiber; `serve` runs on many fibers at once.
+/// connection. Both are printed through an error_log: at most one line a second each. When the
+/// listener cannot be bound, prints one line, "<prog>: cannot listen on ADDR:PORT: <errno
+/// text>" (or that --bind is no IP address), and returns exit code 1. Must run on a fiber;
+/// `serve` runs on many fibers at once.
 tcp_server_result serve_tcp(const common_options& c, std::stop_token stop, const tcp_server_options& opts,
                             const std::function<void(weft::net::tcp_stream&)>& serve);
 
