@@ -5,7 +5,6 @@
 #include <pthread.h>
 
 #include <csignal>
-#include <cstdarg>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
@@ -40,35 +39,6 @@ stop_signals::~stop_signals() {
   // thread-directed queue of a thread about to exit.
   if (received() == 0) pthread_kill(watcher_.native_handle(), SIGUSR2);
   watcher_.join();
-}
-
-void error_log::print(const char* format, ...) {
-  std::int64_t now = std::chrono::steady_clock::now().time_since_epoch() / std::chrono::nanoseconds(1);
-  // Ordering: relaxed throughout. The exchange only elects one printer per second among
-  // concurrent callers; not_shown_ is a tally, read by whoever prints next.
-  std::int64_t next = next_ns_.load(std::memory_order_relaxed);
-  if (now < next || !next_ns_.compare_exchange_strong(next, now + 1'000'000'000, std::memory_order_relaxed)) {
-    not_shown_.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  char text[512];
-  va_list args;
-  va_start(args, format);
-  std::vsnprintf(text, sizeof text, format, args);
-  va_end(args);
-  std::uint64_t skipped = not_shown_.exchange(0, std::memory_order_relaxed);
-  if (skipped == 0) {
-    std::fprintf(stderr, "%s: %s\n", prog_, text);
-  } else {
-    std::fprintf(stderr, "%s: %s (and %llu more errors not shown, at most one line a second)\n", prog_, text,
-                 static_cast<unsigned long long>(skipped));
-  }
-}
-
-void error_log::flush() {
-  if (std::uint64_t skipped = not_shown_.exchange(0, std::memory_order_relaxed); skipped != 0)
-    std::fprintf(stderr, "%s: %llu more errors not shown, at most one line a second\n", prog_,
-                 static_cast<unsigned long long>(skipped));
 }
 
 std::string runtime_summary(const weft::runtime_stats& s) {

@@ -7,6 +7,7 @@
 // and only stop_signals' watcher thread receives them (sigwait).
 #pragma once
 
+#include "error_log.hpp"
 #include "sample_args.hpp"
 
 #include <weft/weft.hpp>
@@ -47,26 +48,6 @@ class stop_signals {
   sigset_t set_{};
   std::atomic<int> received_{0};
   std::thread watcher_;
-};
-
-/// Prints a repeating error at most once a second: a listener out of descriptors fails every
-/// accept, a proxy whose upstream is down fails every client. The first line of a second is
-/// printed ("<prog>: <text>"); the rest are counted, and the next printed line, or flush(),
-/// says how many were not shown. Any fiber or thread.
-class error_log {
- public:
-  explicit error_log(const char* prog) noexcept : prog_(prog) {}
-  error_log(const error_log&) = delete;
-  error_log& operator=(const error_log&) = delete;
-
-  void print(const char* format, ...) __attribute__((format(printf, 2, 3)));
-  /// Reports the errors counted but not shown yet, if any (at shutdown).
-  void flush();
-
- private:
-  const char* prog_;
-  std::atomic<std::int64_t> next_ns_{0};       // steady clock: the earliest the next line may print
-  std::atomic<std::uint64_t> not_shown_{0};
 };
 
 /// "runtime: workers=2 fibers spawned=... context_switches=... steals=... parks=... timers_fired=..."

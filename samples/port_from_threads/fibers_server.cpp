@@ -20,6 +20,7 @@
 // acceptor returns and the listener closes; idle connections close; a connection with a line
 // half received has --grace-ms to finish it; a WAIT answers "ERR shutting down". main() joins
 // every thread, prints a summary line and returns 0.
+#include "error_log.hpp"
 #include "line_protocol.hpp"
 #include "sample_args.hpp"
 
@@ -275,8 +276,8 @@ void serve(server& srv, int fd) {
 }
 
 // Starts a thread serving `fd` and registers it; the thread closes `fd`. False (and `fd`
-// closed) when no thread can be started.
-bool start_connection(server& srv, int fd) {
+// closed, the error printed to `errors`) when no thread can be started.
+bool start_connection(server& srv, int fd, sample::error_log& errors) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   srv.connections.fetch_add(1, std::memory_order_relaxed);
@@ -290,7 +291,7 @@ bool start_connection(server& srv, int fd) {
       self->done = true;
     });
   } catch (const std::system_error& e) {
-    std::fprintf(stderr, "%s: cannot start a thread for a client: %s\n", srv.prog, e.what());
+    errors.print("cannot start a thread for a client: %s", e.what());
     srv.registry.erase(self);
     weft::posix::close(fd);
     return false;
@@ -313,26 +314,31 @@ void join_threads(server& srv, bool all) {
   for (server::worker& w : joining) w.thread.join();
 }
 
-// Accepts clients until stop, a thread each; joins finished threads as it goes.
+// Accepts clients until stop, a thread each; joins finished threads as it goes. Its errors
+// repeat with every client while they last (out of descriptors, out of threads), so each kind
+// is printed at most once a second.
 void accept_loop(server& srv) {
+  sample::error_log accept_errors(srv.prog), thread_errors(srv.prog);
   for (;;) {
     ready r = wait_ready(srv, srv.listen_fd, POLLIN, steady::time_point::max(), true);
     join_threads(srv, false);
-    if (r == ready::stop) return;
+    if (r == ready::stop) break;
     if (r != ready::io) {
-      std::fprintf(stderr, "%s: poll on the listener failed\n", srv.prog);
+      accept_errors.print("poll on the listener failed");
       weft::this_fiber::sleep_for(100ms);
       continue;
     }
     int fd = weft::posix::accept(srv.listen_fd, nullptr, nullptr);
     int err = errno;
     if (fd >= 0) {
-      if (!start_connection(srv, fd)) weft::this_fiber::sleep_for(100ms);  // out of threads: let some end
+      if (!start_connection(srv, fd, thread_errors)) weft::this_fiber::sleep_for(100ms);  // out of threads: let some end
     } else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR && err != ECONNABORTED) {
-      std::fprintf(stderr, "%s: accept: %s\n", srv.prog, std::strerror(err));
+      accept_errors.print("accept: %s", std::strerror(err));
       weft::this_fiber::sleep_for(100ms);  // out of descriptors: let some connections end
     }
   }
+  accept_errors.flush();
+  thread_errors.flush();
 }
 
 // Binds and listens on --bind:--port, prints "listening on ADDR:PORT"; false after an error.

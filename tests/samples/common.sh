@@ -7,6 +7,7 @@
 #   require_tools TOOL...          fails (never skips) when a client tool is missing
 #   wait_for SECONDS CMD...        polls CMD every 20 ms until it succeeds; 1 after SECONDS
 #   in_range VALUE LOW HIGH        LOW <= VALUE < HIGH
+#   ms_now                         milliseconds since the epoch
 #   track PID...                   killed (-9) when the test exits, however it exits
 #   start_sample NAME CMD...       runs CMD (which prints "listening on 127.0.0.1:PORT"); sets
 #                                  NAME_pid and NAME_port; output in $work/NAME.out, NAME.err
@@ -43,6 +44,8 @@ wait_for() {
 in_range() {
   [ "$1" -ge "$2" ] && [ "$1" -lt "$3" ]
 }
+
+ms_now() { echo $(($(date +%s%N) / 1000000)); }
 
 # Sourcing this sets the EXIT trap; a test that sets its own does not use `track`.
 tracked=()

@@ -18,8 +18,6 @@ mkdir -p "$work"
 source "$(dirname "$0")/common.sh"
 require_tools nc socat ss sha256sum
 
-ms_now() { echo $(($(date +%s%N) / 1000000)); }
-
 # Server "echo": the default idle deadline (60 s), so nothing below ends by it by accident.
 start_sample echo "$echo_server" --port 0 --workers 2 --grace-ms 2000
 port=$echo_port

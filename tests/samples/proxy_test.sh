@@ -25,8 +25,6 @@ mkdir -p "$work"
 source "$(dirname "$0")/common.sh"
 require_tools nc socat ss sha256sum redis-cli redis-benchmark curl /usr/bin/python3
 
-ms_now() { echo $(($(date +%s%N) / 1000000)); }
-
 # through_proxy NAME CHECK SERVER_COMMAND...: starts the server (sample NAME) and a proxy in
 # front of it (sample NAME_px), runs CHECK PROXY_PORT, then stops both with SIGTERM (exit 0 and
 # a summary line each); the proxy must have had no connect error and no idle timeout.

@@ -6,6 +6,10 @@
 # 2. with its stdout closed early (`server | head -1`, to catch the "listening" line) it still
 #    stops cleanly on SIGINT: exit status 0, not 141 (SIGPIPE) when it prints its summary.
 #
+# 3. out of descriptors (RLIMIT_NOFILE 64, 150 clients held open for 3 s), accept fails with
+#    EMFILE for as long as they stay: the server says so at most about once a second (not ten
+#    lines a second), and still stops cleanly.
+#
 #   start_stop_test.sh WORK_DIR SERVER [ARGS...]
 set -euo pipefail
 work=$1
@@ -48,3 +52,22 @@ sleep 0.2  # the reader is gone: the next line the server prints meets a closed 
 kill -INT "$server_pid"
 expect_clean_exit "$name with its stdout closed (141 = SIGPIPE)"
 echo "ok: $name exits 0 with a closed stdout (first line: $(cat "$work/first"))"
+
+# --- 3. out of descriptors -------------------------------------------------------------------
+start_sample flood prlimit --nofile=64 "$@" --port 0
+start=$(ms_now)
+/usr/bin/python3 -c '
+import socket, sys, time
+held = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(150)]
+time.sleep(3)
+' "$flood_port" || fail "the flood client failed"
+seconds=$((($(ms_now) - start + 999) / 1000))
+kill -INT "$flood_pid"
+expect_clean_exit "$name out of descriptors" flood
+lines=$(wc -l <"$work/flood.err")
+[ "$lines" -ge 1 ] || fail "$name said nothing while out of descriptors"
+# Per kind of error, one line a second and a last count at the stop (proxy has two kinds: the
+# accept and the refused upstream).
+[ "$lines" -le $((2 * seconds + 3)) ] ||
+  fail "$name printed $lines lines in $seconds s out of descriptors: not rate-limited: $(sort "$work/flood.err" | uniq -c)"
+echo "ok: $name out of descriptors for $seconds s: $lines error lines ($(head -c 160 "$work/flood.err"))"
