@@ -8,9 +8,9 @@
 #include <array>
 #include <chrono>
 #include <climits>
-#include <iterator>
 #include <mutex>
 #include <shared_mutex>
+#include <span>
 #include <string_view>
 
 namespace kv {
@@ -431,25 +431,34 @@ after_command cmd_config(ctx& c) {
   return after_command::keep;
 }
 
-std::size_t command_count() noexcept;
+struct command_spec {
+  const char* name;
+  int arity;  // Redis's: n means exactly n arguments with the name, -n at least n
+  handler fn;
+};
+std::span<const command_spec> commands() noexcept;  // the table below
 
+// COMMAND COUNT is the number of commands this server implements and COMMAND LIST their names,
+// as Redis answers them; DOCS and INFO (which redis-cli asks at connect) and a filtered LIST
+// are empty arrays: no introspection, so clients fall back to plain commands.
 after_command cmd_command(ctx& c) {
-  if (c.args.size() >= 2 && iequals(c.args[1], "count")) {
-    reply_int(c.out, static_cast<std::int64_t>(command_count()));
-  } else if (c.args.size() == 1 || iequals(c.args[1], "docs") || iequals(c.args[1], "info") ||
-             iequals(c.args[1], "list")) {
-    reply_array(c.out, 0);  // no command introspection: clients fall back to plain commands
+  std::string_view sub = c.args.size() >= 2 ? std::string_view(c.args[1]) : std::string_view();
+  if (iequals(sub, "count")) {
+    if (c.args.size() == 2) {
+      reply_int(c.out, static_cast<std::int64_t>(commands().size()));
+    } else {
+      wrong_arity(c.out, "command|count");
+    }
+  } else if (iequals(sub, "list") && c.args.size() == 2) {
+    reply_array(c.out, commands().size());
+    for (const command_spec& spec : commands()) reply_bulk(c.out, spec.name);
+  } else if (c.args.size() == 1 || iequals(sub, "docs") || iequals(sub, "info") || iequals(sub, "list")) {
+    reply_array(c.out, 0);
   } else {
     reply_error(c.out, "ERR unknown subcommand '" + c.args[1] + "'. Try COMMAND HELP.");
   }
   return after_command::keep;
 }
-
-struct command_spec {
-  const char* name;
-  int arity;
-  handler fn;
-};
 
 const command_spec command_table[] = {
     {"ping", -1, cmd_ping},       {"echo", 2, cmd_echo},       {"quit", -1, cmd_quit},
@@ -462,7 +471,7 @@ const command_spec command_table[] = {
     {"command", -1, cmd_command}, {"unlink", -2, cmd_del},
 };
 
-std::size_t command_count() noexcept { return std::size(command_table); }
+std::span<const command_spec> commands() noexcept { return command_table; }
 
 void unknown_command(std::string& out, const std::vector<std::string>& args) {
   std::string rest;
