@@ -180,4 +180,9 @@ flag millis_flag(std::string name, std::string help, std::chrono::milliseconds& 
   return f;
 }
 
+flag grace_flag(const std::string& what, std::chrono::milliseconds& out) {
+  return millis_flag("--grace-ms",
+                     "on SIGINT/SIGTERM, how long " + what + " (default " + std::to_string(out.count()) + ")", out);
+}
+
 }  // namespace sample

@@ -69,9 +69,17 @@ int parse_args(int argc, char** argv, const char* prog, const char* usage, commo
 flag count_flag(std::string name, std::string help, unsigned long min, unsigned long max,
                 std::function<void(unsigned long)> store);
 
-/// A "--name N" flag that stores a count of milliseconds in [min, max] in `out` ("--grace-ms
+/// The longest a millisecond flag takes by default: a day.
+inline constexpr unsigned long max_millis = 86400000;
+
+/// A "--name N" flag that stores a count of milliseconds in [min, max] in `out` ("--idle-ms
 /// wants a count of milliseconds 0..86400000").
 flag millis_flag(std::string name, std::string help, std::chrono::milliseconds& out, unsigned long min = 0,
-                 unsigned long max = 86400000);
+                 unsigned long max = max_millis);
+
+/// The "--grace-ms N" flag of every server, one definition so that all accept the same range
+/// (0..max_millis): on SIGINT/SIGTERM, how long `what` may take before it is cut off. The help
+/// line reads "on SIGINT/SIGTERM, how long <what> (default <out>)", `out` holding the default.
+flag grace_flag(const std::string& what, std::chrono::milliseconds& out);
 
 }  // namespace sample

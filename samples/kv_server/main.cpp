@@ -48,9 +48,7 @@ const char* const kUsage =
 int parse_args(int argc, char** argv, options& o) {
   return sample::parse_args(
       argc, argv, "kv_server", kUsage, o.common,
-      {sample::millis_flag("--grace-ms",
-                           "on SIGINT/SIGTERM, how long half-received requests may take to finish (default 1000)",
-                           o.grace)});
+      {sample::grace_flag("half-received requests may take to finish", o.grace)});
 }
 
 struct server {

@@ -68,8 +68,8 @@ const char* const kUsage =
 
 struct options {
   sample::common_options common{.port = 7070, .workers_flag = false};
-  long idle_ms = 60000;
-  long grace_ms = 1000;
+  std::chrono::milliseconds idle{60000};
+  std::chrono::milliseconds grace{1000};
 };
 
 struct server {
@@ -96,16 +96,10 @@ struct server {
 
 // Returns -1 to run, or an exit code (0 after --help, 2 after a usage error).
 int parse_args(int argc, char** argv, server& srv) {
-  auto millis = [](long& out) {
-    return [&out](const char* s) { return s != nullptr && line_protocol::parse_millis(s, 86400000, out); };
-  };
   return sample::parse_args(
       argc, argv, srv.prog, kUsage, srv.opts.common,
-      {{.name = "--idle-ms", .value_name = "N", .help = "close a connection silent this long (default 60000)",
-        .what = "a count of milliseconds 0..86400000", .set = millis(srv.opts.idle_ms)},
-       {.name = "--grace-ms", .value_name = "N",
-        .help = "on SIGINT/SIGTERM, how long a half-received line may take (default 1000)",
-        .what = "a count of milliseconds 0..86400000", .set = millis(srv.opts.grace_ms)}});
+      {sample::millis_flag("--idle-ms", "close a connection silent this long (default 60000)", srv.opts.idle),
+       sample::grace_flag("a half-received line may take", srv.opts.grace)});
 }
 
 enum class ready { io, stop, timeout, error };
@@ -226,14 +220,14 @@ bool execute(server& srv, std::string_view line, std::string& out) {
 void serve(server& srv, int fd) {
   std::string in;  // received, not yet a whole line
   char buf[16 * 1024];
-  steady::time_point deadline = steady::now() + std::chrono::milliseconds(srv.opts.idle_ms);
+  steady::time_point deadline = steady::now() + srv.opts.idle;
   bool finishing = false;  // stop came with a line half received; deadline is the grace period's
   for (;;) {
     ready r = wait_ready(srv, fd, POLLIN, deadline, !finishing);
     if (r == ready::stop) {
       if (in.empty()) return;
       finishing = true;
-      deadline = steady::now() + std::chrono::milliseconds(srv.opts.grace_ms);
+      deadline = steady::now() + srv.opts.grace;
       continue;
     }
     if (r != ready::io) return;
@@ -250,7 +244,7 @@ void serve(server& srv, int fd) {
       if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) continue;
       return;
     }
-    if (!finishing) deadline = steady::now() + std::chrono::milliseconds(srv.opts.idle_ms);
+    if (!finishing) deadline = steady::now() + srv.opts.idle;
     in.append(buf, static_cast<std::size_t>(n));
     std::string out;
     bool keep = true;

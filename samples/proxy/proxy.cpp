@@ -64,8 +64,7 @@ int parse_args(int argc, char** argv, options& o) {
                            o.idle),
        sample::millis_flag("--connect-timeout-ms", "give up connecting to the upstream after N ms (default 5000; 0 = the system's limit)",
                            o.connect_timeout),
-       sample::millis_flag("--grace-ms", "on SIGINT/SIGTERM, how long open pairs may take to finish (default 1000)",
-                           o.grace)});
+       sample::grace_flag("open pairs may take to finish", o.grace)});
   if (rc < 0 && o.to.empty()) {
     std::fprintf(stderr, "proxy: --to HOST:PORT is required (try --help)\n");
     return 2;

@@ -4,7 +4,10 @@
 #    once with one error line naming the address and the errno text, and prints no summary
 #    line (it served nothing); the same for a --bind that is no address;
 # 2. with its stdout closed early (`server | head -1`, to catch the "listening" line) it still
-#    stops cleanly on SIGINT: exit status 0, not 141 (SIGPIPE) when it prints its summary.
+#    stops cleanly on SIGINT: exit status 0, not 141 (SIGPIPE) when it prints its summary; it
+#    is started with every common flag in the form --flag=value (--port, --bind, --grace-ms and,
+#    if it has it, --workers), and a value out of range in that form is refused (exit 2) naming
+#    the flag and the range, the same 0..86400000 for every server's --grace-ms;
 #
 # 3. out of descriptors (RLIMIT_NOFILE 64, 150 clients held open for 3 s), accept fails with
 #    EMFILE for as long as they stay: the server says so at most about once a second (not ten
@@ -41,10 +44,24 @@ grep -qx "$name: --bind wants an IP\(v4\)\? address, not 'nonsense'" "$work/seco
   fail "$name --bind=nonsense: not one line naming --bind: $(cat "$work/second.err")"
 echo "ok: $name --bind=nonsense: $(cat "$work/second.err")"
 
-# --- 2. stdout closed -------------------------------------------------------------------------
+# --- 2. stdout closed; every common flag as --flag=value ---------------------------------------
+flags=(--port=0 --bind=127.0.0.1 --grace-ms=500)
+"$@" --help | grep -q -- '--workers N' && flags+=(--workers=1)
+refused() {  # expected stderr line, flags...: the server refuses the flags with exit status 2
+  local want=$1 rc=0
+  shift
+  timeout 10 "${server[@]}" "$@" >"$work/refused.out" 2>"$work/refused.err" || rc=$?
+  [ "$rc" = 2 ] && [ "$(cat "$work/refused.err")" = "$want" ] ||
+    fail "$name $*: exit code $rc (not 2) or not the line '$want': $(cat "$work/refused.err")"
+}
+server=("$@")
+refused "$name: --grace-ms wants a count of milliseconds 0..86400000" --port=0 --grace-ms=86400001
+refused "$name: --port wants a port number 0..65535" --port=65536
+refused "$name: --port wants a port number 0..65535" --port=
+echo "ok: $name takes ${flags[*]} and refuses --grace-ms=86400001, --port=65536, --port="
 # Not start_sample: stdout goes to a fifo whose only reader leaves after the first line.
 mkfifo "$work/out"
-env --default-signal=INT "$@" --port 0 >"$work/out" 2>"$work/server.err" &
+env --default-signal=INT "$@" "${flags[@]}" >"$work/out" 2>"$work/server.err" &
 server_pid=$!
 track "$server_pid"
 timeout 10 head -n 1 "$work/out" >"$work/first" || fail "no first line from $name"
