@@ -4,9 +4,11 @@
 # DATA_DIR/session.golden. The session: every command over bash /dev/tcp connections, a CRLF
 # line, a line split across writes, a pipelined batch, a WAIT that times out, two clients
 # blocked in WAIT (checked through STATS) until a third SETs the key, a line over 64 KiB, a
-# one-shot nc exchange, a last line without a newline; then SIGTERM with an idle connection, a half-received line and a WAIT
+# one-shot nc exchange, a last line without a newline (alone, after whole lines, ending in a
+# bare CR); then SIGTERM with an idle connection, a half-received line and a WAIT
 # in flight: the listener refuses new clients, the line is answered, the WAIT says
 # "ERR shutting down", the idle connection is closed, the exit code is 0, the summary counts.
+# Each server's --help says what a connection runs on (std::thread, weft::fiber).
 #
 #   port_from_threads_test.sh THREADS_SERVER FIBERS_SERVER DATA_DIR WORK_DIR
 set -euo pipefail
@@ -119,6 +121,11 @@ session() {
   # A last line without its newline, then end of stream (nc -N shuts the socket down for writing).
   printf 'GET split' | timeout 10 nc -N 127.0.0.1 "$port" | sed 's/^/nc -N (no final newline)< /' >>"$transcript" ||
     fail "nc -N exchange failed"
+  # The same after whole lines in the same segment, and a last line ending in a bare "\r".
+  printf 'SET eof yes\nGET eof' | timeout 10 nc -N 127.0.0.1 "$port" |
+    sed 's/^/nc -N (SET eof yes, GET eof without newline)< /' >>"$transcript" || fail "nc -N exchange failed"
+  printf 'UPPER cr\r' | timeout 10 nc -N 127.0.0.1 "$port" | sed 's/^/nc -N (UPPER cr\\r)< /' >>"$transcript" ||
+    fail "nc -N exchange failed"
 }
 
 # SIGTERM: the listener closes; an idle connection is closed; a half-received line is served
@@ -144,6 +151,10 @@ stop_session() {  # pid
 run_server() {  # binary: runs the whole session against it, transcript in $work/<name>.transcript
   local bin=$1 name
   name=$(basename "$bin")
+  # --help names what a connection runs on: the rename turns std::thread into weft::fiber.
+  local what=std::thread
+  [ "$name" = fibers_server ] && what=weft::fiber
+  "$bin" --help | grep -q "one $what per connection" || fail "$name --help does not say 'one $what per connection'"
   transcript=$work/$name.transcript
   : >"$transcript"
   start_server "$bin" --grace-ms 5000  # sets pid and port
