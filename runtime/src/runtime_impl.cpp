@@ -122,9 +122,23 @@ void runtime_impl::timer_added(std::int64_t deadline) noexcept {
 }
 
 void runtime_impl::schedule(fiber_cb* f, bool lifo, bool new_work) noexcept {
-  f->state.store(fiber_state::runnable, std::memory_order_relaxed);
   worker* me = this_worker();
   if (me != nullptr && me->rt != this) me = nullptr;
+  if (me == nullptr) {
+    // Counted until this call's last touch of the runtime (see outside_schedules). Ordering:
+    // relaxed; the release store of the state below publishes it.
+    outside_schedules.fetch_add(1, std::memory_order_relaxed);
+  }
+  // Ordering: release pairs with settle_waits' acquire load: once shutdown sees the fiber
+  // runnable it also sees this call counted.
+  f->state.store(fiber_state::runnable, std::memory_order_release);
+  enqueue(f, me, lifo, new_work);
+  // Ordering: release pairs with shutdown's acquire load; nothing of the runtime is touched
+  // after this.
+  if (me == nullptr) outside_schedules.fetch_sub(1, std::memory_order_release);
+}
+
+void runtime_impl::enqueue(fiber_cb* f, worker* me, bool lifo, bool new_work) noexcept {
   if (f->home_worker >= 0) {
     worker* home = workers[static_cast<unsigned>(f->home_worker)].get();
     home->inbox.push(f);
@@ -179,6 +193,26 @@ runtime_stats runtime_impl::stats() const {
   return s;
 }
 
+namespace {
+// Shutdown waits on other threads' progress without a bound; it names what it waits for
+// every 5 s instead of hanging silently.
+template <class Done>
+void wait_for_outside(const char* what, Done done) {
+  auto started = std::chrono::steady_clock::now();
+  auto next_report = started + std::chrono::seconds(5);
+  while (!done()) {
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+    auto now = std::chrono::steady_clock::now();
+    if (now >= next_report) {
+      next_report = now + std::chrono::seconds(5);
+      std::fprintf(stderr, "weft: runtime shutdown has waited %llds for %s\n",
+                   static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(now - started).count()),
+                   what);
+    }
+  }
+}
+}  // namespace
+
 void runtime_impl::stop_workers() noexcept {
   // Ordering: release pairs with the acquire loads in worker::find_work.
   stopping.store(true, std::memory_order_release);
@@ -225,16 +259,36 @@ void runtime_impl::shutdown() noexcept {
   blocking.shutdown();
   unwind_all();
   // Threads still inside join() read the control blocks: let them leave before unmapping.
-  auto started = std::chrono::steady_clock::now();
   // Ordering: acquire pairs with join_guard's release decrement.
-  while (outside_joiners.load(std::memory_order_acquire) != 0) {
-    std::this_thread::sleep_for(std::chrono::microseconds(100));
-    if (std::chrono::steady_clock::now() - started > std::chrono::seconds(5)) {
-      std::fprintf(stderr, "weft: runtime shutdown is waiting for %u thread(s) still inside join()\n",
-                   outside_joiners.load(std::memory_order_relaxed));
-      started = std::chrono::steady_clock::now();
-    }
+  wait_for_outside("thread(s) still inside join()",
+                   [this] { return outside_joiners.load(std::memory_order_acquire) == 0; });
+}
+
+void runtime_impl::settle_waits(const std::vector<fiber_cb*>& fibers) noexcept {
+  for (fiber_cb* f : fibers) {
+    // Ordering: acquire pairs with schedule()'s release store of the state.
+    if (f->state.load(std::memory_order_acquire) != fiber_state::parked) continue;
+    // Cancel a pending wait: from now on no waker can claim it, so nothing will resume it.
+    // Ordering: acq_rel, as every claim of a wait (claim_waitable).
+    std::uint64_t word = f->wait_word.load(std::memory_order_acquire);
+    if ((word & wait_reason_mask) == 0 &&
+        f->wait_word.compare_exchange_strong(word, word | static_cast<std::uint64_t>(wake_reason::canceled),
+                                             std::memory_order_acq_rel, std::memory_order_acquire))
+      continue;
+    // Claimed, not yet resumed. The workers have stopped, so the waker is an outside thread,
+    // and it may read records on this fiber's stack (a pending_wakes chain) until its resume
+    // step: unwinding the fiber now would free them under it. Wait for that step.
+    char what[128];
+    std::snprintf(what, sizeof what, "the thread that claimed the wait of fiber %llu \"%s\" to resume it",
+                  static_cast<unsigned long long>(f->id), f->name);
+    wait_for_outside(what, [f] {
+      return f->state.load(std::memory_order_acquire) != fiber_state::parked;
+    });
   }
+  // Resume steps (and any other outside schedule()) still inside the runtime.
+  // Ordering: acquire pairs with schedule()'s release decrement.
+  wait_for_outside("thread(s) still inside a wake-up (schedule)",
+                   [this] { return outside_schedules.load(std::memory_order_acquire) == 0; });
 }
 
 void runtime_impl::unwind_all() noexcept {
@@ -254,6 +308,7 @@ void runtime_impl::unwind_all() noexcept {
     fiber_state s = f->state.load(std::memory_order_relaxed);
     if (s != fiber_state::free && s != fiber_state::done) victims.push_back(f);
   });
+  settle_waits(victims);
   for (fiber_cb* f : victims) {
     fiber_state s = f->state.load(std::memory_order_relaxed);
     // A fiber unwound earlier may have unwound this one (joins inside destructors).

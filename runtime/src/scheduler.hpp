@@ -160,6 +160,12 @@ struct runtime_impl {
   // Joins from outside this runtime in progress (join_guard). Ordering: the guard's release
   // decrement pairs with shutdown's acquire load before it unmaps stacks.
   std::atomic<unsigned> outside_joiners{0};
+  // schedule() calls in progress on threads that are not this runtime's workers (a plain thread
+  // or another runtime's worker resuming a fiber whose wait it claimed). Shutdown waits for
+  // them before it unwinds fibers or frees anything they touch.
+  // Ordering: relaxed increment, published by schedule()'s release store of the fiber's state;
+  // release decrement, paired with shutdown's acquire load.
+  std::atomic<unsigned> outside_schedules{0};
   weft::runtime* facade = nullptr;  // the public object, for runtime::current()
   // The process's default runtime (its options come from WEFT_WORKERS / WEFT_STACK_SIZE): the
   // overflow message then names the variable. Ordering: relaxed; set once before any fiber.
@@ -183,6 +189,8 @@ struct runtime_impl {
   void shutdown() noexcept;
   void stop_workers() noexcept;
   void unwind_all() noexcept;
+  void settle_waits(const std::vector<fiber_cb*>& fibers) noexcept;
+  void enqueue(fiber_cb* f, worker* me, bool lifo, bool new_work) noexcept;
 };
 
 /// Per-OS-thread state. Reached only through thread_state_ptr(): see its comment.

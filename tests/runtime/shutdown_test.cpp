@@ -2,6 +2,7 @@
 // not finished — parked, sleeping, runnable or never started — running its destructors, within
 // a bounded time and without leaking stacks.
 #include <atomic>
+#include <thread>
 #include <vector>
 
 #include "weft_test.hpp"
@@ -236,3 +237,62 @@ TEST(ShutdownTest, ABodyThatFailsToConstructReleasesItsStackOnce) {
 }
 
 }  // namespace
+
+// A waker on a plain thread has claimed a parked fiber's wait (wait_ticket::claim) but not yet
+// resumed it when the runtime is destroyed. A waker between the two steps may still read
+// records on the fiber's stack, and its resume step enters the runtime: shutdown must wait for
+// that step, then unwind the fiber, never free the stack or the runtime under it.
+TEST(ShutdownTest, WaitsForAClaimedWakeUpToBeResumedBeforeUnwinding) {
+  std::atomic<bool> parked{false};
+  std::atomic<bool> unwound{false};
+  weft::wait_ticket ticket;
+  auto rt = std::make_unique<weft::runtime>(weft::runtime_options{.workers = 1});
+  rt->spawn([&] {
+    struct on_unwind {
+      std::atomic<bool>* flag;
+      ~on_unwind() { flag->store(true); }
+    } guard{&unwound};
+    ticket = weft::prepare_wait();
+    weft::park(ticket, std::nullopt, [](void* p) { static_cast<std::atomic<bool>*>(p)->store(true); }, &parked);
+  }).detach();
+  ASSERT_TRUE(weft_test::wait_until([&] { return parked.load(); }));
+  ASSERT_TRUE(ticket.claim());
+  std::atomic<bool> destroyed{false};
+  std::thread destroyer([&] {
+    rt.reset();
+    destroyed = true;
+  });
+  std::this_thread::sleep_for(100ms);
+  EXPECT_FALSE(destroyed.load()) << "shutdown finished while a claimed wake-up was still to be resumed";
+  EXPECT_FALSE(unwound.load()) << "the fiber was unwound before its waker resumed it";
+  ticket.resume();
+  destroyer.join();
+  EXPECT_TRUE(destroyed.load());
+  EXPECT_TRUE(unwound.load());
+}
+
+// A plain thread hands a value to a fiber parked in a channel receive while the runtime is
+// being destroyed: whichever comes first (the hand-off or shutdown's cancel), nothing is used
+// after it is freed (run under ASan and TSan in CI) and neither side hangs.
+TEST(ShutdownTest, APlainThreadSendsWhileTheRuntimeIsDestroyed) {
+  const int rounds = static_cast<int>(weft_test::sized(200, 50, 50));
+  for (int i = 0; i < rounds; ++i) {
+    weft::channel<int> ch(0);
+    std::atomic<bool> receiving{false};
+    std::atomic<bool> gone{false};
+    auto rt = std::make_unique<weft::runtime>(weft::runtime_options{.workers = 1});
+    rt->spawn([&] {
+      receiving = true;
+      int v = 0;
+      ch.recv(v);
+    }).detach();
+    ASSERT_TRUE(weft_test::wait_until([&] { return receiving.load(); }));
+    std::thread sender([&] {
+      while (!gone.load() && ch.try_send(1) != weft::channel_status::ok) std::this_thread::yield();
+    });
+    if (i % 2 == 0) std::this_thread::yield();
+    rt.reset();
+    gone = true;
+    sender.join();
+  }
+}
