@@ -3,9 +3,7 @@
 
 #include <weft/detail/core.hpp>
 
-#include <boost/context/fiber.hpp>
-#include <boost/context/preallocated.hpp>
-#include <boost/context/stack_context.hpp>
+#include <boost/context/detail/fcontext.hpp>
 
 #include <cxxabi.h>
 
@@ -22,17 +20,15 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
-namespace ctx = boost::context;
+// Boost.Context's fcontext layer (jump_fcontext, ontop_fcontext, make_fcontext), the assembly
+// under boost::context::fiber. weft uses it directly: fiber's constructor jumps into every new
+// context and back once to hand over its record, two switches per spawn that a context started
+// by its first jump does without (docs/benchmarks.md, "Tried against the spawn+join budget").
+namespace fctx = boost::context::detail;
 
 
 namespace weft::detail {
 namespace {
-
-static_assert(sizeof(ctx::fiber) == sizeof(void*), "boost::context::fiber is one pointer");
-
-ctx::fiber& fiber_of(machine_context& m) noexcept {
-  return *std::launder(reinterpret_cast<ctx::fiber*>(m.handle));
-}
 
 // libstdc++'s per-thread exception state. __cxa_get_globals is declared const, so the pointer
 // is laundered: after a switch the same code may run on another thread.
@@ -94,27 +90,6 @@ void annotate_arrive(machine_context& to, machine_context* from) noexcept {
   (void)from;
 }
 
-// Boost's stack allocator hook. Boost calls deallocate() on the next context once the exiting
-// fiber's stack is no longer in use: that is our exit hook. The memory itself belongs to the
-// runtime's stack pool, so nothing is freed here.
-struct exit_hook_allocator {
-  machine_context* dying;
-
-  ctx::stack_context allocate() { std::abort(); }
-
-  void deallocate(ctx::stack_context&) noexcept {
-    machine_context* dying_ctx = dying;
-    exit_target target = dying_ctx->pending_exit;  // copy: the stack may be reused by `after`
-    annotate_arrive(*target.to, nullptr);
-#if defined(WEFT_TSAN)
-    void* dead_tsan = dying_ctx->tsan_fiber;
-    dying_ctx->tsan_fiber = nullptr;
-    __tsan_destroy_fiber(dead_tsan);
-#endif
-    if (target.after != nullptr) target.after(target.after_arg);
-  }
-};
-
 struct switch_record {
   machine_context* from;
   machine_context* to;
@@ -123,76 +98,121 @@ struct switch_record {
   bool unwind;
 };
 
+fctx::fcontext_t take_handle(machine_context& m) noexcept { return std::exchange(m.handle, nullptr); }
+
+// The arriving side of every switch but the exit: `from` is saved by now (its handle is `t`'s).
+void arrive(fctx::fcontext_t from_handle, const switch_record* rec_ptr) {
+  switch_record rec = *rec_ptr;  // copy: `after` may let the previous context run elsewhere
+  annotate_arrive(*rec.to, rec.from);
+  rec.from->handle = from_handle;
+  if (rec.unwind) throw forced_unwind{};
+  if (rec.after != nullptr) rec.after(rec.arg);
+}
+
+// ontop_fcontext's hook for a switch to a started context: runs on that context's stack, as if
+// called from its suspended switch, and returns there (the `ret` keeps the CPU's return-stack
+// buffer balanced, unlike jump_fcontext's `jmp`: docs/benchmarks.md).
+fctx::transfer_t on_arrival(fctx::transfer_t t) {
+  arrive(t.fctx, static_cast<const switch_record*>(t.data));
+  return {nullptr, nullptr};
+}
+
+// The exit step: runs on the next context once the finished fiber's stack is no longer in use.
+void finish_exit(void* p) noexcept {
+  auto* dying = static_cast<machine_context*>(p);
+  exit_target target = dying->pending_exit;  // copy: the stack may be reused by `after`
+#if defined(WEFT_TSAN)
+  void* dead_tsan = dying->tsan_fiber;
+  dying->tsan_fiber = nullptr;
+  __tsan_destroy_fiber(dead_tsan);
+#endif
+  if (target.after != nullptr) target.after(target.after_arg);
+}
+
+fctx::transfer_t on_exit(fctx::transfer_t t) noexcept {
+  auto* dying = static_cast<machine_context*>(t.data);
+  annotate_arrive(*dying->pending_exit.to, nullptr);
+  finish_exit(dying);
+  return {nullptr, nullptr};
+}
+
+// First code of a new context, reached by jump_fcontext with a switch record as data (an ontop
+// hook cannot start a context: make_fcontext's trampoline takes its argument from the
+// registers a jump sets). Leaves for the exit target and runs the exit step there.
+[[noreturn]] void context_start(fctx::transfer_t t) noexcept {
+  auto* rec = static_cast<const switch_record*>(t.data);
+  machine_context* self = rec->to;
+  arrive(t.fctx, rec);  // never an unwind: a context that never ran is switched to, not unwound
+  exit_target target = self->entry(self->entry_arg);
+  self->pending_exit = target;
+  swap_eh_state(nullptr, *target.to);
+  annotate_leave(nullptr, *target.to);
+  if (target.to->fresh) {
+    // The next fiber never ran either: start it, with the exit step as its arrival step. The
+    // record stays readable: arrive() copies it before the exit step can free this stack.
+    switch_record exit_rec{self, target.to, finish_exit, self, false};
+    target.to->fresh = false;
+    fctx::jump_fcontext(take_handle(*target.to), &exit_rec);
+  } else {
+    fctx::ontop_fcontext(take_handle(*target.to), self, on_exit);
+  }
+  std::abort();  // unreachable: nothing resumes a finished context
+}
+
+// Suspends into `self` and resumes `to`, running the arrival step there first.
+void switch_to(machine_context& self, machine_context& to, const switch_record& rec) {
+  swap_eh_state(&self, to);
+  annotate_leave(&self, to);
+  if (to.fresh) {
+    to.fresh = false;
+    fctx::jump_fcontext(take_handle(to), const_cast<switch_record*>(&rec));
+  } else {
+    fctx::ontop_fcontext(take_handle(to), const_cast<switch_record*>(&rec), on_arrival);
+  }
+}
+
 }  // namespace
 
 void context_init_thread(machine_context& self) noexcept {
-  new (self.handle) ctx::fiber();
+  self.handle = nullptr;
+  self.fresh = false;
 #if defined(WEFT_TSAN)
   self.tsan_fiber = __tsan_get_current_fiber();
 #endif
 }
 
-void context_fini_thread(machine_context& self) noexcept { fiber_of(self).~fiber(); }
+void context_fini_thread(machine_context& self) noexcept { self.handle = nullptr; }
 
-bool context_valid(const machine_context& m) noexcept {
-  return static_cast<bool>(*std::launder(reinterpret_cast<const ctx::fiber*>(m.handle)));
-}
+bool context_valid(const machine_context& m) noexcept { return m.handle != nullptr; }
 
 void context_make(machine_context& m, void* lo, void* hi, context_entry_fn entry, void* arg) {
   auto top = reinterpret_cast<std::uintptr_t>(hi);
   auto bottom = reinterpret_cast<std::uintptr_t>(lo);
-  ctx::stack_context sctx;
-  sctx.sp = hi;
-  sctx.size = top - bottom;
   m.asan_fake_stack = nullptr;
   m.stack_bottom = lo;
   m.stack_size = top - bottom;
   m.eh_caught = nullptr;
   m.eh_uncaught = 0;
+  m.entry = entry;
+  m.entry_arg = arg;
+  m.fresh = true;
 #if defined(WEFT_TSAN)
   m.tsan_fiber = __tsan_create_fiber(0);
 #endif
-  machine_context* self = &m;
-  new (m.handle) ctx::fiber(
-      std::allocator_arg, ctx::preallocated(hi, top - bottom, sctx), exit_hook_allocator{self},
-      [self, entry, arg](ctx::fiber&& caller) -> ctx::fiber {
-        (void)caller;  // always empty: our hooks keep the caller's context themselves
-        exit_target target = entry(arg);
-        self->pending_exit = target;
-        swap_eh_state(nullptr, *target.to);
-        annotate_leave(nullptr, *target.to);
-        return std::move(fiber_of(*target.to));
-      });
+  m.handle = fctx::make_fcontext(hi, top - bottom, context_start);
 }
-
-namespace {
-ctx::fiber on_arrival(ctx::fiber&& from_ctx, const switch_record* rec_ptr) {
-  switch_record rec = *rec_ptr;  // copy: `after` may let the previous context run elsewhere
-  annotate_arrive(*rec.to, rec.from);
-  fiber_of(*rec.from) = std::move(from_ctx);
-  if (rec.unwind) throw forced_unwind{};
-  if (rec.after != nullptr) rec.after(rec.arg);
-  return {};
-}
-}  // namespace
 
 // Not inlined, even by LTO: the code after a switch may run on another thread, and a caller
 // that inlined the switch could reuse a thread-local address (the exception-state cache
 // above, errno) computed before it.
 [[gnu::noinline]] void context_switch(machine_context& self, machine_context& to, after_switch_fn after, void* arg) {
   switch_record rec{&self, &to, after, arg, false};
-  swap_eh_state(&self, to);
-  annotate_leave(&self, to);
-  ctx::fiber target = std::move(fiber_of(to));
-  std::move(target).resume_with([&rec](ctx::fiber&& from_ctx) { return on_arrival(std::move(from_ctx), &rec); });
+  switch_to(self, to, rec);
 }
 
 [[gnu::noinline]] void context_unwind(machine_context& self, machine_context& victim) {
   switch_record rec{&self, &victim, nullptr, nullptr, true};
-  swap_eh_state(&self, victim);
-  annotate_leave(&self, victim);
-  ctx::fiber target = std::move(fiber_of(victim));
-  std::move(target).resume_with([&rec](ctx::fiber&& from_ctx) { return on_arrival(std::move(from_ctx), &rec); });
+  switch_to(self, victim, rec);
 }
 
 }  // namespace weft::detail

@@ -1,4 +1,4 @@
-// The context switch: the only unit that touches Boost.Context (through context.cpp) and the
+// The context switch: the only unit that touches Boost.Context (through context.cpp: its fcontext layer) and the
 // sanitizer fiber annotations. A machine_context is one suspended execution: a fiber's or a worker
 // thread's own stack.
 // Invariant: every resumption of a context runs one of our hooks first (switch_to's `after`, or
@@ -28,8 +28,12 @@ struct exit_target {
 using context_entry_fn = exit_target (*)(void* arg);
 
 struct machine_context {
-  // Opaque storage for one boost::context::fiber (a single pointer).
-  alignas(void*) unsigned char handle[sizeof(void*)] = {};
+  // The suspended context (Boost.Context's fcontext_t), null while it runs.
+  void* handle = nullptr;
+  // A context made by context_make that has never run: the first switch jumps, not ontop.
+  bool fresh = false;
+  context_entry_fn entry = nullptr;
+  void* entry_arg = nullptr;
   // Sanitizer bookkeeping (unused in builds without sanitizers).
   void* asan_fake_stack = nullptr;
   const void* stack_bottom = nullptr;
