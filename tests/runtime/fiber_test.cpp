@@ -28,6 +28,26 @@ TEST_P(FiberTest, BlockOnReturnsTheResult) {
   EXPECT_EQ(r, 42);
 }
 
+// As std::async / std::future<T&>: a callable returning a reference hands back the object
+// itself, not a copy, through join(), run_blocking and block_on.
+TEST_P(FiberTest, ReferenceResultsReferToTheCalleesObject) {
+  int a = 1;
+  std::string s = "x";
+  rt().block_on([&] {
+    weft::join_handle<int&> h = weft::spawn([&]() -> int& { return a; });
+    int& r = h.join();
+    EXPECT_EQ(&r, &a);
+    const int& c = weft::spawn([&]() -> const int& { return a; }).join();
+    EXPECT_EQ(&c, &a);
+    std::string& t = weft::run_blocking([&]() -> std::string& { return s; });
+    EXPECT_EQ(&t, &s);
+  });
+  int& b = rt().block_on([&]() -> int& { return a; });
+  EXPECT_EQ(&b, &a);
+  std::string& u = weft::run_blocking([&]() -> std::string& { return s; });  // plain thread: inline
+  EXPECT_EQ(&u, &s);
+}
+
 TEST_P(FiberTest, BlockOnRethrows) {
   EXPECT_THROW(rt().block_on([]() -> int { throw std::out_of_range("x"); }), std::out_of_range);
 }

@@ -33,26 +33,24 @@ bool blocking_run(blocking_job* job);
 template <class F>
 std::invoke_result_t<std::decay_t<F>> run_blocking(F&& f) {
   using R = std::invoke_result_t<std::decay_t<F>>;
+  static_assert(!std::is_rvalue_reference_v<R>,
+                "weft::run_blocking: a callable returning an rvalue reference has no result to keep; return by value");
   struct job final : detail::blocking_job {
     explicit job(F&& fn) : fn(std::forward<F>(fn)) {}
     void run() noexcept override {
       try {
-        if constexpr (std::is_void_v<R>) {
-          fn();
-        } else {
-          result.emplace(fn());
-        }
+        result.set_from(fn);
       } catch (...) {
         error = std::current_exception();
       }
     }
     F&& fn;
-    std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result{};
+    detail::result_holder<R> result;
     std::exception_ptr error;
   } j(std::forward<F>(f));
   if (!detail::blocking_run(&j)) j.run();
   if (j.error) std::rethrow_exception(j.error);
-  if constexpr (!std::is_void_v<R>) return std::move(*j.result);
+  return j.result.take();
 }
 
 }  // namespace weft

@@ -40,14 +40,11 @@ namespace detail {
 
 template <class R>
 struct result_slot {
-  std::optional<R> value;
+  static_assert(!std::is_rvalue_reference_v<R>,
+                "weft::spawn: a callable returning an rvalue reference has no result to keep; return by value");
+  result_holder<R> value;
   std::exception_ptr error;
-  R take() { return std::move(*value); }
-};
-template <>
-struct result_slot<void> {
-  std::exception_ptr error;
-  void take() {}
+  R take() { return value.take(); }
 };
 
 // The body of a weft::spawn fiber: result and exception are kept for join().
@@ -56,11 +53,7 @@ struct spawn_body final : fiber_body {
   explicit spawn_body(Fn&& f) : fn(std::move(f)) {}
   void run() override {
     try {
-      if constexpr (std::is_void_v<R>) {
-        std::invoke(*fn);
-      } else {
-        result.value.emplace(std::invoke(*fn));
-      }
+      result.value.set_from(*fn);
     } catch (const forced_unwind&) {
       fn.reset();
       throw;

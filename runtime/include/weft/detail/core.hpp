@@ -5,6 +5,11 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <type_traits>
+#include <utility>
 
 namespace weft {
 class runtime;
@@ -91,5 +96,42 @@ std::chrono::steady_clock::time_point deadline_after(const std::chrono::duration
     return steady::time_point::max();
   return now + std::chrono::ceil<steady::duration>(d);
 }
+
+/// The result of a call made on another fiber or thread (weft::spawn, run_blocking), kept until
+/// the caller takes it: the value itself, or for a call returning `T&` the address of the
+/// object (std::future<T&> semantics: the callee keeps it alive). `void` holds nothing.
+template <class R>
+class result_holder {
+ public:
+  template <class F>
+  void set_from(F& f) {
+    value_.emplace(std::invoke(f));
+  }
+  R take() { return std::move(*value_); }
+
+ private:
+  std::optional<R> value_;
+};
+template <class T>
+class result_holder<T&> {
+ public:
+  template <class F>
+  void set_from(F& f) {
+    ptr_ = std::addressof(std::invoke(f));
+  }
+  T& take() { return *ptr_; }
+
+ private:
+  T* ptr_ = nullptr;
+};
+template <>
+class result_holder<void> {
+ public:
+  template <class F>
+  void set_from(F& f) {
+    std::invoke(f);
+  }
+  void take() {}
+};
 
 }  // namespace weft::detail
