@@ -66,8 +66,15 @@ bool mutex::lock_slow(detail::deadline_t deadline) {
     if (!requeue) w.since = now_ns();
     // A waiter that was woken but lost the race to a barging locker goes back to the front.
     if (requeue) waiters_.push_front(&w); else waiters_.push_back(&w);
+    w.tag = 0;
     wake_reason r;
-    bool granted = detail::wait_in_granted(lock_, waiters_, w, deadline, &r, [this] { unlock(); });
+    bool granted;
+    try {
+      granted = detail::wait_in_granted(lock_, waiters_, w, deadline, &r, [this] { unlock(); });
+    } catch (const detail::forced_unwind&) {
+      forget_woken(w);
+      throw;
+    }
     if (granted) return true;  // handed over by unlock: we own it
     if (r != wake_reason::notified) {
       // Timed out (or canceled). If we were the last waiter, clear the hint.
@@ -79,6 +86,30 @@ bool mutex::lock_slow(detail::deadline_t deadline) {
     requeue = true;
     clear_woken = true;
   }
+}
+
+void mutex::forget_woken(detail::waiter& w) noexcept {
+  // A waiter woken by unlock (not handed the lock) that runtime shutdown unwinds instead of
+  // letting it retry: unlock stops waking others while woken_ is set, so clear it, and wake
+  // the next waiter in its place if nobody holds the mutex (a holder's unlock will otherwise).
+  detail::pending_wakes wakes;  // resumes after lock_ is released
+  lock_.lock();
+  if (w.tag == woken_by_unlock) {
+    woken_ = false;
+    // Ordering: relaxed; `locked` is only set by a CAS, and a locker that fails it queues
+    // under lock_ (held here), so an unlocked mutex seen here has no racing decision.
+    while ((state_.load(std::memory_order_relaxed) & locked) == 0) {
+      detail::waiter* next = waiters_.pop_front();
+      if (next == nullptr) break;
+      if (waiters_.empty()) state_.fetch_and(~has_waiters, std::memory_order_relaxed);
+      if (wakes.claim(next)) {
+        next->tag = woken_by_unlock;
+        woken_ = true;
+        break;
+      }
+    }
+  }
+  lock_.unlock();
 }
 
 void mutex::unlock_slow() {
@@ -115,6 +146,7 @@ void mutex::unlock_slow() {
         continue;
       }
       if (wakes.claim(w)) {  // it competes for the lock again once released
+        w->tag = woken_by_unlock;
         woken_ = true;
         claimed = true;
       }

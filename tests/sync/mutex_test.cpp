@@ -300,3 +300,56 @@ TEST(MutexShutdownTest, WaitersUnwoundAtShutdownLeaveTheQueue) {
 }
 
 }  // namespace
+
+namespace {
+
+// A waiter that unlock() woke (not handed the lock) and that runtime shutdown unwound before
+// it could retry. While a woken waiter is pending, unlock wakes nobody else (Go's mutexWoken),
+// so the unwound one must give that back: a thread that queues next has to be woken by the
+// next unlock, not wait for a starvation hand-off that no later unlock will make.
+TEST(MutexShutdownTest, AWokenWaiterUnwoundAtShutdownLetsUnlockWakeTheNext) {
+  weft::timed_mutex m;  // a mutex with try_lock_for, for the last step
+  std::atomic<bool> release{false};
+  std::thread stopper;
+  {
+    weft::runtime rt(weft::runtime_options{.workers = 1});
+    m.lock();
+    // On the only worker, in this order: the waiter parks in lock(), then the busy fiber keeps
+    // the worker, so the waiter, once woken, cannot run before shutdown stops the worker.
+    std::atomic<bool> busy{false};
+    rt.spawn([&] {
+      weft::spawn([&] {  // runs as soon as the waiter parks (it is next: the LIFO slot)
+        busy = true;
+        while (!release.load()) std::this_thread::yield();
+      }).detach();
+      std::lock_guard g(m);
+    });
+    while (!busy.load()) std::this_thread::yield();
+    // Well within the 1 ms starvation bound of the waiter's queueing (under heavy load it may
+    // not be; then the lock is handed over instead, which shutdown also gives back).
+    m.unlock();
+    stopper = std::thread([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // ~runtime is stopping
+      release = true;
+    });
+  }  // the busy fiber returns, the worker stops, the woken waiter is unwound
+  stopper.join();
+  // A plain thread queues; the holder unlocks well within the starvation bound.
+  for (int round = 0; round < 5; ++round) {
+    m.lock();
+    std::atomic<bool> about{false};
+    std::atomic<bool> got{false};
+    std::thread t([&] {
+      about = true;
+      got = m.try_lock_for(std::chrono::seconds(2));
+      if (got) m.unlock();
+    });
+    while (!about.load()) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    m.unlock();
+    t.join();
+    EXPECT_TRUE(got.load()) << "round " << round << ": the next waiter was never woken";
+  }
+}
+
+}  // namespace

@@ -60,9 +60,11 @@ class mutex {
 
  private:
   void unlock_slow();
+  void forget_woken(detail::waiter& w) noexcept;
 
   static constexpr std::uint32_t locked = 1;
   static constexpr std::uint32_t has_waiters = 2;  // set and cleared under lock_
+  static constexpr std::uintptr_t woken_by_unlock = 1;  // waiter::tag: unlock woke it (set under lock_)
   std::atomic<std::uint32_t> state_{0};
   detail::spinlock lock_;
   detail::wait_list waiters_;  // guarded by lock_
