@@ -125,6 +125,13 @@ expect alice "* bob is now robert"
 # Control bytes reach the others in caret notation, never raw (an ESC would drive their terminals).
 printf 'bold \033[1mbell\007 tab\tdel\177\n' >&"${fd[bob]}"
 expect alice "$(printf '[lobby] robert: bold ^[[1mbell^G tab\tdel^?')"
+# A clear-screen sequence and a bell arrive as text, and no raw control byte reaches anyone;
+# UTF-8 (é, ✓, 🙂) arrives as sent.
+printf 'wipe \x1b[2J ring \x07 caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x99\x82\n' >&"${fd[bob]}"
+expect alice "$(printf '[lobby] robert: wipe ^[[2J ring ^G caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x99\x82')"
+if LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]' "$work/alice.out"; then
+  fail "alice received raw control bytes: $(LC_ALL=C grep $'[\x01-\x08\x0b-\x1f\x7f]' "$work/alice.out" | od -c | head)"
+fi
 echo "ok: nicks, rooms, /who, /rooms, /quit, no lines across rooms, control bytes shown as ^X"
 
 # --- line length -----------------------------------------------------------------------------
@@ -227,7 +234,8 @@ echo "$summary"
 [[ "$summary" == "chat_server: served 7 clients, "* ]] || fail "summary: expected 7 clients"
 [[ "$summary" == *", dropped 1 slow clients "* ]] || fail "summary: expected 1 dropped slow client"
 messages=$(sed -n 's/^chat_server: served [0-9]* clients, \([0-9]*\) messages.*/\1/p' <<<"$summary")
-[ "$messages" = $((flood_lines + 4)) ] || fail "summary: expected $((flood_lines + 4)) messages"
+# The flood and five lines before it: two plain, two with control bytes, one of 4096 bytes.
+[ "$messages" = $((flood_lines + 5)) ] || fail "summary: expected $((flood_lines + 5)) messages"
 echo "ok: SIGTERM"
 
 # --- idle timeout, then SIGINT -----------------------------------------------------------------
