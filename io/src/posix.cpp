@@ -119,6 +119,10 @@ struct fd_entry {
   // while POSIX lets any number of callers block on one descriptor (several fibers accept()
   // on one listener). Fibers that must park take this first, so they wait in line.
   weft::timed_mutex wait_mu[2];
+  // A socket error that a blocking write consumed after it had moved some bytes (whole_op):
+  // libc returns the count then and the error on the next call, so the next call does too.
+  // Ordering: relaxed; it travels with the descriptor's calls, which the caller orders.
+  std::atomic<int> deferred_error{0};
 };
 
 enum class fd_kind : std::uint8_t { unknown, socket, other };
@@ -246,6 +250,7 @@ fd_ref lookup_or_register(int fd) noexcept {
     }
     return fd_ref{nullptr, nullptr, false, kind};
   }
+  e->deferred_error.store(0, std::memory_order_relaxed);  // a fresh description has none
   std::uintptr_t w = reinterpret_cast<std::uintptr_t>(d) | (user_nonblock ? user_nonblock_bit : 0) |
                      (sock ? socket_bit : 0);
   // Ordering: release publishes the flags and the registered record to lookup()'s acquire.
@@ -362,6 +367,9 @@ io_result run_op_on(const fd_ref& r, int fd, io_dir dir, bool dontwait, Call&& c
   bool fiber = on_fiber();
   st.emulated = false;
   if (r.desc == nullptr) return from_syscall(call(fd, r.kind));
+  if (r.entry->deferred_error.load(std::memory_order_relaxed) != 0) {
+    if (int e = r.entry->deferred_error.exchange(0, std::memory_order_relaxed); e != 0) return fail(e);
+  }
   {
     io_op_guard g(r.desc);
     if (!g) return fail(ECANCELED);
@@ -418,7 +426,14 @@ io_result whole_op(int fd, io_dir dir, std::size_t len, bool dontwait, Call&& ca
   for (;;) {
     io_result r = run_op_on(
         entry, fd, dir, dontwait, [&](int f, fd_kind k) -> long { return call(f, k, done); }, st);
-    if (r.value < 0) return done > 0 ? ok(static_cast<long>(done)) : r;
+    if (r.value < 0) {
+      if (done == 0) return r;
+      // As libc: the count now, a socket error (reset, ...) on the next call. A timeout or a
+      // close is not an error of the socket: libc reports nothing more for it either.
+      if (r.error != EAGAIN && r.error != EWOULDBLOCK && r.error != ECANCELED && r.error != EINTR)
+        entry.entry->deferred_error.store(r.error, std::memory_order_relaxed);
+      return ok(static_cast<long>(done));
+    }
     done += static_cast<std::size_t>(r.value);
     if (done >= len || r.value == 0 || !st.emulated) return ok(static_cast<long>(done));
   }

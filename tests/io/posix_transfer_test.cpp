@@ -206,4 +206,58 @@ TEST(PosixTest, AWriteStoppedPartWayReturnsTheBytesWrittenAsFromLibc) {
   EXPECT_FALSE(wd.fired());
 }
 
+// Three sends on a TCP connection whose peer resets it (SO_LINGER 0) while the first send
+// waits for room, through `send` (libc's or weft::posix's). Returns the three outcomes.
+template <class Send>
+std::vector<outcome> sends_across_a_reset(Send send) {
+  sockaddr_in addr{};
+  unique_fd listener = tcp_listener(addr);
+  unique_fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  check(client.get() >= 0, "socket");
+  check(::connect(client.get(), sa(addr), sizeof addr) == 0, "connect");
+  int server = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
+  check(server >= 0, "accept");
+  constexpr std::size_t total = 16u << 20;  // far more than loopback's buffers hold
+  const std::vector<char> data = pattern(total);
+  std::vector<outcome> out;
+  std::thread resetter([&] {
+    std::this_thread::sleep_for(100ms);  // the first send is blocked by now
+    char buf[4096];
+    (void)!::read(server, buf, sizeof buf);
+    ::linger lg{1, 0};
+    ::setsockopt(server, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    ::close(server);  // RST
+  });
+  for (int i = 0; i < 3; ++i) {
+    long r = send(client.get(), data.data(), total, MSG_NOSIGNAL);
+    out.push_back(outcome{r, errno});
+  }
+  resetter.join();
+  return out;
+}
+
+TEST(PosixTest, AResetThatEndsABlockingWriteIsReportedByTheNextCallAsFromLibc) {
+  // libc: the blocking send returns the bytes it moved, the next call ECONNRESET, then EPIPE.
+  // weft's emulation retries the send, which consumes the reset: it must hand it on.
+  std::vector<outcome> libc =
+      sends_across_a_reset([](int fd, const void* p, std::size_t n, int flags) { return ::send(fd, p, n, flags); });
+  ASSERT_EQ(libc.size(), 3u);
+  EXPECT_GT(libc[0].result, 0) << std::strerror(libc[0].error);
+  EXPECT_EQ(libc[1].error, ECONNRESET) << "libc itself: " << std::strerror(libc[1].error);
+
+  weft::runtime rt(one_worker());
+  std::vector<outcome> ours = rt.block_on([&] {
+    return sends_across_a_reset(
+        [](int fd, const void* p, std::size_t n, int flags) { return posix::send(fd, p, n, flags); });
+  });
+  ASSERT_EQ(ours.size(), 3u);
+  EXPECT_GT(ours[0].result, 0) << std::strerror(ours[0].error);
+  EXPECT_LT(ours[0].result, static_cast<long>(16u << 20));
+  for (std::size_t i = 1; i < 3; ++i) {
+    EXPECT_EQ(ours[i].result, -1) << "send " << i;
+    EXPECT_EQ(ours[i].error, libc[i].error) << "send " << i << ": weft " << std::strerror(ours[i].error)
+                                            << ", libc " << std::strerror(libc[i].error);
+  }
+}
+
 }  // namespace
