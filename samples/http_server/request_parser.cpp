@@ -69,6 +69,9 @@ void request_parser::feed(const char* data, std::size_t size) {
 }
 
 parse_status request_parser::fail(int status, std::string msg) {
+  // An Expect field may come before the field that fails the head (an oversize Content-Length):
+  // a failed request is answered with its error alone, never invited to send its body.
+  expect_continue_ = false;
   error_status_ = status;
   error_ = std::move(msg);
   return parse_status::error;

@@ -73,6 +73,7 @@ class request_parser {
 
   /// True once for a request whose head asked for "Expect: 100-continue" (HTTP/1.1) while its
   /// body has not all arrived: the caller answers "HTTP/1.1 100 Continue" so the client sends it.
+  /// Never after an error (an oversize Content-Length is answered 413 without the 100).
   bool take_continue() noexcept { return std::exchange(expect_continue_, false); }
 
   /// True while part of a request is buffered (a request is in flight).

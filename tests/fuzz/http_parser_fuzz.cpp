@@ -4,7 +4,8 @@
 // - every request respects the limits (head, body, header count) and is well formed;
 // - split invariance: the stream fed in pieces yields the same requests and the same final
 //   status as the stream fed at once (errors are decided by a prefix, never by the split);
-// - round trip: a request written back out (Content-Length framing) parses to itself.
+// - round trip: a request written back out (Content-Length framing) parses to itself;
+// - "100 Continue" is offered only while a request's body is awaited, never after an error.
 #include "request_parser.hpp"
 
 #include "fuzz_support.hpp"
@@ -61,7 +62,11 @@ outcome run(const std::string& in, const std::vector<std::size_t>& cuts, const h
       std::uint64_t before = p.consumed();
       http::parse_status st = p.next(r);
       FUZZ_CHECK(p.consumed() <= p.fed());
-      if (st == http::parse_status::need_more) return true;
+      if (st == http::parse_status::need_more) {
+        FUZZ_CHECK(!p.take_continue() || p.reading_body());  // 100 Continue only for an awaited body
+        return true;
+      }
+      FUZZ_CHECK(!p.take_continue());  // never for a finished request, nor after an error
       if (st == http::parse_status::error) {
         // Only empty lines before a request line may have been consumed on the way.
         FUZZ_CHECK(p.consumed() - before <= in.size());

@@ -248,6 +248,19 @@ TEST(HttpParserTest, ExpectContinueIsOfferedOncePerRequest) {
   EXPECT_EQ(error_of("POST / HTTP/1.1\r\nHost: h\r\nExpect: teapot\r\nContent-Length: 2\r\n\r\n"), 417);
 }
 
+TEST(HttpParserTest, ExpectContinueWithAnOversizeBodyIs413Alone) {
+  // Whichever field comes first, the body is refused without inviting the client to send it.
+  for (const char* head : {"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1048577\r\n\r\n",
+                           "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1048577\r\nExpect: 100-continue\r\n\r\n"}) {
+    http::request_parser p;
+    http::request r;
+    p.feed(head);
+    ASSERT_EQ(p.next(r), parse_status::error) << head;
+    EXPECT_EQ(p.error_status(), 413) << head;
+    EXPECT_FALSE(p.take_continue()) << head;
+  }
+}
+
 TEST(HttpParserTest, ErrorIsStickyAndConsumesNothingMore) {
   http::request_parser p;
   http::request r;
