@@ -153,6 +153,7 @@ check_error 'GET / HTTP/1.1\r\n\r\n' 400
 check_error 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n' 400
 check_error "GET / HTTP/1.1\r\nHost: x\r\nX-Big: $(head -c 9000 /dev/zero | tr '\0' a)\r\n\r\n" 431
 check_error "GET /$(head -c 9000 /dev/zero | tr '\0' a)" 414
+check_error "GET /$(head -c 9000 /dev/zero | tr '\0' a) HTTP/1.1\r\nHost: x\r\n\r\n" 414
 check_error 'POST / HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\nContent-Length: 2\r\n\r\nhi' 417
 check_error 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\n\r\n' 413
 check_error 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n200000\r\n' 413
@@ -179,6 +180,14 @@ got=$(raw 'GET / HTTP/1.1\nHost: x\nConnection: close\n\n')
 # The absolute-form target (as sent to a proxy), which a server must accept.
 got=$(raw "GET http://127.0.0.1:$port/static/a.txt?x=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 [[ "$got" == 'HTTP/1.1 200 OK'*'plain text' ]] || fail "absolute-form target: [$got]"
+for target in "http://127.0.0.1:$port/" "http://127.0.0.1:$port" "HTTP://127.0.0.1:$port?q=1"; do  # no path: /
+  got=$(raw "GET $target HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+  [[ "$got" == 'HTTP/1.1 200 OK'*'hello from weft' ]] || fail "absolute-form target $target: [$got]"
+done
+# curl sends the absolute-form to a proxy: the server routes on its path, whatever the host.
+got=$(c -x "$url" -w ' %{http_code}' http://example.invalid/static/a.txt)
+[ "$got" = 'plain text
+ 200' ] || fail "curl through the server as a proxy: [$got]"
 # OPTIONS on the server and on a resource: the allowed methods, no body; * is for OPTIONS only.
 got=$(c -i -X OPTIONS --request-target '*' "$url/" | tr -d '\r')
 [[ "$got" == 'HTTP/1.1 200 OK'*'Content-Length: 0'*'Allow: GET, HEAD, OPTIONS'* ]] || fail "OPTIONS *: [$got]"
@@ -195,6 +204,12 @@ got=$(timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0
 [[ "$got" == $'HTTP/1.1 100 Continue\nHTTP/1.1 405 Method Not Allowed\n'* ]] || fail "Expect: 100-continue: [$got]"
 got=$(c -v -o /dev/null -H 'Expect: 100-continue' --data-binary @"$root/sub/blob.bin" "$url/" 2>&1 | tr -d '\r')
 [[ "$got" == *'< HTTP/1.1 100 Continue'*'< HTTP/1.1 405'* ]] || fail "curl with Expect: [$got]"
+# A body over the limit is refused at once with 413 alone: no 100 invites the client to send it.
+got=$(raw 'POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2000000\r\n\r\n')
+[[ "$got" == 'HTTP/1.1 413 '* && "$got" != *'100 Continue'* ]] || fail "Expect with an oversize body: [$got]"
+head -c 2000000 /dev/zero >"$work/huge.bin"
+got=$(c -v -o /dev/null -H 'Expect: 100-continue' --data-binary @"$work/huge.bin" "$url/" 2>&1 | tr -d '\r')
+[[ "$got" == *'< HTTP/1.1 413'* && "$got" != *'100 Continue'* ]] || fail "curl with Expect, 2 MB: [$got]"
 echo "ok: bare LF, absolute-form, OPTIONS and *, Expect: 100-continue"
 
 # --- pipelining: two requests in one write, two responses in order --------------------------------
