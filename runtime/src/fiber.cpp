@@ -75,7 +75,11 @@ exit_target fiber_main(void* arg) noexcept {
   fls_destroy_fiber(f);
   // Ordering: acq_rel: release publishes the result to join(); acquire reads the joiner's ticket.
   std::uintptr_t joiner = f->join_word.exchange(1, std::memory_order_acq_rel);
-  if (joiner > 1) reinterpret_cast<const wait_ticket*>(joiner)->wake();
+  // The joiner queues behind the fibers already runnable here rather than running next: a
+  // join mostly ends a fan-out (spawn N, join each), and run first it would only park again
+  // at its next join while the siblings queued before it still run — one park and two
+  // switches per sibling (docs/scheduler.md, "The joiner of a finished fiber").
+  if (joiner > 1) wake_behind(*reinterpret_cast<const wait_ticket*>(joiner));
   // Handle already released (detached): destroy the result here, on the fiber, rather than in
   // the exit hook on the next context, where a destructor that blocks could not park.
   // Ordering: acquire pairs with the handle's acq_rel decrement; nobody can add a reference.

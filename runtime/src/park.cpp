@@ -143,10 +143,10 @@ bool claim_waitable(waitable* w, std::uint64_t seq, wake_reason reason) noexcept
                                               std::memory_order_acq_rel, std::memory_order_relaxed);
 }
 
-void resume_waitable(waitable* w, std::uint64_t seq) noexcept {
+void resume_waitable(waitable* w, std::uint64_t seq, bool lifo) noexcept {
   // Touches only the waiter's own record (type-stable), never the primitive it waited on.
   if (fiber_cb* f = w->fiber) {
-    f->rt->schedule(f, /*lifo=*/true);
+    f->rt->schedule(f, lifo);
   } else {
     // Ordering: release pairs with park_thread's acquire load of the token.
     w->futex.store(ready_token(seq), std::memory_order_release);
@@ -252,6 +252,12 @@ bool blocking_run(blocking_job* job) {
 namespace weft {
 
 using namespace weft::detail;
+
+bool detail::wake_behind(const wait_ticket& t) noexcept {
+  if (t.target_ == nullptr || !claim_waitable(t.target_, t.seq_, wake_reason::notified)) return false;
+  resume_waitable(t.target_, t.seq_, /*lifo=*/false);
+  return true;
+}
 
 bool wait_ticket::wake(wake_reason reason) const noexcept {
   return target_ != nullptr && wake_waitable(target_, seq_, reason);

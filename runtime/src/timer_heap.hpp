@@ -20,7 +20,8 @@ namespace weft::detail {
 bool wake_waitable(waitable* w, std::uint64_t seq, wake_reason reason) noexcept;
 /// The two halves of wake_waitable (wait_ticket::claim and resume).
 bool claim_waitable(waitable* w, std::uint64_t seq, wake_reason reason) noexcept;
-void resume_waitable(waitable* w, std::uint64_t seq) noexcept;
+/// `lifo`: a fiber runs next on this worker (its LIFO slot), else it queues behind the others.
+void resume_waitable(waitable* w, std::uint64_t seq, bool lifo = true) noexcept;
 
 /// Monotonic clock in nanoseconds (CLOCK_MONOTONIC, the clock of std::chrono::steady_clock).
 std::int64_t now_ns() noexcept;
