@@ -115,10 +115,11 @@ void mutex::forget_woken(detail::waiter& w) noexcept {
 void mutex::unlock_slow() {
   std::uint32_t s = state_.load(std::memory_order_relaxed);
   if ((s & locked) == 0) detail::fatal_unlock("weft::mutex::unlock: the mutex is not locked");
-  // Nothing of *this is touched once `locked` is released (or the lock handed over): the next
-  // owner may destroy the mutex at once (std allows it as soon as its own unlock returns). So a
-  // waiter is claimed under lock_, lock_ is released, then `locked` (the last touch), and the
-  // waiter is resumed last by `wakes` (it retries through lock_, or owns the mutex if handed it).
+  // Nothing of *this is touched once `locked` is released (or the lock handed over) with no
+  // waiter claimed: the next owner may destroy the mutex at once (std allows it as soon as its
+  // own unlock returns). With a waiter claimed (it retries through lock_, or owns the mutex if
+  // handed it), the mutex lives until that waiter's lock() returns; the waiter is resumed last
+  // by `wakes`.
   // With nobody to wake, `locked` is released by a CAS that fails if a locker queued since
   // lock_ was released: we still own the mutex then, and go round again to wake it.
   detail::pending_wakes wakes;
@@ -154,12 +155,18 @@ void mutex::unlock_slow() {
     // A stale hint (the last waiter left by timeout) would make the CAS below fail for ever.
     // Ordering: relaxed; has_waiters only changes under lock_ (held here).
     if (!claimed && waiters_.empty()) state_.fetch_and(~has_waiters, std::memory_order_relaxed);
-    lock_.unlock();
     if (claimed) {
-      // Ordering: release publishes the critical section to the next acquire.
+      // `locked` goes before lock_ is released. A woken waiter that retries, or one unwound at
+      // shutdown (forget_woken), decides under lock_ from `locked`: released after lock_, a
+      // retry could see it still set, clear woken_ and park again while this unlock, having
+      // decided to wake nobody, releases the mutex: a lost wake-up. Touching lock_ after
+      // `locked` is safe here: a claimed waiter is still inside lock(), so the mutex cannot
+      // be destroyed yet. Ordering: release publishes the critical section to the next acquire.
       state_.fetch_and(~locked, std::memory_order_release);
+      lock_.unlock();
       return;
     }
+    lock_.unlock();
     // Ordering: relaxed; the CAS below re-reads the latest value, and a locker's has_waiters
     // (set under lock_ when it queues) makes it fail, so that locker is not slept through.
     s = state_.load(std::memory_order_relaxed);
