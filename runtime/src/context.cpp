@@ -121,6 +121,7 @@ fctx::transfer_t on_arrival(fctx::transfer_t t) {
 void finish_exit(void* p) noexcept {
   auto* dying = static_cast<machine_context*>(p);
   exit_target target = dying->pending_exit;  // copy: the stack may be reused by `after`
+  dying->handle = nullptr;  // a fresh target's arrival step stored the dead context there
 #if defined(WEFT_TSAN)
   void* dead_tsan = dying->tsan_fiber;
   dying->tsan_fiber = nullptr;

@@ -79,7 +79,11 @@ exit_target fiber_main(void* arg) noexcept {
   // join mostly ends a fan-out (spawn N, join each), and run first it would only park again
   // at its next join while the siblings queued before it still run — one park and two
   // switches per sibling (docs/scheduler.md, "The joiner of a finished fiber").
-  if (joiner > 1) wake_behind(*reinterpret_cast<const wait_ticket*>(joiner));
+  if (joiner > 1) {
+    wake_behind(*reinterpret_cast<const wait_ticket*>(joiner));
+    // Ordering: release pairs with the acquire load in fiber_join's undo.
+    f->joiner_released.store(true, std::memory_order_release);
+  }
   // Handle already released (detached): destroy the result here, on the fiber, rather than in
   // the exit hook on the next context, where a destructor that blocks could not park.
   // Ordering: acquire pairs with the handle's acq_rel decrement; nobody can add a reference.
@@ -137,6 +141,7 @@ fiber_cb* fiber_create(const spawn_params& params, void** payload) {
   f->waiting_on.store(nullptr, std::memory_order_relaxed);
   f->refs.store(2, std::memory_order_relaxed);
   f->join_word.store(0, std::memory_order_relaxed);
+  f->joiner_released.store(false, std::memory_order_relaxed);
   f->home_worker = params.pinned ? static_cast<int>(w != nullptr ? w->index : 0) : -1;
   f->unwound = false;
   f->started = false;
@@ -185,27 +190,37 @@ void fiber_join(fiber_cb* f) {
   struct publish_arg {
     fiber_cb* f;
     const wait_ticket* t;
+    bool stored = false;  // the ticket went into join_word (written by the publish step)
   } arg{f, &t};
   struct unpublish_on_unwind {
     fiber_cb* f;
-    const wait_ticket* t;
+    const publish_arg* a;
     bool armed = true;  // cleared once park() returned; still set if it threw forced_unwind
     ~unpublish_on_unwind() {
       // Unwound at shutdown while waiting: take our ticket (on this dying stack) back out of
       // the joined fiber's join_word, or its exit would wake freed memory.
-      if (!armed) return;
-      std::uintptr_t expected = reinterpret_cast<std::uintptr_t>(t);
-      f->join_word.compare_exchange_strong(expected, 0, std::memory_order_acq_rel, std::memory_order_relaxed);
+      if (!armed || !a->stored) return;
+      std::uintptr_t expected = reinterpret_cast<std::uintptr_t>(a->t);
+      if (f->join_word.compare_exchange_strong(expected, 0, std::memory_order_acq_rel, std::memory_order_relaxed))
+        return;
+      // Too late: the fiber (of another runtime, or finishing on another thread) has taken the
+      // ticket and its exit step is reading it. Ordering: acquire pairs with its release.
+      while (!f->joiner_released.load(std::memory_order_acquire)) std::this_thread::yield();
     }
-  } undo{f, &t};
+  } undo{f, &arg};
   park(t, std::nullopt,
        [](void* p) {
          auto* a = static_cast<publish_arg*>(p);
          std::uintptr_t expected = 0;
+         // Written before the CAS: once it succeeds, the fiber's exit may resume us at once,
+         // and nothing of our stack may be touched from here after that.
+         a->stored = true;
          // Ordering: release publishes the ticket to the exiting fiber's acq_rel exchange.
          if (!a->f->join_word.compare_exchange_strong(expected, reinterpret_cast<std::uintptr_t>(a->t),
-                                                      std::memory_order_acq_rel, std::memory_order_acquire))
+                                                      std::memory_order_acq_rel, std::memory_order_acquire)) {
+           a->stored = false;
            a->t->wake();  // already finished
+         }
        },
        &arg);
   undo.armed = false;
@@ -284,7 +299,8 @@ std::vector<fiber_info> runtime::fibers() const {
       case fiber_state::created: info.status = fiber_status::created; break;
       case fiber_state::runnable: info.status = fiber_status::runnable; break;
       case fiber_state::running: info.status = fiber_status::running; break;
-      case fiber_state::parked: info.status = fiber_status::parked; break;
+      case fiber_state::parked:
+      case fiber_state::parked_unwinding: info.status = fiber_status::parked; break;
       case fiber_state::free:
       case fiber_state::done: continue;
     }

@@ -40,6 +40,7 @@ enum class fiber_state : std::uint8_t {
   runnable,  // in a queue
   running,
   parked,
+  parked_unwinding,  // waiting while being unwound at shutdown, on the shutdown thread (park_until)
   done,
 };
 
@@ -57,6 +58,10 @@ struct fiber_cb : waitable {
   // 0 = running, 1 = done, otherwise a wait_ticket* of the (single) joiner.
   // Ordering: exit stores "done" with release (publishes the result); join loads with acquire.
   std::atomic<std::uintptr_t> join_word{0};
+  // Set by the exit step once it is done with the joiner's ticket it took from join_word (the
+  // ticket lives on the joiner's stack). A joiner unwound at shutdown after that exchange
+  // waits for it before its frame goes. Ordering: release store, acquire load.
+  std::atomic<bool> joiner_released{false};
   // Diagnostics only (relaxed): what the fiber is doing.
   std::atomic<fiber_state> state{fiber_state::free};
   int home_worker = -1;          // >= 0: pinned to that worker

@@ -294,12 +294,23 @@ wake_reason detail::park_until(wait_ticket ticket, deadline_t deadline, void (*p
   fiber_cb* f = ts->w != nullptr ? ts->w->current : ts->unwinding;
   if (f == nullptr) return park_thread(w, ticket.seq_, dl, publish, arg);
   if (ts->unwinding != nullptr) {
-    // Shutdown: nothing will run this fiber again; end the wait at once.
-    // The fiber is running on this thread, so end the wait without scheduling it.
+    // Shutdown: nothing will run this fiber again; end the wait at once. The fiber is running
+    // on this thread, so the wait is ended here, not by scheduling it. The state tells a waker
+    // that claims the ticket between the publish step and the cancel below that its resume
+    // step (runtime_impl::schedule) must not queue the fiber, only report that it is done.
+    // Ordering: relaxed; the publish step's release orders it before any claim.
+    f->state.store(fiber_state::parked_unwinding, std::memory_order_relaxed);
     if (publish != nullptr) publish(arg);
     std::uint64_t expected = ticket.seq_ << 2;
-    w->wait_word.compare_exchange_strong(expected, expected | static_cast<std::uint64_t>(wake_reason::canceled),
-                                         std::memory_order_acq_rel, std::memory_order_acquire);
+    if (!w->wait_word.compare_exchange_strong(expected,
+                                              expected | static_cast<std::uint64_t>(wake_reason::canceled),
+                                              std::memory_order_acq_rel, std::memory_order_acquire)) {
+      // A waker claimed it first. Until its resume step it may read records on this stack (a
+      // pending_wakes chain), as for a plain thread (park_thread): wait for that step.
+      // Ordering: acquire pairs with the acq_rel exchange in runtime_impl::schedule.
+      while (f->state.load(std::memory_order_acquire) == fiber_state::parked_unwinding) std::this_thread::yield();
+    }
+    f->state.store(fiber_state::running, std::memory_order_relaxed);
     return reason_of(w->wait_word.load(std::memory_order_acquire));
   }
   park_record rec{w, ticket.seq_, dl, publish, arg};

@@ -131,8 +131,16 @@ void runtime_impl::schedule(fiber_cb* f, bool lifo, bool new_work) noexcept {
   }
   // Ordering: release pairs with settle_waits' acquire load: once shutdown sees the fiber
   // runnable it also sees this call counted.
-  f->state.store(fiber_state::runnable, std::memory_order_release);
-  enqueue(f, me, lifo, new_work);
+  if (!unwinding.load(std::memory_order_relaxed)) [[likely]] {
+    f->state.store(fiber_state::runnable, std::memory_order_release);
+    enqueue(f, me, lifo, new_work);
+  } else if (f->state.exchange(fiber_state::runnable, std::memory_order_acq_rel) != fiber_state::parked_unwinding) {
+    enqueue(f, me, lifo, new_work);
+  }
+  // else: the resume step of a wait that `f` began while being unwound (park_until): `f` runs
+  // on the shutdown thread and only waited for this step. Not queued. (A waker that claimed
+  // such a wait saw `unwinding` set: the claim follows the wait's publication, which follows
+  // unwind_all's release store.)
   // Ordering: release pairs with shutdown's acquire load; nothing of the runtime is touched
   // after this.
   if (me == nullptr) outside_schedules.fetch_sub(1, std::memory_order_release);
@@ -258,6 +266,9 @@ void runtime_impl::shutdown() noexcept {
   stop_workers();
   blocking.shutdown();
   unwind_all();
+  // Resume steps of waits that fibers began while being unwound (park_until) may still be
+  // inside schedule().
+  wait_outside_schedules();
   // Threads still inside join() read the control blocks: let them leave before unmapping.
   // Ordering: acquire pairs with join_guard's release decrement.
   wait_for_outside("thread(s) still inside join()",
@@ -285,7 +296,12 @@ void runtime_impl::settle_waits(const std::vector<fiber_cb*>& fibers) noexcept {
       return f->state.load(std::memory_order_acquire) != fiber_state::parked;
     });
   }
-  // Resume steps (and any other outside schedule()) still inside the runtime.
+  // Resume steps (and any other outside schedule()) still inside the runtime: one may still be
+  // queueing a fiber that is about to be unwound.
+  wait_outside_schedules();
+}
+
+void runtime_impl::wait_outside_schedules() noexcept {
   // Ordering: acquire pairs with schedule()'s release decrement.
   wait_for_outside("thread(s) still inside a wake-up (schedule)",
                    [this] { return outside_schedules.load(std::memory_order_acquire) == 0; });

@@ -190,6 +190,7 @@ struct runtime_impl {
   void stop_workers() noexcept;
   void unwind_all() noexcept;
   void settle_waits(const std::vector<fiber_cb*>& fibers) noexcept;
+  void wait_outside_schedules() noexcept;
   void enqueue(fiber_cb* f, worker* me, bool lifo, bool new_work) noexcept;
 };
 

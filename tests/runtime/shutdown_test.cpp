@@ -2,6 +2,7 @@
 // not finished — parked, sleeping, runnable or never started — running its destructors, within
 // a bounded time and without leaking stacks.
 #include <atomic>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -234,6 +235,113 @@ TEST(ShutdownTest, ABodyThatFailsToConstructReleasesItsStackOnce) {
   });
   weft_test::expect_no_leaks(rt);
   EXPECT_LE(rt.stats().live_fibers, 0u);
+}
+
+// Found by review: waits that a fiber begins while it is being unwound (a destructor that
+// receives, locks or parks).
+// A fiber being unwound at shutdown starts a new wait (a destructor that receives, locks, joins):
+// park() runs publish and then CASes its own fresh ticket to canceled. If an outside thread
+// claims the ticket between the publish and that CAS, park() returns `notified` at once and the
+// fiber finishes, but the claimer's resume step (schedule() on this runtime) is still to come,
+// and settle_waits' wait for outside schedule() calls is long over. Here the outside thread
+// claims inside the publish step (the same interleaving, made deterministic).
+TEST(ShutdownTest, AWaitBegunWhileUnwindingWaitsForItsClaimersResumeStep) {
+  struct shared_t {
+    std::atomic<bool> parked{false};
+    std::atomic<bool> published{false};
+    std::atomic<bool> claimed{false};
+    std::atomic<bool> destroyed{false};
+    std::atomic<int> park_result{0};
+    weft::wait_ticket ticket;
+  } sh;
+  auto rt = std::make_unique<weft::runtime>(weft::runtime_options{.workers = 1});
+  rt->spawn([&sh] {
+    struct waits_in_destructor {
+      shared_t* sh;
+      ~waits_in_destructor() {
+        weft::wait_ticket t = weft::prepare_wait();
+        sh->ticket = t;
+        auto r = weft::park(
+            t, std::nullopt,
+            [](void* p) {
+              auto* s = static_cast<shared_t*>(p);
+              s->published.store(true);
+              // The outside thread claims now (bounded: a correct park would not need it).
+              for (int i = 0; i < 2000 && !s->claimed.load(); ++i) std::this_thread::sleep_for(1ms);
+            },
+            sh);
+        sh->park_result.store(static_cast<int>(r));
+      }
+    } g{&sh};
+    sh.parked.store(true);
+    weft::this_fiber::sleep_for(1h);
+  }).detach();
+  ASSERT_TRUE(weft_test::wait_until([&] { return sh.parked.load(); }));
+  std::thread waker([&] {
+    while (!sh.published.load()) std::this_thread::yield();
+    bool won = sh.ticket.claim();
+    sh.claimed.store(true);
+    EXPECT_TRUE(won);
+    // The resume step comes later (as pending_wakes' does, after the primitive's lock).
+    for (int i = 0; i < 200 && !sh.destroyed.load(); ++i) std::this_thread::sleep_for(1ms);
+    EXPECT_FALSE(sh.destroyed.load()) << "~runtime returned while a claimed wake-up of its fiber was still "
+                                         "to be resumed (park returned "
+                                      << sh.park_result.load() << ")";
+    if (won) sh.ticket.resume();
+  });
+  rt.reset();
+  sh.destroyed.store(true);
+  waker.join();
+}
+
+// The same with the library's own primitive: a plain thread keeps trying to send while the
+// receiving fiber's destructor receives during unwinding. Whoever wins, nothing is used after
+// it is freed (ASan, TSan), shutdown ends, and a value the sender handed over was received.
+TEST(ShutdownTest, APlainThreadSendsToAFiberReceivingWhileUnwound) {
+  const int rounds = static_cast<int>(weft_test::sized(50, 20, 5));
+  int received_while_unwinding = 0;
+  for (int i = 0; i < rounds; ++i) {
+    weft::channel<int> ch(0);
+    std::atomic<bool> parked{false};
+    std::atomic<bool> got{false};
+    std::atomic<bool> sent{false};
+    std::atomic<bool> gone{false};
+    auto rt = std::make_unique<weft::runtime>(weft::runtime_options{.workers = 1});
+    rt->spawn([&] {
+      struct recv_in_destructor {
+        weft::channel<int>* ch;
+        std::atomic<bool>* got;
+        ~recv_in_destructor() {
+          // Each receive while unwinding publishes a fresh ticket and then cancels it itself: a
+          // short window; many tries make the plain thread's send hit it.
+          for (int k = 0; k < 100000; ++k) {
+            int v = 0;
+            if (ch->recv(v) == weft::channel_status::ok) {
+              got->store(v == 1);
+              return;
+            }
+          }
+        }
+      } g{&ch, &got};
+      parked = true;
+      weft::this_fiber::sleep_for(1h);
+    }).detach();
+    ASSERT_TRUE(weft_test::wait_until([&] { return parked.load(); }));
+    std::thread sender([&] {
+      while (!gone.load()) {
+        if (ch.try_send(1) == weft::channel_status::ok) {
+          sent = true;
+          return;
+        }
+      }
+    });
+    rt.reset();
+    gone = true;
+    sender.join();
+    EXPECT_EQ(sent.load(), got.load()) << "round " << i << ": a value sent was not received";
+    if (got.load()) ++received_while_unwinding;
+  }
+  RecordProperty("received_while_unwinding", received_while_unwinding);
 }
 
 }  // namespace

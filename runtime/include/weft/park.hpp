@@ -90,7 +90,10 @@ class wait_ticket {
   bool wake(wake_reason reason = wake_reason::notified) const noexcept;
   /// First half of wake(): ends the wait with `reason` if it is still pending and no other wake
   /// won, but leaves the waiter parked (a plain thread stays blocked). Returns true if this call
-  /// won; then resume() must follow, exactly once. Callable from any thread, never blocks.
+  /// won; then resume() must follow, exactly once, and promptly: do not wait for anything (a
+  /// park, a lock, a join) in between. Runtime shutdown waits for that resume() before it
+  /// unwinds the waiter (a claimer suspended in between would hang it; shutdown names the
+  /// fiber every 5 s). Callable from any thread, never blocks.
   bool claim(wake_reason reason = wake_reason::notified) const noexcept;
   /// Second half: makes the waiter of a ticket this thread claimed runnable (wakes the thread).
   /// Touches only the waiter's own record, never the primitive it waited on.
