@@ -1,5 +1,5 @@
 # budget lines for plot_runtime.gp (generated)
-yield_target = 10.468042203557312
+yield_target = 8.31935
 spawn_target = 100
-skynet_target = 1279.170933
+skynet_target = 692.3424735
 idle_target = 1
