@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -123,16 +124,31 @@ struct fd_entry {
   // libc returns the count then and the error on the next call, so the next call does too.
   // Ordering: relaxed; it travels with the descriptor's calls, which the caller orders.
   std::atomic<int> deferred_error{0};
+  // The open file description the registration is for (fstat's st_dev, st_ino), to tell it
+  // from another one that got the number after a plain close(). Written before the word is
+  // published. Ordering: relaxed; a torn pair during a re-registration only costs a retry.
+  std::atomic<std::uint64_t> dev{0}, ino{0};
 };
 
-enum class fd_kind : std::uint8_t { unknown, socket, other };
+// `watched_socket`: a socket weft registered and waits for. Calls on it pass MSG_DONTWAIT, so
+// they never block the worker even if the number now names another, blocking socket (closed
+// with a plain close() and reused): the wait path notices that and registers the new one.
+enum class fd_kind : std::uint8_t { unknown, socket, other, watched_socket };
 
 struct fd_ref {
   fd_entry* entry = nullptr;
   io_desc* desc = nullptr;  // null: not registered, use libc
   bool user_nonblock = false;
   fd_kind kind = fd_kind::unknown;
+  std::uintptr_t word = 0;  // the entry's word this was decoded from
 };
+
+// The kind a call on `r` is made with (see fd_kind).
+fd_kind call_kind(const fd_ref& r) noexcept {
+  return r.desc != nullptr && r.kind == fd_kind::socket ? fd_kind::watched_socket : r.kind;
+}
+// MSG_DONTWAIT for a watched socket, else 0.
+int dontwait_flag(fd_kind k) noexcept { return k == fd_kind::watched_socket ? MSG_DONTWAIT : 0; }
 
 // Chunks of entries indexed by descriptor number, allocated on demand and never freed, so a
 // lookup is two acquire loads without a lock and a stale entry pointer is always valid memory.
@@ -187,6 +203,7 @@ fd_ref decode(fd_entry* e, std::uintptr_t w) noexcept {
   r.desc = reinterpret_cast<io_desc*>(w & ~flag_bits);
   r.user_nonblock = (w & user_nonblock_bit) != 0;
   r.kind = (w & socket_bit) != 0 ? fd_kind::socket : fd_kind::other;
+  r.word = w;
   return r;
 }
 
@@ -251,6 +268,8 @@ fd_ref lookup_or_register(int fd) noexcept {
     return fd_ref{nullptr, nullptr, false, kind};
   }
   e->deferred_error.store(0, std::memory_order_relaxed);  // a fresh description has none
+  e->dev.store(static_cast<std::uint64_t>(st.st_dev), std::memory_order_relaxed);
+  e->ino.store(static_cast<std::uint64_t>(st.st_ino), std::memory_order_relaxed);
   std::uintptr_t w = reinterpret_cast<std::uintptr_t>(d) | (user_nonblock ? user_nonblock_bit : 0) |
                      (sock ? socket_bit : 0);
   // Ordering: release publishes the flags and the registered record to lookup()'s acquire.
@@ -356,14 +375,44 @@ struct op_state {
 // The descriptor's entry as a call of this thread sees it (a fiber registers it on first use).
 fd_ref entry_for_call(int fd) noexcept { return on_fiber() ? lookup_or_register(fd) : lookup(fd); }
 
+// The slices of a socket's wait, between two checks of its registration (run_op_on).
+constexpr std::int64_t stale_check_first_ns = 100'000'000;
+constexpr std::int64_t stale_check_max_ns = 30'000'000'000;
+
+// True if `fd` now names another open file description than the one `r` was registered for:
+// closed with a plain close() and the number reused. One fstat (about 0.7 us here: made only
+// when a slice of a wait ends, never per call).
+bool registration_stale(const fd_ref& r, int fd) noexcept {
+  struct ::stat st;
+  if (::fstat(fd, &st) != 0) return false;  // a bad number: the call itself reports it
+  return static_cast<std::uint64_t>(st.st_dev) != r.entry->dev.load(std::memory_order_relaxed) ||
+         static_cast<std::uint64_t>(st.st_ino) != r.entry->ino.load(std::memory_order_relaxed);
+}
+
+// Drops the stale registration `r` of `fd`: its record is released without closing the number
+// (it belongs to the new description), waking whoever waits on it with ECANCELED. Then the
+// entry as this thread sees it: a fiber registers the new description, a plain thread gets
+// the libc calls.
+fd_ref forget_stale(const fd_ref& r, int fd) noexcept {
+  std::uintptr_t w = r.word;
+  // Ordering: acq_rel, as weft::posix::close's exchange: of two threads that found it stale,
+  // one releases the record.
+  if (r.entry->word.compare_exchange_strong(w, 0, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+    detail::io_close(r.desc, /*close_fd=*/false);
+    detail::io_release(r.desc);
+  }
+  return entry_for_call(fd);
+}
+
 // Runs `call(fd, kind)` (a syscall: -1 + errno on failure) on the entry `r` of `fd` (from
 // entry_for_call) with blocking semantics:
 // - not registered: the libc call as is (a plain thread, a regular file);
 // - non-blocking for the caller (the user's O_NONBLOCK, or `dontwait`): one call;
 // - a fiber: the call, and on EAGAIN a park in the record's slot (io_do) until ready;
 // - a plain thread: the call, and on EAGAIN poll(2) until ready.
+// `r` is updated when the registration turns out to be stale (see registration_stale).
 template <class Call>
-io_result run_op_on(const fd_ref& r, int fd, io_dir dir, bool dontwait, Call&& call, op_state& st) {
+io_result run_op_on(fd_ref& r, int fd, io_dir dir, bool dontwait, Call&& call, op_state& st) {
   bool fiber = on_fiber();
   st.emulated = false;
   if (r.desc == nullptr) return from_syscall(call(fd, r.kind));
@@ -375,7 +424,7 @@ io_result run_op_on(const fd_ref& r, int fd, io_dir dir, bool dontwait, Call&& c
     if (!g) return fail(ECANCELED);
     st.emulated = !r.user_nonblock && !dontwait;
     for (;;) {
-      long n = call(g.fd(), r.kind);
+      long n = call(g.fd(), call_kind(r));
       if (n >= 0) return ok(n);
       int e = last_errno();
       if (!st.emulated) return fail(e);
@@ -389,22 +438,41 @@ io_result run_op_on(const fd_ref& r, int fd, io_dir dir, bool dontwait, Call&& c
   // The fast path found nothing: wait in line for the direction's slot, then io_do retries
   // the call first and parks only on EAGAIN (readiness may have come while we queued). The
   // socket's timeout bounds the whole wait, queueing included.
-  io_op_guard g(r.desc);
-  if (!g) return fail(ECANCELED);
-  const std::int64_t deadline = st.deadline_of(r, g.fd(), dir);
-  weft::timed_mutex& queue = r.entry->wait_mu[static_cast<int>(dir)];
-  if (!lock_by(queue, deadline)) return fail(EAGAIN);
-  std::lock_guard lk(queue, std::adopt_lock);
-  socket_timeout_scope timeout(r.desc, dir, deadline);
-  std::error_code ec;
-  long n = detail::io_do(r.desc, dir, nullptr, ec, [&](int f) { return call(f, r.kind); });
-  return n >= 0 ? ok(n) : fail(timeout.errno_for(ec, EAGAIN));
+  {
+    io_op_guard g(r.desc);
+    if (!g) return fail(ECANCELED);
+    const std::int64_t deadline = st.deadline_of(r, g.fd(), dir);
+    weft::timed_mutex& queue = r.entry->wait_mu[static_cast<int>(dir)];
+    if (!lock_by(queue, deadline)) return fail(EAGAIN);
+    std::lock_guard lk(queue, std::adopt_lock);
+    // A socket's wait is cut into slices that grow from 100 ms to 30 s; when one ends, one
+    // fstat checks that the number still names the registered description. Closed with a plain
+    // close() and reused, it does not, and epoll will never report for it again.
+    std::int64_t slice = r.kind == fd_kind::socket ? stale_check_first_ns : detail::deadline_t::none;
+    for (;;) {
+      const std::int64_t now = steady_now_ns();
+      const bool last = slice == detail::deadline_t::none || deadline - now <= slice;
+      socket_timeout_scope timeout(r.desc, dir, last ? deadline : now + slice);
+      std::error_code ec;
+      long n = detail::io_do(r.desc, dir, nullptr, ec, [&](int f) { return call(f, call_kind(r)); });
+      if (n >= 0) return ok(n);
+      if (last || ec != std::error_code(ETIMEDOUT, std::generic_category())) return fail(timeout.errno_for(ec, EAGAIN));
+      if (registration_stale(r, g.fd())) break;
+      slice = std::min(slice * 2, stale_check_max_ns);
+    }
+  }
+  // Stale: the guard is released, so the old record may go. The call starts again on what
+  // the number names now (registered anew).
+  r = forget_stale(r, fd);
+  st.deadline = op_state::unknown;
+  return run_op_on(r, fd, dir, dontwait, std::forward<Call>(call), st);
 }
 
 template <class Call>
 io_result run_op(int fd, io_dir dir, bool dontwait, Call&& call) {
   op_state st;
-  return run_op_on(entry_for_call(fd), fd, dir, dontwait, std::forward<Call>(call), st);
+  fd_ref r = entry_for_call(fd);
+  return run_op_on(r, fd, dir, dontwait, std::forward<Call>(call), st);
 }
 
 // A transfer that libc finishes inside one blocking call (a write, or a read with
@@ -418,14 +486,20 @@ io_result run_op(int fd, io_dir dir, bool dontwait, Call&& call) {
 // the descriptor number cannot be closed and reused under it.
 template <class Call>
 io_result whole_op(int fd, io_dir dir, std::size_t len, bool dontwait, Call&& call) {
-  const fd_ref entry = entry_for_call(fd);
+  fd_ref entry = entry_for_call(fd);
   std::optional<io_op_guard> hold;
   if (entry.desc != nullptr) hold.emplace(entry.desc);
   op_state st;
   std::size_t done = 0;
   for (;;) {
+    io_desc* held = entry.desc;
     io_result r = run_op_on(
         entry, fd, dir, dontwait, [&](int f, fd_kind k) -> long { return call(f, k, done); }, st);
+    if (entry.desc != held) {
+      // The registration was stale and replaced: hold the new record for the next rounds.
+      hold.reset();
+      if (entry.desc != nullptr) hold.emplace(entry.desc);
+    }
     if (r.value < 0) {
       if (done == 0) return r;
       // As libc: the count now, a socket error (reset, ...) on the next call. A timeout or a
@@ -646,7 +720,10 @@ steady::duration sleep_on_fiber(steady::time_point deadline) {
 
 ::ssize_t read(int fd, void* buf, std::size_t count) {
   stay_on_thread pin;  // errno is set on the thread the call started on
-  return finish(run_op(fd, io_dir::read, false, [=](int f, fd_kind) -> long { return ::read(f, buf, count); }));
+  return finish(run_op(fd, io_dir::read, false, [=](int f, fd_kind k) -> long {
+    // recv with no flags is read, for a socket; MSG_DONTWAIT: see fd_kind.
+    return k == fd_kind::watched_socket ? ::recv(f, buf, count, MSG_DONTWAIT) : ::read(f, buf, count);
+  }));
 }
 
 ::ssize_t write(int fd, const void* buf, std::size_t count) {
@@ -654,7 +731,7 @@ steady::duration sleep_on_fiber(steady::time_point deadline) {
   return finish(write_op(fd, count, false, [=](int f, fd_kind k, std::size_t done) -> long {
     const char* p = static_cast<const char*>(buf) + done;
     std::size_t n = count - done;
-    if (k == fd_kind::socket) return ::send(f, p, n, MSG_NOSIGNAL);
+    if (k == fd_kind::socket || k == fd_kind::watched_socket) return ::send(f, p, n, MSG_NOSIGNAL | dontwait_flag(k));
     if (k == fd_kind::other) return ::write(f, p, n);
     // Unknown (a plain thread on a descriptor no fiber registered): try the socket call, so
     // a socket never raises SIGPIPE; anything else answers ENOTSOCK without side effects.
@@ -666,7 +743,13 @@ steady::duration sleep_on_fiber(steady::time_point deadline) {
 
 ::ssize_t readv(int fd, const ::iovec* iov, int iovcnt) {
   stay_on_thread pin;  // errno is set on the thread the call started on
-  return finish(run_op(fd, io_dir::read, false, [=](int f, fd_kind) -> long { return ::readv(f, iov, iovcnt); }));
+  return finish(run_op(fd, io_dir::read, false, [=](int f, fd_kind k) -> long {
+    if (k != fd_kind::watched_socket) return ::readv(f, iov, iovcnt);
+    ::msghdr m{};
+    m.msg_iov = const_cast<::iovec*>(iov);  // recvmsg writes through the buffers, not the array
+    m.msg_iovlen = static_cast<std::size_t>(iovcnt);
+    return ::recvmsg(f, &m, MSG_DONTWAIT);
+  }));
 }
 
 ::ssize_t writev(int fd, const ::iovec* iov, int iovcnt) {
@@ -693,7 +776,7 @@ steady::duration sleep_on_fiber(steady::time_point deadline) {
     ::msghdr m{};
     m.msg_iov = const_cast<::iovec*>(v);  // sendmsg does not write through it
     m.msg_iovlen = static_cast<std::size_t>(cnt);
-    long r = ::sendmsg(f, &m, MSG_NOSIGNAL);
+    long r = ::sendmsg(f, &m, MSG_NOSIGNAL | dontwait_flag(k));
     if (k == fd_kind::unknown && r < 0 && last_errno() == ENOTSOCK) r = ::writev(f, v, cnt);
     return r;
   }));
@@ -701,29 +784,30 @@ steady::duration sleep_on_fiber(steady::time_point deadline) {
 
 ::ssize_t recv(int fd, void* buf, std::size_t len, int flags) {
   stay_on_thread pin;  // errno is set on the thread the call started on
-  return finish(recv_op(fd, len, flags, [=](int f, fd_kind, std::size_t done) -> long {
-    return ::recv(f, static_cast<char*>(buf) + done, len - done, flags);
+  return finish(recv_op(fd, len, flags, [=](int f, fd_kind k, std::size_t done) -> long {
+    return ::recv(f, static_cast<char*>(buf) + done, len - done, flags | dontwait_flag(k));
   }));
 }
 
 ::ssize_t send(int fd, const void* buf, std::size_t len, int flags) {
   stay_on_thread pin;  // errno is set on the thread the call started on
-  return finish(write_op(fd, len, (flags & MSG_DONTWAIT) != 0, [=](int f, fd_kind, std::size_t done) -> long {
-    return ::send(f, static_cast<const char*>(buf) + done, len - done, flags | MSG_NOSIGNAL);
+  return finish(write_op(fd, len, (flags & MSG_DONTWAIT) != 0, [=](int f, fd_kind k, std::size_t done) -> long {
+    return ::send(f, static_cast<const char*>(buf) + done, len - done, flags | MSG_NOSIGNAL | dontwait_flag(k));
   }));
 }
 
 ::ssize_t recvfrom(int fd, void* buf, std::size_t len, int flags, ::sockaddr* src, ::socklen_t* addrlen) {
   stay_on_thread pin;  // errno is set on the thread the call started on
-  return finish(recv_op(fd, len, flags, [=](int f, fd_kind, std::size_t done) -> long {
-    return ::recvfrom(f, static_cast<char*>(buf) + done, len - done, flags, src, addrlen);
+  return finish(recv_op(fd, len, flags, [=](int f, fd_kind k, std::size_t done) -> long {
+    return ::recvfrom(f, static_cast<char*>(buf) + done, len - done, flags | dontwait_flag(k), src, addrlen);
   }));
 }
 
 ::ssize_t sendto(int fd, const void* buf, std::size_t len, int flags, const ::sockaddr* dest, ::socklen_t addrlen) {
   stay_on_thread pin;  // errno is set on the thread the call started on
-  return finish(write_op(fd, len, (flags & MSG_DONTWAIT) != 0, [=](int f, fd_kind, std::size_t done) -> long {
-    return ::sendto(f, static_cast<const char*>(buf) + done, len - done, flags | MSG_NOSIGNAL, dest, addrlen);
+  return finish(write_op(fd, len, (flags & MSG_DONTWAIT) != 0, [=](int f, fd_kind k, std::size_t done) -> long {
+    return ::sendto(f, static_cast<const char*>(buf) + done, len - done, flags | MSG_NOSIGNAL | dontwait_flag(k), dest,
+                    addrlen);
   }));
 }
 

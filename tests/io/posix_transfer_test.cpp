@@ -260,4 +260,64 @@ TEST(PosixTest, AResetThatEndsABlockingWriteIsReportedByTheNextCallAsFromLibc) {
   }
 }
 
+// A descriptor weft registered, closed with a plain close() (not weft::posix::close), whose
+// number then names a new, blocking socket. Calls on the number must neither block the worker
+// (the new socket is blocking: weft never switched it) nor wait for ever on the old
+// registration (epoll dropped it with the old socket): weft notices the new description and
+// registers it. Another fiber on the same worker keeps running meanwhile.
+TEST(PosixTest, ANumberReusedAfterAPlainCloseIsTakenForTheNewSocket) {
+  weft::runtime rt(one_worker());
+  rt.block_on([&] {
+    fd_pair first = make_socketpair();
+    char c = 'x';
+    ASSERT_EQ(posix::send(first.b.get(), &c, 1, 0), 1);
+    ASSERT_EQ(posix::recv(first.a.get(), &c, 1, 0), 1);  // registers first.a with weft
+    const int number = first.a.release();
+    ASSERT_EQ(::close(number), 0);  // a plain close: weft's registration stays behind
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    if (sv[0] != number) {  // the lowest free number is usually `number` itself already
+      ASSERT_EQ(::dup2(sv[0], number), number);  // the number now names the new, blocking socket
+      ::close(sv[0]);
+    }
+    unique_fd reused(number), peer(sv[1]);
+    ASSERT_FALSE(has_flag(number, F_GETFL, O_NONBLOCK));
+
+    std::atomic<long> ticks{0};
+    std::atomic<bool> stop{false};
+    auto ticker = weft::spawn([&] {
+      while (!stop.load()) {
+        ++ticks;
+        weft::this_fiber::yield();
+      }
+    });
+    std::thread writer([&] {
+      std::this_thread::sleep_for(100ms);
+      char d = 'y';
+      (void)!::write(peer.get(), &d, 1);
+    });
+    const long before = ticks.load();
+    char got = 0;
+    long r = posix::recv(number, &got, 1, 0);
+    const long during = ticks.load() - before;
+    writer.join();
+    EXPECT_EQ(r, 1) << std::strerror(errno);
+    EXPECT_EQ(got, 'y');
+    EXPECT_GT(during, 100) << "the receive blocked the worker";
+    // The same for a write that has to wait for room, on the new registration.
+    std::thread drainer([&] {
+      std::this_thread::sleep_for(100ms);
+      std::vector<char> sink(1 << 20);
+      while (::read(peer.get(), sink.data(), sink.size()) > 0) {
+      }
+    });
+    const std::vector<char> data = pattern(4u << 20);
+    EXPECT_EQ(posix::send(number, data.data(), data.size(), 0), static_cast<long>(data.size())) << std::strerror(errno);
+    stop = true;
+    ticker.join();
+    ::shutdown(number, SHUT_RDWR);
+    drainer.join();
+  });
+}
+
 }  // namespace
