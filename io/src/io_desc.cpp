@@ -283,15 +283,10 @@ std::error_code io_wait(io_desc* d, io_dir dir, const std::stop_token* st, std::
     return std::make_error_code(std::errc::operation_canceled);
   }
   s.waiter = t;
-  // From here on the ticket may be woken (a stop request, close, readiness), so the only way
-  // out is park(): a wake before it makes park() return at once, while returning without it
-  // would leave this running fiber queued as runnable.
-  struct cancel_wait {
-    wait_ticket t;
-    void operator()() const noexcept { t.wake(wake_reason::canceled); }
-  };
-  std::optional<std::stop_callback<cancel_wait>> on_stop;
-  if (st != nullptr && st->stop_possible()) on_stop.emplace(*st, cancel_wait{t});
+  // A stop request wakes the ticket only once park() has published it (stop_guard): a wake
+  // before the park would queue this fiber while it still runs. One requested from here on,
+  // even inline by the registration itself, is acted on by the publish step.
+  stop_guard on_stop(st, t);
 
   // Takes the ticket back out of the slot however the park ends (a timeout, a stop, or the
   // forced unwind of runtime shutdown); a notify cleared it already. A notified waiter retries
@@ -305,7 +300,21 @@ std::error_code io_wait(io_desc* d, io_dir dir, const std::stop_token* st, std::
       if (s.waiter == t) s.waiter = wait_ticket{};
     }
   } guard{d, s, t};
-  wake_reason r = detail::park_until(t, detail::deadline_t::from_ns(dl), [](void* p) { static_cast<io_desc*>(p)->lock.unlock(); }, d);
+  struct publish_arg {
+    io_desc* d;
+    stop_guard* on_stop;
+  } pa{d, &on_stop};
+  wake_reason r = detail::park_until(
+      t, detail::deadline_t::from_ns(dl),
+      [](void* p) {
+        auto* a = static_cast<publish_arg*>(p);
+        io_desc* desc = a->d;  // read before the ticket can be woken
+        // Still under the descriptor's lock, so a woken fiber cannot leave io_wait (its unslot
+        // takes that lock) before the lock is released below: `a` stays valid.
+        a->on_stop->published();
+        desc->lock.unlock();
+      },
+      &pa);
   switch (r) {
     case wake_reason::notified:
       return {};

@@ -287,6 +287,46 @@ TEST_P(TcpTest, StopRequestCancelsReadAcceptAndConnectWaits) {
   });
 }
 
+// Found by review: the stop callback of a read's wait woke the ticket before the park, so a
+// stop requested in that window queued the fiber while it still ran ("resumed while parked").
+// A plain thread requests stop on a fresh token of each read, racing the read's wait: every
+// read must end canceled, and the runtime must survive.
+TEST(TcpStopRace, AStopRacingAReadsWaitCancelsItAndNeverWakesARunningFiber) {
+  const int rounds = static_cast<int>(weft_test::sized(50000, 10000, 10000));
+  weft::runtime rt(weft::runtime_options{.workers = 1});
+  std::atomic<std::stop_source*> cur{nullptr};
+  std::atomic<bool> done{false};
+  std::atomic<bool> ack{false};
+  std::thread stopper([&] {
+    unsigned spin = 0;
+    while (!done.load()) {
+      std::stop_source* s = cur.exchange(nullptr);
+      if (s == nullptr) continue;
+      for (unsigned i = (spin++ * 7) % 64; i > 0; --i) __builtin_ia32_pause();
+      s->request_stop();
+      ack.store(true);
+    }
+  });
+  int canceled = 0;
+  rt.block_on([&] {
+    auto ab = connected_pair();
+    for (int k = 0; k < rounds; ++k) {
+      std::stop_source src;
+      ack.store(false);
+      cur.store(&src);
+      char c;
+      std::error_code ec;
+      ab.second.read_some(&c, 1, src.get_token(), ec);
+      if (ec == std::errc::operation_canceled) ++canceled;
+      while (!ack.load()) {
+      }
+    }
+  });
+  done = true;
+  stopper.join();
+  EXPECT_EQ(canceled, rounds);
+}
+
 TEST_P(TcpTest, PeerResetAndHalfCloseAreReported) {
   rt().block_on([&] {
     {
