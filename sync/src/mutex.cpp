@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <thread>
 
 namespace weft {
 
@@ -81,6 +82,14 @@ bool mutex::lock_slow(detail::deadline_t deadline) {
       lock_.lock();
       if (waiters_.empty()) state_.fetch_and(~has_waiters, std::memory_order_relaxed);
       lock_.unlock();
+      if (!deadline) {
+        // lock() never returns without the lock. Only runtime shutdown cancels an untimed
+        // wait: this fiber is being unwound, and every park returns at once. Keep trying, as
+        // a blocked thread would, yielding the (shutdown) thread in between.
+        std::this_thread::yield();
+        requeue = false;
+        continue;
+      }
       return false;
     }
     requeue = true;

@@ -352,4 +352,40 @@ TEST(MutexShutdownTest, AWokenWaiterUnwoundAtShutdownLetsUnlockWakeTheNext) {
   }
 }
 
+// Found by review: park() returns at once while a fiber is being unwound; lock() must still
+// not return without the lock.
+TEST(MutexShutdownTest, LockInADestructorWhileUnwindingWaitsForAPlainThreadHolder) {
+  weft::mutex m;
+  std::atomic<bool> holding{false};
+  std::atomic<bool> parked{false};
+  std::atomic<int> violated{-1};  // 1: lock() returned while the plain thread held the mutex
+  auto rt = std::make_unique<weft::runtime>(weft::runtime_options{.workers = 1});
+  m.lock();
+  holding = true;
+  rt->spawn([&] {
+    struct locks_in_destructor {
+      weft::mutex* m;
+      std::atomic<bool>* holding;
+      std::atomic<int>* violated;
+      ~locks_in_destructor() {
+        m->lock();
+        bool bad = holding->load();
+        violated->store(bad ? 1 : 0);
+        if (!bad) m->unlock();  // (an unlock after a bad lock would release the thread's hold)
+      }
+    } g{&m, &holding, &violated};
+    parked = true;
+    weft::this_fiber::sleep_for(1h);
+  }).detach();
+  ASSERT_TRUE(weft_test::wait_until([&] { return parked.load(); }));
+  std::thread holder([&] {
+    std::this_thread::sleep_for(300ms);  // the runtime is being destroyed meanwhile
+    holding = false;
+    m.unlock();
+  });
+  rt.reset();
+  holder.join();
+  EXPECT_EQ(violated.load(), 0) << "weft::mutex::lock() returned while a plain thread held the mutex";
+}
+
 }  // namespace

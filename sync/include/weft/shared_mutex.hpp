@@ -30,6 +30,7 @@ class shared_mutex {
 
  protected:
   bool lock_until(detail::deadline_t deadline, bool shared);
+  bool lock_once(detail::deadline_t deadline, bool shared);
 
  private:
   // Hands the lock to the head of the queue, if it can (claims into `wakes`).
