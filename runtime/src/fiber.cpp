@@ -75,12 +75,9 @@ exit_target fiber_main(void* arg) noexcept {
   fls_destroy_fiber(f);
   // Ordering: acq_rel: release publishes the result to join(); acquire reads the joiner's ticket.
   std::uintptr_t joiner = f->join_word.exchange(1, std::memory_order_acq_rel);
-  // The joiner queues behind the fibers already runnable here rather than running next: a
-  // join mostly ends a fan-out (spawn N, join each), and run first it would only park again
-  // at its next join while the siblings queued before it still run — one park and two
-  // switches per sibling (docs/scheduler.md, "The joiner of a finished fiber").
+  // The joiner runs next, or after its other children queued here (wake_joiner).
   if (joiner > 1) {
-    wake_behind(*reinterpret_cast<const wait_ticket*>(joiner));
+    wake_joiner(*reinterpret_cast<const wait_ticket*>(joiner));
     // Ordering: release pairs with the acquire load in fiber_join's undo.
     f->joiner_released.store(true, std::memory_order_release);
   }
@@ -142,6 +139,10 @@ fiber_cb* fiber_create(const spawn_params& params, void** payload) {
   f->refs.store(2, std::memory_order_relaxed);
   f->join_word.store(0, std::memory_order_relaxed);
   f->joiner_released.store(false, std::memory_order_relaxed);
+  {
+    fiber_cb* spawner = w != nullptr ? w->current : nullptr;
+    f->spawner_id.store(spawner != nullptr ? spawner->id : 0, std::memory_order_relaxed);
+  }
   f->home_worker = params.pinned ? static_cast<int>(w != nullptr ? w->index : 0) : -1;
   f->unwound = false;
   f->started = false;

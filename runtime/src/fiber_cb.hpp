@@ -62,6 +62,10 @@ struct fiber_cb : waitable {
   // ticket lives on the joiner's stack). A joiner unwound at shutdown after that exchange
   // waits for it before its frame goes. Ordering: release store, acquire load.
   std::atomic<bool> joiner_released{false};
+  // The id of the fiber that spawned this one (0: spawned from outside a fiber), for the
+  // joiner policy (wake_joiner). Ordering: relaxed; another worker may read it through a
+  // stale queue slot, and a stale value only changes where a joiner queues.
+  std::atomic<std::uint64_t> spawner_id{0};
   // Diagnostics only (relaxed): what the fiber is doing.
   std::atomic<fiber_state> state{fiber_state::free};
   int home_worker = -1;          // >= 0: pinned to that worker

@@ -253,9 +253,16 @@ namespace weft {
 
 using namespace weft::detail;
 
-bool detail::wake_behind(const wait_ticket& t) noexcept {
+bool detail::wake_joiner(const wait_ticket& t) noexcept {
   if (t.target_ == nullptr || !claim_waitable(t.target_, t.seq_, wake_reason::notified)) return false;
-  resume_waitable(t.target_, t.seq_, /*lifo=*/false);
+  bool lifo = true;
+  if (fiber_cb* j = t.target_->fiber) {
+    worker* w = this_worker();
+    // A fan-out (spawn N, join each): run first, the joiner would only park again at its next
+    // join while its other children queued here have not run; behind them it finds them done.
+    if (w != nullptr && w->rt == j->rt) lifo = !w->next_is_child_of(j->id);
+  }
+  resume_waitable(t.target_, t.seq_, lifo);
   return true;
 }
 

@@ -50,6 +50,15 @@ class run_queue {
     return n;
   }
 
+  /// Owner only. The oldest item without taking it, or null. A thief may take it meanwhile, so
+  /// the result is a hint (items must stay readable: weft's are type-stable).
+  T* peek() const noexcept {
+    // Ordering: acquire on head_ as in pop; the slot was written by this owner.
+    std::uint32_t h = head_.load(std::memory_order_acquire);
+    if (tail_.load(std::memory_order_relaxed) == h) return nullptr;
+    return slots_[h & mask_].load(std::memory_order_relaxed);
+  }
+
   /// Owner only. Takes the oldest item, or null.
   T* pop() noexcept {
     std::uint32_t h = head_.load(std::memory_order_acquire);

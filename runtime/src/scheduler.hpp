@@ -44,6 +44,9 @@ struct worker {
   /// Makes `f` runnable on this worker: into the LIFO slot (`lifo`) or the queue's tail;
   /// `new_work` lets a parked worker be woken to share it.
   void push_local(fiber_cb* f, bool lifo, bool new_work = true) noexcept;
+  /// Owner only. Whether the fiber this worker would run next (its LIFO slot, else its queue's
+  /// head) was spawned by fiber `id`. A hint: a thief may take it meanwhile.
+  bool next_is_child_of(std::uint64_t id) const noexcept;
   /// Fires due timers of every worker; true if any fiber was woken.
   bool keep_time() noexcept;
   /// Suspends the current fiber `self` (its context saved into self->ctx) and runs the next

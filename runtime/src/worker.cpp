@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 
 #include "scheduler.hpp"
 
@@ -71,6 +72,13 @@ bool worker::keep_time() noexcept {
   }
   if (fired != 0) worker_counters::bump(counters.timers_fired, fired);
   return fired != 0;
+}
+
+bool worker::next_is_child_of(std::uint64_t id) const noexcept {
+  // Ordering: relaxed; only this owner fills the slot, and thieves only empty it.
+  fiber_cb* n = lifo.load(std::memory_order_relaxed);
+  if (n == nullptr) n = queue.peek();
+  return n != nullptr && n->spawner_id.load(std::memory_order_relaxed) == id;
 }
 
 fiber_cb* worker::next_local() noexcept {
@@ -195,7 +203,8 @@ void worker::check_resumable(const fiber_cb* f) noexcept {
   // queued twice or woken without its wait being won: a runtime bug, never a user error.
   fiber_state s = f->state.load(std::memory_order_relaxed);
   if (s == fiber_state::runnable) return;
-  static const char* const names[] = {"free", "created", "runnable", "running", "parked", "done"};
+  static const char* const names[] = {"free", "created", "runnable", "running", "parked", "parked (unwinding)", "done"};
+  static_assert(std::size(names) == static_cast<std::size_t>(fiber_state::done) + 1, "one name per fiber_state");
   std::fprintf(stderr, "weft: internal error: fiber %llu \"%s\" resumed while %s\n",
                static_cast<unsigned long long>(f->id), f->name, names[static_cast<int>(s)]);
   std::abort();

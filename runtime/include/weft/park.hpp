@@ -69,9 +69,10 @@ class deadline_t {
   std::int64_t ns_ = none;
 };
 
-/// wake() for the runtime's own use where the waiter should not run next: a fiber is queued
-/// behind the fibers already runnable on this worker instead of taking its LIFO slot.
-bool wake_behind(const wait_ticket& t) noexcept;
+/// wake() for the joiner of a finished fiber (the runtime's own use): a fiber joiner runs next
+/// (the LIFO slot), unless the fiber this worker would run next is another child of it, then
+/// it queues behind (docs/scheduler.md, "The LIFO slot").
+bool wake_joiner(const wait_ticket& t) noexcept;
 
 /// park() with a deadline_t: what sync/ and io/ call.
 wake_reason park_until(wait_ticket ticket, deadline_t deadline, void (*publish)(void*) = nullptr,
@@ -103,7 +104,7 @@ class wait_ticket {
 
  private:
   friend wait_ticket prepare_wait() noexcept;
-  friend bool detail::wake_behind(const wait_ticket&) noexcept;
+  friend bool detail::wake_joiner(const wait_ticket&) noexcept;
   friend wake_reason detail::park_until(wait_ticket, detail::deadline_t, void (*)(void*), void*);
   detail::waitable* target_ = nullptr;
   std::uint64_t seq_ = 0;
