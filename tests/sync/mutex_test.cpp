@@ -324,7 +324,15 @@ TEST(MutexShutdownTest, AWokenWaiterUnwoundAtShutdownLetsUnlockWakeTheNext) {
       }).detach();
       std::lock_guard g(m);
     });
-    while (!busy.load()) std::this_thread::yield();
+    // Spin (no sleep): the unlock must come soon after the waiter queued. Bounded.
+    for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+         !busy.load() && std::chrono::steady_clock::now() < until;) {
+      std::this_thread::yield();
+    }
+    if (!busy.load()) {
+      release = true;  // lets the runtime stop
+      FAIL() << "the busy fiber never ran";
+    }
     // Well within the 1 ms starvation bound of the waiter's queueing (under heavy load it may
     // not be; then the lock is handed over instead, which shutdown also gives back).
     m.unlock();
