@@ -308,10 +308,7 @@ wake_reason detail::park_until(wait_ticket ticket, deadline_t deadline, void (*p
     // Ordering: relaxed; the publish step's release orders it before any claim.
     f->state.store(fiber_state::parked_unwinding, std::memory_order_relaxed);
     if (publish != nullptr) publish(arg);
-    std::uint64_t expected = ticket.seq_ << 2;
-    if (!w->wait_word.compare_exchange_strong(expected,
-                                              expected | static_cast<std::uint64_t>(wake_reason::canceled),
-                                              std::memory_order_acq_rel, std::memory_order_acquire)) {
+    if (!claim_waitable(w, ticket.seq_, wake_reason::canceled)) {
       // A waker claimed it first. Until its resume step it may read records on this stack (a
       // pending_wakes chain), as for a plain thread (park_thread): wait for that step.
       // Ordering: acquire pairs with the acq_rel exchange in runtime_impl::schedule.

@@ -129,9 +129,10 @@ void runtime_impl::schedule(fiber_cb* f, bool lifo, bool new_work) noexcept {
     // relaxed; the release store of the state below publishes it.
     outside_schedules.fetch_add(1, std::memory_order_relaxed);
   }
-  // Ordering: release pairs with settle_waits' acquire load: once shutdown sees the fiber
-  // runnable it also sees this call counted.
+  // Ordering of the unwinding load: relaxed; see the note after the branches.
   if (!unwinding.load(std::memory_order_relaxed)) [[likely]] {
+    // Ordering: release pairs with settle_waits' acquire load: once shutdown sees the fiber
+    // runnable it also sees this call counted.
     f->state.store(fiber_state::runnable, std::memory_order_release);
     enqueue(f, me, lifo, new_work);
   } else if (f->state.exchange(fiber_state::runnable, std::memory_order_acq_rel) != fiber_state::parked_unwinding) {
@@ -279,13 +280,10 @@ void runtime_impl::settle_waits(const std::vector<fiber_cb*>& fibers) noexcept {
   for (fiber_cb* f : fibers) {
     // Ordering: acquire pairs with schedule()'s release store of the state.
     if (f->state.load(std::memory_order_acquire) != fiber_state::parked) continue;
-    // Cancel a pending wait: from now on no waker can claim it, so nothing will resume it.
-    // Ordering: acq_rel, as every claim of a wait (claim_waitable).
-    std::uint64_t word = f->wait_word.load(std::memory_order_acquire);
-    if ((word & wait_reason_mask) == 0 &&
-        f->wait_word.compare_exchange_strong(word, word | static_cast<std::uint64_t>(wake_reason::canceled),
-                                             std::memory_order_acq_rel, std::memory_order_acquire))
-      continue;
+    // Cancel a pending wait (claim it for shutdown): from now on no waker can claim it, so
+    // nothing will resume it. Ordering: relaxed load; the claim's CAS orders.
+    const std::uint64_t seq = f->wait_word.load(std::memory_order_relaxed) >> 2;
+    if (claim_waitable(f, seq, wake_reason::canceled)) continue;
     // Claimed, not yet resumed. The workers have stopped, so the waker is an outside thread,
     // and it may read records on this fiber's stack (a pending_wakes chain) until its resume
     // step: unwinding the fiber now would free them under it. Wait for that step.

@@ -83,9 +83,8 @@ bool mutex::lock_slow(detail::deadline_t deadline) {
       if (waiters_.empty()) state_.fetch_and(~has_waiters, std::memory_order_relaxed);
       lock_.unlock();
       if (!deadline) {
-        // lock() never returns without the lock. Only runtime shutdown cancels an untimed
-        // wait: this fiber is being unwound, and every park returns at once. Keep trying, as
-        // a blocked thread would, yielding the (shutdown) thread in between.
+        // Untimed: lock() never returns without the lock (as detail::until_acquired, which
+        // this loop already is).
         std::this_thread::yield();
         requeue = false;
         continue;

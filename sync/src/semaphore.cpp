@@ -1,6 +1,5 @@
 // Semaphore and latch (see weft/semaphore.hpp, weft/latch.hpp).
 #include <system_error>
-#include <thread>
 
 #include <weft/latch.hpp>
 #include <weft/semaphore.hpp>
@@ -24,7 +23,7 @@ bool semaphore_core::try_acquire() noexcept {
 }
 
 bool semaphore_core::acquire_until(deadline_t deadline) {
-  auto once = [&] {
+  return until_acquired(deadline, [&] {
     lock_.lock();
     if (count_ > 0) {
       --count_;
@@ -35,14 +34,7 @@ bool semaphore_core::acquire_until(deadline_t deadline) {
     w.ticket = prepare_wait();
     waiters_.push_back(&w);
     return wait_in_granted(lock_, waiters_, w, deadline, nullptr, [this] { release(1); });
-  };
-  // An untimed acquire() never returns without a permit; only runtime shutdown cancels its
-  // wait (see mutex::lock_slow): keep trying, yielding the thread in between.
-  while (!once()) {
-    if (deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
+  });
 }
 
 }  // namespace weft::detail

@@ -3,8 +3,6 @@
 // admits the whole run of readers at the head of the queue.
 #include <weft/shared_mutex.hpp>
 
-#include <thread>
-
 namespace weft {
 
 namespace {
@@ -26,13 +24,7 @@ bool shared_mutex::try_lock_shared() noexcept {
 }
 
 bool shared_mutex::lock_until(detail::deadline_t deadline, bool shared) {
-  // An untimed lock never returns without the lock; only runtime shutdown cancels its wait
-  // (see mutex::lock_slow): keep trying, yielding the thread in between.
-  while (!lock_once(deadline, shared)) {
-    if (deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
+  return detail::until_acquired(deadline, [&] { return lock_once(deadline, shared); });
 }
 
 bool shared_mutex::lock_once(detail::deadline_t deadline, bool shared) {

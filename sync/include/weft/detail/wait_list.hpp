@@ -18,6 +18,7 @@
 #include <new>
 #include <optional>
 #include <stop_token>
+#include <thread>
 #include <type_traits>
 
 #include <weft/detail/spinlock.hpp>
@@ -152,6 +153,20 @@ bool wait_in_granted(spinlock& lock, wait_list& list, waiter& w, deadline_t dead
     if (granted) give_back();
     throw;
   }
+}
+
+/// Runs `attempt()` (one try at a lock or permit that may wait until `deadline`) and returns
+/// its result; without a deadline, runs it until it succeeds. An untimed wait fails only while
+/// runtime shutdown unwinds the fiber (every park then returns at once), and an untimed lock or
+/// acquire must still not return empty-handed: it keeps trying, as a blocked thread would,
+/// yielding the (shutdown) thread in between.
+template <class Attempt>
+bool until_acquired(deadline_t deadline, Attempt attempt) {
+  while (!attempt()) {
+    if (deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
 }
 
 /// Parks until `done()` holds, re-checking it under `lock` after every wake-up. Call and return
