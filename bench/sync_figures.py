@@ -67,6 +67,7 @@ def main():
 
     RT = "ns_per_round_trip"
     y_weft, y_boost = c("yield/weft", "ns_per_yield"), c("yield/boost", "ns_per_yield")
+    pw = c("park_wake/weft/same", RT)  # the floor under a round trip: two parks, two wake-ups
     mx = {k: c(f"mutex_contention/{k}", "ns_per_lock") for k in
           ("boost/round_robin", "boost/work_stealing", "weft/workers:1", "weft/workers:2")}
     ch = {(impl, cap, p): c(f"channel/{impl}/cap:{cap}/{p}", RT)
@@ -99,7 +100,8 @@ def main():
         v = ch[("weft", cap, "same")]
         r = ratio(v, y_weft)
         targets.append((f"channel cap {cap} round trip, 1 worker, vs weft yield",
-                        f"{fmt_ns(v)} = {fmt_x(r)} one yield ({fmt_ns(y_weft)})",
+                        f"{fmt_ns(v)} = {fmt_x(r)} one yield ({fmt_ns(y_weft)}); the park/wake floor "
+                        f"alone is {fmt_ns(pw)} = {fmt_x(ratio(pw, y_weft))} yield",
                         f"≤ 3x yield (≤ {fmt_ns(3 * y_weft) if y_weft else 'n/a'})",
                         verdict(None if r is None else r <= 3)))
         panel.append((f"channel cap {cap}, 1 worker: {fmt_x(r)} weft yield (target <= 3x)",
@@ -185,6 +187,8 @@ def main():
 
     out.append(f"| yield, ns per yield (2 fibers) | 1 worker / round_robin, 1 thread | {cell('yield/boost', 'ns_per_yield')[0]} "
                f"| {cell('yield/weft', 'ns_per_yield')[0]} | {fmt_x(ratio(y_boost, y_weft))} | - |")
+    out.append(f"| park/wake floor (raw wait tickets), per round trip | 1 worker / - | - "
+               f"| {cell('park_wake/weft/same', RT)[0]} | - | - |")
     for w, ref_key, ref_name in ((1, "boost/round_robin", "round_robin, 1 thread"),
                                  (2, "boost/work_stealing", "work_stealing, 2 threads")):
         wk = f"mutex_contention/weft/workers:{w}"

@@ -1,6 +1,7 @@
 // sync_bench: weft's synchronization primitives beside Boost.Fiber 1.74 (and std::mutex), in one
 // run, for the figures of issue 3 (docs/benchmarks.md, "Synchronization"):
 //   yield/*             two fibers yielding on one thread (the reference for channels) -> ns_per_yield
+//   park_wake/*         two fibers passing a turn through raw wait tickets (the floor)  -> ns_per_round_trip
 //   mutex_contention/*  1000 fibers x 1000 lock/++/unlock on one mutex, a yield inside the critical
 //                       section every 100 locks                                        -> ns_per_lock, ms_per_run
 //   channel/*           ping-pong over two channels, capacity 0 and 1                  -> ns_per_round_trip
@@ -251,6 +252,54 @@ void BM_yield_boost(benchmark::State& st) {
     yields += 2 * kYieldsPerFiber;
   }
   report_per_op(st, "ns_per_yield", ns_since(t0), yields);
+}
+
+// The park/wake reference: what every primitive's ping-pong costs before its own logic. Two
+// fibers on one worker pass a turn through raw wait tickets (weft/park.hpp), as the primitives
+// do: under a spinlock, claim the other side's ticket and queue our own, park (the publish step
+// releases the lock), and resume the claimed side once the lock is released. One worker only:
+// each side parks before the other runs, so no turn flag is needed. One round trip is two
+// parks and two wake-ups, the floor under a channel or condition-variable round trip.
+struct park_wake_box {
+  weft::detail::spinlock lock;
+  weft::wait_ticket parked[2];  // guarded by lock
+};
+
+void park_wake_side(park_wake_box& b, int me, std::uint64_t n) {
+  auto unlock = [](void* l) { static_cast<weft::detail::spinlock*>(l)->unlock(); };
+  for (std::uint64_t i = 0; i < n; ++i) {
+    b.lock.lock();
+    weft::wait_ticket other = std::exchange(b.parked[1 - me], weft::wait_ticket{});
+    const bool claimed = other && other.claim();
+    weft::wait_ticket t = weft::prepare_wait();
+    b.parked[me] = t;
+    if (claimed) other.resume();  // resumes only after our park: one worker runs one fiber
+    weft::park(t, std::nullopt, unlock, &b.lock);
+  }
+  // The side that finishes first wakes the other from its last park.
+  b.lock.lock();
+  weft::wait_ticket other = std::exchange(b.parked[1 - me], weft::wait_ticket{});
+  b.lock.unlock();
+  other.wake();
+}
+
+void BM_park_wake_weft(benchmark::State& st) {
+  const std::uint64_t n = round_trips_for(placement::same);
+  weft::runtime rt(weft_options(1));
+  std::uint64_t trips = 0;
+  auto t0 = clock_type::now();
+  for (auto _ : st) {
+    park_wake_box b;
+    rt.block_on([&] {
+      auto a = weft::spawn([&] { park_wake_side(b, 0, n); });
+      auto c = weft::spawn([&] { park_wake_side(b, 1, n); });
+      a.join();
+      c.join();
+    });
+    trips += n;
+  }
+  report_per_op(st, "ns_per_round_trip", ns_since(t0), trips);
+  st.SetLabel("raw wait tickets, 1 worker");
 }
 
 // =============================================================================================
@@ -561,6 +610,7 @@ void BM_uncontended_boost(benchmark::State& st) {
 // (yield, uncontended); the others run a fixed count of large iterations.
 BENCHMARK(BM_yield_boost)->Name("yield/boost")->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_yield_weft)->Name("yield/weft")->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_park_wake_weft)->Name("park_wake/weft/same")->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 BENCHMARK_CAPTURE(BM_mutex_contention_boost, rr, false)->Name("mutex_contention/boost/round_robin")->Iterations(1)
     ->UseRealTime()->Unit(benchmark::kMillisecond);
