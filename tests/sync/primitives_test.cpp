@@ -1,5 +1,6 @@
 // Semaphores, latch and barrier: std members, error cases, fibers and plain threads.
 #include <atomic>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -131,6 +132,37 @@ TEST_P(PrimitivesTest, BarrierArriveAndDropAndErrors) {
     other.join();
     EXPECT_THROW((void)b.arrive(5), std::system_error);
   });
+}
+
+// Runtime shutdown unwinds a fiber whose destructor waits on a latch that a plain thread counts
+// down later: every park of an unwound fiber returns at once, and the wait must still last
+// until the count reaches zero (wait_locked_until keeps checking, yielding the thread).
+TEST(PrimitivesShutdownTest, AnUnwoundFibersLatchWaitLastsUntilAPlainThreadCountsDown) {
+  weft::latch gate(1);
+  std::atomic<bool> parked{false}, counted{false}, waited_after_count{false};
+  auto rt = std::make_unique<weft::runtime>(weft::runtime_options{.workers = 1});
+  rt->spawn([&] {
+    struct waits_in_destructor {
+      weft::latch& gate;
+      std::atomic<bool>& counted;
+      std::atomic<bool>& out;
+      ~waits_in_destructor() {
+        gate.wait();
+        out.store(counted.load());
+      }
+    } g{gate, counted, waited_after_count};
+    parked.store(true);
+    weft::this_fiber::sleep_for(1h);
+  }).detach();
+  ASSERT_TRUE(weft_test::wait_until([&] { return parked.load(); }));
+  std::thread counter([&] {
+    std::this_thread::sleep_for(50ms);
+    counted.store(true);
+    gate.count_down();
+  });
+  rt.reset();  // unwinds the fiber; its destructor waits for `counter`
+  counter.join();
+  EXPECT_TRUE(waited_after_count.load()) << "latch::wait() returned during unwinding before the count reached zero";
 }
 
 }  // namespace
