@@ -90,26 +90,36 @@ channel_status channel_core::recv_wait(void* dst, deadline_t deadline, const std
 }
 
 channel_status channel_core::wait_one(bool send, void* slot, deadline_t deadline, const std::stop_token* st) {
+  {
+    pending_wakes wakes;  // resumed after the unlock: the woken side may destroy the channel
+    lock_.lock();
+    channel_status s = send ? try_send_locked(slot, wakes) : try_recv_locked(slot, wakes);
+    if (s == channel_status::ok || s == channel_status::closed) {
+      lock_.unlock();
+      return s;
+    }
+    // full or empty: nothing was claimed, so `wakes` is empty and the lock stays held.
+  }
+  return park_locked(send, slot, deadline, st);
+}
+
+channel_status channel_core::park_locked(bool send, void* slot, deadline_t deadline, const std::stop_token* st) {
   // A select of one case without its generality (lock ordering, poll order, relocking after a
   // wake): a waker that completes our operation dequeues us and fills in `granted`/`tag` under
   // the lock before its wake succeeds, so a notified waiter reads them without the lock; only a
-  // timeout or a stop relocks (wait_in) to leave the queue.
-  pending_wakes wakes;  // resumed after the unlock: the woken side may destroy the channel
-  lock_.lock();
-  channel_status s = send ? try_send_locked(slot, wakes) : try_recv_locked(slot, wakes);
-  if (s == channel_status::ok || s == channel_status::closed) {
-    lock_.unlock();
-    return s;
-  }
+  // timeout or a stop relocks (wait_in) to leave the queue. Out of line, so the operations that
+  // complete at once (the other half of every hand-off) carry no waiter record or stop guard.
   waiter node;
   node.ticket = prepare_wait();
   node.slot = slot;
-  (send ? sendq_ : recvq_).push_back(&node);
+  wait_list& q = send ? sendq_ : recvq_;
+  q.push_back(&node);
   stop_guard guard(st, node.ticket);
   wake_reason r = wake_reason::notified;
-  bool granted = wait_in(
-      lock_, send ? sendq_ : recvq_, node, deadline,
-      [](void* g) { static_cast<stop_guard*>(g)->published(); }, &guard, &r);
+  auto publish = [](void* g) { static_cast<stop_guard*>(g)->published(); };
+  // Without a token that can stop, the publish step is the unlock alone.
+  bool granted = guard.armed() ? wait_in(lock_, q, node, deadline, publish, &guard, &r)
+                               : wait_in(lock_, q, node, deadline, nullptr, nullptr, &r);
   if (granted) return channel_status::ok;
   if (r == wake_reason::notified) {
     // Invariant: only a completed transfer (granted) or close() wakes a channel waiter.

@@ -69,6 +69,8 @@ class channel_core {
 
  private:
   channel_status wait_one(bool send, void* slot, deadline_t deadline, const std::stop_token* st);
+  // wait_one's parking half: with lock_ held, queues the caller and parks.
+  [[gnu::noinline]] channel_status park_locked(bool send, void* slot, deadline_t deadline, const std::stop_token* st);
   const std::size_t capacity_;
   bool closed_ = false;  // guarded by lock_
 };

@@ -13,9 +13,19 @@ namespace weft::detail {
 class spinlock {
  public:
   void lock() noexcept {
+    // Ordering: acquire pairs with unlock's release.
+    if (!locked_.exchange(true, std::memory_order_acquire)) [[likely]] return;
+    lock_contended();
+  }
+  bool try_lock() noexcept {
+    return !locked_.load(std::memory_order_relaxed) && !locked_.exchange(true, std::memory_order_acquire);
+  }
+  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+ private:
+  // Out of line: the uncontended lock above is one exchange, inlined at every primitive.
+  [[gnu::noinline]] void lock_contended() noexcept {
     for (;;) {
-      // Ordering: acquire pairs with unlock's release.
-      if (!locked_.exchange(true, std::memory_order_acquire)) return;
       // Spin briefly, then give the CPU away: with more threads than cores the holder may be
       // descheduled, and spinning out our time slice would only delay it.
       for (int spins = 0; locked_.load(std::memory_order_relaxed); ++spins) {
@@ -27,14 +37,11 @@ class spinlock {
           ::sched_yield();
         }
       }
+      // Ordering: acquire pairs with unlock's release.
+      if (!locked_.exchange(true, std::memory_order_acquire)) return;
     }
   }
-  bool try_lock() noexcept {
-    return !locked_.load(std::memory_order_relaxed) && !locked_.exchange(true, std::memory_order_acquire);
-  }
-  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 
- private:
   std::atomic<bool> locked_{false};
 };
 

@@ -202,6 +202,9 @@ class stop_guard {
   }
   stop_guard(const stop_guard&) = delete;
   stop_guard& operator=(const stop_guard&) = delete;
+  /// Whether a stop can wake the wait (a token that can stop was given); if not, published()
+  /// does nothing and the publish step may skip it.
+  bool armed() const noexcept { return callback_ != nullptr; }
   /// Call from the publish step of park().
   void published() noexcept {
     if (!callback_) return;  // no token that can stop: nothing to hand over (no lock per park)
