@@ -7,7 +7,8 @@
 //
 // Protocol: the first line is the nick (or "/nick NAME"); then "/join ROOM" (everyone starts in
 // "lobby"), "/rooms", "/who", "/nick NAME", "/quit"; any other line goes to the others in the
-// room as "[room] nick: text", control bytes shown as ^X. Server lines start with "* ".
+// room as "[room] nick: text", control characters shown as cat -v does (^X, M-^X). Server
+// lines start with "* ".
 //
 // Shutdown: SIGINT/SIGTERM request stop. The accept loop ends and the listener closes; every
 // reader wakes (a stop_callback forwards the server's stop to the client's own stop source),

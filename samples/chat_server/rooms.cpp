@@ -16,16 +16,70 @@ bool valid_name(std::string_view name, std::size_t max) {
   });
 }
 
+namespace {
+
+// cat -v's notation for a C0 control or DEL: ^@ .. ^_, ^?.
+void append_caret(std::string& out, unsigned char u) {
+  out += '^';
+  out += static_cast<char>(u ^ 0x40);
+}
+
+// How many bytes the UTF-8 sequence starting at text[i] takes, or 0 if it is not one (a stray
+// continuation byte, a bad lead byte, a truncated, overlong or surrogate sequence).
+std::size_t utf8_length(std::string_view text, std::size_t i) {
+  auto at = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char lead = at(i);
+  std::size_t n = 0;
+  unsigned char lo = 0x80, hi = 0xbf;  // the range of the first continuation byte
+  if (lead >= 0xc2 && lead <= 0xdf) {
+    n = 2;
+  } else if (lead >= 0xe0 && lead <= 0xef) {
+    n = 3;
+    if (lead == 0xe0) lo = 0xa0;  // overlong
+    if (lead == 0xed) hi = 0x9f;  // surrogates
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    n = 4;
+    if (lead == 0xf0) lo = 0x90;  // overlong
+    if (lead == 0xf4) hi = 0x8f;  // above U+10FFFF
+  } else {
+    return 0;
+  }
+  if (i + n > text.size()) return 0;
+  if (at(i + 1) < lo || at(i + 1) > hi) return 0;
+  for (std::size_t k = 2; k < n; ++k)
+    if ((at(i + k) & 0xc0) != 0x80) return 0;
+  return n;
+}
+
+}  // namespace
+
 std::string printable(std::string_view text) {
   std::string out;
   out.reserve(text.size());
-  for (char ch : text) {
-    auto u = static_cast<unsigned char>(ch);
-    if ((u < 0x20 && ch != '\t') || u == 0x7f) {
-      out += '^';
-      out += static_cast<char>(u ^ 0x40);
+  for (std::size_t i = 0; i < text.size();) {
+    auto u = static_cast<unsigned char>(text[i]);
+    if (u < 0x80) {
+      if ((u < 0x20 && u != '\t') || u == 0x7f) append_caret(out, u); else out += text[i];
+      ++i;
+      continue;
+    }
+    std::size_t n = utf8_length(text, i);
+    if (n == 2 && u == 0xc2 && static_cast<unsigned char>(text[i + 1]) < 0xa0) {
+      // U+0080..U+009F, the C1 controls (U+009B is CSI, which drives a UTF-8 terminal as ESC [
+      // does): "M-" and the caret form of the C0 control 0x80 below, as cat -v shows the byte.
+      out += "M-";
+      append_caret(out, static_cast<unsigned char>(text[i + 1]) - 0x80);
+      i += 2;
+    } else if (n != 0) {
+      out.append(text, i, n);  // any other character, as sent
+      i += n;
     } else {
-      out += ch;
+      // Not UTF-8: an 8-bit terminal may read a lone 0x80..0x9F byte as a C1 control. cat -v's
+      // M- notation for the byte.
+      out += "M-";
+      const unsigned char low = u & 0x7f;
+      if (low < 0x20 || low == 0x7f) append_caret(out, low); else out += static_cast<char>(low);
+      ++i;
     }
   }
   return out;

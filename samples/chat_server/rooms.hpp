@@ -95,9 +95,11 @@ class registry {
 /// True if `name` is 1..`max` characters of letters, digits, '_' or '-'.
 bool valid_name(std::string_view name, std::size_t max);
 
-/// `text` with every control byte but tab shown in caret notation, as `cat -v` does (ESC as
-/// "^[", DEL as "^?"): a line relayed to other clients' terminals must not move their cursor,
-/// clear their screen or ring their bell.
+/// `text` with every control character but tab shown as `cat -v` does: C0 controls and DEL in
+/// caret notation (ESC as "^[", DEL as "^?"), the C1 controls U+0080..U+009F and bytes that are
+/// not UTF-8 in M- notation (U+009B, CSI, as "M-^["). A line relayed to other clients'
+/// terminals must not move their cursor, clear their screen or ring their bell. Other UTF-8
+/// characters pass as sent.
 std::string printable(std::string_view text);
 
 }  // namespace chat

@@ -129,10 +129,17 @@ expect alice "$(printf '[lobby] robert: bold ^[[1mbell^G tab\tdel^?')"
 # UTF-8 (é, ✓, 🙂) arrives as sent.
 printf 'wipe \x1b[2J ring \x07 caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x99\x82\n' >&"${fd[bob]}"
 expect alice "$(printf '[lobby] robert: wipe ^[[2J ring ^G caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x99\x82')"
+# The C1 controls U+0080..U+009F (U+009B is CSI, ESC [ to a UTF-8 terminal) and bytes that are
+# not UTF-8 (a lone 0x9b is CSI to an 8-bit terminal) arrive in cat -v's M- notation.
+printf 'csi \xc2\x9b2J nel \xc2\x85 lone \x9b2J bad \xc3( nbsp \xc2\xa0.\n' >&"${fd[bob]}"
+expect alice "$(printf '[lobby] robert: csi M-^[2J nel M-^E lone M-^[2J bad M-C( nbsp \xc2\xa0.')"
 if LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]' "$work/alice.out"; then
   fail "alice received raw control bytes: $(LC_ALL=C grep $'[\x01-\x08\x0b-\x1f\x7f]' "$work/alice.out" | od -c | head)"
 fi
-echo "ok: nicks, rooms, /who, /rooms, /quit, no lines across rooms, control bytes shown as ^X"
+if LC_ALL=C grep -q $'\xc2[\x80-\x9f]' "$work/alice.out"; then
+  fail "alice received a raw C1 control: $(LC_ALL=C grep $'\xc2[\x80-\x9f]' "$work/alice.out" | od -c | head)"
+fi
+echo "ok: nicks, rooms, /who, /rooms, /quit, no lines across rooms, control characters shown as ^X and M-^X"
 
 # --- line length -----------------------------------------------------------------------------
 long=$(head -c 4096 /dev/zero | tr '\0' x)
@@ -234,8 +241,8 @@ echo "$summary"
 [[ "$summary" == "chat_server: served 7 clients, "* ]] || fail "summary: expected 7 clients"
 [[ "$summary" == *", dropped 1 slow clients "* ]] || fail "summary: expected 1 dropped slow client"
 messages=$(sed -n 's/^chat_server: served [0-9]* clients, \([0-9]*\) messages.*/\1/p' <<<"$summary")
-# The flood and five lines before it: two plain, two with control bytes, one of 4096 bytes.
-[ "$messages" = $((flood_lines + 5)) ] || fail "summary: expected $((flood_lines + 5)) messages"
+# The flood and six lines before it: two plain, three with control characters, one of 4096 bytes.
+[ "$messages" = $((flood_lines + 6)) ] || fail "summary: expected $((flood_lines + 6)) messages"
 echo "ok: SIGTERM"
 
 # --- idle timeout, then SIGINT -----------------------------------------------------------------
