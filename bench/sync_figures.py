@@ -138,6 +138,7 @@ def main():
           mx["boost/work_stealing"] / 2 if mx["boost/work_stealing"] else nan)],
         # 1. one thread: yields and channel round trips, ns
         [("Boost|yield", y_boost, BOOST_REF, nan), ("weft|yield", y_weft, WEFT_REF, nan),
+         ("weft|park/wake|floor", pw, WEFT_REF, nan),
          ("Boost|unbuffered", ch[("boost", 0, "same")], BOOST, nan),
          ("weft|cap 0", ch[("weft", 0, "same")], WEFT, chan_target[0]),
          ("Boost|buffered(2)", ch[("boost", 1, "same")], BOOST, nan),
