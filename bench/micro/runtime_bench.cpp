@@ -220,13 +220,18 @@ void BM_spawn_join_weft(benchmark::State& st) {
   weft::runtime rt(weft_options(static_cast<unsigned>(st.range(0))));
   rt.block_on([batch] { weft_spawn_batches(batch, batch); });
   std::uint64_t fibers = 0;
+  const weft::runtime_stats s0 = rt.stats();
   auto t0 = clock_type::now();
   for (auto _ : st) {
     rt.block_on([batch] { weft_spawn_batches(kSpawnTotal, batch); });
     fibers += kSpawnTotal;
   }
   report_per_op(st, "ns_per_fiber", ns_since(t0), fibers);
-  st.counters["stacks_mapped"] = static_cast<double>(rt.stats().stacks_mapped);
+  const weft::runtime_stats s1 = rt.stats();
+  st.counters["stacks_mapped"] = static_cast<double>(s1.stacks_mapped);
+  // Where the second worker's time goes: steals and worker parks per 1000 fibers.
+  st.counters["steals_per_1k"] = 1000.0 * static_cast<double>(s1.steals - s0.steals) / static_cast<double>(fibers);
+  st.counters["parks_per_1k"] = 1000.0 * static_cast<double>(s1.parks - s0.parks) / static_cast<double>(fibers);
 }
 
 void boost_spawn_batches(std::uint64_t total, std::uint64_t batch) {
