@@ -10,7 +10,8 @@
 // bytes is answered 408 and closed while the others keep being served); each body read and
 // each write gets --idle-timeout-ms. Malformed and oversize requests get 400/413/414/431 and the
 // connection closes gracefully (sample::linger). "Expect: 100-continue" is answered with
-// "100 Continue" once the head is in; OPTIONS (and "OPTIONS *") lists the allowed methods.
+// "100 Continue" once the head is in, or with the final 404/405 (and a close) if no route takes
+// the request; OPTIONS (and "OPTIONS *") lists the allowed methods.
 //
 // Shutdown: SIGINT/SIGTERM are taken by sample::stop_signals, which requests stop. The accept
 // loop ends, the listener closes, idle connections end at once, a request half received gets
@@ -150,8 +151,19 @@ void serve(server& srv, weft::net::tcp_stream& s) {
       if (close_after) break;
     }
     // The request in flight said "Expect: 100-continue": its client waits for this line (curl
-    // a second) before it sends the body. After the replies to the requests before it.
-    if (!close_after && !ec && parser.take_continue()) out += "HTTP/1.1 100 Continue\r\n\r\n";
+    // a second) before it sends the body. After the replies to the requests before it. A
+    // request no route takes (404, 405) gets its final status instead, and the connection
+    // closes without reading the body the client has not sent (RFC 9110, 10.1.1).
+    if (!close_after && !ec && parser.take_continue()) {
+      if (int refused = http::refusal(parser.pending_method(), parser.pending_target()); refused != 0) {
+        ++tally.requests;
+        http::append_refusal(out, refused, http::connection_header::close, parser.pending_method() == "HEAD");
+        tally.count(refused);
+        close_after = true;
+      } else {
+        out += "HTTP/1.1 100 Continue\r\n\r\n";
+      }
+    }
     if (!out.empty() && !ec) {
       weft::this_fiber::set_waiting_on("write response");
       s.set_write_deadline(clock_type::now() + srv.opts.idle_timeout);

@@ -80,6 +80,10 @@ class request_parser {
   bool has_partial() const noexcept { return pos_ < buf_.size() || state_ != state::head; }
   /// True once the head of the request in flight is complete and its body is being read.
   bool reading_body() const noexcept { return state_ != state::head; }
+  /// While reading_body(): the method and target of that request (views valid until the next
+  /// feed() or next()), so a caller can refuse it before its body arrives.
+  std::string_view pending_method() const noexcept { return std::string_view(buf_).substr(pos_ + method_.off, method_.len); }
+  std::string_view pending_target() const noexcept { return std::string_view(buf_).substr(pos_ + target_.off, target_.len); }
   /// Bytes fed so far, and bytes consumed by the requests returned so far (consumed() <= fed()).
   std::uint64_t fed() const noexcept { return fed_; }
   std::uint64_t consumed() const noexcept { return consumed_; }

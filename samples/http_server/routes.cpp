@@ -97,35 +97,40 @@ file_body::~file_body() {
   if (fd >= 0) ::close(fd);
 }
 
+int refusal(std::string_view method, std::string_view target) {
+  std::string_view path = path_of(target);
+  const bool options = method == "OPTIONS";
+  if (path == "*") return options ? 0 : 400;  // the asterisk-form: the server as a whole, OPTIONS only
+  const bool known = path == "/" || path == "/metrics" || path == "/debug/fibers" || path.starts_with("/static/");
+  if (!known) return 404;
+  if (options) return 0;
+  if (method != "GET" && method != "HEAD") return 405;
+  return 0;
+}
+
+void append_refusal(std::string& out, int status, connection_header conn, bool head) {
+  switch (status) {
+    case 400: append_error(out, 400, conn, !head, "the target * is for OPTIONS only"); break;
+    case 405: append_error(out, 405, conn, true, {}, kAllow); break;
+    default: append_error(out, status, conn, !head); break;
+  }
+}
+
 int handle(const request& req, const route_context& ctx, connection_header conn, std::string& out, file_body& file) {
   std::string_view path = path_of(req.target);
   const bool get = req.method == "GET";
   const bool head = req.method == "HEAD";
-  const bool options = req.method == "OPTIONS";
   if (path == "/" && get && conn == connection_header::none) {
     out += kHelloResponse;  // the benchmark's path: one append
     return 200;
   }
-  if (path == "*") {  // the asterisk-form: the server as a whole, for OPTIONS only
-    if (!options) {
-      append_error(out, 400, conn, !head, "the target * is for OPTIONS only");
-      return 400;
-    }
+  if (int status = refusal(req.method, req.target); status != 0) {
+    append_refusal(out, status, conn, head);
+    return status;
+  }
+  if (req.method == "OPTIONS") {  // of the server ("*") or of a known resource
     append_head(out, 200, {}, 0, conn, kAllow);
     return 200;
-  }
-  const bool known = path == "/" || path == "/metrics" || path == "/debug/fibers" || path.starts_with("/static/");
-  if (!known) {
-    append_error(out, 404, conn, !head);
-    return 404;
-  }
-  if (options) {
-    append_head(out, 200, {}, 0, conn, kAllow);
-    return 200;
-  }
-  if (!get && !head) {
-    append_error(out, 405, conn, true, {}, kAllow);
-    return 405;
   }
   if (path == "/") {
     append_text(out, 200, kHelloBody, conn, get);

@@ -234,7 +234,15 @@ TEST(HttpParserTest, ExpectContinueIsOfferedOncePerRequest) {
   EXPECT_EQ(p.next(r), parse_status::need_more);
   EXPECT_TRUE(p.take_continue());
   EXPECT_FALSE(p.take_continue());
-  p.feed("hello");
+  // The head of the request whose body is awaited, for refusing it before the body comes.
+  ASSERT_TRUE(p.reading_body());
+  EXPECT_EQ(p.pending_method(), "POST");
+  EXPECT_EQ(p.pending_target(), "/");
+  p.feed("hel");  // moving the buffer keeps them right
+  EXPECT_EQ(p.next(r), parse_status::need_more);
+  EXPECT_EQ(p.pending_method(), "POST");
+  EXPECT_EQ(p.pending_target(), "/");
+  p.feed("lo");
   ASSERT_EQ(p.next(r), parse_status::complete);
   EXPECT_EQ(r.body, "hello");
   EXPECT_FALSE(p.take_continue());
