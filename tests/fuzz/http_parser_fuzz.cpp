@@ -65,6 +65,11 @@ outcome run(const std::string& in, const std::vector<std::size_t>& cuts, const h
       FUZZ_CHECK(p.consumed() <= p.fed());
       if (st == http::parse_status::need_more) {
         FUZZ_CHECK(!p.take_continue() || p.reading_body());  // 100 Continue only for an awaited body
+        if (p.reading_body()) {
+          // The awaited request's head, as the server reads it to refuse the request early.
+          FUZZ_CHECK(!p.pending_method().empty() && p.pending_method().find(' ') == std::string_view::npos);
+          FUZZ_CHECK(!p.pending_target().empty() && p.pending_target().find(' ') == std::string_view::npos);
+        }
         return true;
       }
       FUZZ_CHECK(!p.take_continue());  // never for a finished request, nor after an error
