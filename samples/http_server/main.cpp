@@ -152,7 +152,7 @@ void serve(server& srv, weft::net::tcp_stream& s) {
     }
     // The request in flight said "Expect: 100-continue": its client waits for this line (curl
     // a second) before it sends the body. After the replies to the requests before it. A
-    // request no route takes (404, 405) gets its final status instead, and the connection
+    // request no route takes (400, 404, 405) gets its final status instead, and the connection
     // closes without reading the body the client has not sent (RFC 9110, 10.1.1).
     if (!close_after && !ec && parser.take_continue()) {
       if (int refused = http::refusal(parser.pending_method(), parser.pending_target()); refused != 0) {

@@ -116,10 +116,9 @@ channel_status channel_core::park_locked(bool send, void* slot, deadline_t deadl
   q.push_back(&node);
   stop_guard guard(st, node.ticket);
   wake_reason r = wake_reason::notified;
-  auto publish = [](void* g) { static_cast<stop_guard*>(g)->published(); };
+  void (*publish)(void*) = [](void* g) { static_cast<stop_guard*>(g)->published(); };
   // Without a token that can stop, the publish step is the unlock alone.
-  bool granted = guard.armed() ? wait_in(lock_, q, node, deadline, publish, &guard, &r)
-                               : wait_in(lock_, q, node, deadline, nullptr, nullptr, &r);
+  bool granted = wait_in(lock_, q, node, deadline, guard.armed() ? publish : nullptr, &guard, &r);
   if (granted) return channel_status::ok;
   if (r == wake_reason::notified) {
     // Invariant: only a completed transfer (granted) or close() wakes a channel waiter.
