@@ -179,9 +179,8 @@ void wait_locked_until(spinlock& lock, wait_list& list, Done done) {
     list.push_back(&w);
     wake_reason r = wake_reason::notified;
     wait_in(lock, list, w, std::nullopt, nullptr, nullptr, &r);
-    // An untimed wait with no stop token ends other than `notified` only while runtime
-    // shutdown unwinds the fiber (every park then returns at once): wait as a blocked thread
-    // would, giving the (shutdown) thread's CPU away between checks instead of spinning.
+    // Not `notified`: runtime shutdown is unwinding the fiber (see until_acquired); yield the
+    // thread between checks instead of spinning.
     if (r != wake_reason::notified) std::this_thread::yield();
     lock.lock();
   }
