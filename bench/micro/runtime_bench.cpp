@@ -19,6 +19,7 @@
 
 #include <weft/weft.hpp>
 
+#include "bench_common.hpp"
 #include "boost_ws_pool.hpp"
 
 #include <malloc.h>
@@ -42,7 +43,9 @@
 namespace {
 
 using namespace std::chrono_literals;
-using clock_type = std::chrono::steady_clock;
+using bench::clock_type;
+using bench::ns_since;
+using bench::report_per_op;
 
 constexpr std::size_t kStackSize = 64 * 1024;      // every fiber stack, weft and Boost alike
 constexpr std::uint64_t kYieldsPerFiber = 100'000; // per iteration: 2 x this many switches
@@ -54,25 +57,10 @@ constexpr auto kIdleSleep = 10s;
 constexpr auto kIdleSettle = 200ms;  // after spawning, before the window opens
 constexpr auto kIdleWindow = 2s;
 
-std::atomic<bool> g_failed{false};
-
-// Marks the benchmark as failed (error_occurred in the JSON) and the run's exit status as 1.
 void fail(benchmark::State& st, const char* where, const std::string& what) {
-  std::fprintf(stderr, "runtime_bench: %s: %s\n", where, what.c_str());
-  g_failed.store(true);
-  st.SkipWithError(what.c_str());
+  bench::fail(st, "runtime_bench", where, what);
 }
 
-std::int64_t ns_since(clock_type::time_point t0) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - t0).count();
-}
-
-// Wall-clock ns per operation over the whole timed loop (the same span as real_time), as a
-// counter so that the console, the JSON and the aggregates all carry it.
-void report_per_op(benchmark::State& st, const char* counter, std::int64_t elapsed_ns, std::uint64_t ops) {
-  st.SetItemsProcessed(static_cast<std::int64_t>(ops));
-  st.counters[counter] = static_cast<double>(elapsed_ns) / static_cast<double>(ops);
-}
 
 std::int64_t process_cpu_ns() {
   timespec ts{};
@@ -501,5 +489,5 @@ int main(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   boost_ws_pool::shutdown_if_started();
-  return g_failed.load() ? 1 : 0;
+  return bench::exit_status();
 }

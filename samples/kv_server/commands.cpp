@@ -48,16 +48,12 @@ void reply_array(std::string& out, std::size_t n) {
 const char* const not_integer = "ERR value is not an integer or out of range";
 const char* const syntax_error = "ERR syntax error";
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
+// ASCII case folding, as Redis's strcasecmp in the C locale (no locale lookup per byte).
+char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
-std::string lower(std::string_view s) {
-  std::string r(s);
-  for (char& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return r;
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });
 }
 
 void wrong_arity(std::string& out, std::string_view name) {
@@ -75,6 +71,7 @@ struct ctx {
   std::vector<std::string>& args;
   std::string& out;
   std::uint16_t port;
+  std::int64_t now;  // the batch's steady-clock ms (execute())
 };
 
 using handler = after_command (*)(ctx&);
@@ -100,7 +97,7 @@ bool expire_at(ctx& c, const std::string& arg, bool seconds, bool absolute, bool
     }
     v *= 1000;
   }
-  std::int64_t now = now_ms();
+  std::int64_t now = c.now;
   if (absolute) {
     // EXAT/PXAT are wall-clock times; expiry runs on the steady clock.
     std::int64_t delta = v - wall_ms();
@@ -141,7 +138,7 @@ after_command cmd_quit(ctx& c) {
 after_command cmd_get(ctx& c) {
   store::shard& s = c.db.at(c.db.shard_of(c.args[1]));
   std::shared_lock lk(s.mu);
-  const entry* e = store::find_live(s, c.args[1], now_ms());
+  const entry* e = store::find_live(s, c.args[1], c.now);
   if (e == nullptr) {
     reply_nil(c.out);
   } else {
@@ -182,13 +179,18 @@ after_command cmd_set(ctx& c) {
   }
   store::shard& s = c.db.at(c.db.shard_of(a[1]));
   std::unique_lock lk(s.mu);
-  entry* e = store::find_live_mut(s, a[1], now_ms());
+  entry* e = store::find_live_mut(s, a[1], c.now);
   std::optional<std::string> old;
   if (get && e != nullptr) old = e->value;
   bool ok = !(nx && e != nullptr) && !(xx && e == nullptr);
   if (ok) {
     std::int64_t exp = has_expire ? at : (keepttl && e != nullptr ? e->expire_at_ms : 0);
-    store::put(s, a[1], std::move(a[2]), exp);
+    if (e != nullptr) {
+      e->value = std::move(a[2]);  // overwrite in place: no second lookup
+      store::set_expiry(s, *e, exp);
+    } else {
+      store::put(s, a[1], std::move(a[2]), exp);
+    }
   }
   if (get) {
     if (old) {
@@ -207,7 +209,7 @@ after_command cmd_set(ctx& c) {
 after_command incr_by(ctx& c, std::int64_t by) {
   store::shard& s = c.db.at(c.db.shard_of(c.args[1]));
   std::unique_lock lk(s.mu);
-  entry* e = store::find_live_mut(s, c.args[1], now_ms());
+  entry* e = store::find_live_mut(s, c.args[1], c.now);
   std::int64_t v = 0;
   if (e != nullptr && !parse_int64(e->value, v)) {
     reply_error(c.out, not_integer);
@@ -258,7 +260,7 @@ std::vector<std::string_view> keys_from(const std::vector<std::string>& a, std::
 
 after_command cmd_del(ctx& c) {
   store::multi_lock lk(c.db, keys_from(c.args, 1, 1), false);
-  std::int64_t now = now_ms(), n = 0;
+  std::int64_t now = c.now, n = 0;
   for (std::size_t i = 1; i < c.args.size(); ++i) {
     if (store::erase(c.db.at(c.db.shard_of(c.args[i])), c.args[i], now)) ++n;
   }
@@ -268,7 +270,7 @@ after_command cmd_del(ctx& c) {
 
 after_command cmd_exists(ctx& c) {
   store::multi_lock lk(c.db, keys_from(c.args, 1, 1), true);
-  std::int64_t now = now_ms(), n = 0;
+  std::int64_t now = c.now, n = 0;
   for (std::size_t i = 1; i < c.args.size(); ++i) {
     if (store::find_live(c.db.at(c.db.shard_of(c.args[i])), c.args[i], now) != nullptr) ++n;
   }
@@ -278,7 +280,7 @@ after_command cmd_exists(ctx& c) {
 
 after_command cmd_mget(ctx& c) {
   store::multi_lock lk(c.db, keys_from(c.args, 1, 1), true);
-  std::int64_t now = now_ms();
+  std::int64_t now = c.now;
   reply_array(c.out, c.args.size() - 1);
   for (std::size_t i = 1; i < c.args.size(); ++i) {
     const entry* e = store::find_live(c.db.at(c.db.shard_of(c.args[i])), c.args[i], now);
@@ -333,7 +335,7 @@ after_command expire_generic(ctx& c, bool seconds, const char* name) {
   if (!expire_at(c, c.args[2], seconds, false, false, name, at)) return after_command::keep;
   store::shard& s = c.db.at(c.db.shard_of(c.args[1]));
   std::unique_lock lk(s.mu);
-  std::int64_t now = now_ms();
+  std::int64_t now = c.now;
   entry* e = store::find_live_mut(s, c.args[1], now);
   if (e == nullptr) {
     reply_int(c.out, 0);
@@ -360,7 +362,7 @@ after_command cmd_pexpire(ctx& c) { return expire_generic(c, false, "pexpire"); 
 after_command ttl_generic(ctx& c, bool seconds) {
   store::shard& s = c.db.at(c.db.shard_of(c.args[1]));
   std::shared_lock lk(s.mu);
-  std::int64_t now = now_ms();
+  std::int64_t now = c.now;
   const entry* e = store::find_live(s, c.args[1], now);
   if (e == nullptr) {
     reply_int(c.out, -2);
@@ -432,7 +434,7 @@ after_command cmd_config(ctx& c) {
 }
 
 struct command_spec {
-  const char* name;
+  std::string_view name;  // lower case
   int arity;  // Redis's: n means exactly n arguments with the name, -n at least n
   handler fn;
 };
@@ -490,16 +492,17 @@ void unknown_command(std::string& out, const std::vector<std::string>& args) {
 
 }  // namespace
 
-after_command execute(store& db, std::vector<std::string>& args, std::string& out, std::uint16_t port) {
-  std::string name = lower(args[0]);
+after_command execute(store& db, std::vector<std::string>& args, std::string& out, std::uint16_t port,
+                      std::int64_t now_ms) {
+  const std::string& name = args[0];
   for (const command_spec& spec : command_table) {
-    if (name != spec.name) continue;
+    if (!iequals(name, spec.name)) continue;
     int argc = static_cast<int>(args.size());
     if ((spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity)) {
-      wrong_arity(out, name);
+      wrong_arity(out, spec.name);
       return after_command::keep;
     }
-    ctx c{db, args, out, port};
+    ctx c{db, args, out, port, now_ms};
     return spec.fn(c);
   }
   unknown_command(out, args);

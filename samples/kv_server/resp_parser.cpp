@@ -152,8 +152,9 @@ resp_status resp_parser::fail(std::string msg) {
   return resp_status::error;
 }
 
-bool resp_parser::read_line(std::string_view& line) {
-  std::size_t cr = buf_.find('\r', pos_);
+bool resp_parser::read_line(std::string_view& line) { return take_line(buf_.find('\r', pos_), line); }
+
+bool resp_parser::take_line(std::size_t cr, std::string_view& line) {
   if (cr == std::string::npos || cr + 1 >= buf_.size()) {
     return false;
   }
@@ -182,7 +183,12 @@ resp_status resp_parser::parse_inline(std::vector<std::string>& args) {
 }
 
 resp_status resp_parser::next(std::vector<std::string>& args) {
-  args.clear();
+  resp_status st = next_request(args);
+  if (st != resp_status::command) args.clear();
+  return st;
+}
+
+resp_status resp_parser::next_request(std::vector<std::string>& args) {
   if (!error_.empty()) {
     return resp_status::error;
   }
@@ -216,7 +222,7 @@ resp_status resp_parser::next(std::vector<std::string>& args) {
         continue;  // "*0" and "*-1" are empty requests
       }
       multibulk_left_ = count;
-      pending_.clear();
+      pending_count_ = 0;
       pending_.reserve(static_cast<std::size_t>(count < 1024 ? count : 1024));
       bulk_len_ = -1;
     }
@@ -238,7 +244,7 @@ resp_status resp_parser::next(std::vector<std::string>& args) {
           return fail(std::string("Protocol error: expected '$', got '") + buf_[pos_] + "'");
         }
         std::string_view line;
-        if (!read_line(line)) {
+        if (!take_line(cr, line)) {
           compact();
           return resp_status::need_more;
         }
@@ -257,13 +263,21 @@ resp_status resp_parser::next(std::vector<std::string>& args) {
         }
         return resp_status::need_more;
       }
-      pending_.emplace_back(buf_.data() + pos_, static_cast<std::size_t>(bulk_len_));
+      if (pending_count_ < pending_.size()) {
+        std::string& arg = pending_[pending_count_];
+        if (arg.capacity() > kept_capacity) arg = std::string();  // free a big earlier argument
+        arg.assign(buf_.data() + pos_, static_cast<std::size_t>(bulk_len_));
+      } else {
+        pending_.emplace_back(buf_.data() + pos_, static_cast<std::size_t>(bulk_len_));
+      }
+      ++pending_count_;
       pos_ += need;
       bulk_len_ = -1;
       --multibulk_left_;
     }
-    args.swap(pending_);
-    pending_.clear();
+    pending_.resize(pending_count_);
+    args.swap(pending_);  // pending_ takes args' strings, to be overwritten by the next request
+    pending_count_ = 0;
     return resp_status::command;
   }
 }

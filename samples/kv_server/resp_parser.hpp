@@ -46,10 +46,13 @@ class resp_parser {
   bool has_partial() const noexcept { return pos_ < buf_.size() || multibulk_left_ > 0; }
 
  private:
+  resp_status next_request(std::vector<std::string>& args);  // next() but leaves args on failure
   resp_status fail(std::string msg);
   resp_status parse_inline(std::vector<std::string>& args);
   // Reads a "\r\n"-terminated line from pos_; false when incomplete.
   bool read_line(std::string_view& line);
+  // As read_line, with the line's '\r' (or npos) already found at `cr`.
+  bool take_line(std::size_t cr, std::string_view& line);
   void compact();
 
   resp_limits limits_;
@@ -57,7 +60,12 @@ class resp_parser {
   std::size_t pos_ = 0;              // first unconsumed byte of buf_
   std::int64_t multibulk_left_ = 0;  // arguments still expected by the current request
   std::int64_t bulk_len_ = -1;       // length of the argument being read, -1 before its header
-  std::vector<std::string> pending_; // arguments received so far
+  // Arguments of the request being received: the first pending_count_ entries. The strings
+  // after them are kept (with their capacity, up to kept_capacity) from an earlier request and
+  // overwritten next, so requests of the same shape allocate nothing per argument.
+  static constexpr std::size_t kept_capacity = 4096;
+  std::vector<std::string> pending_;
+  std::size_t pending_count_ = 0;
   std::string error_;
 };
 

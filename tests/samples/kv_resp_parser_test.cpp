@@ -75,6 +75,35 @@ TEST(RespParserTest, OneByteAtATime) {
   EXPECT_EQ(parse_all(pipeline, 1), expected);
 }
 
+// The parser reuses the argument strings of earlier requests (no allocation per argument);
+// what a caller took from them (SET moves its value out), a longer or shorter request before,
+// or a big argument must never show in a later request.
+TEST(RespParserTest, ArgumentsOfEarlierRequestsNeverLeakIntoLaterOnes) {
+  auto multibulk = [](const args_t& a) {
+    std::string s = "*" + std::to_string(a.size()) + "\r\n";
+    for (const std::string& x : a) s += "$" + std::to_string(x.size()) + "\r\n" + x + "\r\n";
+    return s;
+  };
+  const std::string big(100000, 'v');
+  const std::vector<args_t> requests = {
+      {"MSET", "a", "1", "b", "22", "c", "333"}, {"SET", "key:__rand_int__", "xxx"}, {"GET", "k"},
+      {"SET", "k", big},  {"SET", "k2", "short"}, {"PING"}, {"SET", "key:__rand_int__", ""},
+      {"DEL", "a", "b"},  {"SET", big, "x"},      {"GET", "key:__rand_int__"},
+  };
+  kv::resp_parser p;
+  args_t args;
+  for (int round = 0; round < 3; ++round) {
+    for (const args_t& want : requests) {
+      p.feed(multibulk(want));
+      ASSERT_EQ(p.next(args), kv::resp_status::command);
+      EXPECT_EQ(args, want) << "round " << round;
+      if (args.size() >= 3) std::string taken = std::move(args[2]);  // as SET does with its value
+      EXPECT_EQ(p.next(args), kv::resp_status::need_more);
+      EXPECT_TRUE(args.empty());
+    }
+  }
+}
+
 TEST(RespParserTest, PartialRequestIsReported) {
   kv::resp_parser p;
   args_t args;
