@@ -150,6 +150,7 @@ after_command cmd_get(ctx& c) {
 after_command cmd_set(ctx& c) {
   bool nx = false, xx = false, get = false, keepttl = false, has_expire = false;
   std::string_view expire_opt;  // "EX", "px", ...: the expire option given
+  std::size_t expire_arg = 0;   // the index of its value (the last one given)
   std::int64_t at = 0;
   auto& a = c.args;
   for (std::size_t j = 3; j < a.size(); ++j) {
@@ -168,14 +169,18 @@ after_command cmd_set(ctx& c) {
       // As Redis: the same expire option may repeat (the last wins), two kinds conflict.
       has_expire = true;
       expire_opt = opt;
-      bool seconds = iequals(opt, "ex") || iequals(opt, "exat");
-      bool absolute = iequals(opt, "exat") || iequals(opt, "pxat");
-      if (!expire_at(c, a[j + 1], seconds, absolute, true, "set", at)) return after_command::keep;
-      ++j;
+      expire_arg = ++j;
     } else {
       reply_error(c.out, syntax_error);
       return after_command::keep;
     }
+  }
+  // As Redis 7.0's setCommand: the options as a whole first (a syntax error wins), then the
+  // last expire value only (an earlier, overridden one is never read).
+  if (has_expire) {
+    bool seconds = iequals(expire_opt, "ex") || iequals(expire_opt, "exat");
+    bool absolute = iequals(expire_opt, "exat") || iequals(expire_opt, "pxat");
+    if (!expire_at(c, a[expire_arg], seconds, absolute, true, "set", at)) return after_command::keep;
   }
   store::shard& s = c.db.at(c.db.shard_of(a[1]));
   std::unique_lock lk(s.mu);
@@ -416,19 +421,23 @@ after_command cmd_config(ctx& c) {
       {"maxmemory", "0"},
       {"port", std::to_string(c.port)},
   }};
-  std::vector<const std::pair<const char*, std::string>*> hits;
+  // As Redis 7.0: a name without glob characters is looked up as is (case-insensitively) and
+  // answered as given; a glob answers with the parameter's own name.
+  std::vector<std::pair<std::string_view, const std::string*>> hits;
   for (const auto& p : params) {
     for (std::size_t i = 2; i < c.args.size(); ++i) {
-      if (glob_match(c.args[i], p.first, true)) {
-        hits.push_back(&p);
+      const std::string& pattern = c.args[i];
+      if (glob_match(pattern, p.first, true)) {
+        bool glob = pattern.find_first_of("[*?") != std::string::npos;
+        hits.emplace_back(glob ? std::string_view(p.first) : std::string_view(pattern), &p.second);
         break;
       }
     }
   }
   reply_array(c.out, hits.size() * 2);
-  for (const auto* p : hits) {
-    reply_bulk(c.out, p->first);
-    reply_bulk(c.out, p->second);
+  for (const auto& [name, value] : hits) {
+    reply_bulk(c.out, name);
+    reply_bulk(c.out, *value);
   }
   return after_command::keep;
 }
