@@ -152,7 +152,7 @@ bool handle_line(server& srv, chat::client& c, std::string_view line) {
   }
   if (command("/join", arg)) {
     if (chat::valid_name(arg, kMaxRoom)) {
-      srv.rooms.join(c, std::string(arg));
+      if (!srv.rooms.join(c, std::string(arg))) reply("* you are in " + std::string(arg) + " already");
     } else {
       reply("* a room name is 1-32 letters, digits, _ or -");
     }
@@ -184,8 +184,9 @@ bool handle_line(server& srv, chat::client& c, std::string_view line) {
   return true;
 }
 
-// The reader: splits the input into lines ('\n', an optional '\r' before it dropped) no longer
-// than --max-line and handles each. Every read has the idle deadline and the client's stop.
+// The reader: splits the input into lines ('\n', an optional '\r' before it dropped; at end of
+// stream, what follows the last '\n') no longer than --max-line and handles each. Every read
+// has the idle deadline and the client's stop.
 ending read_loop(server& srv, chat::client& c, tcp_stream& s) {
   std::stop_token st = c.stop.get_token();
   auto stopped = [&] {
@@ -201,7 +202,16 @@ ending read_loop(server& srv, chat::client& c, tcp_stream& s) {
     if (ec == std::errc::operation_canceled) return stopped();
     if (ec == std::errc::timed_out) return ending::idle;
     if (ec) return ending::error;
-    if (n == 0) return ending::eof;
+    if (n == 0) {
+      // A last line without its '\n' (nc at the end of a file, a client that half-closes) is
+      // still a line.
+      if (std::string_view last(pending); !last.empty()) {
+        if (last.ends_with('\r')) last.remove_suffix(1);
+        if (last.size() > srv.opts.max_line) return ending::too_long;
+        if (!handle_line(srv, c, last)) return ending::quit;
+      }
+      return ending::eof;
+    }
     pending.append(buf.data(), n);
     std::size_t start = 0;
     for (std::size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {

@@ -139,9 +139,9 @@ bool registry::claim_nick(client& c, const std::string& nick) {
   return true;
 }
 
-void registry::join(client& c, const std::string& room) {
+bool registry::join(client& c, const std::string& room) {
   std::lock_guard lk(mu_);
-  if (room == c.room) return;
+  if (room == c.room) return false;
   if (!c.room.empty()) {
     auto it = synced_.rooms.find(c.room);
     std::erase(it->second, &c);
@@ -154,6 +154,7 @@ void registry::join(client& c, const std::string& room) {
   c.room = room;
   synced_.rooms[room].push_back(&c);
   broadcast_locked(room, "* " + c.nick + " joined " + room, nullptr);
+  return true;
 }
 
 void registry::leave(client& c, std::string_view why) {

@@ -60,8 +60,9 @@ class registry {
   bool claim_nick(client& c, const std::string& nick);
 
   /// Moves `c` (which has a nick) to `room`: its old room hears "* nick left old", the new one,
-  /// `c` included, "* nick joined room". Parks while the lock is busy.
-  void join(client& c, const std::string& room);
+  /// `c` included, "* nick joined room". False (and nothing said) if `c` is in `room` already.
+  /// Parks while the lock is busy.
+  bool join(client& c, const std::string& room);
 
   /// Removes `c` and its nick. Unless `why` is empty, its room hears "* nick <why>".
   void leave(client& c, std::string_view why);

@@ -113,6 +113,8 @@ expect alice "* rooms: dev (2), lobby (1)"
 sync_with carol "* in dev: bob, carol"
 say alice "/frob x"
 expect alice "* unknown command /frob; try /join ROOM, /rooms, /who, /nick NAME, /quit"
+say alice "/join lobby"
+expect alice "* you are in lobby already"
 
 say carol "/quit"
 expect carol "* bye"
@@ -139,7 +141,13 @@ fi
 if LC_ALL=C grep -q $'\xc2[\x80-\x9f]' "$work/alice.out"; then
   fail "alice received a raw C1 control: $(LC_ALL=C grep $'\xc2[\x80-\x9f]' "$work/alice.out" | od -c | head)"
 fi
-echo "ok: nicks, rooms, /who, /rooms, /quit, no lines across rooms, control characters shown as ^X and M-^X"
+# A last line without its newline, then end of stream (socat half-closes after stdin's end):
+# the room hears the line, then the goodbye.
+printf 'gina\npartial last line' | timeout 10 socat -t 2 - "TCP:127.0.0.1:$port" >/dev/null ||
+  fail "socat for gina failed"
+expect alice "[lobby] gina: partial last line"
+expect alice "* gina left"
+echo "ok: nicks, rooms, /who, /rooms, /quit, a last line without newline, no lines across rooms, control characters shown as ^X and M-^X"
 
 # --- line length -----------------------------------------------------------------------------
 long=$(head -c 4096 /dev/zero | tr '\0' x)
@@ -238,11 +246,12 @@ expect_clean_exit "chat_server after SIGTERM"
 summary=$(grep -E '^chat_server: served [0-9]+ clients, [0-9]+ messages, dropped [0-9]+ slow clients in .*; runtime: ' "$work/server.out") ||
   fail "no summary line: $(cat "$work/server.out")"
 echo "$summary"
-[[ "$summary" == "chat_server: served 7 clients, "* ]] || fail "summary: expected 7 clients"
+[[ "$summary" == "chat_server: served 8 clients, "* ]] || fail "summary: expected 8 clients"
 [[ "$summary" == *", dropped 1 slow clients "* ]] || fail "summary: expected 1 dropped slow client"
 messages=$(sed -n 's/^chat_server: served [0-9]* clients, \([0-9]*\) messages.*/\1/p' <<<"$summary")
-# The flood and six lines before it: two plain, three with control characters, one of 4096 bytes.
-[ "$messages" = $((flood_lines + 6)) ] || fail "summary: expected $((flood_lines + 6)) messages"
+# The flood and seven lines before it: two plain, three with control characters, one without
+# its newline, one of 4096 bytes.
+[ "$messages" = $((flood_lines + 7)) ] || fail "summary: expected $((flood_lines + 7)) messages"
 echo "ok: SIGTERM"
 
 # --- idle timeout, then SIGINT -----------------------------------------------------------------
