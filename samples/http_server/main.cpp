@@ -157,7 +157,8 @@ void serve(server& srv, weft::net::tcp_stream& s) {
     if (!close_after && !ec && parser.take_continue()) {
       if (int refused = http::refusal(parser.pending_method(), parser.pending_target()); refused != 0) {
         ++tally.requests;
-        http::append_refusal(out, refused, http::connection_header::close, parser.pending_method() == "HEAD");
+        http::append_refusal(out, refused, parser.pending_target(), http::connection_header::close,
+                             parser.pending_method() == "HEAD");
         tally.count(refused);
         close_after = true;
       } else {

@@ -156,7 +156,7 @@ parse_status request_parser::parse_request_line(std::string_view line) {
   if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || version[6] != '.' || version[5] < '0' ||
       version[5] > '9' || version[7] < '0' || version[7] > '9')
     return fail(400, "invalid HTTP version");
-  if (version[5] != '1') return fail(505, "HTTP version not supported");
+  if (version[5] != '1') return fail(505, "this server speaks HTTP/1.0 and HTTP/1.1");
   method_ = {off(method), method.size()};
   target_ = {off(target), target.size()};
   version_minor_ = version[7] == '0' ? 0 : 1;

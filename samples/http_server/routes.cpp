@@ -72,7 +72,8 @@ int serve_static(std::string_view path, bool with_body, const route_context& ctx
       return 200;
     }
   }
-  append_error(out, status, conn, with_body);
+  append_error(out, status, conn, with_body,
+               status == 400 ? "the path has an invalid %-escape or an encoded NUL (%00)" : std::string_view{});
   return status;
 }
 
@@ -101,6 +102,7 @@ int refusal(std::string_view method, std::string_view target) {
   std::string_view path = path_of(target);
   const bool options = method == "OPTIONS";
   if (path == "*") return options ? 0 : 400;  // the asterisk-form: the server as a whole, OPTIONS only
+  if (!path.starts_with('/')) return 400;  // not origin-form, http(s) absolute-form or "*"
   const bool known = path == "/" || path == "/metrics" || path == "/debug/fibers" || path.starts_with("/static/");
   if (!known) return 404;
   if (options) return 0;
@@ -108,9 +110,14 @@ int refusal(std::string_view method, std::string_view target) {
   return 0;
 }
 
-void append_refusal(std::string& out, int status, connection_header conn, bool head) {
+void append_refusal(std::string& out, int status, std::string_view target, connection_header conn, bool head) {
   switch (status) {
-    case 400: append_error(out, 400, conn, !head, "the target * is for OPTIONS only"); break;
+    case 400:
+      append_error(out, 400, conn, !head,
+                   target == "*" ? "the target * is for OPTIONS only"
+                                 : "the request target must be a path (/...), an absolute URL (http://host/path) "
+                                   "or * (OPTIONS)");
+      break;
     case 405: append_error(out, 405, conn, true, {}, kAllow); break;
     default: append_error(out, status, conn, !head); break;
   }
@@ -125,7 +132,7 @@ int handle(const request& req, const route_context& ctx, connection_header conn,
     return 200;
   }
   if (int status = refusal(req.method, req.target); status != 0) {
-    append_refusal(out, status, conn, head);
+    append_refusal(out, status, req.target, conn, head);
     return status;
   }
   if (req.method == "OPTIONS") {  // of the server ("*") or of a known resource

@@ -53,14 +53,15 @@ struct file_body {
 };
 
 /// The status a request for `method` `target` is refused with before any route runs (400: "*"
-/// without OPTIONS, 404: no such route, 405: a method the route does not allow), or 0 if a
+/// without OPTIONS, or a target that is neither a path nor an http(s) URL; 404: no such route, 405: a method the route does not allow), or 0 if a
 /// route serves it (which may still answer 404 or 403 for a static file). handle() decides with
 /// it, and so does the connection loop for a request that asked "Expect: 100-continue": a
 /// refused one gets its final status at once, and its body is never invited.
 int refusal(std::string_view method, std::string_view target);
 
-/// Appends the response for refusal() `status` (405 with its Allow field; a body unless HEAD).
-void append_refusal(std::string& out, int status, connection_header conn, bool head);
+/// Appends the response for refusal() `status` of `target` (405 with its Allow field; a body
+/// unless HEAD).
+void append_refusal(std::string& out, int status, std::string_view target, connection_header conn, bool head);
 
 /// Handles one request: appends the response to `out`, or only its head with `file` opened
 /// when a file's content follows. Returns the status. Runs on the connection's fiber; may park

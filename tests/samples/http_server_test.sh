@@ -171,6 +171,13 @@ got=$(c -o /dev/null -w '%{http_code}' -X POST --data-binary @"$root/sub/blob.bi
 [ "$got" = 405 ] || fail "POST with a 300 KB body: $got"
 got=$(raw 'GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
 [[ "$got" == *$'Content-Length: 10\r\n'*$'\r\n\r\nNot Found' ]] || fail "404 body: [$got]"  # "Not Found\n"
+got=$(raw 'GET / HTTP/2.0\r\nHost: x\r\n\r\n')
+[[ "$got" == *$'\r\n\r\nHTTP Version Not Supported: this server speaks HTTP/1.0 and HTTP/1.1' ]] || fail "505 body: [$got]"
+for p in '/static/%%zz' '/static/a%%00.txt'; do  # printf formats: %% is one %
+  got=$(raw "GET $p HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+  [[ "$got" == 'HTTP/1.1 400 '*$'\r\n\r\nBad Request: the path has an invalid %-escape or an encoded NUL (%00)' ]] ||
+    fail "400 body for $p: [$got]"
+done
 echo "ok: 400/413/414/417/431/505 then close, error bodies name the status"
 
 # --- what hand-typed and unusual requests get ----------------------------------------------------
@@ -195,6 +202,12 @@ got=$(c -i -X OPTIONS "$url/metrics" | tr -d '\r')
 [[ "$got" == 'HTTP/1.1 200 OK'*'Allow: GET, HEAD, OPTIONS'* ]] || fail "OPTIONS /metrics: [$got]"
 got=$(raw 'GET * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
 [[ "$got" == 'HTTP/1.1 400 '* ]] || fail "GET *: [$got]"
+# A target that is neither a path, an http(s) URL nor *: 400 with what a target may be.
+for target in noslash 'ftp://x/y' 'host:443'; do
+  got=$(raw "GET $target HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" | tr -d '\r')
+  [[ "$got" == 'HTTP/1.1 400 Bad Request'*'Bad Request: the request target must be a path'* ]] ||
+    fail "GET $target: [$got]"
+done
 # Expect: 100-continue: the interim response comes before the client has sent a byte of the
 # body (the client reads it first), then the final one.
 got=$(timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0
