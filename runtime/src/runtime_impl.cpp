@@ -192,6 +192,7 @@ runtime_stats runtime_impl::stats() const {
   for (const auto& w : workers) live += w->stacks.net.load(std::memory_order_relaxed);
   s.live_fibers = live > 0 ? static_cast<std::uint64_t>(live) : 0;
   s.stacks_mapped = pool.mapped();
+  s.stacks_cold = pool.cold();
   s.workers = static_cast<unsigned>(workers.size());
   s.outside_joiners = outside_joiners.load(std::memory_order_relaxed);
   switch (pool.guard()) {

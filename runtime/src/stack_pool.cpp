@@ -1,6 +1,7 @@
 // Stack pool implementation (see stack_pool.hpp).
 #include "stack_pool.hpp"
 
+#include <algorithm>
 #include <new>
 
 #if defined(WEFT_ASAN)
@@ -81,6 +82,7 @@ fiber_cb* stack_pool::map_chunk() {
       ++synced_.hot_count;
     }
   }
+  hot_changed();
   mapped_.fetch_add(count, std::memory_order_relaxed);
   return first;
 }
@@ -93,10 +95,12 @@ fiber_cb* stack_pool::acquire(stack_cache* cache) {
     std::unique_lock lk(mu_);
     if ((f = pop(synced_.hot)) != nullptr) {
       --synced_.hot_count;
+      hot_changed();
     } else if ((f = pop(synced_.excess)) != nullptr) {
       excess_.fetch_sub(1, std::memory_order_relaxed);
     } else if ((f = pop(synced_.cold)) != nullptr) {
       f->stack->cold = false;
+      cold_.fetch_sub(1, std::memory_order_relaxed);
     } else {
       lk.unlock();
       f = map_chunk();
@@ -133,10 +137,34 @@ void stack_pool::release(fiber_cb* f, stack_cache* cache) noexcept {
   if (synced_.hot_count < high_water_) {
     push(synced_.hot, f);
     ++synced_.hot_count;
+    hot_changed();
   } else {
     push(synced_.excess, f);
     excess_.fetch_add(1, std::memory_order_relaxed);
   }
+}
+
+void stack_pool::hot_changed() noexcept {
+  synced_.hot_low = std::min(synced_.hot_low, synced_.hot_count);
+  hot_hint_.store(synced_.hot_count, std::memory_order_relaxed);
+}
+
+void stack_pool::decay(std::int64_t now_ns) noexcept {
+  if (now_ns < next_decay_ns_.load(std::memory_order_relaxed)) return;
+  std::lock_guard lk(mu_);
+  if (now_ns - synced_.last_decay_ns < decay_interval_ns) return;  // another worker just did
+  // hot_low stacks sat on the list through the whole interval: nobody needed them.
+  std::size_t surplus = synced_.hot_low > floor() ? synced_.hot_low - floor() : 0;
+  for (std::size_t i = 0; i < surplus; ++i) {
+    fiber_cb* f = pop(synced_.hot);
+    push(synced_.excess, f);
+  }
+  synced_.hot_count -= surplus;
+  excess_.fetch_add(surplus, std::memory_order_relaxed);
+  synced_.last_decay_ns = now_ns;
+  synced_.hot_low = synced_.hot_count;
+  hot_hint_.store(synced_.hot_count, std::memory_order_relaxed);
+  next_decay_ns_.store(now_ns + decay_interval_ns, std::memory_order_relaxed);
 }
 
 bool stack_pool::trim(std::size_t max) noexcept {
@@ -161,6 +189,7 @@ bool stack_pool::trim(std::size_t max) noexcept {
   }
   std::lock_guard lk(mu_);
   while (fiber_cb* f = pop(batch)) push(synced_.cold, f);
+  cold_.fetch_add(n, std::memory_order_relaxed);
   return needs_trim();
 }
 

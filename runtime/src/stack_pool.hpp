@@ -2,7 +2,10 @@
 // Spawning and exiting touch no mmap: stacks are recycled through a per-worker cache (owner
 // thread only, no locks) that spills into shared free lists. Stacks are mapped in chunks of up
 // to 64 (one mmap, one guard per stack). Free stacks beyond a high-water mark are trimmed —
-// their pages returned to the kernel — by idle workers, off the spawn/exit path.
+// their pages returned to the kernel — by idle workers, off the spawn/exit path. So are those
+// below the mark that a whole second went by without needing (decay(): the resident free list
+// shrinks to what the last second used, down to a floor), so a server's memory returns to
+// its baseline after a burst of connections, as Go's scavenger returns unused heap.
 // Invariant: a stack, and so its control block, is unmapped only when the pool is destroyed
 // (type-stable memory, see fiber_cb.hpp).
 #pragma once
@@ -55,6 +58,17 @@ class stack_pool {
   /// True if trim() has work (a hint).
   bool needs_trim() const noexcept { return excess_.load(std::memory_order_relaxed) != 0; }
 
+  /// Resident free stacks kept however long they go unused (or the high-water mark if lower).
+  static constexpr std::size_t decay_floor = 64;
+  static constexpr std::int64_t decay_interval_ns = 1'000'000'000;
+  /// True while the resident free list is above its floor: idle workers call decay() at least
+  /// once per decay_interval_ns (a hint).
+  bool wants_decay() const noexcept { return hot_hint_.load(std::memory_order_relaxed) > floor(); }
+  /// Once per decay_interval_ns (earlier calls return at once, without the lock): the free
+  /// stacks that stayed on the resident list through the whole interval, beyond the floor,
+  /// move to the list trim() empties. Called by idle workers.
+  void decay(std::int64_t now_ns) noexcept;
+
   /// Lowest usable stack address and the top of the area available below the control block.
   static void* stack_low(const fiber_cb* f) noexcept;
   static void* stack_high(const fiber_cb* f) noexcept;
@@ -70,6 +84,8 @@ class stack_pool {
   }
 
   std::size_t mapped() const noexcept { return mapped_.load(std::memory_order_relaxed); }
+  /// Free stacks whose pages were returned to the kernel.
+  std::size_t cold() const noexcept { return cold_.load(std::memory_order_relaxed); }
   /// Stacks in use acquired or released without a cache (plain threads); add each worker
   /// cache's `net` for the total (runtime_impl::stats).
   std::int64_t in_use_uncached() const noexcept { return in_use_.load(std::memory_order_relaxed); }
@@ -77,6 +93,9 @@ class stack_pool {
 
  private:
   fiber_cb* map_chunk();
+  std::size_t floor() const noexcept { return high_water_ < decay_floor ? high_water_ : decay_floor; }
+  // After a change of synced_.hot_count (mu_ held): the hint and the interval's low mark.
+  void hot_changed() noexcept;
 
   std::size_t stack_size_;
   bool guard_pages_;
@@ -88,6 +107,8 @@ class stack_pool {
     fiber_cb* excess = nullptr;  // resident free stacks beyond the mark, waiting for trim()
     fiber_cb* cold = nullptr;    // free stacks whose pages were returned
     std::size_t hot_count = 0;
+    std::size_t hot_low = 0;         // the least hot_count since the last decay
+    std::int64_t last_decay_ns = 0;  // steady clock
     std::vector<mapped_stack> chunks;
   } synced_;  // guarded by mu_
   fiber_cb* all_ = nullptr;  // guarded by mu_
@@ -95,6 +116,11 @@ class stack_pool {
   std::atomic<std::size_t> mapped_{0};
   std::atomic<std::int64_t> in_use_{0};  // acquisitions minus releases made without a cache
   std::atomic<std::size_t> excess_{0};
+  std::atomic<std::size_t> cold_{0};  // stacks on synced_.cold
+  // Ordering: relaxed hints, written under mu_ and read without it; a stale value delays a
+  // decay (or takes the lock once for nothing), nothing more.
+  std::atomic<std::size_t> hot_hint_{0};         // synced_.hot_count
+  std::atomic<std::int64_t> next_decay_ns_{0};   // synced_.last_decay_ns + decay_interval_ns
   std::atomic<guard_kind> guard_kind_{guard_kind::none};
 };
 

@@ -312,6 +312,11 @@ void worker::park_worker() noexcept {
   if (rt->pool.needs_trim()) {
     constexpr std::int64_t trim_pace_ns = 10'000'000;  // one batch of 64 per 10 ms
     timeout = timeout < 0 ? trim_pace_ns : std::min(timeout, trim_pace_ns);
+  } else if (rt->pool.wants_decay()) {
+    // Come back for the next decay: at most one wake-up per second, and only until the
+    // resident free list is down to its floor.
+    constexpr std::int64_t decay_pace_ns = stack_pool::decay_interval_ns;
+    timeout = timeout < 0 ? decay_pace_ns : std::min(timeout, decay_pace_ns);
   }
   worker_counters::bump(counters.parks);
   // One parked worker at a time sleeps in the I/O driver instead of its futex, so readiness
@@ -368,8 +373,10 @@ fiber_cb* worker::find_work() noexcept {
       }
       return f;
     }
-    // Idle: return the pages of surplus free stacks to the kernel, one batch per idle pass,
-    // paced by park_worker's timeout (Go's background scavenger, at a small CPU share).
+    // Idle: free stacks unused for a second become surplus (decay), and the pages of surplus
+    // free stacks go back to the kernel, one batch per idle pass, paced by park_worker's
+    // timeout (Go's background scavenger, at a small CPU share).
+    if (rt->pool.wants_decay()) rt->pool.decay(now_ns());
     if (rt->pool.needs_trim()) rt->pool.trim(64);
     park_worker();
   }

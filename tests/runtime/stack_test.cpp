@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -204,6 +205,55 @@ TEST(StackTest, GuardedStacksCostAlmostNoMappings) {
       EXPECT_TRUE(read_faults(g)) << "guard page at " << g << " is readable";
     }
     crowd.release_all();
+  }
+}
+
+// Touches `kib` KiB of the calling fiber's stack, as a connection's read buffer on the stack does.
+[[gnu::noinline]] int touch_stack(std::size_t kib) {
+  volatile char buf[48 * 1024];
+  std::size_t n = std::min(sizeof buf, kib * 1024);
+  std::memset(const_cast<char*>(buf), 1, n);
+  return buf[n - 1];
+}
+
+TEST(StackTest, FreeStacksUnusedForASecondGoBackToTheKernel) {
+  // A burst of 1000 live fibers, each with 48 KiB of its stack touched, then nothing: the pool
+  // keeps up to stack_cache_high_water (1024) free stacks resident for reuse, but those that a
+  // whole second goes by without needing decay to its floor (64, plus what the workers' caches
+  // hold), and their pages go back to the kernel: the process does not keep the burst's memory.
+  constexpr long n = 1000;
+  weft::runtime rt(weft::runtime_options{.workers = 2});
+  long rss_base = resident_kib();
+  parked_crowd crowd;
+  std::atomic<long> touched{0};
+  for (long i = 0; i < n; ++i) {
+    rt.spawn([&crowd, &touched] {
+      touched.fetch_add(touch_stack(48));
+      weft::wait_ticket t = weft::prepare_wait();
+      crowd.mu.lock();
+      crowd.tickets.push_back(t);
+      crowd.parked.fetch_add(1);
+      weft::park(t, std::nullopt, [](void* m) { static_cast<weft::detail::spinlock*>(m)->unlock(); }, &crowd.mu);
+    });
+  }
+  ASSERT_TRUE(weft_test::wait_until([&] { return crowd.parked.load() == n; }, 60s));
+  EXPECT_EQ(touched.load(), n);
+  long rss_burst = resident_kib();
+  crowd.release_all();
+  ASSERT_TRUE(weft_test::wait_until([&] { return rt.stats().live_fibers == 0; }, 30s));
+  EXPECT_EQ(rt.stats().stacks_cold, 0u) << "nothing is above the high-water mark yet";
+  // Decay needs two idle passes a second apart (the first starts the interval); then trimming
+  // goes 64 stacks per 10 ms. At most 64 + 2 x 64 (the workers' caches) stay resident.
+  const std::uint64_t want_cold = n - 64 - 2 * 64 - 16;  // 16: stacks the test's own fibers used
+  bool decayed = weft_test::wait_until([&] { return rt.stats().stacks_cold >= want_cold; }, 15s);
+  EXPECT_TRUE(decayed) << "stacks_cold " << rt.stats().stacks_cold << " of " << rt.stats().stacks_mapped;
+  long rss_after = resident_kib();
+  RecordProperty("rss_burst_kib", std::to_string(rss_burst - rss_base));
+  RecordProperty("rss_after_kib", std::to_string(rss_after - rss_base));
+  // Sanitizers keep shadow memory of their own for the stacks; count pages in release only.
+  if (weft_test::current_build() == weft_test::build_kind::release) {
+    EXPECT_GT(rss_burst - rss_base, 40 * 1024) << "the burst touched 48 MiB of stacks";
+    EXPECT_LT(rss_after - rss_base, 16 * 1024) << "burst " << rss_burst - rss_base << " KiB";
   }
 }
 

@@ -25,7 +25,9 @@ struct runtime_options {
   /// `weft: stack overflow in fiber <id> "<name>"` instead of corrupting memory (a single
   /// frame larger than 64 KiB can still step over it: put such buffers on the heap).
   bool guard_pages = true;
-  /// Free stacks kept resident for reuse; beyond this their pages go back to the kernel.
+  /// Free stacks kept resident for reuse; beyond this their pages go back to the kernel. So
+  /// do the pages of free stacks below it that a whole second went by without needing, down
+  /// to 64 (a burst of fibers does not keep its memory).
   std::size_t stack_cache_high_water = 1024;
   /// Threads of the run_blocking() pool at most; idle ones exit after `blocking_idle_timeout`.
   unsigned blocking_threads_max = 64;
@@ -52,6 +54,7 @@ struct runtime_stats {
   std::uint64_t timers_pending = 0;  ///< timer entries in the heaps, including dead ones not yet swept
   std::uint64_t live_fibers = 0;     ///< fibers whose stack is in use (running, waiting or unjoined)
   std::uint64_t stacks_mapped = 0;   ///< stacks the pool holds, in use or free
+  std::uint64_t stacks_cold = 0;     ///< free stacks whose pages went back to the kernel
   unsigned workers = 0;
   unsigned outside_joiners = 0;      ///< plain threads (or other runtimes' fibers) inside a join
   const char* guard = "";            ///< "madvise", "mprotect" or "none"
