@@ -1,10 +1,15 @@
 // The samples' command line (sample_args.hpp).
 #include "sample_args.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
+#include <string_view>
 #include <utility>
 
 namespace sample {
@@ -96,8 +101,12 @@ int parse_command_line(int argc, char** argv, const char* prog, const char* usag
       }
       const char* s = inline_value;
       if (!x->value_name.empty() && s == nullptr) s = i + 1 < argc ? argv[++i] : nullptr;
-      if ((!x->value_name.empty() && s == nullptr) || !x->set(s)) {
+      if (!x->value_name.empty() && s == nullptr) {
         std::fprintf(stderr, "%s: %s wants %s\n", prog, x->name.c_str(), x->what.c_str());
+        return 2;
+      }
+      if (!x->set(s)) {
+        std::fprintf(stderr, "%s: %s wants %s, not '%s'\n", prog, x->name.c_str(), x->what.c_str(), s);
         return 2;
       }
       continue;
@@ -134,10 +143,16 @@ int parse_args(int argc, char** argv, const char* prog, const char* usage, commo
        }},
       {.name = "--bind",
        .value_name = "ADDR",
-       .help = "address to listen on (default " + c.bind + ")",
-       .what = "an address",
+       .help = "address to listen on: an IPv4 or IPv6 address, or localhost (default " + c.bind + ")",
+       .what = "an IP address (127.0.0.1, 0.0.0.0, ::1) or localhost",
        .set = [&c](const char* s) {
-         c.bind = s;
+         // Checked here, so a bad one is a usage error (exit 2) like every other flag's.
+         std::string addr = std::string_view(s) == "localhost" ? "127.0.0.1" : s;
+         in6_addr buf{};
+         if (::inet_pton(AF_INET, addr.c_str(), &buf) != 1 && ::inet_pton(AF_INET6, addr.c_str(), &buf) != 1) {
+           return false;
+         }
+         c.bind = addr;
          return true;
        }}};
   if (c.workers_flag) {

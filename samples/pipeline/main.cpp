@@ -70,7 +70,16 @@ int parse_args(int argc, char** argv, options& o) {
       sample::count_flag("--queue", "capacity of each channel (default 64; 0 = rendezvous)", 0, 1000000,
                          [&o](unsigned long v) { o.queue = v; }),
   };
-  return sample::parse_command_line(argc, argv, "pipeline", kUsage, std::move(flags));
+  int rc = sample::parse_command_line(argc, argv, "pipeline", kUsage, std::move(flags));
+  if (rc < 0 && o.fail_at && *o.fail_at >= o.items) {
+    // Items are numbered 0..items-1: this failure would never happen, and the run would look
+    // like a demonstration of cancellation that it is not.
+    std::fprintf(stderr, "pipeline: --fail-at %llu is not an item: there are %llu (0..%llu)\n",
+                 static_cast<unsigned long long>(*o.fail_at), static_cast<unsigned long long>(o.items),
+                 static_cast<unsigned long long>(o.items == 0 ? 0 : o.items - 1));
+    return 2;
+  }
+  return rc;
 }
 
 struct result {

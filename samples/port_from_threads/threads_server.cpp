@@ -67,7 +67,7 @@ const char* const kUsage =
     "UPPER text, COUNT text, STATS, QUIT.";
 
 struct options {
-  sample::common_options common{.port = 7070, .workers_flag = false};
+  sample::common_options common{.port = 7071, .workers_flag = false};
   std::chrono::milliseconds idle{60000};
   std::chrono::milliseconds grace{1000};
 };
@@ -187,11 +187,11 @@ bool execute(server& srv, std::string_view line, std::string& out) {
     }
     srv.table_changed.notify_all();
     out += "OK\n";
-  } else if (r.verb == "GET" && !key.empty()) {
+  } else if (r.verb == "GET" && !key.empty() && r.rest.empty()) {
     std::lock_guard<std::mutex> lk(srv.table_mu);
     auto it = srv.table.find(key);
     out += it != srv.table.end() ? "VALUE " + it->second + "\n" : "NOTFOUND\n";
-  } else if (r.verb == "DEL" && !key.empty()) {
+  } else if (r.verb == "DEL" && !key.empty() && r.rest.empty()) {
     std::lock_guard<std::mutex> lk(srv.table_mu);
     out += srv.table.erase(key) != 0 ? "OK\n" : "NOTFOUND\n";
   } else if (r.verb == "WAIT" && !key.empty() && line_protocol::parse_millis(r.rest, kMaxWaitMs, ms)) {

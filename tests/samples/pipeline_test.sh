@@ -20,6 +20,11 @@ rc=0
 "$bin" --parallel 0 2>"$work/usage.err" || rc=$?
 [ "$rc" = 2 ] || fail "--parallel 0: exit $rc, want 2"
 grep -q -- '--parallel wants' "$work/usage.err" || fail "usage error: $(cat "$work/usage.err")"
+rc=0
+"$bin" --items 10 --fail-at 10 2>"$work/usage.err" || rc=$?
+[ "$rc" = 2 ] || fail "--fail-at 10 of 10 items: exit $rc, want 2"
+grep -qx 'pipeline: --fail-at 10 is not an item: there are 10 (0..9)' "$work/usage.err" ||
+  fail "--fail-at past the items: $(cat "$work/usage.err")"
 
 # --- the checksum does not depend on how the work is spread -----------------------------------
 want=""

@@ -76,6 +76,8 @@ session() {
   ask 3 "FROB x"
   ask 3 "SET onlykey"
   ask 3 "WAIT k soon"
+  ask 3 "GET greeting extra"
+  ask 3 "DEL greeting extra"
   ask 3 "DEL greeting"
   ask 3 "DEL greeting"
   local t0=$EPOCHREALTIME

@@ -2,7 +2,7 @@
 # How a server starts and stops, beyond its own test:
 # 1. started on a port another server holds (given as --port=N, the GNU form), it exits 1 at
 #    once with one error line naming the address and the errno text, and prints no summary
-#    line (it served nothing); the same for a --bind that is no address;
+#    line (it served nothing); a --bind that is no address is a usage error (exit 2) quoting it;
 # 2. with its stdout closed early (`server | head -1`, to catch the "listening" line) it still
 #    stops cleanly on SIGINT: exit status 0, not 141 (SIGPIPE) when it prints its summary; it
 #    is started with every common flag in the form --flag=value (--port, --bind, --grace-ms and,
@@ -39,8 +39,8 @@ expect_clean_exit "the first $name"
 echo "ok: $name on a port in use: $(cat "$work/second.err")"
 rc=0
 timeout 10 "$@" --port=0 --bind=nonsense >"$work/second.out" 2>"$work/second.err" || rc=$?
-[ "$rc" = 1 ] && [ ! -s "$work/second.out" ] || fail "$name --bind=nonsense: exit code $rc, or a summary"
-grep -qx "$name: --bind wants an IP\(v4\)\? address, not 'nonsense'" "$work/second.err" ||
+[ "$rc" = 2 ] && [ ! -s "$work/second.out" ] || fail "$name --bind=nonsense: exit code $rc (not 2), or a summary"
+grep -qx "$name: --bind wants an IP address (127.0.0.1, 0.0.0.0, ::1) or localhost, not 'nonsense'" "$work/second.err" ||
   fail "$name --bind=nonsense: not one line naming --bind: $(cat "$work/second.err")"
 echo "ok: $name --bind=nonsense: $(cat "$work/second.err")"
 
@@ -55,9 +55,9 @@ refused() {  # expected stderr line, flags...: the server refuses the flags with
     fail "$name $*: exit code $rc (not 2) or not the line '$want': $(cat "$work/refused.err")"
 }
 server=("$@")
-refused "$name: --grace-ms wants a count of milliseconds 0..86400000" --port=0 --grace-ms=86400001
-refused "$name: --port wants a port number 0..65535" --port=65536
-refused "$name: --port wants a port number 0..65535" --port=
+refused "$name: --grace-ms wants a count of milliseconds 0..86400000, not '86400001'" --port=0 --grace-ms=86400001
+refused "$name: --port wants a port number 0..65535, not '65536'" --port=65536
+refused "$name: --port wants a port number 0..65535, not ''" --port=
 echo "ok: $name takes ${flags[*]} and refuses --grace-ms=86400001, --port=65536, --port="
 # Not start_sample: stdout goes to a fifo whose only reader leaves after the first line.
 mkfifo "$work/out"
