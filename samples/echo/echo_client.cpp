@@ -473,6 +473,12 @@ int run_idle(const options& o) {
   std::printf("  %-18s %12ld KiB\n  %-18s %12ld KiB\n  %-18s %12.2f KiB\n  %-18s %12llu\n", "server VmRSS before",
               before, "server VmRSS after", after, "per connection", per_conn, "errors",
               static_cast<unsigned long long>(errors));
+  if (per_conn < 1.0) {
+    // A server keeps the memory of recent connections for reuse (weft's free stacks for a
+    // second or two, malloc's arenas): new connections then cost it nothing more.
+    std::printf("  note: under 1 KiB per connection: the server likely reused the memory of earlier\n"
+                "        connections; measure a freshly started server, or one left idle for a few seconds\n");
+  }
   char body[512];
   std::snprintf(body, sizeof body,
                 "{\"mode\": \"idle\", \"server\": %s, \"connections\": %u, \"size\": %zu, \"rss_before_kib\": %ld, "

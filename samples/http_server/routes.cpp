@@ -180,6 +180,8 @@ std::string metrics_text(const weft::runtime_stats& rs, const server_counters& c
   add_metric(out, "weft_timers_fired_total", "counter", "Runtime timers fired.", rs.timers_fired);
   add_metric(out, "weft_fibers_live", "gauge", "Fibers whose stack is in use.", rs.live_fibers);
   add_metric(out, "weft_stacks_mapped", "gauge", "Fiber stacks mapped by the pool.", rs.stacks_mapped);
+  add_metric(out, "weft_stacks_cold", "gauge", "Free fiber stacks whose pages went back to the kernel.",
+             rs.stacks_cold);
   add_metric(out, "weft_workers", "gauge", "Runtime worker threads.", rs.workers);
   add_metric(out, "http_connections_total", "counter", "Connections accepted.",
              c.connections.load(std::memory_order_relaxed));

@@ -117,7 +117,7 @@ ctype=$(c -o /dev/null -w '%{content_type}' "$url/metrics")
 bad=$(grep -v -E '^(# (HELP|TYPE) [a-z_]+ .+|[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-z]+="[^"]*"\})? [0-9]+)$' "$work/metrics.txt" || true)
 [ -z "$bad" ] || fail "metrics lines not in the text format: [$bad]"
 for m in weft_fibers_spawned_total weft_fibers_finished_total weft_context_switches_total weft_steals_total \
-  weft_worker_parks_total weft_timers_fired_total weft_fibers_live weft_stacks_mapped http_connections_total \
+  weft_worker_parks_total weft_timers_fired_total weft_fibers_live weft_stacks_mapped weft_stacks_cold http_connections_total \
   http_connections_open http_requests_total 'http_responses_total{class="2xx"}' 'http_responses_total{class="4xx"}'; do
   grep -q -F "$m " "$work/metrics.txt" || fail "metric $m missing"
 done
