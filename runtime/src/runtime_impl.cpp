@@ -172,7 +172,13 @@ void runtime_impl::release_ref(fiber_cb* f) noexcept {
   if (f->body != nullptr) f->body->destroy();
   f->body = nullptr;
   worker* me = this_worker();
-  pool.release(f, me != nullptr && me->rt == this ? &me->stacks : nullptr);
+  const bool on_worker = me != nullptr && me->rt == this;
+  // A plain thread that puts the resident free list above its floor wakes a worker, which
+  // starts the decay clock (workers that parked before it have no reason to wake).
+  if (pool.release(f, on_worker ? &me->stacks : nullptr) && !on_worker &&
+      !stopping.load(std::memory_order_relaxed)) {
+    notify();
+  }
 }
 
 runtime_stats runtime_impl::stats() const {

@@ -122,7 +122,7 @@ fiber_cb* stack_pool::acquire(stack_cache* cache) {
   return f;
 }
 
-void stack_pool::release(fiber_cb* f, stack_cache* cache) noexcept {
+bool stack_pool::release(fiber_cb* f, stack_cache* cache) noexcept {
   if (cache != nullptr) {
     cache->net.store(cache->net.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   } else {
@@ -131,17 +131,18 @@ void stack_pool::release(fiber_cb* f, stack_cache* cache) noexcept {
   f->state.store(fiber_state::free, std::memory_order_relaxed);
   if (cache != nullptr && cache->count < stack_cache::capacity) {
     cache->items[cache->count++] = f;
-    return;
+    return false;
   }
   std::lock_guard lk(mu_);
   if (synced_.hot_count < high_water_) {
     push(synced_.hot, f);
     ++synced_.hot_count;
     hot_changed();
-  } else {
-    push(synced_.excess, f);
-    excess_.fetch_add(1, std::memory_order_relaxed);
+    return synced_.hot_count == floor() + 1;
   }
+  push(synced_.excess, f);
+  excess_.fetch_add(1, std::memory_order_relaxed);
+  return false;
 }
 
 void stack_pool::hot_changed() noexcept {
@@ -153,7 +154,8 @@ void stack_pool::decay(std::int64_t now_ns) noexcept {
   if (now_ns < next_decay_ns_.load(std::memory_order_relaxed)) return;
   std::lock_guard lk(mu_);
   if (now_ns - synced_.last_decay_ns < decay_interval_ns) return;  // another worker just did
-  // hot_low stacks sat on the list through the whole interval: nobody needed them.
+  // hot_low stacks sat on the list through the whole interval: nobody needed that many. Which
+  // ones go does not matter (all are free); the top of the list is the cheapest to take.
   std::size_t surplus = synced_.hot_low > floor() ? synced_.hot_low - floor() : 0;
   for (std::size_t i = 0; i < surplus; ++i) {
     fiber_cb* f = pop(synced_.hot);

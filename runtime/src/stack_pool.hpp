@@ -48,8 +48,9 @@ class stack_pool {
   /// A free control block with its stack; maps new ones when none is free. `cache` may be
   /// null (plain thread). Throws std::system_error when mapping fails.
   fiber_cb* acquire(stack_cache* cache);
-  /// Returns a control block whose fiber is gone (both references dropped).
-  void release(fiber_cb* f, stack_cache* cache) noexcept;
+  /// Returns a control block whose fiber is gone (both references dropped). True if this put
+  /// the resident free list above its floor (wants_decay() turned true).
+  bool release(fiber_cb* f, stack_cache* cache) noexcept;
   /// Moves a worker's cached stacks back to the shared lists (worker exit).
   void drain(stack_cache& cache) noexcept;
   /// Returns the pages of up to `max` free stacks beyond the high-water mark to the kernel.
@@ -61,12 +62,13 @@ class stack_pool {
   /// Resident free stacks kept however long they go unused (or the high-water mark if lower).
   static constexpr std::size_t decay_floor = 64;
   static constexpr std::int64_t decay_interval_ns = 1'000'000'000;
-  /// True while the resident free list is above its floor: idle workers call decay() at least
-  /// once per decay_interval_ns (a hint).
+  /// True while the resident free list (not counting the workers' caches, up to 64 stacks
+  /// each) is above its floor: idle workers call decay() at least once per decay_interval_ns
+  /// (a hint).
   bool wants_decay() const noexcept { return hot_hint_.load(std::memory_order_relaxed) > floor(); }
-  /// Once per decay_interval_ns (earlier calls return at once, without the lock): the free
-  /// stacks that stayed on the resident list through the whole interval, beyond the floor,
-  /// move to the list trim() empties. Called by idle workers.
+  /// Once per decay_interval_ns (earlier calls return at once, without the lock): as many free
+  /// stacks as stayed on the resident list through the whole interval (its low mark), beyond
+  /// the floor, move to the list trim() empties. Called by idle workers.
   void decay(std::int64_t now_ns) noexcept;
 
   /// Lowest usable stack address and the top of the area available below the control block.

@@ -313,8 +313,8 @@ void worker::park_worker() noexcept {
     constexpr std::int64_t trim_pace_ns = 10'000'000;  // one batch of 64 per 10 ms
     timeout = timeout < 0 ? trim_pace_ns : std::min(timeout, trim_pace_ns);
   } else if (rt->pool.wants_decay()) {
-    // Come back for the next decay: at most one wake-up per second, and only until the
-    // resident free list is down to its floor.
+    // Come back for the next decay: each parked worker wakes at most once a second, and only
+    // until the resident free list is down to its floor (two decays after the last use).
     constexpr std::int64_t decay_pace_ns = stack_pool::decay_interval_ns;
     timeout = timeout < 0 ? decay_pace_ns : std::min(timeout, decay_pace_ns);
   }

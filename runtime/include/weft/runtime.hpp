@@ -27,7 +27,7 @@ struct runtime_options {
   bool guard_pages = true;
   /// Free stacks kept resident for reuse; beyond this their pages go back to the kernel. So
   /// do the pages of free stacks below it that a whole second went by without needing, down
-  /// to 64 (a burst of fibers does not keep its memory).
+  /// to 64 (plus up to 64 in each worker's cache): a burst of fibers does not keep its memory.
   std::size_t stack_cache_high_water = 1024;
   /// Threads of the run_blocking() pool at most; idle ones exit after `blocking_idle_timeout`.
   unsigned blocking_threads_max = 64;
