@@ -33,9 +33,8 @@ void run_batches(benchmark::State& state, const std::string& request) {
   auto t0 = bench::clock_type::now();
   for (auto _ : state) {
     parser.feed(batch.data(), batch.size());
-    std::int64_t now = kv::now_ms();  // once per read, as serve() does
     while (parser.next(args) == kv::resp_status::command) {
-      kv::execute(db, args, out, 6379, now);
+      kv::execute(db, args, out, 6379);
       ++commands;
     }
     benchmark::DoNotOptimize(out.data());

@@ -205,8 +205,9 @@ ending read_loop(server& srv, chat::client& c, tcp_stream& s) {
     if (n == 0) {
       // A last line without its '\n' (nc at the end of a file, a client that half-closes) is
       // still a line.
-      if (std::string_view last(pending); !last.empty()) {
-        if (last.ends_with('\r')) last.remove_suffix(1);
+      std::string_view last(pending);
+      if (last.ends_with('\r')) last.remove_suffix(1);
+      if (!last.empty()) {
         if (last.size() > srv.opts.max_line) return ending::too_long;
         if (!handle_line(srv, c, last)) return ending::quit;
       }

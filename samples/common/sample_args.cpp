@@ -148,8 +148,9 @@ int parse_args(int argc, char** argv, const char* prog, const char* usage, commo
        .set = [&c](const char* s) {
          // Checked here, so a bad one is a usage error (exit 2) like every other flag's.
          std::string addr = std::string_view(s) == "localhost" ? "127.0.0.1" : s;
+         std::string v6 = addr.substr(0, addr.find('%'));  // an IPv6 zone (fe80::1%eth0) is the socket's business
          in6_addr buf{};
-         if (::inet_pton(AF_INET, addr.c_str(), &buf) != 1 && ::inet_pton(AF_INET6, addr.c_str(), &buf) != 1) {
+         if (::inet_pton(AF_INET, addr.c_str(), &buf) != 1 && ::inet_pton(AF_INET6, v6.c_str(), &buf) != 1) {
            return false;
          }
          c.bind = addr;

@@ -71,13 +71,14 @@ struct ctx {
   std::vector<std::string>& args;
   std::string& out;
   std::uint16_t port;
-  std::int64_t now;  // the batch's steady-clock ms (execute())
+  command_clock clock;  // read under the key's shard lock
 };
 
 using handler = after_command (*)(ctx&);
 
 // Converts a Redis expire argument to an absolute steady-clock ms, as getExpireMillisecondsOrReply
-// (SET) and expireGenericCommand (EXPIRE) do; false after replying with the error.
+// (SET) and expireGenericCommand (EXPIRE) do; false after replying with the error. Called with
+// the key's shard locked (it reads the command's clock).
 bool expire_at(ctx& c, const std::string& arg, bool seconds, bool absolute, bool for_set,
                const char* cmd, std::int64_t& at) {
   std::int64_t v = 0;
@@ -97,7 +98,7 @@ bool expire_at(ctx& c, const std::string& arg, bool seconds, bool absolute, bool
     }
     v *= 1000;
   }
-  std::int64_t now = c.now;
+  std::int64_t now = c.clock.now();
   if (absolute) {
     // EXAT/PXAT are wall-clock times; expiry runs on the steady clock.
     std::int64_t delta = v - wall_ms();
@@ -138,7 +139,7 @@ after_command cmd_quit(ctx& c) {
 after_command cmd_get(ctx& c) {
   store::shard& s = c.db.at(c.db.shard_of(c.args[1]));
   std::shared_lock lk(s.mu);
-  const entry* e = store::find_live(s, c.args[1], c.now);
+  const entry* e = store::find_live(s, c.args[1], c.clock);
   if (e == nullptr) {
     reply_nil(c.out);
   } else {
@@ -175,6 +176,8 @@ after_command cmd_set(ctx& c) {
       return after_command::keep;
     }
   }
+  store::shard& s = c.db.at(c.db.shard_of(a[1]));
+  std::unique_lock lk(s.mu);
   // As Redis 7.0's setCommand: the options as a whole first (a syntax error wins), then the
   // last expire value only (an earlier, overridden one is never read).
   if (has_expire) {
@@ -182,9 +185,7 @@ after_command cmd_set(ctx& c) {
     bool absolute = iequals(expire_opt, "exat") || iequals(expire_opt, "pxat");
     if (!expire_at(c, a[expire_arg], seconds, absolute, true, "set", at)) return after_command::keep;
   }
-  store::shard& s = c.db.at(c.db.shard_of(a[1]));
-  std::unique_lock lk(s.mu);
-  entry* e = store::find_live_mut(s, a[1], c.now);
+  entry* e = store::find_live_mut(s, a[1], c.clock);
   std::optional<std::string> old;
   if (get && e != nullptr) old = e->value;
   bool ok = !(nx && e != nullptr) && !(xx && e == nullptr);
@@ -214,7 +215,7 @@ after_command cmd_set(ctx& c) {
 after_command incr_by(ctx& c, std::int64_t by) {
   store::shard& s = c.db.at(c.db.shard_of(c.args[1]));
   std::unique_lock lk(s.mu);
-  entry* e = store::find_live_mut(s, c.args[1], c.now);
+  entry* e = store::find_live_mut(s, c.args[1], c.clock);
   std::int64_t v = 0;
   if (e != nullptr && !parse_int64(e->value, v)) {
     reply_error(c.out, not_integer);
@@ -265,9 +266,9 @@ std::vector<std::string_view> keys_from(const std::vector<std::string>& a, std::
 
 after_command cmd_del(ctx& c) {
   store::multi_lock lk(c.db, keys_from(c.args, 1, 1), false);
-  std::int64_t now = c.now, n = 0;
+  std::int64_t n = 0;
   for (std::size_t i = 1; i < c.args.size(); ++i) {
-    if (store::erase(c.db.at(c.db.shard_of(c.args[i])), c.args[i], now)) ++n;
+    if (store::erase(c.db.at(c.db.shard_of(c.args[i])), c.args[i], c.clock)) ++n;
   }
   reply_int(c.out, n);
   return after_command::keep;
@@ -275,9 +276,9 @@ after_command cmd_del(ctx& c) {
 
 after_command cmd_exists(ctx& c) {
   store::multi_lock lk(c.db, keys_from(c.args, 1, 1), true);
-  std::int64_t now = c.now, n = 0;
+  std::int64_t n = 0;
   for (std::size_t i = 1; i < c.args.size(); ++i) {
-    if (store::find_live(c.db.at(c.db.shard_of(c.args[i])), c.args[i], now) != nullptr) ++n;
+    if (store::find_live(c.db.at(c.db.shard_of(c.args[i])), c.args[i], c.clock) != nullptr) ++n;
   }
   reply_int(c.out, n);
   return after_command::keep;
@@ -285,10 +286,9 @@ after_command cmd_exists(ctx& c) {
 
 after_command cmd_mget(ctx& c) {
   store::multi_lock lk(c.db, keys_from(c.args, 1, 1), true);
-  std::int64_t now = c.now;
   reply_array(c.out, c.args.size() - 1);
   for (std::size_t i = 1; i < c.args.size(); ++i) {
-    const entry* e = store::find_live(c.db.at(c.db.shard_of(c.args[i])), c.args[i], now);
+    const entry* e = store::find_live(c.db.at(c.db.shard_of(c.args[i])), c.args[i], c.clock);
     if (e == nullptr) {
       reply_nil(c.out);
     } else {
@@ -336,12 +336,12 @@ after_command expire_generic(ctx& c, bool seconds, const char* name) {
     reply_error(c.out, "ERR GT and LT options at the same time are not compatible");
     return after_command::keep;
   }
-  std::int64_t at = 0;
-  if (!expire_at(c, c.args[2], seconds, false, false, name, at)) return after_command::keep;
   store::shard& s = c.db.at(c.db.shard_of(c.args[1]));
   std::unique_lock lk(s.mu);
-  std::int64_t now = c.now;
-  entry* e = store::find_live_mut(s, c.args[1], now);
+  std::int64_t at = 0;
+  if (!expire_at(c, c.args[2], seconds, false, false, name, at)) return after_command::keep;
+  const std::int64_t now = c.clock.now();
+  entry* e = store::find_live_mut(s, c.args[1], c.clock);
   if (e == nullptr) {
     reply_int(c.out, 0);
     return after_command::keep;
@@ -353,7 +353,7 @@ after_command expire_generic(ctx& c, bool seconds, const char* name) {
     return after_command::keep;
   }
   if (at <= now) {
-    store::erase(s, c.args[1], now);
+    store::erase(s, c.args[1], c.clock);
   } else {
     store::set_expiry(s, *e, at);
   }
@@ -367,14 +367,13 @@ after_command cmd_pexpire(ctx& c) { return expire_generic(c, false, "pexpire"); 
 after_command ttl_generic(ctx& c, bool seconds) {
   store::shard& s = c.db.at(c.db.shard_of(c.args[1]));
   std::shared_lock lk(s.mu);
-  std::int64_t now = c.now;
-  const entry* e = store::find_live(s, c.args[1], now);
+  const entry* e = store::find_live(s, c.args[1], c.clock);
   if (e == nullptr) {
     reply_int(c.out, -2);
   } else if (e->expire_at_ms == 0) {
     reply_int(c.out, -1);
   } else {
-    std::int64_t ttl = std::max<std::int64_t>(e->expire_at_ms - now, 0);
+    std::int64_t ttl = std::max<std::int64_t>(e->expire_at_ms - c.clock.now(), 0);
     reply_int(c.out, seconds ? (ttl + 500) / 1000 : ttl);
   }
   return after_command::keep;
@@ -427,8 +426,8 @@ after_command cmd_config(ctx& c) {
   for (const auto& p : params) {
     for (std::size_t i = 2; i < c.args.size(); ++i) {
       const std::string& pattern = c.args[i];
-      if (glob_match(pattern, p.first, true)) {
-        bool glob = pattern.find_first_of("[*?") != std::string::npos;
+      const bool glob = pattern.find_first_of("[*?") != std::string::npos;
+      if (glob ? glob_match(pattern, p.first, true) : iequals(pattern, p.first)) {
         hits.emplace_back(glob ? std::string_view(p.first) : std::string_view(pattern), &p.second);
         break;
       }
@@ -501,8 +500,7 @@ void unknown_command(std::string& out, const std::vector<std::string>& args) {
 
 }  // namespace
 
-after_command execute(store& db, std::vector<std::string>& args, std::string& out, std::uint16_t port,
-                      std::int64_t now_ms) {
+after_command execute(store& db, std::vector<std::string>& args, std::string& out, std::uint16_t port) {
   const std::string& name = args[0];
   for (const command_spec& spec : command_table) {
     if (!iequals(name, spec.name)) continue;
@@ -511,7 +509,7 @@ after_command execute(store& db, std::vector<std::string>& args, std::string& ou
       wrong_arity(out, spec.name);
       return after_command::keep;
     }
-    ctx c{db, args, out, port, now_ms};
+    ctx c{db, args, out, port, {}};
     return spec.fn(c);
   }
   unknown_command(out, args);

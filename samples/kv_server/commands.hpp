@@ -15,10 +15,8 @@ enum class after_command { keep, close };
 
 /// Runs `args` (non-empty) against `db`, appending the reply to `out`. May park the calling
 /// fiber on shard locks; runs on any fiber, concurrently with other calls. `port` is reported
-/// by CONFIG GET port. `now_ms` (now_ms() when the request's batch arrived: the caller reads
-/// the clock once for all the pipelined requests of one read) is the time expiry is checked
-/// against and relative expire times start from.
-after_command execute(store& db, std::vector<std::string>& args, std::string& out, std::uint16_t port,
-                      std::int64_t now_ms);
+/// by CONFIG GET port. Each command reads the clock at most once (command_clock), under the
+/// lock of its key's shard.
+after_command execute(store& db, std::vector<std::string>& args, std::string& out, std::uint16_t port);
 
 }  // namespace kv

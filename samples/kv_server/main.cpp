@@ -63,8 +63,7 @@ struct server {
 };
 
 // Serves one client: read what arrived, run every complete request in it, send the replies of
-// that read in one write_all, repeat. The requests of one read share one clock reading, taken
-// again after a write in the middle of them, which may have parked.
+// that read in one write_all, repeat.
 void serve(server& srv, weft::net::tcp_stream& s) {
   kv::resp_parser parser;
   std::vector<std::string> args;
@@ -81,7 +80,6 @@ void serve(server& srv, weft::net::tcp_stream& s) {
     }
     if (ec || n == 0) break;
     parser.feed(buf.data(), n);
-    std::int64_t now = kv::now_ms();  // one clock read for every request of this read
     bool close_after = false;
     for (;;) {
       kv::resp_status st = parser.next(args);
@@ -95,7 +93,7 @@ void serve(server& srv, weft::net::tcp_stream& s) {
         break;
       }
       ++local_commands;
-      if (kv::execute(srv.db, args, out, srv.port, now) == kv::after_command::close) {
+      if (kv::execute(srv.db, args, out, srv.port) == kv::after_command::close) {
         close_after = true;
         break;
       }
@@ -103,7 +101,6 @@ void serve(server& srv, weft::net::tcp_stream& s) {
         s.write_all(out.data(), out.size(), ec);
         out.clear();
         if (ec) break;
-        now = kv::now_ms();  // the write may have parked for as long as the client took
       }
     }
     if (!out.empty() && !ec) {

@@ -184,7 +184,14 @@ resp_status resp_parser::parse_inline(std::vector<std::string>& args) {
 
 resp_status resp_parser::next(std::vector<std::string>& args) {
   resp_status st = next_request(args);
-  if (st != resp_status::command) args.clear();
+  if (st != resp_status::command) {
+    // args is emptied, but its strings are kept (beyond the request being received) for the
+    // next request to overwrite: one request per read allocates nothing per argument either.
+    for (std::string& a : args) {
+      if (a.capacity() <= kept_capacity) pending_.push_back(std::move(a));
+    }
+    args.clear();
+  }
   return st;
 }
 
@@ -264,9 +271,7 @@ resp_status resp_parser::next_request(std::vector<std::string>& args) {
         return resp_status::need_more;
       }
       if (pending_count_ < pending_.size()) {
-        std::string& arg = pending_[pending_count_];
-        if (arg.capacity() > kept_capacity) arg = std::string();  // free a big earlier argument
-        arg.assign(buf_.data() + pos_, static_cast<std::size_t>(bulk_len_));
+        pending_[pending_count_].assign(buf_.data() + pos_, static_cast<std::size_t>(bulk_len_));
       } else {
         pending_.emplace_back(buf_.data() + pos_, static_cast<std::size_t>(bulk_len_));
       }
@@ -278,6 +283,11 @@ resp_status resp_parser::next_request(std::vector<std::string>& args) {
     pending_.resize(pending_count_);
     args.swap(pending_);  // pending_ takes args' strings, to be overwritten by the next request
     pending_count_ = 0;
+    // ...except big ones (a big argument, or the buffer of a value SET replaced, which a move
+    // assignment hands back): an idle connection must not pin them.
+    for (std::string& a : pending_) {
+      if (a.capacity() > kept_capacity) std::string().swap(a);
+    }
     return resp_status::command;
   }
 }

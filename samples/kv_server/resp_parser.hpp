@@ -61,8 +61,9 @@ class resp_parser {
   std::int64_t multibulk_left_ = 0;  // arguments still expected by the current request
   std::int64_t bulk_len_ = -1;       // length of the argument being read, -1 before its header
   // Arguments of the request being received: the first pending_count_ entries. The strings
-  // after them are kept (with their capacity, up to kept_capacity) from an earlier request and
-  // overwritten next, so requests of the same shape allocate nothing per argument.
+  // after them are kept from earlier requests (with their capacity, when it is at most
+  // kept_capacity) and overwritten next, so requests of the same shape allocate nothing per
+  // argument, pipelined or not.
   static constexpr std::size_t kept_capacity = 4096;
   std::vector<std::string> pending_;
   std::size_t pending_count_ = 0;

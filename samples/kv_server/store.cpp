@@ -13,17 +13,17 @@ std::int64_t now_ms() {
       .count();
 }
 
-const entry* store::find_live(shard& s, const std::string& key, std::int64_t now) {
+const entry* store::find_live(shard& s, const std::string& key, command_clock& clock) {
   auto it = s.map.find(key);
   if (it == s.map.end()) return nullptr;
-  if (it->second.expire_at_ms != 0 && it->second.expire_at_ms <= now) return nullptr;
+  if (it->second.expire_at_ms != 0 && it->second.expire_at_ms <= clock.now()) return nullptr;
   return &it->second;
 }
 
-entry* store::find_live_mut(shard& s, const std::string& key, std::int64_t now) {
+entry* store::find_live_mut(shard& s, const std::string& key, command_clock& clock) {
   auto it = s.map.find(key);
   if (it == s.map.end()) return nullptr;
-  if (it->second.expire_at_ms != 0 && it->second.expire_at_ms <= now) {
+  if (it->second.expire_at_ms != 0 && it->second.expire_at_ms <= clock.now()) {
     --s.expiring;
     s.map.erase(it);
     return nullptr;
@@ -46,8 +46,8 @@ void store::put(shard& s, const std::string& key, std::string value, std::int64_
   set_expiry(s, it->second, expire_at_ms);
 }
 
-bool store::erase(shard& s, const std::string& key, std::int64_t now) {
-  entry* e = find_live_mut(s, key, now);
+bool store::erase(shard& s, const std::string& key, command_clock& clock) {
+  entry* e = find_live_mut(s, key, clock);
   if (e == nullptr) return false;
   if (e->expire_at_ms != 0) --s.expiring;
   s.map.erase(key);

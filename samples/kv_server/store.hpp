@@ -21,6 +21,21 @@ namespace kv {
 /// Milliseconds on the steady clock; expiry times use it.
 std::int64_t now_ms();
 
+/// The time of one command: the steady clock, read on first use and then fixed, so that every
+/// check the command makes agrees. A command on keys without an expiry never reads it.
+/// Commands read it while holding the lock of the key's shard, so the readings taken in one
+/// shard never go back (as in Redis, whose single thread reads the clock per command).
+class command_clock {
+ public:
+  std::int64_t now() {
+    if (ms_ < 0) ms_ = now_ms();
+    return ms_;
+  }
+
+ private:
+  std::int64_t ms_ = -1;
+};
+
 struct entry {
   std::string value;
   std::int64_t expire_at_ms = 0;  ///< 0: no expiry
@@ -44,16 +59,16 @@ class store {
   shard& at(std::size_t i) noexcept { return shards_[i]; }
 
   /// Looks `key` up in `s` (whose lock the caller holds, shared or exclusive); null if absent
-  /// or expired at `now`.
-  static const entry* find_live(shard& s, const std::string& key, std::int64_t now);
+  /// or expired at `clock`'s time (read only for an entry with an expiry).
+  static const entry* find_live(shard& s, const std::string& key, command_clock& clock);
   /// As find_live, for a caller holding the lock exclusively: erases an expired entry.
-  static entry* find_live_mut(shard& s, const std::string& key, std::int64_t now);
+  static entry* find_live_mut(shard& s, const std::string& key, command_clock& clock);
   /// Stores `value` under `key` (exclusive lock held), with expiry `expire_at_ms` (0: none).
   static void put(shard& s, const std::string& key, std::string value, std::int64_t expire_at_ms);
   /// Changes an entry's expiry, keeping `expiring` right.
   static void set_expiry(shard& s, entry& e, std::int64_t expire_at_ms);
   /// Erases `key` (exclusive lock held); true if a live entry was removed.
-  static bool erase(shard& s, const std::string& key, std::int64_t now);
+  static bool erase(shard& s, const std::string& key, command_clock& clock);
 
   /// Locks the shards of `keys` exclusively (or shared) in index order, so multi-key commands
   /// are atomic and cannot deadlock; unlocks on destruction.

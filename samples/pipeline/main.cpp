@@ -74,9 +74,14 @@ int parse_args(int argc, char** argv, options& o) {
   if (rc < 0 && o.fail_at && *o.fail_at >= o.items) {
     // Items are numbered 0..items-1: this failure would never happen, and the run would look
     // like a demonstration of cancellation that it is not.
-    std::fprintf(stderr, "pipeline: --fail-at %llu is not an item: there are %llu (0..%llu)\n",
-                 static_cast<unsigned long long>(*o.fail_at), static_cast<unsigned long long>(o.items),
-                 static_cast<unsigned long long>(o.items == 0 ? 0 : o.items - 1));
+    if (o.items == 0) {
+      std::fprintf(stderr, "pipeline: --fail-at %llu is not an item: there are none (--items 0)\n",
+                   static_cast<unsigned long long>(*o.fail_at));
+    } else {
+      std::fprintf(stderr, "pipeline: --fail-at %llu is not an item: there are %llu (0..%llu)\n",
+                   static_cast<unsigned long long>(*o.fail_at), static_cast<unsigned long long>(o.items),
+                   static_cast<unsigned long long>(o.items - 1));
+    }
     return 2;
   }
   return rc;

@@ -90,16 +90,42 @@ TEST(RespParserTest, ArgumentsOfEarlierRequestsNeverLeakIntoLaterOnes) {
       {"SET", "k", big},  {"SET", "k2", "short"}, {"PING"}, {"SET", "key:__rand_int__", ""},
       {"DEL", "a", "b"},  {"SET", big, "x"},      {"GET", "key:__rand_int__"},
   };
-  kv::resp_parser p;
-  args_t args;
-  for (int round = 0; round < 3; ++round) {
-    for (const args_t& want : requests) {
-      p.feed(multibulk(want));
-      ASSERT_EQ(p.next(args), kv::resp_status::command);
-      EXPECT_EQ(args, want) << "round " << round;
-      if (args.size() >= 3) std::string taken = std::move(args[2]);  // as SET does with its value
-      EXPECT_EQ(p.next(args), kv::resp_status::need_more);
-      EXPECT_TRUE(args.empty());
+  // As SET does with its value: move it out, or swap a buffer in (a move assignment hands the
+  // replaced value's buffer back).
+  auto take = [&big](args_t& args, int round) {
+    if (args.size() < 3) return;
+    if (round == 1) {
+      std::string replaced = big;
+      replaced = std::move(args[2]);
+      (void)replaced;
+    } else {
+      std::string taken = std::move(args[2]);
+      (void)taken;
+    }
+  };
+  for (bool pipelined : {false, true}) {
+    kv::resp_parser p;
+    args_t args;
+    for (int round = 0; round < 3; ++round) {
+      if (pipelined) {  // every request in one read
+        std::string all;
+        for (const args_t& want : requests) all += multibulk(want);
+        p.feed(all);
+      }
+      for (const args_t& want : requests) {
+        if (!pipelined) p.feed(multibulk(want));  // one request per read
+        ASSERT_EQ(p.next(args), kv::resp_status::command);
+        EXPECT_EQ(args, want) << "round " << round << (pipelined ? ", pipelined" : "");
+        take(args, round);
+        if (!pipelined) {
+          EXPECT_EQ(p.next(args), kv::resp_status::need_more);
+          EXPECT_TRUE(args.empty());
+        }
+      }
+      if (pipelined) {
+        EXPECT_EQ(p.next(args), kv::resp_status::need_more);
+        EXPECT_TRUE(args.empty());
+      }
     }
   }
 }
