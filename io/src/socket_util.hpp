@@ -19,7 +19,10 @@ inline void throw_if(const std::error_code& ec, const char* what) {
 }
 /// As throw_if, naming an endpoint: "weft::net::<what> <endpoint>: <message>".
 inline void throw_if(const std::error_code& ec, const char* what, const endpoint& ep) {
-  if (ec) throw std::system_error(ec, std::string("weft::net::") + what + " " + ep.to_string());
+  if (!ec) return;
+  std::string at = ep.to_string();
+  if (at.empty()) at = "(an empty endpoint: give an address, e.g. endpoint::loopback_v4(port))";
+  throw std::system_error(ec, std::string("weft::net::") + what + " " + at);
 }
 
 /// socket(2) with SOCK_NONBLOCK | SOCK_CLOEXEC, registered. Null + ec on failure. The error

@@ -394,13 +394,13 @@ void fiber::detach() {
   fiber_release(std::exchange(cb_, nullptr));
 }
 
-void fiber::on_joinable_destroyed() noexcept {
+void fiber::on_joinable_lost(const char* what) noexcept {
   if (current_runtime_unwinding()) {
     fiber_release(std::exchange(cb_, nullptr));
     return;
   }
-  std::fprintf(stderr, "weft: weft::fiber %llu \"%s\" destroyed while joinable (join or detach it first)\n",
-               static_cast<unsigned long long>(cb_->id), cb_->name);
+  std::fprintf(stderr, "weft: weft::fiber %llu \"%s\" %s while joinable (join or detach it first)\n",
+               static_cast<unsigned long long>(cb_->id), cb_->name, what);
   std::fflush(stderr);
   std::terminate();
 }

@@ -3,18 +3,20 @@
 // reached before it left), unlike a hand-off of a lock, which the waker would take back.
 #include <weft/wait_group.hpp>
 
+#include <string>
 #include <system_error>
 
 namespace weft {
-
-
 
 void wait_group::add(std::int64_t delta) {
   detail::pending_wakes wakes;  // resumed after the unlock: a waiter may destroy the group
   lock_.lock();
   if (count_ + delta < 0) {
+    const std::int64_t was = count_;
     lock_.unlock();
-    throw std::system_error(std::make_error_code(std::errc::invalid_argument), "weft::wait_group: negative counter");
+    throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                            "weft::wait_group: negative counter: add(" + std::to_string(delta) + ") on a counter of " +
+                                std::to_string(was) + " (more done() than add())");
   }
   count_ += delta;
   if (count_ == 0 && delta != 0) {

@@ -485,6 +485,14 @@ TEST_P(TcpTest, ConnectErrorsNameTheAddress) {
       EXPECT_EQ(e.code(), std::errc::address_in_use);
       EXPECT_NE(std::string(e.what()).find(taken.local_endpoint().to_string()), std::string::npos) << e.what();
     }
+    try {  // an empty endpoint is named as such, not as a blank
+      tcp_listener::bind(endpoint());
+      ADD_FAILURE() << "bound an empty endpoint";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code(), std::errc::invalid_argument);
+      EXPECT_NE(std::string(e.what()).find("tcp_listener::bind (an empty endpoint: give an address"), std::string::npos)
+          << e.what();
+    }
   });
 }
 

@@ -435,4 +435,31 @@ TEST(FiberDeathTest, JoinableFiberDestroyedTerminates) {
       "destroyed while joinable");
 }
 
+TEST(FiberDeathTest, AssigningOverAJoinableFiberTerminatesNamingIt) {
+  EXPECT_DEATH(
+      {
+        weft::fiber f([] {});
+        f = weft::fiber([] {});
+      },
+      "weft::fiber [0-9]+ \"\" assigned to while joinable \\(join or detach it first\\)");
+}
+
+TEST(FiberTest, SwapIsFoundUnqualifiedAsForStdThread) {
+  // Ported code calls swap(a, b) unqualified on std::thread / std::jthread; it must still compile.
+  std::atomic<int> ran{0};
+  weft::fiber a([&ran] { ran.fetch_add(1); });
+  weft::fiber b;
+  swap(a, b);
+  EXPECT_FALSE(a.joinable());
+  ASSERT_TRUE(b.joinable());
+  b.join();
+  weft::jfiber c([&ran](std::stop_token st) { ran.fetch_add(st.stop_possible() ? 1 : 0); });
+  weft::jfiber d;
+  swap(c, d);
+  EXPECT_FALSE(c.joinable());
+  ASSERT_TRUE(d.joinable());
+  d.join();
+  EXPECT_EQ(ran.load(), 2);
+}
+
 }  // namespace

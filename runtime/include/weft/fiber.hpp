@@ -145,11 +145,12 @@ class fiber {
   /// Terminates if still joinable, as std::thread does (except while its runtime unwinds
   /// fibers at shutdown, when it detaches).
   ~fiber() {
-    if (joinable()) on_joinable_destroyed();
+    if (joinable()) on_joinable_lost("destroyed");
   }
   fiber(fiber&& o) noexcept : cb_(std::exchange(o.cb_, nullptr)) {}
+  /// Terminates if this one is still joinable, as std::thread does (naming the fiber).
   fiber& operator=(fiber&& o) noexcept {
-    if (joinable()) std::terminate();
+    if (joinable()) on_joinable_lost("assigned to");
     cb_ = std::exchange(o.cb_, nullptr);
     return *this;
   }
@@ -164,12 +165,15 @@ class fiber {
   /// Lets the fiber run on unowned; its resources are released when it finishes.
   void detach();
   void swap(fiber& o) noexcept { std::swap(cb_, o.cb_); }
+  friend void swap(fiber& a, fiber& b) noexcept { a.swap(b); }
   /// Worker threads of the default runtime's configuration: WEFT_WORKERS if set, else one per
   /// core. Does not start the default runtime.
   static unsigned hardware_concurrency() noexcept;
 
  private:
-  void on_joinable_destroyed() noexcept;
+  // "weft: weft::fiber <id> "<name>" <what> while joinable ...", then std::terminate (or a
+  // detach while its runtime unwinds fibers at shutdown).
+  void on_joinable_lost(const char* what) noexcept;
   detail::fiber_cb* cb_ = nullptr;
 };
 
@@ -212,6 +216,11 @@ class jfiber {
   std::stop_source get_stop_source() noexcept { return stop_; }
   std::stop_token get_stop_token() const noexcept { return stop_.get_token(); }
   bool request_stop() noexcept { return stop_.request_stop(); }
+  void swap(jfiber& o) noexcept {
+    f_.swap(o.f_);
+    std::swap(stop_, o.stop_);
+  }
+  friend void swap(jfiber& a, jfiber& b) noexcept { a.swap(b); }
 
  private:
   std::stop_source stop_;
