@@ -5,10 +5,10 @@ reps = 5
 clients = 50
 requests = 1000000
 lat_ymin = 0.1
-lat_ymax = 3.7410000000000005
-machine = "2 CPUs, 2026-11-27 10:08:22 UTC"
-verdict0 = "met: -P 1 SET: kv_server / redis-server req/s = 1.01x (>= 1.00x)"
-verdict1 = "met: -P 1 GET: kv_server / redis-server req/s = 1.05x (>= 1.00x)"
-verdict2 = "met: -P 16 SET: kv_server / redis-server req/s = 1.13x (>= 1.00x)"
-verdict3 = "met: -P 16 GET: kv_server / redis-server req/s = 1.03x (>= 1.00x)"
+lat_ymax = 3.021
+machine = "2 CPUs, 2026-11-27 11:10:41 UTC"
+verdict0 = "MISSED: -P 1 SET: kv_server / redis-server req/s = 1.00x (>= 1.00x)"
+verdict1 = "met: -P 1 GET: kv_server / redis-server req/s = 1.02x (>= 1.00x)"
+verdict2 = "met: -P 16 SET: kv_server / redis-server req/s = 1.00x (>= 1.00x)"
+verdict3 = "MISSED: -P 16 GET: kv_server / redis-server req/s = 0.96x (>= 1.00x)"
 verdicts = 4
