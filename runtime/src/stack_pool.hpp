@@ -118,7 +118,7 @@ class stack_pool {
   std::atomic<std::size_t> mapped_{0};
   std::atomic<std::int64_t> in_use_{0};  // acquisitions minus releases made without a cache
   std::atomic<std::size_t> excess_{0};
-  std::atomic<std::size_t> cold_{0};  // stacks on synced_.cold
+  std::atomic<std::size_t> cold_{0};    // stacks on synced_.cold
   // Ordering: relaxed hints, written under mu_ and read without it; a stale value delays a
   // decay (or takes the lock once for nothing), nothing more.
   std::atomic<std::size_t> hot_hint_{0};         // synced_.hot_count

@@ -48,9 +48,6 @@ void reply_array(std::string& out, std::size_t n) {
 const char* const not_integer = "ERR value is not an integer or out of range";
 const char* const syntax_error = "ERR syntax error";
 
-// ASCII case folding, as Redis's strcasecmp in the C locale (no locale lookup per byte).
-char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() &&
          std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });

@@ -139,9 +139,7 @@ std::size_t store::sweep_expired() {
 
 namespace {
 
-char fold(char c, bool nocase) {
-  return nocase && c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
+char fold(char c, bool nocase) { return nocase ? ascii_lower(c) : c; }
 
 bool match_at(std::string_view p, std::string_view s, bool nocase, int depth) {
   if (depth > 1000) return false;  // Redis bounds the recursion too

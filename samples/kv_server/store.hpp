@@ -98,6 +98,9 @@ class store {
   std::array<shard, shard_count> shards_;
 };
 
+/// ASCII case folding, as Redis's strcasecmp in the C locale (no locale lookup per byte).
+inline char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
 /// Redis's stringmatchlen: *, ?, [abc], [^a-z], \x escapes.
 bool glob_match(std::string_view pattern, std::string_view text, bool nocase = false);
 
