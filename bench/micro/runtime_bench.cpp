@@ -61,7 +61,6 @@ void fail(benchmark::State& st, const char* where, const std::string& what) {
   bench::fail(st, "runtime_bench", where, what);
 }
 
-
 std::int64_t process_cpu_ns() {
   timespec ts{};
   ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);

@@ -175,6 +175,11 @@ void runtime_impl::release_ref(fiber_cb* f) noexcept {
   const bool on_worker = me != nullptr && me->rt == this;
   // A plain thread that puts the resident free list above its floor wakes a worker, which
   // starts the decay clock (workers that parked before it have no reason to wake).
+  // Ordering: no lost wake-up, by the wake protocol's Dekker pair. release() stores hot_hint_
+  // before notify()'s seq_cst fence and its read of the idle state; park_worker registers as
+  // parked, then its seq_cst fence, then reads wants_decay() for its timeout. Either notify()
+  // sees the worker parked and wakes it, or the worker sees the hint and parks with the 1 s
+  // timeout. (A searcher that notify() skips reads the hint in park_worker the same way.)
   if (pool.release(f, on_worker ? &me->stacks : nullptr) && !on_worker &&
       !stopping.load(std::memory_order_relaxed)) {
     notify();

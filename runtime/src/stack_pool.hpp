@@ -120,7 +120,8 @@ class stack_pool {
   std::atomic<std::size_t> excess_{0};
   std::atomic<std::size_t> cold_{0};    // stacks on synced_.cold
   // Ordering: relaxed hints, written under mu_ and read without it; a stale value delays a
-  // decay (or takes the lock once for nothing), nothing more.
+  // decay (or takes the lock once for nothing), nothing more. That a parking worker cannot
+  // miss hot_hint_ rising for good is the fences' work (see runtime_impl::release_ref).
   std::atomic<std::size_t> hot_hint_{0};         // synced_.hot_count
   std::atomic<std::int64_t> next_decay_ns_{0};   // synced_.last_decay_ns + decay_interval_ns
   std::atomic<guard_kind> guard_kind_{guard_kind::none};
