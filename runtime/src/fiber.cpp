@@ -348,7 +348,7 @@ runtime_options default_runtime_options() {
   runtime_options o;
   if (const char* w = std::getenv("WEFT_WORKERS"); w != nullptr && w[0] != '\0') {
     std::size_t v = 0;
-    if (parse_size(w, v) && v <= 1024 && std::strspn(w, "0123456789") == std::strlen(w)) {
+    if (parse_size(w, v) && v <= max_workers && std::strspn(w, "0123456789") == std::strlen(w)) {
       o.workers = static_cast<unsigned>(v);
     } else {
       std::fprintf(stderr, "weft: WEFT_WORKERS=%s: wants a worker count 0..1024 (0 = one per core); ignored\n", w);
@@ -356,7 +356,7 @@ runtime_options default_runtime_options() {
   }
   if (const char* z = std::getenv("WEFT_STACK_SIZE"); z != nullptr && z[0] != '\0') {
     std::size_t v = 0;
-    if (parse_size(z, v) && v >= 16 * 1024 && v <= (std::size_t{1} << 30)) {
+    if (parse_size(z, v) && v >= min_stack_size && v <= (std::size_t{1} << 30)) {
       o.stack_size = v;
     } else {
       std::fprintf(stderr,

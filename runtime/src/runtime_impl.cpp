@@ -1,9 +1,11 @@
 // Runtime lifecycle: starting workers, making fibers runnable from anywhere, statistics, and
 // shutdown (stop workers, drain the blocking pool, unwind what is left). docs/scheduler.md,
 // "Shutdown", lists the steps.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <stdexcept>
 
 #include "scheduler.hpp"
 
@@ -23,10 +25,25 @@ std::int64_t now_ns() noexcept {
 }
 
 namespace {
+[[noreturn]] void refuse(const char* field, std::size_t value, const char* wants) {
+  char msg[256];
+  std::snprintf(msg, sizeof msg, "weft::runtime_options::%s is %zu: wants %s", field, value, wants);
+  throw std::invalid_argument(msg);
+}
+
+// Fills in the defaults and refuses what cannot run (a runtime never silently runs with other
+// options than those asked for): the message names the field, the value and the valid range.
 runtime_options resolve(runtime_options o) {
-  if (o.workers == 0) o.workers = std::max(1u, std::thread::hardware_concurrency());
-  if (o.run_queue_capacity < 4 || (o.run_queue_capacity & (o.run_queue_capacity - 1)) != 0) o.run_queue_capacity = 256;
-  if (o.stack_size < 16 * 1024) o.stack_size = 16 * 1024;
+  if (o.workers > max_workers) refuse("workers", o.workers, "0 (one per core) to 1024");
+  if (o.workers == 0) o.workers = std::clamp(std::thread::hardware_concurrency(), 1u, max_workers);
+  if (o.run_queue_capacity < 4 || o.run_queue_capacity > (1u << 24) ||
+      (o.run_queue_capacity & (o.run_queue_capacity - 1)) != 0) {
+    refuse("run_queue_capacity", o.run_queue_capacity, "a power of two from 4 to 16777216 (default 256)");
+  }
+  if (o.stack_size < min_stack_size) refuse("stack_size", o.stack_size, "at least 16384 bytes (16 KiB; default 256 KiB)");
+  if (o.blocking_threads_max == 0) {
+    refuse("blocking_threads_max", 0, "at least 1 (run_blocking would wait forever; default 64)");
+  }
   // Test mode for a whole suite (CI runs it once): every runtime migrates on every yield.
   if (const char* m = std::getenv("WEFT_MIGRATE_ON_YIELD"); m != nullptr && m[0] == '1') o.migrate_on_yield = true;
   return o;

@@ -25,6 +25,12 @@
 
 namespace weft::detail {
 
+/// Limits of runtime_options (and of WEFT_WORKERS / WEFT_STACK_SIZE for the default runtime):
+/// the idle set packs worker counts in 16 bits; a fiber needs a few pages for its control block
+/// and the frames of the runtime's own calls.
+inline constexpr unsigned max_workers = 1024;
+inline constexpr std::size_t min_stack_size = 16 * 1024;
+
 /// Per-worker counters. Ownership: written by the worker's thread only (relaxed load + store,
 /// no RMW), read by stats() from any thread.
 struct worker_counters {

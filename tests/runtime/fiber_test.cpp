@@ -403,6 +403,33 @@ TEST_P(FiberTest, SeveralRuntimesCoexist) {
   weft_test::expect_no_leaks(other);
 }
 
+TEST(RuntimeOptionsTest, OutOfRangeOptionsAreRefusedByName) {
+  // Each refusal names the field, the value given and what it wants, before any thread starts.
+  auto refusal = [](weft::runtime_options o) -> std::string {
+    try {
+      weft::runtime rt(o);
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "(accepted)";
+  };
+  EXPECT_EQ(refusal({.workers = 1, .run_queue_capacity = 1000}),
+            "weft::runtime_options::run_queue_capacity is 1000: wants a power of two from 4 to 16777216 (default 256)");
+  EXPECT_EQ(refusal({.workers = 1, .run_queue_capacity = 2}),
+            "weft::runtime_options::run_queue_capacity is 2: wants a power of two from 4 to 16777216 (default 256)");
+  EXPECT_EQ(refusal({.workers = 1, .stack_size = 0}),
+            "weft::runtime_options::stack_size is 0: wants at least 16384 bytes (16 KiB; default 256 KiB)");
+  EXPECT_EQ(refusal({.workers = 5000}), "weft::runtime_options::workers is 5000: wants 0 (one per core) to 1024");
+  EXPECT_EQ(refusal({.workers = 1, .blocking_threads_max = 0}),
+            "weft::runtime_options::blocking_threads_max is 0: wants at least 1 (run_blocking would wait forever; "
+            "default 64)");
+  // The edges of each range run.
+  weft::runtime small(weft::runtime_options{.workers = 1, .stack_size = 16 * 1024, .run_queue_capacity = 4});
+  EXPECT_EQ(small.block_on([] { return weft::spawn([] { return 7; }).join(); }), 7);
+  EXPECT_EQ(small.options().run_queue_capacity, 4u);
+  EXPECT_EQ(small.options().stack_size, 16u * 1024);
+}
+
 TEST(DefaultRuntime, FiberWorksFromPlainMain) {
   int v = 0;
   weft::fiber f([&] { v = 1; });

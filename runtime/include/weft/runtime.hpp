@@ -17,9 +17,10 @@ namespace weft {
 
 /// Options of a runtime. Field names are part of the API (designated initialisers).
 struct runtime_options {
-  /// Worker threads; 0 means one per core (std::thread::hardware_concurrency()).
+  /// Worker threads, at most 1024; 0 means one per core (std::thread::hardware_concurrency()).
   unsigned workers = 0;
-  /// Usable bytes of each fiber stack (reserved with MAP_NORESERVE; pages are committed as used).
+  /// Usable bytes of each fiber stack, at least 16 KiB (reserved with MAP_NORESERVE; pages are
+  /// committed as used; rounded up to whole pages).
   std::size_t stack_size = 256 * 1024;
   /// A 64 KiB guard below every stack: an overflow ends the process with
   /// `weft: stack overflow in fiber <id> "<name>"` instead of corrupting memory (a single
@@ -29,10 +30,12 @@ struct runtime_options {
   /// do the pages of free stacks below it that a whole second went by without needing, down
   /// to 64 (plus up to 64 in each worker's cache): a burst of fibers does not keep its memory.
   std::size_t stack_cache_high_water = 1024;
-  /// Threads of the run_blocking() pool at most; idle ones exit after `blocking_idle_timeout`.
+  /// Threads of the run_blocking() pool at most (at least 1); idle ones exit after
+  /// `blocking_idle_timeout`.
   unsigned blocking_threads_max = 64;
   std::chrono::milliseconds blocking_idle_timeout{10000};
-  /// Slots of each worker's run queue (a power of two). Tests shrink it to exercise overflow.
+  /// Slots of each worker's run queue: a power of two from 4 to 2^24. Tests shrink it to
+  /// exercise overflow.
   std::uint32_t run_queue_capacity = 256;
   /// Test mode: every yield hands the fiber to another worker, to flush out code that caches
   /// thread_local, errno or thread ids across suspension points. The environment variable
@@ -83,7 +86,9 @@ class join_handle;
 /// A fiber scheduler with its own workers, stacks and timers.
 class runtime {
  public:
-  /// Starts the workers. Throws std::system_error if a thread cannot be started.
+  /// Starts the workers. Throws std::invalid_argument, naming the field and its valid range,
+  /// if an option is out of range (runtime_options lists them), and std::system_error if a
+  /// thread cannot be started.
   explicit runtime(runtime_options options = {});
   /// Shuts down (docs/scheduler.md, "Shutdown"): stops the workers once each returns to its
   /// scheduler (a fiber that never yields delays this; a message names it every 5 s), waits
