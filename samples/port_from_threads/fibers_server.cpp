@@ -24,9 +24,9 @@
 #include "line_protocol.hpp"
 #include "sample_args.hpp"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netdb.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -335,30 +335,40 @@ void accept_loop(server& srv) {
   thread_errors.flush();
 }
 
-// Binds and listens on --bind:--port, prints "listening on ADDR:PORT"; false after an error.
+// Binds and listens on --bind:--port (IPv4 or IPv6), prints "listening on ADDR:PORT" (an IPv6
+// address in brackets); false after an error.
 bool open_listener(server& srv) {
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(srv.opts.common.port);
   const char* host = srv.opts.common.bind.c_str();
-  if (::inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
-    std::fprintf(stderr, "%s: --bind wants an IPv4 address, not '%s'\n", srv.prog, host);
+  const std::string port = std::to_string(srv.opts.common.port);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;  // no name lookup: --bind is an address
+  addrinfo* found = nullptr;
+  if (int rc = ::getaddrinfo(host, port.c_str(), &hints, &found); rc != 0) {
+    std::fprintf(stderr, "%s: cannot listen on %s: %s\n", srv.prog, host, ::gai_strerror(rc));
     return false;
   }
-  srv.listen_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage addr{};
+  socklen_t len = found->ai_addrlen;
+  std::memcpy(&addr, found->ai_addr, len);
+  const bool v6 = found->ai_family == AF_INET6;
+  ::freeaddrinfo(found);
+  srv.listen_fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
-  socklen_t len = sizeof addr;
   // Non-blocking, so that an accept after the client gave up returns EAGAIN instead of blocking.
   if (srv.listen_fd < 0 || ::setsockopt(srv.listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-      ::bind(srv.listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::bind(srv.listen_fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
       ::listen(srv.listen_fd, SOMAXCONN) != 0 || ::fcntl(srv.listen_fd, F_SETFL, O_NONBLOCK) != 0 ||
       ::getsockname(srv.listen_fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
       ::pipe2(srv.stop_pipe, O_CLOEXEC) != 0) {
-    std::fprintf(stderr, "%s: cannot listen on %s:%u: %s\n", srv.prog, host,
-                 static_cast<unsigned>(srv.opts.common.port), std::strerror(errno));
+    std::fprintf(stderr, "%s: cannot listen on %s%s%s:%s: %s\n", srv.prog, v6 ? "[" : "", host, v6 ? "]" : "",
+                 port.c_str(), std::strerror(errno));
     return false;
   }
-  std::printf("listening on %s:%u\n", host, static_cast<unsigned>(ntohs(addr.sin_port)));
+  const in_port_t bound = v6 ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
+                             : reinterpret_cast<sockaddr_in*>(&addr)->sin_port;
+  std::printf("listening on %s%s%s:%u\n", v6 ? "[" : "", host, v6 ? "]" : "", static_cast<unsigned>(ntohs(bound)));
   std::fflush(stdout);
   return true;
 }

@@ -3,6 +3,8 @@
 # 1. started on a port another server holds (given as --port=N, the GNU form), it exits 1 at
 #    once with one error line naming the address and the errno text, and prints no summary
 #    line (it served nothing); a --bind that is no address is a usage error (exit 2) quoting it;
+#    with --bind ::1 it listens on IPv6 loopback, prints the address in brackets and takes a
+#    connection;
 # 2. with its stdout closed early (`server | head -1`, to catch the "listening" line) it still
 #    stops cleanly on SIGINT: exit status 0, not 141 (SIGPIPE) when it prints its summary; it
 #    is started with every common flag in the form --flag=value (--port, --bind, --grace-ms and,
@@ -43,6 +45,18 @@ timeout 10 "$@" --port=0 --bind=nonsense >"$work/second.out" 2>"$work/second.err
 grep -qx "$name: --bind wants an IP address (127.0.0.1, 0.0.0.0, ::1) or localhost, not 'nonsense'" "$work/second.err" ||
   fail "$name --bind=nonsense: not one line naming --bind: $(cat "$work/second.err")"
 echo "ok: $name --bind=nonsense: $(cat "$work/second.err")"
+# --bind ::1 listens on IPv6 loopback (the port printed in brackets) and takes a connection.
+env --default-signal=INT "$@" --port 0 --bind ::1 >"$work/v6.out" 2>"$work/v6.err" &
+v6_pid=$!
+track "$v6_pid"
+has_v6_line() { grep -qs '^listening on \[::1\]:[0-9]*$' "$1"; }
+wait_for 10 has_v6_line "$work/v6.out" || fail "$name --bind ::1: no 'listening on [::1]:PORT' line: $(cat "$work/v6.out" "$work/v6.err")"
+v6_port=$(sed -n 's/^listening on \[::1\]:\([0-9]*\)$/\1/p' "$work/v6.out")
+timeout 10 nc -6 -z ::1 "$v6_port" || fail "$name --bind ::1: no connection to [::1]:$v6_port"
+kill -INT "$v6_pid"
+server_pid=$v6_pid
+expect_clean_exit "$name --bind ::1"
+echo "ok: $name --bind ::1: $(head -1 "$work/v6.out"), connected"
 
 # --- 2. stdout closed; every common flag as --flag=value ---------------------------------------
 flags=(--port=0 --bind=127.0.0.1 --grace-ms=500)
