@@ -151,6 +151,55 @@ TEST_P(ChannelTest, MoveOnlyValuesAndRangeFor) {
   });
 }
 
+TEST_P(ChannelTest, AMoveOnlyValueNotSentStaysWithTheSender) {
+  // Every way a send can end without ok leaves std::move(p) untouched; ok takes it.
+  weft::channel<std::unique_ptr<int>> ch(0), other(1);
+  rt().block_on([&] {
+    auto p = std::make_unique<int>(42);
+    EXPECT_EQ(ch.send_for(std::move(p), 1ms), channel_status::timeout);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(ch.send_until(std::move(p), std::chrono::steady_clock::now() + 1ms), channel_status::timeout);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(ch.try_send(std::move(p)), channel_status::full);
+    ASSERT_NE(p, nullptr);
+    std::stop_source stopped;
+    stopped.request_stop();
+    EXPECT_EQ(ch.send(std::move(p), stopped.get_token()), channel_status::canceled);
+    ASSERT_NE(p, nullptr);
+    // A select whose send case loses to a ready receive, or to its timeout.
+    other.send(std::make_unique<int>(1));
+    std::unique_ptr<int> got;
+    auto r = weft::select(weft::case_send(ch, std::move(p)), weft::case_recv(other, got));
+    EXPECT_EQ(r.index, 1u);
+    ASSERT_NE(p, nullptr);
+    ASSERT_NE(got, nullptr);
+    r = weft::select(weft::case_send(ch, std::move(p)), weft::case_timeout(1ms));
+    EXPECT_EQ(r.status, channel_status::timeout);
+    ASSERT_NE(p, nullptr);
+    // Completed sends take it: a select to a waiting receiver, then send on a closed channel.
+    auto receiver = weft::spawn([&] {
+      std::unique_ptr<int> v;
+      return ch.recv(v) == channel_status::ok ? *v : -1;
+    });
+    r = weft::select(weft::case_send(ch, std::move(p)), weft::case_timeout(10s));
+    EXPECT_EQ(r.index, 0u);
+    EXPECT_EQ(r.status, channel_status::ok);
+    EXPECT_EQ(p, nullptr);
+    EXPECT_EQ(receiver.join(), 42);
+    p = std::make_unique<int>(7);
+    ch.close();
+    EXPECT_EQ(ch.send(std::move(p)), channel_status::closed);
+    EXPECT_NE(p, nullptr);
+    // An lvalue is copied: the caller's value is never touched.
+    weft::channel<std::string> strings(1);
+    std::string s = "kept";
+    EXPECT_EQ(strings.send(s), channel_status::ok);
+    r = weft::select(weft::case_send(strings, s), weft::case_default());
+    EXPECT_EQ(r.status, channel_status::empty);
+    EXPECT_EQ(s, "kept");
+  });
+}
+
 TEST_P(ChannelTest, RangeForNeedsNoDefaultConstructor) {
   struct point {
     explicit point(int v) : x(v) {}

@@ -87,23 +87,33 @@ class channel : public detail::channel_core {
   explicit channel(std::size_t capacity) : channel_core(capacity), ring_(capacity) {}
   ~channel() override = default;
 
-  /// Sends `v`, parking while there is neither room nor a receiver. Returns ok or closed.
-  channel_status send(T v) { return send_wait(&v, std::nullopt, nullptr); }
+  /// Sends `v`, parking while there is neither room nor a receiver. Returns ok or closed. Every
+  /// send moves from an rvalue `v` only on ok: a move-only value that was not sent (closed,
+  /// timeout, canceled, full) is still the caller's. An lvalue is copied.
+  channel_status send(T&& v) { return send_wait(&v, std::nullopt, nullptr); }
+  channel_status send(const T& v) { return send(T(v)); }
   /// As send(), and returns canceled once stop is requested on `st`.
-  channel_status send(T v, const std::stop_token& st) { return send_wait(&v, std::nullopt, &st); }
-  /// Sends only if it can complete at once: ok, closed or full. `v` is moved from only on ok.
+  channel_status send(T&& v, const std::stop_token& st) { return send_wait(&v, std::nullopt, &st); }
+  channel_status send(const T& v, const std::stop_token& st) { return send(T(v), st); }
+  /// Sends only if it can complete at once: ok, closed or full.
   channel_status try_send(T&& v) { return channel_core::try_send(&v); }
-  channel_status try_send(const T& v) {
-    T copy(v);
-    return channel_core::try_send(&copy);
-  }
+  channel_status try_send(const T& v) { return try_send(T(v)); }
+  /// As send(), and returns timeout once `d` has passed (or the time `t` is reached).
   template <class Rep, class Period>
-  channel_status send_for(T v, const std::chrono::duration<Rep, Period>& d) {
+  channel_status send_for(T&& v, const std::chrono::duration<Rep, Period>& d) {
     return send_wait(&v, detail::deadline_after(d), nullptr);
   }
+  template <class Rep, class Period>
+  channel_status send_for(const T& v, const std::chrono::duration<Rep, Period>& d) {
+    return send_for(T(v), d);
+  }
   template <class Clock, class Duration>
-  channel_status send_until(T v, const std::chrono::time_point<Clock, Duration>& t) {
+  channel_status send_until(T&& v, const std::chrono::time_point<Clock, Duration>& t) {
     return send_wait(&v, detail::to_steady(t), nullptr);
+  }
+  template <class Clock, class Duration>
+  channel_status send_until(const T& v, const std::chrono::time_point<Clock, Duration>& t) {
+    return send_until(T(v), t);
   }
 
   /// Receives into `out`, parking while the channel is empty and open. Returns ok, or closed

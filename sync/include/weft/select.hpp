@@ -55,7 +55,8 @@ struct recv_case {
 template <class T>
 struct send_case {
   channel<T>& ch;
-  T value;
+  T* src;                 // an rvalue argument, moved from only if this case completes; or null:
+  std::optional<T> own;   // the copy of an lvalue argument
 };
 struct timeout_case {
   std::chrono::steady_clock::time_point deadline;
@@ -70,10 +71,17 @@ template <class T>
 recv_case<T> case_recv(channel<T>& ch, T& out) {
   return {ch, out};
 }
-/// A case that sends `v` on `ch` (consumed only if this case completes with ok).
+/// A case that sends `v` on `ch`. An rvalue `v` of type T (std::move(x), a temporary) is moved
+/// from only if this case completes with ok, so a move-only value that was not sent stays with
+/// the caller; the case refers to it, so pass the case straight to select (select refuses a
+/// send case held in a variable). Any other `v` is copied (or converted) into the case.
 template <class T, class U>
 send_case<T> case_send(channel<T>& ch, U&& v) {
-  return {ch, T(std::forward<U>(v))};
+  if constexpr (std::is_same_v<U, T>) {
+    return {ch, &v, std::nullopt};
+  } else {
+    return {ch, nullptr, T(std::forward<U>(v))};
+  }
 }
 /// A case that completes with `timeout` after `d`.
 template <class Rep, class Period>
@@ -91,6 +99,11 @@ inline default_case case_default() { return {}; }
 
 namespace detail {
 template <class C>
+inline constexpr bool is_send_case = false;
+template <class T>
+inline constexpr bool is_send_case<send_case<T>> = true;
+
+template <class C>
 struct case_traits {
   static constexpr bool is_channel = false;
 };
@@ -103,7 +116,7 @@ struct case_traits<recv_case<T>> {
 template <class T>
 struct case_traits<send_case<T>> {
   static constexpr bool is_channel = true;
-  static select_op op(send_case<T>& c) { return {&c.ch, true, &c.value}; }
+  static select_op op(send_case<T>& c) { return {&c.ch, true, c.src != nullptr ? c.src : &*c.own}; }
   static void finish(send_case<T>&) {}
 };
 }  // namespace detail
@@ -117,6 +130,9 @@ select_result select(Cases&&... cases) {
                 "weft::select: at most one case_stop (combine tokens with one std::stop_source)");
   static_assert((0 + ... + std::is_same_v<std::remove_cvref_t<Cases>, default_case>) <= 1,
                 "weft::select: at most one case_default");
+  static_assert((0 + ... + (detail::is_send_case<std::remove_cvref_t<Cases>> && std::is_lvalue_reference_v<Cases>)) == 0,
+                "weft::select: pass case_send(ch, v) straight to select; it may refer to v, which a "
+                "temporary outlives only until the end of the statement");
   std::tuple<Cases&...> all(cases...);
   detail::select_op ops[total > 0 ? total : 1];
   std::size_t arg_of_op[total > 0 ? total : 1];
