@@ -380,17 +380,27 @@ runtime& runtime::default_runtime() {
   return *rt;
 }
 
-void fiber::join() {
-  if (cb_ == nullptr) throw std::system_error(std::make_error_code(std::errc::invalid_argument), "weft::fiber::join");
-  if (cb_ == current_fiber())
-    throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur), "weft::fiber::join");
+void detail::check_joinable(detail::fiber_cb* cb, const char* who) {
+  // std::thread's error codes, with what went wrong in words (its what() is only the code's).
+  if (cb == nullptr) {
+    throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                            std::string(who) + ": not joinable (never started, moved from, already joined or detached)");
+  }
+  if (cb == detail::current_fiber()) {
+    throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur),
+                            std::string(who) + ": a fiber cannot join itself");
+  }
+}
+
+void fiber::join_as(const char* who) {
+  check_joinable(cb_, who);
   join_guard outside(cb_);
   fiber_join(cb_);
   fiber_release(std::exchange(cb_, nullptr));
 }
 
-void fiber::detach() {
-  if (cb_ == nullptr) throw std::system_error(std::make_error_code(std::errc::invalid_argument), "weft::fiber::detach");
+void fiber::detach_as(const char* who) {
+  if (cb_ == nullptr) detail::check_joinable(cb_, who);  // throws
   fiber_release(std::exchange(cb_, nullptr));
 }
 

@@ -1,4 +1,5 @@
 // Semaphore and latch (see weft/semaphore.hpp, weft/latch.hpp).
+#include <string>
 #include <system_error>
 
 #include <weft/latch.hpp>
@@ -7,7 +8,10 @@
 namespace weft::detail {
 
 void semaphore_core::release(std::ptrdiff_t n) {
-  if (n < 0) throw std::system_error(std::make_error_code(std::errc::invalid_argument), "weft::counting_semaphore::release");
+  if (n < 0) {
+    throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                            "weft::counting_semaphore::release(" + std::to_string(n) + "): wants a count >= 0");
+  }
   pending_wakes wakes;  // resumed after the unlock: a waiter may destroy the semaphore
   lock_.lock();
   while (n > 0 && wake_one(waiters_, wakes, /*grant=*/true)) --n;  // a permit each, handed over
@@ -45,8 +49,11 @@ void latch::count_down(std::ptrdiff_t n) {
   detail::pending_wakes wakes;
   lock_.lock();
   if (n < 0 || n > count_) {
+    const std::ptrdiff_t was = count_;
     lock_.unlock();
-    throw std::system_error(std::make_error_code(std::errc::invalid_argument), "weft::latch::count_down");
+    throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                            "weft::latch::count_down(" + std::to_string(n) + ") on a count of " + std::to_string(was) +
+                                ": wants 0 to the count (it must not go below 0)");
   }
   count_ -= n;
   if (count_ == 0) detail::wake_all(waiters_, wakes);

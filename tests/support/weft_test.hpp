@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 
 #include <weft/weft.hpp>
@@ -81,6 +82,17 @@ class first_error {
   std::mutex mu_;  // a std::mutex: held for a copy only, never across a suspension
   std::string text_;
 };
+
+/// The std::system_error `f()` throws, or one with an empty code and "nothing thrown".
+template <class F>
+std::system_error system_error_of(F&& f) {
+  try {
+    f();
+  } catch (const std::system_error& e) {
+    return e;
+  }
+  return std::system_error(std::error_code(), "nothing thrown");
+}
 
 /// Asserts that every fiber of `rt` has finished and released its stack.
 inline void expect_no_leaks(weft::runtime& rt) {

@@ -54,7 +54,9 @@ TEST_P(PrimitivesTest, SemaphoreTimedAcquireAndErrors) {
     weft::this_fiber::sleep_for(1ms);
     sem.release();
     EXPECT_TRUE(h.join());
-    EXPECT_THROW(sem.release(-1), std::system_error);
+    std::system_error e = weft_test::system_error_of([&] { sem.release(-1); });
+    EXPECT_EQ(e.code(), std::errc::invalid_argument);
+    EXPECT_STREQ(e.what(), "weft::counting_semaphore::release(-1): wants a count >= 0: Invalid argument");
   });
   // A plain thread releases, a fiber acquires (and the other way round).
   std::thread t([&] { sem.release(); });
@@ -77,7 +79,10 @@ TEST_P(PrimitivesTest, LatchReleasesEveryoneAtZero) {
       }));
     for (auto& h : hs) h.join();
     EXPECT_TRUE(l.try_wait());
-    EXPECT_THROW(l.count_down(), std::system_error);  // would go negative
+    std::system_error e = weft_test::system_error_of([&] { l.count_down(); });  // would go negative
+    EXPECT_EQ(e.code(), std::errc::invalid_argument);
+    EXPECT_STREQ(e.what(),
+                 "weft::latch::count_down(1) on a count of 0: wants 0 to the count (it must not go below 0): Invalid argument");
   });
   EXPECT_EQ(passed.load(), 5);
   weft::latch plain(1);
@@ -130,7 +135,9 @@ TEST_P(PrimitivesTest, BarrierArriveAndDropAndErrors) {
     b.arrive_and_wait();
     dropper.join();
     other.join();
-    EXPECT_THROW((void)b.arrive(5), std::system_error);
+    std::system_error e = weft_test::system_error_of([&] { (void)b.arrive(5); });
+    EXPECT_EQ(e.code(), std::errc::invalid_argument);
+    EXPECT_STREQ(e.what(), "weft::barrier::arrive(5) with 2 arrivals left in this phase: wants 1 to that many: Invalid argument");
   });
 }
 

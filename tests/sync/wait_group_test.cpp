@@ -15,6 +15,7 @@
 
 using namespace std::chrono_literals;
 using weft_test::RuntimeTest;
+using weft_test::system_error_of;
 
 namespace {
 
@@ -22,16 +23,6 @@ constexpr auto kLimit = 10s;  // the bound of every wait that should succeed
 
 class WaitGroupTest : public RuntimeTest {};
 WEFT_WORKER_COUNTS(WaitGroupTest);
-
-template <class F>
-std::system_error system_error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::system_error& e) {
-    return e;
-  }
-  return std::system_error(std::error_code(), "nothing thrown");
-}
 
 TEST_P(WaitGroupTest, WaitReturnsWhenEveryFiberIsDone) {
   const long n = weft_test::sized(500, 200, 100);

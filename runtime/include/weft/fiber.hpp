@@ -161,9 +161,10 @@ class fiber {
   id get_id() const noexcept { return cb_ != nullptr ? id(detail::fiber_id(cb_)) : id(); }
   /// Waits for the fiber to finish: parks the calling fiber or blocks a plain thread. Throws
   /// std::system_error: invalid_argument if not joinable, resource_deadlock_would_occur on self-join.
-  void join();
-  /// Lets the fiber run on unowned; its resources are released when it finishes.
-  void detach();
+  void join() { join_as("weft::fiber::join"); }
+  /// Lets the fiber run on unowned; its resources are released when it finishes. Throws
+  /// std::system_error (invalid_argument) if not joinable.
+  void detach() { detach_as("weft::fiber::detach"); }
   void swap(fiber& o) noexcept { std::swap(cb_, o.cb_); }
   friend void swap(fiber& a, fiber& b) noexcept { a.swap(b); }
   /// Worker threads of the default runtime's configuration: WEFT_WORKERS if set, else one per
@@ -174,6 +175,10 @@ class fiber {
   // "weft: weft::fiber <id> "<name>" <what> while joinable ...", then std::terminate (or a
   // detach while its runtime unwinds fibers at shutdown).
   void on_joinable_lost(const char* what) noexcept;
+  // join() and detach(), with the errors naming `who` (jfiber's own name for them).
+  friend class jfiber;
+  void join_as(const char* who);
+  void detach_as(const char* who);
   detail::fiber_cb* cb_ = nullptr;
 };
 
@@ -211,8 +216,8 @@ class jfiber {
 
   bool joinable() const noexcept { return f_.joinable(); }
   id get_id() const noexcept { return f_.get_id(); }
-  void join() { f_.join(); }
-  void detach() { f_.detach(); }
+  void join() { f_.join_as("weft::jfiber::join"); }
+  void detach() { f_.detach_as("weft::jfiber::detach"); }
   std::stop_source get_stop_source() noexcept { return stop_; }
   std::stop_token get_stop_token() const noexcept { return stop_.get_token(); }
   bool request_stop() noexcept { return stop_.request_stop(); }
@@ -221,6 +226,8 @@ class jfiber {
     std::swap(stop_, o.stop_);
   }
   friend void swap(jfiber& a, jfiber& b) noexcept { a.swap(b); }
+  /// As fiber::hardware_concurrency().
+  static unsigned hardware_concurrency() noexcept { return fiber::hardware_concurrency(); }
 
  private:
   std::stop_source stop_;
@@ -253,9 +260,7 @@ class join_handle {
   /// joinable, resource_deadlock_would_occur on self-join, operation_canceled if the fiber was
   /// unwound at runtime shutdown.
   T join() {
-    if (cb_ == nullptr) throw std::system_error(std::make_error_code(std::errc::invalid_argument), "weft::join_handle::join");
-    if (cb_ == detail::current_fiber())
-      throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur), "weft::join_handle::join");
+    detail::check_joinable(cb_, "weft::join_handle::join");
     detail::join_guard outside(cb_);
     detail::fiber_join(cb_);
     detail::fiber_cb* cb = std::exchange(cb_, nullptr);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <type_traits>
+#include <string>
 #include <system_error>
 #include <utility>
 
@@ -52,8 +53,11 @@ class barrier {
     lock_.lock();
     wait_while_completing_locked();
     if (n <= 0 || n > remaining_) {
+      const std::ptrdiff_t left = remaining_;
       lock_.unlock();
-      throw std::system_error(std::make_error_code(std::errc::invalid_argument), "weft::barrier::arrive");
+      throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                              "weft::barrier::arrive(" + std::to_string(n) + ") with " + std::to_string(left) +
+                                  " arrivals left in this phase: wants 1 to that many");
     }
     std::uint64_t phase = phase_;
     remaining_ -= n;

@@ -52,6 +52,9 @@ void fiber_start(fiber_cb* f, fiber_body* body);
 void fiber_release(fiber_cb* f) noexcept;
 /// Blocks until `f` has finished: parks the calling fiber, or blocks a plain thread.
 void fiber_join(fiber_cb* f);
+/// Throws std::system_error as std::thread::join does, naming `who`: invalid_argument if `f` is
+/// null (not joinable), resource_deadlock_would_occur if `f` is the calling fiber.
+void check_joinable(fiber_cb* f, const char* who);
 /// True if `f` ended by being unwound at shutdown rather than by returning.
 bool fiber_was_unwound(const fiber_cb* f) noexcept;
 std::uint64_t fiber_id(const fiber_cb* f) noexcept;
