@@ -110,5 +110,19 @@ int main() {
               f.valid() ? "valid" : "consumed");
   setter.join();
   runner.join();
+
+  // The other spellings of the same names: a using-declaration, a namespace alias, a
+  // using-directive, a static member.
+  {
+    using std::thread;
+    namespace tt = std::this_thread;
+    thread napper([] {
+      using namespace std::this_thread;
+      sleep_for(std::chrono::milliseconds(1));
+      tt::yield();
+    });
+    napper.join();
+    std::printf("spellings ok, %s\n", std::jthread::hardware_concurrency() > 0 ? "some cores" : "no cores");
+  }
   return 0;
 }
