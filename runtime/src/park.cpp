@@ -306,6 +306,7 @@ wake_reason detail::park_until(wait_ticket ticket, deadline_t deadline, void (*p
     // that claims the ticket between the publish step and the cancel below that its resume
     // step (runtime_impl::schedule) must not queue the fiber, only report that it is done.
     // Ordering: relaxed; the publish step's release orders it before any claim.
+    report_unwind_wait(f);
     f->state.store(fiber_state::parked_unwinding, std::memory_order_relaxed);
     if (publish != nullptr) publish(arg);
     if (!claim_waitable(w, ticket.seq_, wake_reason::canceled)) {

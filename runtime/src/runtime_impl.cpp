@@ -362,6 +362,19 @@ void runtime_impl::unwind_all() noexcept {
   }
 }
 
+void report_unwind_wait(fiber_cb* f) noexcept {
+  thread_state* ts = thread_state_ptr();
+  const std::int64_t now = now_ns();
+  if (now < ts->unwind_report_ns) return;
+  ts->unwind_report_ns = now + unwind_report_period_ns;
+  std::fprintf(stderr,
+               "weft: runtime shutdown has waited %llds for fiber %llu \"%s\" to unwind; it keeps waiting again, "
+               "so a catch (...) probably swallowed weft::detail::forced_unwind (rethrow it: docs/porting.md, "
+               "\"catch (...) must rethrow\")\n",
+               static_cast<long long>((now - ts->unwind_started_ns) / 1000000000), static_cast<unsigned long long>(f->id),
+               f->name);
+}
+
 void unwind_fiber(fiber_cb* f) noexcept {
   thread_state* ts = thread_state_ptr();
   fiber_cb* prev = ts->unwinding;
@@ -373,8 +386,11 @@ void unwind_fiber(fiber_cb* f) noexcept {
   machine_context here;
   machine_context* self = prev != nullptr ? &prev->ctx : &here;
   if (prev == nullptr) context_init_thread(here);
+  const std::int64_t prev_report = ts->unwind_report_ns, prev_started = ts->unwind_started_ns;
   ts->unwinding = f;
   ts->unwind_return = self;
+  ts->unwind_started_ns = now_ns();
+  ts->unwind_report_ns = ts->unwind_started_ns + unwind_report_period_ns;
   f->state.store(fiber_state::running, std::memory_order_relaxed);
   if (f->started) {
     context_unwind(*self, f->ctx);
@@ -384,6 +400,8 @@ void unwind_fiber(fiber_cb* f) noexcept {
   ts = thread_state_ptr();
   ts->unwinding = prev;
   ts->unwind_return = prev_return;
+  ts->unwind_report_ns = prev_report;
+  ts->unwind_started_ns = prev_started;
   ts->w = outer;
   if (prev == nullptr) context_fini_thread(here);
 }

@@ -208,6 +208,10 @@ struct thread_state {
   worker* w = nullptr;               // the worker this thread is, or null
   fiber_cb* unwinding = nullptr;     // fiber being unwound by this (shutdown) thread
   machine_context* unwind_return = nullptr;
+  // While unwinding: when (steady ns) to say that the fiber still runs (a catch (...) that
+  // swallowed forced_unwind keeps it waiting in a loop; each wait returns at once).
+  std::int64_t unwind_report_ns = 0;
+  std::int64_t unwind_started_ns = 0;
   waitable* thread_waitable = nullptr;  // plain-thread waits (lazily created, recycled)
   void* thread_fls = nullptr;
 };
@@ -228,6 +232,10 @@ runtime_impl* unwinding_runtime() noexcept;
 
 /// Unwinds one suspended or never-started fiber from the calling thread (shutdown).
 void unwind_fiber(fiber_cb* f) noexcept;
+/// A wait of `f`, which this thread unwinds, returned at once: every 5 s of that, says on
+/// stderr that the fiber does not finish unwinding and the likely cause.
+void report_unwind_wait(fiber_cb* f) noexcept;
+inline constexpr std::int64_t unwind_report_period_ns = 5'000'000'000;
 
 /// The guard/overflow handler: installs the process SIGSEGV handler and this thread's
 /// alternate signal stack.

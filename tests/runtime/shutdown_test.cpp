@@ -173,6 +173,41 @@ TEST(ShutdownDeathTest, DestroyingARuntimeFromItsOwnFiberIsReported) {
       "destroyed from its own fiber");
 }
 
+TEST(ShutdownDeathTest, AFiberThatSwallowsItsUnwindIsNamedEveryFiveSeconds) {
+  // A catch (...) that swallows forced_unwind keeps the fiber waiting in a loop at shutdown;
+  // each wait returns at once. After 5 s the runtime names the fiber and the likely cause.
+  // Here the loop gives up after 6 s, so the destructor, and the child, end.
+  EXPECT_EXIT(
+      {
+        std::atomic<bool> give_up{false};
+        std::thread timer([&] {
+          std::this_thread::sleep_for(6s);
+          give_up = true;
+        });
+        {
+          weft::runtime rt(weft::runtime_options{.workers = 1});
+          weft::channel<int> never(0);
+          std::atomic<bool> looping{false};
+          weft::spawn(weft::spawn_options{.runtime = &rt, .name = "swallower"}, [&] {
+            looping = true;
+            while (!give_up.load()) {
+              try {
+                int v;
+                never.recv(v);
+              } catch (...) {  // the mistake: forced_unwind is swallowed too
+              }
+            }
+          });
+          while (!looping.load()) std::this_thread::yield();
+        }
+        timer.join();
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0),
+      "weft: runtime shutdown has waited 5s for fiber [0-9]+ \"swallower\" to unwind; it keeps waiting again, so a "
+      "catch \\(\\.\\.\\.\\) probably swallowed weft::detail::forced_unwind");
+}
+
 }  // namespace
 
 namespace {

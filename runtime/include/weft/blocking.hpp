@@ -29,7 +29,9 @@ bool blocking_run(blocking_job* job);
 /// Runs `f()` on a thread of the calling fiber's runtime's blocking pool and parks the fiber
 /// until it returns; returns its result or rethrows its exception. On a plain thread, simply
 /// calls `f()`. The pool grows on demand up to runtime_options::blocking_threads_max; beyond
-/// that, calls wait their turn.
+/// that, calls wait their turn. `f` runs on a plain thread, not on a fiber: there
+/// runtime::current() is null, fiber_local and this_fiber::get_id() are the pool thread's, and
+/// weft::spawn without spawn_options::runtime starts fibers on the default runtime.
 template <class F>
 std::invoke_result_t<std::decay_t<F>> run_blocking(F&& f) {
   using R = std::invoke_result_t<std::decay_t<F>>;
