@@ -661,6 +661,92 @@ io_result poll_backoff(::pollfd* fds, ::nfds_t nfds, steady::time_point deadline
   }
 }
 
+// Fibers parked in poll_on_fiber, so that weft::posix::close can wake the ones watching the
+// number it closes: the kernel drops a closed descriptor from the private epoll set without
+// an event, and a poll(-1) would wait forever. Invariant: a waiter is on the list only while
+// its private record `d` is registered (it leaves before releasing it), so close may kick it.
+struct poll_waiter {
+  const ::pollfd* fds;
+  ::nfds_t nfds;
+  io_desc* d;
+  std::vector<int> closed;  // numbers closed while it waited; guarded by poll_waiters().mu
+  poll_waiter* prev = nullptr;
+  poll_waiter* next = nullptr;
+};
+
+struct poll_waiter_list {
+  std::mutex mu;  // held for list edits and walks only, never across a park
+  // A waiter joins (under mu) before its first poll_now, and close walks the list (under mu)
+  // after its ::close: either the walk finds the waiter, or the waiter joined after the walk
+  // and its poll_now, later still, sees the number closed (POLLNVAL).
+  poll_waiter* head = nullptr;
+};
+
+poll_waiter_list& poll_waiters() {
+  static auto* l = new poll_waiter_list();  // never destroyed: calls may run during exit
+  return *l;
+}
+
+class poll_registration {
+ public:
+  explicit poll_registration(poll_waiter& w) : w_(w) {
+    poll_waiter_list& l = poll_waiters();
+    std::lock_guard lk(l.mu);
+    w.next = l.head;
+    if (l.head != nullptr) l.head->prev = &w;
+    l.head = &w;
+  }
+  ~poll_registration() {
+    poll_waiter_list& l = poll_waiters();
+    std::lock_guard lk(l.mu);
+    if (w_.prev != nullptr) w_.prev->next = w_.next; else l.head = w_.next;
+    if (w_.next != nullptr) w_.next->prev = w_.prev;
+  }
+  poll_registration(const poll_registration&) = delete;
+  poll_registration& operator=(const poll_registration&) = delete;
+
+  // `r` is poll_now's outcome: entries whose number weft::posix::close closed meanwhile get
+  // POLLNVAL, as a poll begun after the close would give them (the number itself may still be
+  // open for a moment, while another call on it leaves), and count as ready.
+  io_result with_closed(::pollfd* fds, ::nfds_t nfds, io_result r) {
+    if (r.value < 0) return r;
+    poll_waiter_list& l = poll_waiters();
+    std::lock_guard lk(l.mu);
+    for (int fd : w_.closed) {
+      for (::nfds_t i = 0; i < nfds; ++i) {
+        if (fds[i].fd != fd) continue;
+        if (fds[i].revents == 0) ++r.value;
+        fds[i].revents = POLLNVAL;
+      }
+    }
+    return r;
+  }
+
+ private:
+  poll_waiter& w_;
+};
+
+// weft::posix::close's part: wakes the fibers whose poll watches `fd`, which was just closed.
+void wake_pollers(int fd) noexcept {
+  poll_waiter_list& l = poll_waiters();
+  std::vector<std::pair<io_desc*, std::uint32_t>> kick;
+  {
+    std::lock_guard lk(l.mu);
+    for (poll_waiter* w = l.head; w != nullptr; w = w->next) {
+      if (std::none_of(w->fds, w->fds + w->nfds, [fd](const ::pollfd& p) { return p.fd == fd; })) continue;
+      try {
+        w->closed.push_back(fd);
+      } catch (const std::bad_alloc&) {
+        continue;  // it will see POLLNVAL once the number is closed, or its timeout
+      }
+      std::lock_guard dl(w->d->lock);
+      kick.emplace_back(w->d, w->d->gen);
+    }
+    // Kicked under the list lock, so no waiter leaves (and releases its record) before its kick.
+    for (auto& [d, gen] : kick) detail::io_ready(d->index, gen, /*read=*/true, /*write=*/false);
+  }
+}
+
 // Parks until one of `fds` is ready or `deadline` passes. The descriptors go into a private,
 // level-triggered epoll set, which is itself readable while any of them is ready; that set is
 // registered with the runtime's poller like a socket, so the fiber parks in its read slot and
@@ -693,13 +779,16 @@ io_result poll_on_fiber(::pollfd* fds, ::nfds_t nfds, int timeout) {
   } guard{d};
   if (!registered_with_poller(d)) return poll_backoff(fds, nfds, deadline);
   if (timeout >= 0) detail::io_set_deadline(d, io_dir::read, detail::deadline_ns(deadline));
+  poll_waiter me{fds, nfds, d, {}};
+  poll_registration listed(me);  // leaves the list before `guard` releases d
   std::error_code wait_ec;
   for (;;) {
     // The count first, then the zero-timeout poll (what is ready now), then the wait: an event
     // after the poll makes the wait return at once. A wake-up says the set was readable at
-    // some point; another fiber may have consumed it, so poll again and maybe park again.
+    // some point (or a watched number was closed); another fiber may have consumed it, so
+    // poll again and maybe park again.
     std::uint32_t seen = detail::io_events(d, io_dir::read);
-    if (io_result r = poll_now(fds, nfds); r.value != 0) return r;
+    if (io_result r = listed.with_closed(fds, nfds, poll_now(fds, nfds)); r.value != 0) return r;
     if (wait_ec) return ok(0);  // the deadline passed (or the runtime shuts down)
     wait_ec = detail::io_wait(d, io_dir::read, nullptr, seen);
   }
@@ -722,7 +811,8 @@ steady::duration sleep_on_fiber(steady::time_point deadline) {
   stay_on_thread pin;  // errno is set on the thread the call started on
   return finish(run_op(fd, io_dir::read, false, [=](int f, fd_kind k) -> long {
     // recv with no flags is read, for a socket; MSG_DONTWAIT: see fd_kind.
-    return k == fd_kind::watched_socket ? ::recv(f, buf, count, MSG_DONTWAIT) : ::read(f, buf, count);
+    // A zero-length read returns 0 at once; recv of 0 bytes would wait for data.
+    return k == fd_kind::watched_socket && count != 0 ? ::recv(f, buf, count, MSG_DONTWAIT) : ::read(f, buf, count);
   }));
 }
 
@@ -744,7 +834,9 @@ steady::duration sleep_on_fiber(steady::time_point deadline) {
 ::ssize_t readv(int fd, const ::iovec* iov, int iovcnt) {
   stay_on_thread pin;  // errno is set on the thread the call started on
   return finish(run_op(fd, io_dir::read, false, [=](int f, fd_kind k) -> long {
-    if (k != fd_kind::watched_socket) return ::readv(f, iov, iovcnt);
+    // As read: buffers of zero bytes in all return 0 at once, where recvmsg would wait.
+    if (k != fd_kind::watched_socket || std::all_of(iov, iov + std::max(iovcnt, 0), [](const ::iovec& v) { return v.iov_len == 0; }))
+      return ::readv(f, iov, iovcnt);
     ::msghdr m{};
     m.msg_iov = const_cast<::iovec*>(iov);  // recvmsg writes through the buffers, not the array
     m.msg_iovlen = static_cast<std::size_t>(iovcnt);
@@ -839,9 +931,14 @@ int close(int fd) {
   // Ordering: acquire pairs with the release store in lookup_or_register() (the record is
   // set up); exchange so that of two racing closes exactly one releases the record.
   std::uintptr_t w = e != nullptr ? e->word.exchange(0, std::memory_order_acquire) : 0;
-  if (w == 0) return ::close(fd);
+  if (w == 0) {
+    io_result r = from_syscall(::close(fd));
+    if (r.value == 0) wake_pollers(fd);
+    return static_cast<int>(finish(r));
+  }
   // Wakes parked fibers with ECANCELED; the number is closed once no call is in flight.
   detail::io_release(decode(e, w).desc);
+  wake_pollers(fd);  // a poll watching it returns, with POLLNVAL for it
   return 0;
 }
 

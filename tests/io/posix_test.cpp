@@ -521,6 +521,62 @@ TEST(PosixTest, CloseFromAnotherFiberWakesABlockedRead) {
   EXPECT_EQ(errno, EBADF);
 }
 
+TEST(PosixTest, CloseWakesAFiberPollingTheDescriptor) {
+  // The kernel drops a closed descriptor from an epoll set without an event: poll(-1) on a
+  // fiber must still return, with POLLNVAL for the closed entry (what a poll begun after the
+  // close reports) and nothing for the others. Both a registered socket and a pipe weft never
+  // registered (first seen by this poll).
+  for (bool registered : {true, false}) {
+    weft::runtime rt(one_worker());
+    fd_pair sp = make_socketpair();
+    fd_pair idle = make_pipe();
+    int fd = sp.a.release();  // closed by the test through posix::close
+    watchdog wd([&] { (void)!::write(idle.b.get(), "x", 1); });
+    std::atomic<bool> polling{false};
+    outcome r, c;
+    ::pollfd fds[2] = {{idle.a.get(), POLLIN, 0}, {fd, POLLIN, 0}};
+    rt.block_on([&] {
+      if (registered) {
+        char b;
+        EXPECT_EQ(posix::recv(fd, &b, 1, MSG_DONTWAIT), -1);  // registers it
+      }
+      auto poller = weft::spawn([&] {
+        polling = true;
+        r = {posix::poll(fds, 2, -1), errno};
+      });
+      EXPECT_TRUE(yield_until([&] { return polling.load(); }));  // one worker: it is parked
+      c = {posix::close(fd), errno};
+      poller.join();
+    });
+    wd.done();
+    EXPECT_FALSE(wd.fired()) << "poll(-1) went on waiting after its descriptor was closed";
+    EXPECT_EQ(c.result, 0);
+    EXPECT_EQ(r.result, 1) << std::strerror(r.error);
+    EXPECT_EQ(fds[0].revents, 0);
+    EXPECT_EQ(fds[1].revents, POLLNVAL);
+  }
+}
+
+TEST(PosixTest, ZeroLengthReadsReturnZeroAtOnce) {
+  // As from libc: read and readv of zero bytes return 0 on an idle socket; they never wait.
+  weft::runtime rt(one_worker());
+  fd_pair sp = make_socketpair();
+  watchdog wd([&] { ::shutdown(sp.a.get(), SHUT_RDWR); });
+  outcome r, rv, again;
+  rt.block_on([&] {
+    char b[4];
+    ::iovec iov[2] = {{b, 0}, {b + 1, 0}};
+    r = {posix::read(sp.a.get(), b, 0), errno};
+    rv = {posix::readv(sp.a.get(), iov, 2), errno};
+    again = {posix::read(sp.a.get(), b, 0), errno};  // registered by now
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired()) << "a zero-length read waited for data";
+  EXPECT_EQ(r.result, 0) << std::strerror(r.error);
+  EXPECT_EQ(rv.result, 0) << std::strerror(rv.error);
+  EXPECT_EQ(again.result, 0) << std::strerror(again.error);
+}
+
 TEST(PosixTest, CloseFromAFiberWakesAPlainThreadBlockedOnTheDescriptor) {
   weft::runtime rt(one_worker());
   fd_pair sp = make_socketpair();

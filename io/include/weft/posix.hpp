@@ -34,7 +34,7 @@
 namespace weft::posix {
 
 /// Reads up to `count` bytes, as read(2); parks the fiber (blocks a plain thread) until data,
-/// EOF or an error. Any number of callers may use `fd` at once. -1/ECANCELED if `fd` is closed
+/// EOF or an error (a `count` of 0 returns 0 at once, as read(2) on a socket). Any number of callers may use `fd` at once. -1/ECANCELED if `fd` is closed
 /// through weft::posix::close meanwhile.
 ::ssize_t read(int fd, void* buf, std::size_t count);
 /// Writes `count` bytes, as write(2) on a blocking descriptor: parks the fiber while it is full
@@ -71,11 +71,14 @@ int connect(int fd, const ::sockaddr* addr, ::socklen_t addrlen);
 /// Waits for any of `fds` (timeout in ms, -1 forever), as poll(2), parking the fiber; it
 /// resumes as soon as one is ready. Where no private epoll set can be built for the wait (out
 /// of descriptors or epoll watches, an epoll descriptor nested too deep) it rechecks every
-/// 1 to 10 ms instead. On a plain thread, ::poll.
+/// 1 to 10 ms instead. A descriptor closed through weft::posix::close while a fiber polls it
+/// ends the wait: that entry reports POLLNVAL, as a poll begun after the close would. On a
+/// plain thread, ::poll (which a close does not end).
 int poll(::pollfd* fds, ::nfds_t nfds, int timeout);
 /// Closes `fd`. A registered descriptor: wakes fibers blocked on it (they get -1/ECANCELED),
 /// forgets the registration and returns 0; the number itself is closed once the last call in
 /// flight on it has left, so it is never reused under a running call. Otherwise ::close.
+/// Either way, fibers in weft::posix::poll on `fd` return (POLLNVAL for it).
 int close(int fd);
 /// Sleeps `seconds`, parking the fiber (blocking a plain thread); returns 0, or the seconds
 /// left if the runtime shut down first.
