@@ -1,6 +1,7 @@
 // weft::net::unix_stream and unix_listener: Unix-domain stream sockets over the same accept
 // and transfer code as TCP. The listener owns its socket file: a stale one is removed before
-// bind, and the file is removed when the listener goes away.
+// bind, and the file is removed when the listener is closed or goes away (only while it still
+// listens: after that, another listener may own the path).
 #include <weft/net/unix.hpp>
 
 #include <sys/stat.h>
@@ -107,18 +108,45 @@ std::pair<unix_stream, unix_stream> unix_stream::pair() {
   return {std::move(first), unix_stream(b)};
 }
 
+unix_listener::unix_listener(unix_listener&& other) noexcept
+    : listener_socket(std::move(other)),
+      path_(std::move(other.path_)),
+      file_dev_(other.file_dev_),
+      file_ino_(other.file_ino_),
+      owns_file_(other.owns_file_.exchange(false, std::memory_order_relaxed)) {}
+
 unix_listener& unix_listener::operator=(unix_listener&& other) noexcept {
   if (this != &other) {
-    if (!path_.empty()) ::unlink(path_.c_str());
+    remove_file();
     listener_socket::operator=(std::move(other));
     path_ = std::move(other.path_);
-    other.path_.clear();
+    file_dev_ = other.file_dev_;
+    file_ino_ = other.file_ino_;
+    owns_file_.store(other.owns_file_.exchange(false, std::memory_order_relaxed), std::memory_order_relaxed);
   }
   return *this;
 }
 
-unix_listener::~unix_listener() {
-  if (!path_.empty()) ::unlink(path_.c_str());
+unix_listener::~unix_listener() { remove_file(); }
+
+void unix_listener::close() noexcept {
+  remove_file();
+  listener_socket::close();
+}
+
+void unix_listener::remove_file() noexcept {
+  // Ordering: relaxed; the exchange only picks which of two racing closes removes the file
+  // (path_ and the identity are written before the listener is shared and never again).
+  if (!owns_file_.exchange(false, std::memory_order_relaxed)) return;
+  // Only while this listener is open: its bound socket pins the file's inode, so a file at
+  // the path with that identity is the one its bind made. Once closed (through a base-class
+  // reference, say), another listener may have bound the path, and the file system may have
+  // given its file the same inode number: leave the file; a later bind treats it as stale.
+  struct ::stat st{};
+  if (is_open() && ::lstat(path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == file_dev_ &&
+      st.st_ino == file_ino_) {
+    ::unlink(path_.c_str());
+  }
 }
 
 unix_listener unix_listener::bind(const endpoint& at, const listen_options& opts) {
@@ -138,7 +166,13 @@ unix_listener unix_listener::bind(const endpoint& at, const listen_options& opts
     }
   }
   unix_listener l(listen_on(at, opts, "unix_listener::bind"));
-  if (!abstract) l.path_ = path;
+  struct ::stat st{};
+  if (!abstract && ::lstat(path.c_str(), &st) == 0) {  // the file bind made, to remove it (only it) later
+    l.path_ = path;
+    l.file_dev_ = st.st_dev;
+    l.file_ino_ = st.st_ino;
+    l.owns_file_.store(true, std::memory_order_relaxed);
+  }
   return l;
 }
 

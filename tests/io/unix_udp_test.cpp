@@ -185,13 +185,25 @@ TEST_P(UnixTest, ClosedListenerPathCanBeBoundAgainAndMoveAssignmentRemovesTheOld
     {
       auto l = unix_listener::bind(endpoint::unix_path(a));
       l.close();
-      // Closed but not destroyed: the file may still be there; nobody listens, so a new bind
-      // treats it as stale.
+      EXPECT_FALSE(exists(a)) << "close kept the socket file";
+      // Closed through the base class: the file stays; nobody listens, so a new bind treats it
+      // as stale.
+      auto lbase = unix_listener::bind(endpoint::unix_path(a));
+      static_cast<weft::net::listener_socket&>(lbase).close();
+      EXPECT_TRUE(is_socket_file(a));
       auto l2 = unix_listener::bind(endpoint::unix_path(a));
       l2.set_read_deadline(clk::now() + 10s);
       auto server = echo_once(l2);
       expect_echo(endpoint::unix_path(a), "rebound");
       server.join();
+      // The first listener goes away while the second listens: the file is the second's now,
+      // and it stays (a server handing over to its successor keeps the path reachable).
+      { unix_listener old = std::move(l); }
+      { unix_listener old = std::move(lbase); }
+      EXPECT_TRUE(is_socket_file(a)) << "the closed listener removed its successor's socket file";
+      auto again = echo_once(l2);
+      expect_echo(endpoint::unix_path(a), "still reachable");
+      again.join();
     }
     EXPECT_FALSE(exists(a));
     auto la = unix_listener::bind(endpoint::unix_path(a));

@@ -1,9 +1,12 @@
 // Unix-domain stream sockets: unix_stream (connect, socket pairs) and unix_listener (bind
-// removes a stale socket file first; the file is removed again when the listener is destroyed
-// or assigned over, not by close() alone). Blocking calls park the calling fiber; errors and
+// removes a stale socket file first; the file is removed again when the listener is closed,
+// destroyed or assigned over, if it still listens then).
+// Blocking calls park the calling fiber; errors and
 // deadlines as in stream.hpp.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <stop_token>
 #include <string>
 #include <utility>
@@ -35,10 +38,14 @@ class unix_stream : public stream_socket {
 class unix_listener : public listener_socket {
  public:
   unix_listener() noexcept = default;
-  unix_listener(unix_listener&&) noexcept = default;
+  unix_listener(unix_listener&&) noexcept;
   unix_listener& operator=(unix_listener&&) noexcept;
-  /// Removes the socket file (not for abstract names).
+  /// Removes the socket file its bind made (not for abstract names), as close() does.
   ~unix_listener();
+  /// Removes the socket file (not for abstract names; as Go's UnixListener.Close), then closes
+  /// the listener as listener_socket::close() does. Once closed, the file is never removed
+  /// by this object: another server may have bound the path since.
+  void close() noexcept;
   /// Binds and listens on a Unix path; an existing socket file at the path that nobody listens
   /// on is removed first. Throws std::system_error naming the path.
   static unix_listener bind(const endpoint& at, const listen_options& opts = {});
@@ -50,7 +57,10 @@ class unix_listener : public listener_socket {
 
  private:
   explicit unix_listener(socket&& s) noexcept : listener_socket(std::move(s)) {}
-  std::string path_;  // file to unlink on destruction ("" for abstract names)
+  void remove_file() noexcept;
+  std::string path_;                           // the socket file bind made ("" for abstract names)
+  std::uint64_t file_dev_ = 0, file_ino_ = 0;  // its identity (lstat after bind)
+  std::atomic<bool> owns_file_{false};         // not yet removed by close, destruction or a move
 };
 
 }  // namespace weft::net
