@@ -17,6 +17,27 @@ namespace weft::net::detail_util {
 inline void throw_if(const std::error_code& ec, const char* what) {
   if (ec) throw std::system_error(ec, std::string("weft::net::") + what);
 }
+/// As throw_if, for an operation on the socket whose record is `d`. When weft itself ended the
+/// call, the message says why, since the error's own text reads as a network failure:
+/// "<what>: the deadline passed: Connection timed out" (a deadline; the kernel's ETIMEDOUT has
+/// no such words), "<what>: the socket was closed: Operation canceled", "<what>: stop
+/// requested, or the runtime is shutting down: Operation canceled", and "<what>: the socket
+/// is not open (default-constructed or moved from): Bad file descriptor".
+inline void throw_if(const std::error_code& ec, const char* what, weft::detail::io_desc* d) {
+  if (!ec) return;
+  std::string msg = std::string("weft::net::") + what;
+  if (ec.category() == std::generic_category()) {  // weft's own outcomes; errno values are system_category
+    if (ec == std::errc::timed_out) {
+      msg += ": the deadline passed";
+    } else if (ec == std::errc::operation_canceled) {
+      msg += d != nullptr && weft::detail::io_is_closing(d) ? ": the socket was closed"
+                                                            : ": stop requested, or the runtime is shutting down";
+    } else if (ec == std::errc::bad_file_descriptor && d == nullptr) {
+      msg += ": the socket is not open (default-constructed or moved from)";
+    }
+  }
+  throw std::system_error(ec, msg);
+}
 /// As throw_if, naming an endpoint: "weft::net::<what> <endpoint>: <message>".
 inline void throw_if(const std::error_code& ec, const char* what, const endpoint& ep) {
   if (!ec) return;

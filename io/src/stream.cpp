@@ -129,13 +129,13 @@ std::size_t stream_socket::read_some(void* buf, std::size_t size, const std::sto
 std::size_t stream_socket::read_some(void* buf, std::size_t size) {
   std::error_code ec;
   std::size_t n = read_some_impl(desc_, buf, size, nullptr, ec);
-  throw_if(ec, "stream_socket::read_some");
+  throw_if(ec, "stream_socket::read_some", desc_);
   return n;
 }
 std::size_t stream_socket::read_some(void* buf, std::size_t size, const std::stop_token& st) {
   std::error_code ec;
   std::size_t n = read_some_impl(desc_, buf, size, &st, ec);
-  throw_if(ec, "stream_socket::read_some");
+  throw_if(ec, "stream_socket::read_some", desc_);
   return n;
 }
 
@@ -148,13 +148,13 @@ std::size_t stream_socket::read_exact(void* buf, std::size_t size, const std::st
 std::size_t stream_socket::read_exact(void* buf, std::size_t size) {
   std::error_code ec;
   std::size_t n = read_exact_impl(desc_, buf, size, nullptr, ec);
-  throw_if(ec, "stream_socket::read_exact");
+  throw_if(ec, "stream_socket::read_exact", desc_);
   return n;
 }
 std::size_t stream_socket::read_exact(void* buf, std::size_t size, const std::stop_token& st) {
   std::error_code ec;
   std::size_t n = read_exact_impl(desc_, buf, size, &st, ec);
-  throw_if(ec, "stream_socket::read_exact");
+  throw_if(ec, "stream_socket::read_exact", desc_);
   return n;
 }
 
@@ -167,13 +167,13 @@ std::size_t stream_socket::write_all(const void* buf, std::size_t size, const st
 std::size_t stream_socket::write_all(const void* buf, std::size_t size) {
   std::error_code ec;
   std::size_t n = write_impl(desc_, buf, size, nullptr, true, ec);
-  throw_if(ec, "stream_socket::write_all");
+  throw_if(ec, "stream_socket::write_all", desc_);
   return n;
 }
 std::size_t stream_socket::write_all(const void* buf, std::size_t size, const std::stop_token& st) {
   std::error_code ec;
   std::size_t n = write_impl(desc_, buf, size, &st, true, ec);
-  throw_if(ec, "stream_socket::write_all");
+  throw_if(ec, "stream_socket::write_all", desc_);
   return n;
 }
 
@@ -186,13 +186,13 @@ std::size_t stream_socket::write_all(std::span<const const_buffer> bufs, const s
 std::size_t stream_socket::write_all(std::span<const const_buffer> bufs) {
   std::error_code ec;
   std::size_t n = writev_impl(desc_, bufs, nullptr, ec);
-  throw_if(ec, "stream_socket::write_all");
+  throw_if(ec, "stream_socket::write_all", desc_);
   return n;
 }
 std::size_t stream_socket::write_all(std::span<const const_buffer> bufs, const std::stop_token& st) {
   std::error_code ec;
   std::size_t n = writev_impl(desc_, bufs, &st, ec);
-  throw_if(ec, "stream_socket::write_all");
+  throw_if(ec, "stream_socket::write_all", desc_);
   return n;
 }
 
@@ -202,7 +202,7 @@ std::size_t stream_socket::write_some(const void* buf, std::size_t size, std::er
 std::size_t stream_socket::write_some(const void* buf, std::size_t size) {
   std::error_code ec;
   std::size_t n = write_impl(desc_, buf, size, nullptr, false, ec);
-  throw_if(ec, "stream_socket::write_some");
+  throw_if(ec, "stream_socket::write_some", desc_);
   return n;
 }
 
@@ -222,7 +222,7 @@ void stream_socket::shutdown(shutdown_how how, std::error_code& ec) noexcept {
 void stream_socket::shutdown(shutdown_how how) {
   std::error_code ec;
   shutdown(how, ec);
-  throw_if(ec, "stream_socket::shutdown");
+  throw_if(ec, "stream_socket::shutdown", desc_);
 }
 
 }  // namespace weft::net

@@ -229,13 +229,13 @@ tcp_stream tcp_listener::accept(std::error_code& ec, endpoint* peer) {
 tcp_stream tcp_listener::accept(endpoint* peer) {
   std::error_code ec;
   tcp_stream s = accept(ec, peer);
-  throw_if(ec, "tcp_listener::accept");
+  throw_if(ec, "tcp_listener::accept", desc_);
   return s;
 }
 tcp_stream tcp_listener::accept(const std::stop_token& st, endpoint* peer) {
   std::error_code ec;
   tcp_stream s = accept(st, ec, peer);
-  throw_if(ec, "tcp_listener::accept");
+  throw_if(ec, "tcp_listener::accept", desc_);
   return s;
 }
 

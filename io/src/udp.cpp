@@ -88,13 +88,13 @@ std::size_t udp_socket::recv_from(void* buf, std::size_t size, endpoint& from, c
 std::size_t udp_socket::recv_from(void* buf, std::size_t size, endpoint& from) {
   std::error_code ec;
   std::size_t n = recv_impl(desc_, buf, size, &from, nullptr, ec);
-  throw_if(ec, "udp_socket::recv_from");
+  throw_if(ec, "udp_socket::recv_from", desc_);
   return n;
 }
 std::size_t udp_socket::recv_from(void* buf, std::size_t size, endpoint& from, const std::stop_token& st) {
   std::error_code ec;
   std::size_t n = recv_impl(desc_, buf, size, &from, &st, ec);
-  throw_if(ec, "udp_socket::recv_from");
+  throw_if(ec, "udp_socket::recv_from", desc_);
   return n;
 }
 std::size_t udp_socket::send(const void* buf, std::size_t size, std::error_code& ec) {
@@ -106,13 +106,13 @@ std::size_t udp_socket::send(const void* buf, std::size_t size, const std::stop_
 std::size_t udp_socket::send(const void* buf, std::size_t size) {
   std::error_code ec;
   std::size_t n = send_impl(desc_, buf, size, nullptr, nullptr, ec);
-  throw_if(ec, "udp_socket::send");
+  throw_if(ec, "udp_socket::send", desc_);
   return n;
 }
 std::size_t udp_socket::send(const void* buf, std::size_t size, const std::stop_token& st) {
   std::error_code ec;
   std::size_t n = send_impl(desc_, buf, size, nullptr, &st, ec);
-  throw_if(ec, "udp_socket::send");
+  throw_if(ec, "udp_socket::send", desc_);
   return n;
 }
 std::size_t udp_socket::recv(void* buf, std::size_t size, std::error_code& ec) {
@@ -124,13 +124,13 @@ std::size_t udp_socket::recv(void* buf, std::size_t size, const std::stop_token&
 std::size_t udp_socket::recv(void* buf, std::size_t size) {
   std::error_code ec;
   std::size_t n = recv_impl(desc_, buf, size, nullptr, nullptr, ec);
-  throw_if(ec, "udp_socket::recv");
+  throw_if(ec, "udp_socket::recv", desc_);
   return n;
 }
 std::size_t udp_socket::recv(void* buf, std::size_t size, const std::stop_token& st) {
   std::error_code ec;
   std::size_t n = recv_impl(desc_, buf, size, nullptr, &st, ec);
-  throw_if(ec, "udp_socket::recv");
+  throw_if(ec, "udp_socket::recv", desc_);
   return n;
 }
 

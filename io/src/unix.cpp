@@ -183,13 +183,13 @@ unix_stream unix_listener::accept(std::error_code& ec) { return unix_stream(acce
 unix_stream unix_listener::accept() {
   std::error_code ec;
   unix_stream s = accept(ec);
-  throw_if(ec, "unix_listener::accept");
+  throw_if(ec, "unix_listener::accept", desc_);
   return s;
 }
 unix_stream unix_listener::accept(const std::stop_token& st) {
   std::error_code ec;
   unix_stream s = accept(st, ec);
-  throw_if(ec, "unix_listener::accept");
+  throw_if(ec, "unix_listener::accept", desc_);
   return s;
 }
 

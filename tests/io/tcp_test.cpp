@@ -182,8 +182,38 @@ TEST_P(TcpTest, ReadDeadlineFiresWhileOtherFibersKeepWorking) {
       ADD_FAILURE() << "no exception";
     } catch (const std::system_error& e) {
       EXPECT_EQ(e.code(), std::errc::timed_out);
-      EXPECT_NE(std::string(e.what()).find("read_some"), std::string::npos) << e.what();
+      EXPECT_STREQ(e.what(), "weft::net::stream_socket::read_some: the deadline passed: Connection timed out");
     }
+  });
+}
+
+TEST_P(TcpTest, ThrownErrorsSayWhenWeftEndedTheCall) {
+  // The codes stay std's (timed_out, operation_canceled, bad_file_descriptor); the text says
+  // which of weft's reasons it was, not just the errno text that reads as a network failure.
+  rt().block_on([&] {
+    auto ab = connected_pair();
+    auto& a = ab.first;
+    char c;
+    std::stop_source stop;
+    stop.request_stop();
+    std::system_error e = weft_test::system_error_of([&] { a.read_some(&c, 1, stop.get_token()); });
+    EXPECT_EQ(e.code(), std::errc::operation_canceled);
+    EXPECT_STREQ(e.what(),
+                 "weft::net::stream_socket::read_some: stop requested, or the runtime is shutting down: Operation canceled");
+    a.close();
+    e = weft_test::system_error_of([&] { a.write_all("x", 1); });
+    EXPECT_EQ(e.code(), std::errc::operation_canceled);
+    EXPECT_STREQ(e.what(), "weft::net::stream_socket::write_all: the socket was closed: Operation canceled");
+    tcp_stream never_opened;
+    e = weft_test::system_error_of([&] { never_opened.read_some(&c, 1); });
+    EXPECT_EQ(e.code(), std::errc::bad_file_descriptor);
+    EXPECT_STREQ(e.what(),
+                 "weft::net::stream_socket::read_some: the socket is not open (default-constructed or moved from): Bad "
+                 "file descriptor");
+    auto listener = tcp_listener::bind(endpoint::loopback_v4(0));
+    listener.set_read_deadline(std::chrono::steady_clock::now());
+    e = weft_test::system_error_of([&] { (void)listener.accept(); });
+    EXPECT_STREQ(e.what(), "weft::net::tcp_listener::accept: the deadline passed: Connection timed out");
   });
 }
 

@@ -1,6 +1,10 @@
 // Errors of weft::net beyond errno: the end of a stream reached before a read_exact finished.
 // Timeouts are std::errc::timed_out, cancellation (close, stop request, shutdown)
-// std::errc::operation_canceled, peer errors keep their errno.
+// std::errc::operation_canceled, peer errors keep their errno (system_category; weft's own
+// outcomes are generic_category, so a deadline is told from the kernel's ETIMEDOUT). The
+// throwing forms say which it was: "...: the deadline passed: Connection timed out", "...: the
+// socket was closed: Operation canceled", "...: stop requested, or the runtime is shutting
+// down: Operation canceled".
 #pragma once
 
 #include <system_error>
