@@ -3,6 +3,7 @@
 #include <weft/net/socket.hpp>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <string>
@@ -50,6 +51,15 @@ socket::~socket() {
 
 socket socket::adopt(int fd) {
   std::error_code ec;
+  // A pipe or a terminal would register (epoll watches them) and fail only at the first
+  // socket call: refuse it here. The fd stays the caller's on failure.
+  struct ::stat st{};
+  if (::fstat(fd, &st) != 0) {
+    ec.assign(io_errno(), std::system_category());
+  } else if (!S_ISSOCK(st.st_mode)) {
+    ec = std::make_error_code(std::errc::not_a_socket);
+  }
+  throw_if(ec, "socket::adopt");
   io_desc* d = io_register(fd, ec);
   throw_if(ec, "socket::adopt");
   return socket(d);

@@ -70,6 +70,10 @@ template <class Stream>
 Stream connect_to(const endpoint& to, deadline dl, const std::stop_token* st, std::error_code& ec,
                   Stream (*wrap)(io_desc*)) {
   if (!detail_util::check_endpoint(to, ec)) return Stream();
+  if (to.is_unix()) {  // a Unix socket typed as TCP would answer TCP options with errors later
+    ec = std::make_error_code(std::errc::address_family_not_supported);
+    return Stream();
+  }
   io_desc* d = detail_util::open_socket(to.family(), SOCK_STREAM, 0, ec);
   if (d == nullptr) return Stream();
   Stream s = wrap(d);
@@ -217,6 +221,7 @@ stream_socket listener_socket::accept_stream(endpoint* peer, const std::stop_tok
 // tcp_listener -------------------------------------------------------------------------------
 
 tcp_listener tcp_listener::bind(const endpoint& at, const listen_options& opts) {
+  if (at.is_unix()) throw_if(std::make_error_code(std::errc::address_family_not_supported), "tcp_listener::bind", at);
   return tcp_listener(listen_on(at, opts, "tcp_listener::bind"));
 }
 

@@ -523,6 +523,20 @@ TEST_P(TcpTest, ConnectErrorsNameTheAddress) {
       EXPECT_NE(std::string(e.what()).find("tcp_listener::bind (an empty endpoint: give an address"), std::string::npos)
           << e.what();
     }
+    // A Unix endpoint is not TCP's (unix_stream and unix_listener take it), and a pipe is no
+    // socket: refused up front, not at the first TCP call.
+    const endpoint path = endpoint::unix_path("/tmp/weft-never-bound.sock");
+    EXPECT_FALSE(tcp_stream::connect(path, std::chrono::steady_clock::now() + 1s, ec).is_open());
+    EXPECT_EQ(ec, std::errc::address_family_not_supported);
+    std::system_error e = weft_test::system_error_of([&] { tcp_listener::bind(path); });
+    EXPECT_STREQ(e.what(),
+                 "weft::net::tcp_listener::bind unix:/tmp/weft-never-bound.sock: Address family not supported by protocol");
+    int p[2];
+    ASSERT_EQ(::pipe(p), 0);
+    e = weft_test::system_error_of([&] { (void)tcp_stream::adopt(p[0]); });
+    EXPECT_STREQ(e.what(), "weft::net::socket::adopt: Socket operation on non-socket");
+    EXPECT_EQ(::close(p[0]), 0) << "adopt took a descriptor it refused";
+    ::close(p[1]);
   });
 }
 

@@ -45,7 +45,8 @@ class socket {
 
   /// Takes ownership of `fd` (any socket), makes it non-blocking and registers it with the
   /// current runtime's poller (without a runtime, waits use poll(2) on the calling thread).
-  /// Throws std::system_error if the descriptor cannot be registered.
+  /// Throws std::system_error if `fd` is not a socket (not_a_socket; `fd` stays the
+  /// caller's) or cannot be registered.
   static socket adopt(int fd);
 
   /// True until close() (or a move from it).

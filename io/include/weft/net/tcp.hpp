@@ -44,8 +44,9 @@ class listener_socket : public socket {
  public:
   listener_socket() noexcept = default;
   /// Accepts the next connection as a raw registered stream; parks until one arrives, the
-  /// listener's read deadline passes or `st` is stopped. On EMFILE/ENFILE it backs off
-  /// (5 ms doubling to 100 ms), logs once per episode to stderr, and keeps trying: a listener
+  /// listener's read deadline passes or `st` is stopped. On EMFILE/ENFILE/ENOBUFS/ENOMEM it
+  /// backs off (5 ms doubling to 100 ms), prints a line naming the listener and RLIMIT_NOFILE
+  /// to stderr (at most one every 10 s for the whole process), and keeps trying: a listener
   /// out of descriptors does not spin and serves again once descriptors free up.
   /// `peer` (optional) receives the peer's address.
   stream_socket accept_stream(endpoint* peer, const std::stop_token* st, std::error_code& ec);
