@@ -60,7 +60,7 @@ struct runtime_stats {
   std::uint64_t stacks_cold = 0;     ///< free stacks whose pages went back to the kernel
   unsigned workers = 0;
   unsigned outside_joiners = 0;      ///< plain threads (or other runtimes' fibers) inside a join
-  const char* guard = "";            ///< "madvise", "mprotect" or "none"
+  const char* guard = "";            ///< "madvise", "mprotect" or "none"; "" until a stack is mapped
 };
 
 /// What a fiber listed by runtime::fibers() was doing when it was looked at.

@@ -2,7 +2,9 @@
 // shutdown. Every call parks the calling fiber (blocks a plain thread) until it completes, the
 // socket's deadline passes (std::errc::timed_out), the stop_token is stopped or the socket is
 // closed (std::errc::operation_canceled). Each call has four forms: throwing
-// (std::system_error), with std::error_code&, and both with a std::stop_token.
+// (std::system_error), with std::error_code&, and both with a std::stop_token. The
+// error_code forms return the bytes moved before the error (read_exact's are consumed); the
+// throwing forms cannot, so use those where a partial transfer matters.
 // Writes never raise SIGPIPE (MSG_NOSIGNAL): a write to a reset peer fails with broken_pipe or
 // connection_reset. EINTR is retried inside.
 #pragma once

@@ -22,7 +22,9 @@ class udp_socket : public socket {
   std::size_t send_to(const void* buf, std::size_t size, const endpoint& to, std::error_code& ec);
   std::size_t send_to(const void* buf, std::size_t size, const endpoint& to, const std::stop_token& st);
   std::size_t send_to(const void* buf, std::size_t size, const endpoint& to, const std::stop_token& st, std::error_code& ec);
-  /// Receives one datagram (truncated to `size`), parking until one arrives; `from` gets the sender.
+  /// Receives one datagram, parking until one arrives; `from` gets the sender. A datagram longer
+  /// than `size` is truncated without notice and the rest discarded, as by recvfrom(2) (Go's
+  /// ReadFrom too); weft::posix::recvfrom with MSG_TRUNC returns the full length.
   std::size_t recv_from(void* buf, std::size_t size, endpoint& from);
   std::size_t recv_from(void* buf, std::size_t size, endpoint& from, std::error_code& ec);
   std::size_t recv_from(void* buf, std::size_t size, endpoint& from, const std::stop_token& st);
