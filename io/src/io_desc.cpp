@@ -82,6 +82,10 @@ void register_locked(io_desc* d, epoll_poller* p) noexcept {
   // On failure (a regular file: EPERM) the descriptor stays unregistered and waits use poll(2).
 }
 
+// Called after a record closes its number (io_on_fd_closed). Ordering: release by the setter,
+// acquire here, so the function is visible with the pointer.
+std::atomic<void (*)(int) noexcept> fd_closed_hook{nullptr};
+
 // Closes the fd number if the descriptor is closing and nobody uses it; recycles the record if
 // its owner let go too. Called with d->lock held; unlocks it.
 void settle_and_unlock(io_desc* d) noexcept {
@@ -108,7 +112,10 @@ void settle_and_unlock(io_desc* d) noexcept {
   d->lock.unlock();
   // Closing the number removes it from the epoll set (unless the open file lives on in a dup
   // or a child process; then stale events still carry the old generation and are dropped).
-  if (to_close >= 0) ::close(to_close);
+  if (to_close >= 0) {
+    ::close(to_close);
+    if (auto* hook = fd_closed_hook.load(std::memory_order_acquire)) hook(to_close);
+  }
   if (recycle) table().recycle(d);
 }
 
@@ -215,6 +222,8 @@ void io_close(io_desc* d, bool close_fd) noexcept {
   r.wake(wake_reason::canceled);
   w.wake(wake_reason::canceled);
 }
+
+void io_on_fd_closed(void (*fn)(int fd) noexcept) noexcept { fd_closed_hook.store(fn, std::memory_order_release); }
 
 void io_release(io_desc* d) noexcept {
   io_close(d);

@@ -94,6 +94,9 @@ io_desc* io_register(int fd, std::error_code& ec) noexcept;
 /// operation is in flight. Idempotent; never blocks. `close_fd` false releases the record
 /// without closing the number (someone else owns it).
 void io_close(io_desc* d, bool close_fd = true) noexcept;
+/// Sets the function called with each fd number a record closes, right after its ::close
+/// (weft::posix's poll uses it to wake fibers polling that number). Any thread; set once.
+void io_on_fd_closed(void (*fn)(int fd) noexcept) noexcept;
 /// Closes (if still open) and drops the owner's hold; the record is recycled once unused.
 void io_release(io_desc* d) noexcept;
 bool io_is_closing(io_desc* d) noexcept;

@@ -628,21 +628,26 @@ constexpr unsigned watchable_events =
 
 io_result poll_now(::pollfd* fds, ::nfds_t nfds) noexcept { return from_syscall(::poll(fds, nfds, 0)); }
 
+// What the epoll set watches for fds[i]'s number: the union of what its entries up to `upto`
+// ask for (a number may appear more than once).
+::epoll_event watched_events(const ::pollfd* fds, ::nfds_t i, ::nfds_t upto) noexcept {
+  ::epoll_event ev{};
+  for (::nfds_t j = 0; j < upto; ++j)
+    if (fds[j].fd == fds[i].fd) ev.events |= static_cast<unsigned>(fds[j].events) & watchable_events;
+  return ev;
+}
+
 // Adds every descriptor of `fds` to the epoll set `ep`, level-triggered. False if one cannot
 // be watched for a reason other than being always ready (EPERM: a regular file).
 bool watch_all(int ep, const ::pollfd* fds, ::nfds_t nfds) noexcept {
   for (::nfds_t i = 0; i < nfds; ++i) {
     if (fds[i].fd < 0) continue;  // poll(2) ignores negative numbers
-    ::epoll_event ev{};
-    ev.events = static_cast<unsigned>(fds[i].events) & watchable_events;
+    ::epoll_event ev = watched_events(fds, i, i + 1);
     if (::epoll_ctl(ep, EPOLL_CTL_ADD, fds[i].fd, &ev) == 0) continue;
     int e = last_errno();
     if (e == EPERM) continue;
     if (e != EEXIST) return false;
-    // The same number twice: watch the union of what its entries ask for.
-    for (::nfds_t j = 0; j < i; ++j)
-      if (fds[j].fd == fds[i].fd) ev.events |= static_cast<unsigned>(fds[j].events) & watchable_events;
-    if (::epoll_ctl(ep, EPOLL_CTL_MOD, fds[i].fd, &ev) != 0) return false;
+    if (::epoll_ctl(ep, EPOLL_CTL_MOD, fds[i].fd, &ev) != 0) return false;  // the same number again
   }
   return true;
 }
@@ -661,25 +666,37 @@ io_result poll_backoff(::pollfd* fds, ::nfds_t nfds, steady::time_point deadline
   }
 }
 
-// Fibers parked in poll_on_fiber, so that weft::posix::close can wake the ones watching the
-// number it closes: the kernel drops a closed descriptor from the private epoll set without
-// an event, and a poll(-1) would wait forever. Invariant: a waiter is on the list only while
-// its private record `d` is registered (it leaves before releasing it), so close may kick it.
+// Fibers in poll_on_fiber, so that a close of a number they watch can wake them: the kernel
+// drops a closed descriptor from the private epoll set without an event, and a poll(-1) would
+// wait forever. Two places close numbers: weft::posix::close (a descriptor weft never
+// registered), and io_desc's settle step (a registered one, at once or when the last call in
+// flight on it leaves), through the io_on_fd_closed hook. A kick only says "a number you
+// watch was closed": the waiter then asks its own epoll set, with EPOLL_CTL_MOD, whether each
+// watched descriptor is still the one it added (EBADF: closed; ENOENT: the number names
+// another description now), so a number closed and reused by someone else's poll meanwhile
+// is never reported closed to that poll. Invariant: a waiter is on the list only while its
+// private record `d` is registered (it leaves before releasing it), so a kick may touch `d`.
 struct poll_waiter {
   const ::pollfd* fds;
   ::nfds_t nfds;
   io_desc* d;
-  std::vector<int> closed;  // numbers closed while it waited; guarded by poll_waiters().mu
+  int ep;  // the private epoll set
+  // Set by a kick, taken by the waiter's next round. Ordering: release by the kick, which
+  // follows the ::close; acquire by the waiter before its EPOLL_CTL_MOD checks.
+  std::atomic<bool> kicked{false};
   poll_waiter* prev = nullptr;
   poll_waiter* next = nullptr;
 };
 
 struct poll_waiter_list {
-  std::mutex mu;  // held for list edits and walks only, never across a park
-  // A waiter joins (under mu) before its first poll_now, and close walks the list (under mu)
-  // after its ::close: either the walk finds the waiter, or the waiter joined after the walk
-  // and its poll_now, later still, sees the number closed (POLLNVAL).
+  std::mutex mu;  // guards the list; held for edits and walks only, never across a park
   poll_waiter* head = nullptr;
+  // Waiters on the list, so that a close skips the lock while nobody polls. Ordering: seq_cst
+  // on both sides. A waiter increments it, then adds its descriptors to its set; a closer
+  // closes the number, then reads it. If the read sees 0, the increment (and so the waiter's
+  // epoll_ctl ADD, a later syscall) comes after the close: ADD fails with EBADF (the poll
+  // reports it as poll(2) would) or adds the number's new description, the right one.
+  std::atomic<long> count{0};
 };
 
 poll_waiter_list& poll_waiters() {
@@ -687,37 +704,60 @@ poll_waiter_list& poll_waiters() {
   return *l;
 }
 
+// Kicks the waiters that watch `fd`, which was just closed. Any thread; never blocks for long.
+void wake_pollers(int fd) noexcept {
+  poll_waiter_list& l = poll_waiters();
+  if (l.count.load(std::memory_order_seq_cst) == 0) return;
+  std::lock_guard lk(l.mu);
+  for (poll_waiter* w = l.head; w != nullptr; w = w->next) {
+    if (std::none_of(w->fds, w->fds + w->nfds, [fd](const ::pollfd& p) { return p.fd == fd; })) continue;
+    w->kicked.store(true, std::memory_order_release);
+    std::uint32_t gen;
+    {
+      std::lock_guard dl(w->d->lock);
+      gen = w->d->gen;
+    }
+    // Under mu, so the waiter cannot leave and release `d` first. Lock order: mu, then the
+    // record's lock (io_ready takes it); nothing takes them the other way round.
+    detail::io_ready(w->d->index, gen, /*read=*/true, /*write=*/false);
+  }
+}
+
 class poll_registration {
  public:
   explicit poll_registration(poll_waiter& w) : w_(w) {
     poll_waiter_list& l = poll_waiters();
+    static const bool hooked = (detail::io_on_fd_closed(&wake_pollers), true);
+    (void)hooked;
     std::lock_guard lk(l.mu);
     w.next = l.head;
     if (l.head != nullptr) l.head->prev = &w;
     l.head = &w;
+    l.count.fetch_add(1, std::memory_order_seq_cst);
   }
   ~poll_registration() {
     poll_waiter_list& l = poll_waiters();
     std::lock_guard lk(l.mu);
     if (w_.prev != nullptr) w_.prev->next = w_.next; else l.head = w_.next;
     if (w_.next != nullptr) w_.next->prev = w_.prev;
+    l.count.fetch_sub(1, std::memory_order_seq_cst);
   }
   poll_registration(const poll_registration&) = delete;
   poll_registration& operator=(const poll_registration&) = delete;
 
-  // `r` is poll_now's outcome: entries whose number weft::posix::close closed meanwhile get
-  // POLLNVAL, as a poll begun after the close would give them (the number itself may still be
-  // open for a moment, while another call on it leaves), and count as ready.
+  // `r` is poll_now's outcome. After a kick, entries whose descriptor left the private set
+  // (closed, or the number reused for another description) get POLLNVAL, as a poll begun after
+  // the close would give them while the number stays closed, and count as ready.
   io_result with_closed(::pollfd* fds, ::nfds_t nfds, io_result r) {
-    if (r.value < 0) return r;
-    poll_waiter_list& l = poll_waiters();
-    std::lock_guard lk(l.mu);
-    for (int fd : w_.closed) {
-      for (::nfds_t i = 0; i < nfds; ++i) {
-        if (fds[i].fd != fd) continue;
-        if (fds[i].revents == 0) ++r.value;
-        fds[i].revents = POLLNVAL;
-      }
+    if (r.value < 0 || !w_.kicked.exchange(false, std::memory_order_acquire)) return r;
+    for (::nfds_t i = 0; i < nfds; ++i) {
+      if (fds[i].fd < 0) continue;
+      ::epoll_event ev = watched_events(fds, i, nfds);  // the same mask: MOD changes nothing
+      if (::epoll_ctl(w_.ep, EPOLL_CTL_MOD, fds[i].fd, &ev) == 0) continue;
+      int e = last_errno();
+      if (e != EBADF && e != ENOENT) continue;  // EPERM: never in the set (a regular file)
+      if (fds[i].revents == 0) ++r.value;
+      fds[i].revents = POLLNVAL;
     }
     return r;
   }
@@ -725,27 +765,6 @@ class poll_registration {
  private:
   poll_waiter& w_;
 };
-
-// weft::posix::close's part: wakes the fibers whose poll watches `fd`, which was just closed.
-void wake_pollers(int fd) noexcept {
-  poll_waiter_list& l = poll_waiters();
-  std::vector<std::pair<io_desc*, std::uint32_t>> kick;
-  {
-    std::lock_guard lk(l.mu);
-    for (poll_waiter* w = l.head; w != nullptr; w = w->next) {
-      if (std::none_of(w->fds, w->fds + w->nfds, [fd](const ::pollfd& p) { return p.fd == fd; })) continue;
-      try {
-        w->closed.push_back(fd);
-      } catch (const std::bad_alloc&) {
-        continue;  // it will see POLLNVAL once the number is closed, or its timeout
-      }
-      std::lock_guard dl(w->d->lock);
-      kick.emplace_back(w->d, w->d->gen);
-    }
-    // Kicked under the list lock, so no waiter leaves (and releases its record) before its kick.
-    for (auto& [d, gen] : kick) detail::io_ready(d->index, gen, /*read=*/true, /*write=*/false);
-  }
-}
 
 // Parks until one of `fds` is ready or `deadline` passes. The descriptors go into a private,
 // level-triggered epoll set, which is itself readable while any of them is ready; that set is
@@ -763,10 +782,6 @@ io_result poll_on_fiber(::pollfd* fds, ::nfds_t nfds, int timeout) {
   }
   int ep = ::epoll_create1(EPOLL_CLOEXEC);
   if (ep < 0) return poll_backoff(fds, nfds, deadline);
-  if (!watch_all(ep, fds, nfds)) {
-    ::close(ep);
-    return poll_backoff(fds, nfds, deadline);
-  }
   std::error_code ec;
   io_desc* d = detail::io_register(ep, ec);
   if (d == nullptr) {
@@ -778,9 +793,11 @@ io_result poll_on_fiber(::pollfd* fds, ::nfds_t nfds, int timeout) {
     ~release_guard() { detail::io_release(d); }  // closes `ep`
   } guard{d};
   if (!registered_with_poller(d)) return poll_backoff(fds, nfds, deadline);
-  if (timeout >= 0) detail::io_set_deadline(d, io_dir::read, detail::deadline_ns(deadline));
-  poll_waiter me{fds, nfds, d, {}};
+  // Listed before the descriptors go into the set, so every close from then on kicks it.
+  poll_waiter me{fds, nfds, d, ep};
   poll_registration listed(me);  // leaves the list before `guard` releases d
+  if (!watch_all(ep, fds, nfds)) return poll_backoff(fds, nfds, deadline);
+  if (timeout >= 0) detail::io_set_deadline(d, io_dir::read, detail::deadline_ns(deadline));
   std::error_code wait_ec;
   for (;;) {
     // The count first, then the zero-timeout poll (what is ready now), then the wait: an event
@@ -933,12 +950,12 @@ int close(int fd) {
   std::uintptr_t w = e != nullptr ? e->word.exchange(0, std::memory_order_acquire) : 0;
   if (w == 0) {
     io_result r = from_syscall(::close(fd));
-    if (r.value == 0) wake_pollers(fd);
+    if (r.value == 0) wake_pollers(fd);  // a fiber polling it returns, POLLNVAL for it
     return static_cast<int>(finish(r));
   }
-  // Wakes parked fibers with ECANCELED; the number is closed once no call is in flight.
+  // Wakes parked fibers with ECANCELED; the number is closed once no call is in flight, and
+  // then fibers polling it are woken (io_on_fd_closed).
   detail::io_release(decode(e, w).desc);
-  wake_pollers(fd);  // a poll watching it returns, with POLLNVAL for it
   return 0;
 }
 
