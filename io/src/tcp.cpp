@@ -120,7 +120,9 @@ tcp_stream tcp_stream::connect(std::string_view host, std::string_view service, 
     tcp_stream s = connect(e, d, ec);
     if (!ec) return s;
     last = e;
-    if (ec == std::errc::timed_out) break;
+    // The caller's deadline passed (weft's own timed_out, generic_category): no time is left
+    // for the next address. The kernel's ETIMEDOUT (system_category) moves on to it.
+    if (ec == std::error_code(std::make_error_code(std::errc::timed_out))) break;
   }
   throw std::system_error(ec, "weft::net::tcp_stream::connect " + std::string(host) + ":" + std::string(service) +
                                   (last.empty() ? std::string() : " (last tried " + last.to_string() + ")"));

@@ -356,7 +356,7 @@ runtime_options default_runtime_options() {
   }
   if (const char* z = std::getenv("WEFT_STACK_SIZE"); z != nullptr && z[0] != '\0') {
     std::size_t v = 0;
-    if (parse_size(z, v) && v >= min_stack_size && v <= (std::size_t{1} << 30)) {
+    if (parse_size(z, v) && v >= min_stack_size && v <= max_stack_size) {
       o.stack_size = v;
     } else {
       std::fprintf(stderr,

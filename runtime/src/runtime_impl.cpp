@@ -40,7 +40,9 @@ runtime_options resolve(runtime_options o) {
       (o.run_queue_capacity & (o.run_queue_capacity - 1)) != 0) {
     refuse("run_queue_capacity", o.run_queue_capacity, "a power of two from 4 to 16777216 (default 256)");
   }
-  if (o.stack_size < min_stack_size) refuse("stack_size", o.stack_size, "at least 16384 bytes (16 KiB; default 256 KiB)");
+  if (o.stack_size < min_stack_size || o.stack_size > max_stack_size) {
+    refuse("stack_size", o.stack_size, "16384 (16 KiB) to 1073741824 bytes (1 GiB; default 256 KiB)");
+  }
   if (o.blocking_threads_max == 0) {
     refuse("blocking_threads_max", 0, "at least 1 (run_blocking would wait forever; default 64)");
   }
@@ -400,7 +402,9 @@ void unwind_fiber(fiber_cb* f) noexcept {
   ts = thread_state_ptr();
   ts->unwinding = prev;
   ts->unwind_return = prev_return;
-  ts->unwind_report_ns = prev_report;
+  // The outer fiber's report is due 5 s from now at the earliest: the time spent on this one
+  // is not its.
+  ts->unwind_report_ns = prev_report == 0 ? 0 : std::max(prev_report, now_ns() + unwind_report_period_ns);
   ts->unwind_started_ns = prev_started;
   ts->w = outer;
   if (prev == nullptr) context_fini_thread(here);

@@ -30,6 +30,7 @@ namespace weft::detail {
 /// and the frames of the runtime's own calls.
 inline constexpr unsigned max_workers = 1024;
 inline constexpr std::size_t min_stack_size = 16 * 1024;
+inline constexpr std::size_t max_stack_size = std::size_t{1} << 30;
 
 /// Per-worker counters. Ownership: written by the worker's thread only (relaxed load + store,
 /// no RMW), read by stats() from any thread.

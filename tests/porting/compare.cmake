@@ -2,7 +2,7 @@
 # print exactly the same output, and unless the renamed source (PORTED) names no std type or
 # namespace of the thread library any more (a missed spelling compiles: weft's headers include
 # <thread>, and a fiber would block its worker in std::this_thread::sleep_for).
-file(STRINGS "${PORTED}" left REGEX "std::(this_thread|j?thread|(recursive_|shared_)?(timed_)?mutex|condition_variable|counting_semaphore|binary_semaphore|latch|barrier|once_flag|call_once|future|shared_future|promise|packaged_task|async)([^_a-z]|$)")
+file(STRINGS "${PORTED}" left REGEX "std::(this_thread|j?thread|(recursive_|shared_)?(timed_)?mutex|condition_variable(_any)?|counting_semaphore|binary_semaphore|latch|barrier|once_flag|call_once|future|shared_future|promise|packaged_task|async)([^_a-z]|$)")
 if(left)
   message(FATAL_ERROR "the rename left std thread-library names in ${PORTED}:\n${left}")
 endif()

@@ -423,7 +423,9 @@ TEST(RuntimeOptionsTest, OutOfRangeOptionsAreRefusedByName) {
   EXPECT_EQ(refusal({.workers = 1, .run_queue_capacity = 2}),
             "weft::runtime_options::run_queue_capacity is 2: wants a power of two from 4 to 16777216 (default 256)");
   EXPECT_EQ(refusal({.workers = 1, .stack_size = 0}),
-            "weft::runtime_options::stack_size is 0: wants at least 16384 bytes (16 KiB; default 256 KiB)");
+            "weft::runtime_options::stack_size is 0: wants 16384 (16 KiB) to 1073741824 bytes (1 GiB; default 256 KiB)");
+  EXPECT_EQ(refusal({.workers = 1, .stack_size = SIZE_MAX - 100}).substr(0, 46),
+            "weft::runtime_options::stack_size is 184467440");
   EXPECT_EQ(refusal({.workers = 5000}), "weft::runtime_options::workers is 5000: wants 0 (one per core) to 1024");
   EXPECT_EQ(refusal({.workers = 1, .blocking_threads_max = 0}),
             "weft::runtime_options::blocking_threads_max is 0: wants at least 1 (run_blocking would wait forever; "

@@ -190,6 +190,11 @@ TEST_P(ChannelTest, AMoveOnlyValueNotSentStaysWithTheSender) {
     ch.close();
     EXPECT_EQ(ch.send(std::move(p)), channel_status::closed);
     EXPECT_NE(p, nullptr);
+    // One object moved into two send cases would be moved from twice: refused, untouched.
+    weft::channel<std::unique_ptr<int>> third(1);
+    EXPECT_THROW(weft::select(weft::case_send(other, std::move(p)), weft::case_send(third, std::move(p))),
+                 std::invalid_argument);
+    EXPECT_NE(p, nullptr);
     // An lvalue is copied: the caller's value is never touched.
     weft::channel<std::string> strings(1);
     std::string s = "kept";

@@ -19,7 +19,7 @@ namespace weft {
 struct runtime_options {
   /// Worker threads, at most 1024; 0 means one per core (std::thread::hardware_concurrency()).
   unsigned workers = 0;
-  /// Usable bytes of each fiber stack, at least 16 KiB (reserved with MAP_NORESERVE; pages are
+  /// Usable bytes of each fiber stack, 16 KiB to 1 GiB (reserved with MAP_NORESERVE; pages are
   /// committed as used; rounded up to whole pages).
   std::size_t stack_size = 256 * 1024;
   /// A 64 KiB guard below every stack: an overflow ends the process with

@@ -88,8 +88,10 @@ class channel : public detail::channel_core {
   ~channel() override = default;
 
   /// Sends `v`, parking while there is neither room nor a receiver. Returns ok or closed. Every
-  /// send moves from an rvalue `v` only on ok: a move-only value that was not sent (closed,
-  /// timeout, canceled, full) is still the caller's. An lvalue is copied.
+  /// send leaves an rvalue `v` with the caller unless it returns ok: a move-only value that was
+  /// not sent (closed, timeout, canceled, full) is still the caller's (a hand-off that loses a
+  /// race with a timeout moves it out and back, so T must be move-assignable). An lvalue is
+  /// copied.
   channel_status send(T&& v) { return send_wait(&v, std::nullopt, nullptr); }
   channel_status send(const T& v) { return send(T(v)); }
   /// As send(), and returns canceled once stop is requested on `st`.

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstddef>
 #include <optional>
+#include <stdexcept>
 #include <stop_token>
 #include <tuple>
 #include <type_traits>
@@ -73,8 +74,10 @@ recv_case<T> case_recv(channel<T>& ch, T& out) {
 }
 /// A case that sends `v` on `ch`. An rvalue `v` of type T (std::move(x), a temporary) is moved
 /// from only if this case completes with ok, so a move-only value that was not sent stays with
-/// the caller; the case refers to it, so pass the case straight to select (select refuses a
-/// send case held in a variable). Any other `v` is copied (or converted) into the case.
+/// the caller; the case refers to it, so pass the case straight to select, in the same
+/// statement (select refuses a send case held in a variable; `select(std::move(c))` gets past
+/// that check and is the caller's risk). One object may not be moved into two send cases
+/// (select throws std::invalid_argument). Any other `v` is copied (or converted) into the case.
 template <class T, class U>
 send_case<T> case_send(channel<T>& ch, U&& v) {
   if constexpr (std::is_same_v<U, T>) {
@@ -164,6 +167,14 @@ select_result select(Cases&&... cases) {
   [&]<std::size_t... I>(std::index_sequence<I...>) {
     (visit(std::integral_constant<std::size_t, I>{}), ...);
   }(std::make_index_sequence<total>{});
+  // Two send cases given one object with std::move would both move from it (two receivers at
+  // once): refused. The same lvalue in several cases is fine: each case holds its own copy.
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (ops[i].send && ops[j].send && ops[i].slot == ops[j].slot)
+        throw std::invalid_argument(
+            "weft::select: one object given with std::move to two send cases; pass it as an lvalue (each case "
+            "copies it) or give each case its own object");
   if (st != nullptr && st->stop_requested()) return {stop_index, channel_status::canceled};
   detail::select_outcome r = detail::select_ops(ops, n, has_default, deadline, st);
   if (r.index < 0) {
