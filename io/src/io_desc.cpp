@@ -271,7 +271,7 @@ std::error_code io_wait(io_desc* d, io_dir dir, const std::stop_token* st, std::
   }
   d->lock.unlock();
 
-  wait_ticket t = prepare_wait();
+  wait_ticket t = prepare_wait(dir == io_dir::read ? "I/O read" : "I/O write");
   d->lock.lock();
   if (d->closing) {
     d->lock.unlock();

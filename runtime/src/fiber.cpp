@@ -187,7 +187,7 @@ void fiber_join(fiber_cb* f) {
     unwind_fiber(f);  // shutdown: finish it now instead of waiting for it
     return;
   }
-  wait_ticket t = prepare_wait();
+  wait_ticket t = prepare_wait("join");
   struct publish_arg {
     fiber_cb* f;
     const wait_ticket* t;
@@ -307,6 +307,7 @@ std::vector<fiber_info> runtime::fibers() const {
     }
     if (info.status == fiber_status::parked) {
       const char* w = f->waiting_on.load(std::memory_order_relaxed);
+      if (w == nullptr) w = f->wait_kind.load(std::memory_order_relaxed);
       info.waiting_on = w != nullptr ? w : "";
     }
     out.push_back(std::move(info));
@@ -512,7 +513,7 @@ void sleep_until(std::chrono::steady_clock::time_point t) {
     std::this_thread::sleep_until(t);
     return;
   }
-  wait_ticket ticket = prepare_wait();
+  wait_ticket ticket = prepare_wait("sleep");
   park(ticket, t);
 }
 

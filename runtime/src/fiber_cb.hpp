@@ -81,6 +81,9 @@ struct fiber_cb : waitable {
   // A string with static storage duration saying what the fiber waits on (set_waiting_on).
   // Ordering: relaxed; the pointee is immutable, a reader may see a slightly stale pointer.
   std::atomic<const char*> waiting_on{nullptr};
+  // What weft itself last parked the fiber on (prepare_wait's `what`): "mutex", "sleep", ...
+  // Shown when the fiber set no waiting_on. Ordering: relaxed, as waiting_on.
+  std::atomic<const char*> wait_kind{nullptr};
   char name[32] = {};
 };
 

@@ -235,7 +235,7 @@ bool blocking_run(blocking_job* job) {
   thread_state* ts = thread_state_ptr();
   if (ts->w == nullptr) return false;  // plain thread, or unwinding at shutdown
   fiber_cb* f = ts->w->current;
-  job->done = prepare_wait();
+  job->done = prepare_wait("run_blocking");
   struct submit_arg {
     blocking_pool* pool;
     blocking_job* job;
@@ -276,8 +276,10 @@ bool wait_ticket::claim(wake_reason reason) const noexcept {
 
 void wait_ticket::resume() const noexcept { resume_waitable(target_, seq_); }
 
-wait_ticket prepare_wait() noexcept {
+wait_ticket prepare_wait(const char* what) noexcept {
   waitable* w = current_waitable();
+  // Ordering: relaxed; diagnostics only (runtime::fibers() may read a moment-stale pointer).
+  if (w->fiber != nullptr) w->fiber->wait_kind.store(what, std::memory_order_relaxed);
   std::uint64_t seq = (w->wait_word.load(std::memory_order_relaxed) >> 2) + 1;
   // Ordering: relaxed; the ticket reaches wakers only through park()'s publish step, whose
   // release (a lock release, a CAS) orders this store before any waker's CAS.

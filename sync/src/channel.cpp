@@ -110,7 +110,7 @@ channel_status channel_core::park_locked(bool send, void* slot, deadline_t deadl
   // timeout or a stop relocks (wait_in) to leave the queue. Out of line, so the operations that
   // complete at once (the other half of every hand-off) carry no waiter record or stop guard.
   waiter node;
-  node.ticket = prepare_wait();
+  node.ticket = prepare_wait(send ? "channel send" : "channel recv");
   node.slot = slot;
   wait_list& q = send ? sendq_ : recvq_;
   q.push_back(&node);
@@ -224,7 +224,7 @@ select_outcome select_ops(select_op* ops, std::size_t n, bool has_default, deadl
   alignas(waiter) unsigned char node_storage[sizeof(waiter) * max_select_ops];
   waiter* nodes = reinterpret_cast<waiter*>(node_storage);
   for (std::size_t i = 0; i < n; ++i) ::new (&nodes[i]) waiter();
-  wait_ticket ticket = prepare_wait();
+  wait_ticket ticket = prepare_wait("select");
   for (std::size_t i = 0; i < n; ++i) {
     nodes[i].ticket = ticket;
     nodes[i].slot = ops[i].slot;

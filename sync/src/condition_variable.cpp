@@ -25,7 +25,7 @@ struct stop_waker {
 
 wake_reason cv_core::wait(deadline_t deadline, void (*unlock)(void*), void* arg, const std::stop_token* st) {
   waiter w;
-  w.ticket = prepare_wait();
+  w.ticket = prepare_wait("condition_variable");
   std::optional<std::stop_callback<stop_waker>> on_stop;
   if (st != nullptr) on_stop.emplace(*st, stop_waker{&lock_, &waiters_, &w});
   lock_.lock();

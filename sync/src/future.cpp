@@ -61,7 +61,7 @@ bool future_state_base::wait_ready(deadline_t deadline) {
     if (ready()) return true;
     if (deadline && std::chrono::steady_clock::now() >= *deadline) return false;
     waiter w;
-    w.ticket = prepare_wait();
+    w.ticket = prepare_wait("future");
     lock_.lock();
     // Ordering: acquire pairs with publish()'s release store (also ordered by lock_).
     if (status_.load(std::memory_order_acquire) == status_ready) {

@@ -62,7 +62,7 @@ bool mutex::lock_slow(detail::deadline_t deadline) {
       lock_.unlock();
       return true;
     }
-    w.ticket = prepare_wait();
+    w.ticket = prepare_wait("mutex");
     w.granted = false;
     if (!requeue) w.since = now_ns();
     // A waiter that was woken but lost the race to a barging locker goes back to the front.
@@ -187,7 +187,7 @@ void mutex::unlock_slow() {
 
 bool once_flag::begin() {
   lock_.lock();
-  detail::wait_locked_until(lock_, waiters_, [&] { return state_.load(std::memory_order_relaxed) != running; });
+  detail::wait_locked_until(lock_, waiters_, "call_once", [&] { return state_.load(std::memory_order_relaxed) != running; });
   bool run = state_.load(std::memory_order_relaxed) == idle;
   if (run) state_.store(running, std::memory_order_relaxed);
   lock_.unlock();

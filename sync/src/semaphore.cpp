@@ -35,7 +35,7 @@ bool semaphore_core::acquire_until(deadline_t deadline) {
       return true;
     }
     waiter w;
-    w.ticket = prepare_wait();
+    w.ticket = prepare_wait("semaphore");
     waiters_.push_back(&w);
     return wait_in_granted(lock_, waiters_, w, deadline, nullptr, [this] { release(1); });
   });
@@ -67,7 +67,7 @@ bool latch::try_wait() const noexcept {
 
 void latch::wait() const {
   lock_.lock();
-  detail::wait_locked_until(lock_, waiters_, [&] { return count_ == 0; });
+  detail::wait_locked_until(lock_, waiters_, "latch", [&] { return count_ == 0; });
   lock_.unlock();
 }
 

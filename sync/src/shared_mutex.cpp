@@ -36,7 +36,7 @@ bool shared_mutex::lock_once(detail::deadline_t deadline, bool shared) {
     return true;
   }
   detail::waiter w;
-  w.ticket = prepare_wait();
+  w.ticket = prepare_wait("shared_mutex");
   w.tag = shared ? want_shared : 0;
   synced_.waiters.push_back(&w);
   if (detail::wait_in_granted(lock_, synced_.waiters, w, deadline, nullptr, [this, shared] {

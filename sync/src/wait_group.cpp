@@ -32,7 +32,7 @@ void wait_group::wait() { wait_impl(std::nullopt); }
 
 bool wait_group::wait_impl(detail::deadline_t deadline) {
   detail::waiter w;
-  w.ticket = prepare_wait();
+  w.ticket = prepare_wait("wait_group");
   lock_.lock();
   if (count_ == 0) {
     lock_.unlock();

@@ -219,6 +219,39 @@ TEST_P(FiberTest, FibersListsLiveFibersWithStatusAndWhatTheyWaitOn) {
   });
 }
 
+TEST_P(FiberTest, FibersSayWhatWeftParkedThemOn) {
+  // Without a set_waiting_on, the listing names the primitive each parked fiber waits on.
+  rt().block_on([this] {
+    weft::mutex m;
+    weft::channel<int> ch(0);
+    weft::latch gate(1);
+    std::unique_lock held(m);
+    std::vector<std::pair<weft::join_handle<void>, std::string>> waits;
+    waits.emplace_back(weft::spawn([&] { std::lock_guard g(m); }), "mutex");
+    waits.emplace_back(weft::spawn([&] {
+                         int v;
+                         ch.recv(v);
+                       }),
+                       "channel recv");
+    waits.emplace_back(weft::spawn([&] { gate.wait(); }), "latch");
+    waits.emplace_back(weft::spawn([] { weft::this_fiber::sleep_for(500ms); }), "sleep");
+    auto listed = [&](weft::fiber::id id) -> std::string {
+      for (const weft::fiber_info& i : rt().fibers())
+        if (i.id == id.value() && i.status == weft::fiber_status::parked) return i.waiting_on;
+      return "(not parked)";
+    };
+    for (auto& [h, what] : waits) {
+      std::string seen;
+      EXPECT_TRUE(weft_test::wait_until([&] { return (seen = listed(h.get_id())) == what; }))
+          << "expected '" << what << "', listed '" << seen << "'";
+    }
+    held.unlock();
+    ch.send(1);
+    gate.count_down();
+    for (auto& w : waits) w.first.join();
+  });
+}
+
 TEST_P(FiberTest, FibersIsSafeWhileFibersComeGoAndRename) {
   // A plain thread lists the fibers while they are spawned, renamed and recycled: under TSan
   // this checks the locking of id and name (fiber_cb::diag_mu); everywhere, that every listed

@@ -103,7 +103,7 @@ class wait_ticket {
   friend bool operator==(const wait_ticket&, const wait_ticket&) = default;
 
  private:
-  friend wait_ticket prepare_wait() noexcept;
+  friend wait_ticket prepare_wait(const char* what) noexcept;
   friend bool detail::wake_joiner(const wait_ticket&) noexcept;
   friend wake_reason detail::park_until(wait_ticket, detail::deadline_t, void (*)(void*), void*);
   detail::waitable* target_ = nullptr;
@@ -111,8 +111,10 @@ class wait_ticket {
 };
 
 /// Starts a new wait for the calling fiber (or plain thread) and returns its ticket. Any
-/// earlier ticket of the caller becomes stale.
-wait_ticket prepare_wait() noexcept;
+/// earlier ticket of the caller becomes stale. `what` (a string with static storage duration,
+/// or null) names what the fiber will park on; runtime::fibers() shows it while the fiber is
+/// parked, unless the fiber said otherwise with this_fiber::set_waiting_on.
+wait_ticket prepare_wait(const char* what = nullptr) noexcept;
 
 /// Suspends the caller until its ticket is woken or `deadline` passes. On a fiber it parks the
 /// fiber (the worker runs others); on a plain thread it blocks the thread. `publish(arg)` runs

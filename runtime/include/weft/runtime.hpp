@@ -76,7 +76,9 @@ struct fiber_info {
   std::uint64_t id = 0;     ///< fiber::id::value()
   std::string name;         ///< "" if unnamed (spawn_options::name, this_fiber::set_name)
   fiber_status status = fiber_status::created;
-  /// While parked: what the fiber said it waits on (this_fiber::set_waiting_on), else "".
+  /// While parked: what the fiber said it waits on (this_fiber::set_waiting_on), else what weft
+  /// parked it on ("mutex", "condition_variable", "channel recv", "select", "I/O read",
+  /// "sleep", "join", "run_blocking", ...), else "".
   std::string waiting_on;
 };
 

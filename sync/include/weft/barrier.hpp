@@ -71,7 +71,7 @@ class barrier {
   /// Parks until the phase named by `t` has completed.
   void wait(arrival_token&& t) const {
     lock_.lock();
-    detail::wait_locked_until(lock_, waiters_, [&] { return phase_ != t.phase_; });
+    detail::wait_locked_until(lock_, waiters_, "barrier", [&] { return phase_ != t.phase_; });
     lock_.unlock();
   }
   /// Arrives and parks until the phase completes.
@@ -102,7 +102,7 @@ class barrier {
   }
 
   void wait_while_completing_locked() const {
-    detail::wait_locked_until(lock_, waiters_, [&] { return !completing_; });
+    detail::wait_locked_until(lock_, waiters_, "barrier", [&] { return !completing_; });
   }
 
   mutable detail::spinlock lock_;

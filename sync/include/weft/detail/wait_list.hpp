@@ -170,12 +170,13 @@ bool until_acquired(deadline_t deadline, Attempt attempt) {
 }
 
 /// Parks until `done()` holds, re-checking it under `lock` after every wake-up. Call and return
-/// with `lock` held. For waits that need no hand-off (latch, barrier phases, once).
+/// with `lock` held. For waits that need no hand-off (latch, barrier phases, once); `what`
+/// names the primitive (prepare_wait).
 template <class Done>
-void wait_locked_until(spinlock& lock, wait_list& list, Done done) {
+void wait_locked_until(spinlock& lock, wait_list& list, const char* what, Done done) {
   while (!done()) {
     waiter w;
-    w.ticket = prepare_wait();
+    w.ticket = prepare_wait(what);
     list.push_back(&w);
     wake_reason r = wake_reason::notified;
     wait_in(lock, list, w, std::nullopt, nullptr, nullptr, &r);
