@@ -2,7 +2,9 @@
 # The porting check's rename: turns a program written against the std thread library into a
 # weft program by changing include lines and names only (design.md, "The porting map").
 # Usage: scripts/port_to_weft.sh < std_program.cpp > weft_program.cpp
-# `using std::thread;` becomes `using thread = weft::fiber;` (the code goes on saying thread);
+# `using std::thread;` becomes `using thread = weft::fiber;` (the code goes on saying thread;
+# not inside a list such as `using std::thread, std::mutex;`, and not for names reached through
+# `using namespace std;`, which the script cannot see);
 # std::this_thread is renamed wherever it appears (namespace aliases, using-directives).
 # Kept verbatim, as the map says: std::lock_guard, unique_lock, scoped_lock, shared_lock,
 # std::chrono, std::cv_status, std::future_status, std::launch, std::stop_token.
@@ -21,7 +23,7 @@ sed -E \
   -e 's|#include <semaphore>|#include <weft/semaphore.hpp>|' \
   -e 's|#include <future>|#include <future>\n#include <weft/future.hpp>|' \
   -e 's|#include <unistd.h>|#include <unistd.h>\n#include <weft/posix.hpp>|' \
-  -e 's/using std::(j?)thread;/using \1thread = weft::\1fiber;/g' \
+  -e 's/using[[:space:]]+(::)?std::(j?)thread[[:space:]]*;/using \2thread = weft::\2fiber;/g' \
   -e 's/std::this_thread\b/weft::this_fiber/g' \
   -e 's/std::jthread\b/weft::jfiber/g' \
   -e 's/std::thread\b/weft::fiber/g' \
