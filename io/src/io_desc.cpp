@@ -82,8 +82,9 @@ void register_locked(io_desc* d, epoll_poller* p) noexcept {
   // On failure (a regular file: EPERM) the descriptor stays unregistered and waits use poll(2).
 }
 
-// Called after a record closes its number (io_on_fd_closed). Ordering: release by the setter,
-// acquire here, so the function is visible with the pointer.
+// Called after a record closes its number (io_on_fd_closed). Ordering: seq_cst store (once)
+// and loads: a poller sets it before it registers and adds its descriptors, a closer reads it
+// after its ::close, the same store-then-load pattern as poll_waiter_list::count (posix.cpp).
 std::atomic<void (*)(int) noexcept> fd_closed_hook{nullptr};
 
 // Closes the fd number if the descriptor is closing and nobody uses it; recycles the record if
@@ -114,7 +115,7 @@ void settle_and_unlock(io_desc* d) noexcept {
   // or a child process; then stale events still carry the old generation and are dropped).
   if (to_close >= 0) {
     ::close(to_close);
-    if (auto* hook = fd_closed_hook.load(std::memory_order_acquire)) hook(to_close);
+    if (auto* hook = fd_closed_hook.load(std::memory_order_seq_cst)) hook(to_close);
   }
   if (recycle) table().recycle(d);
 }
@@ -223,7 +224,7 @@ void io_close(io_desc* d, bool close_fd) noexcept {
   w.wake(wake_reason::canceled);
 }
 
-void io_on_fd_closed(void (*fn)(int fd) noexcept) noexcept { fd_closed_hook.store(fn, std::memory_order_release); }
+void io_on_fd_closed(void (*fn)(int fd) noexcept) noexcept { fd_closed_hook.store(fn, std::memory_order_seq_cst); }
 
 void io_release(io_desc* d) noexcept {
   io_close(d);

@@ -693,9 +693,11 @@ struct poll_waiter_list {
   poll_waiter* head = nullptr;
   // Waiters on the list, so that a close skips the lock while nobody polls. Ordering: seq_cst
   // on both sides. A waiter increments it, then adds its descriptors to its set; a closer
-  // closes the number, then reads it. If the read sees 0, the increment (and so the waiter's
-  // epoll_ctl ADD, a later syscall) comes after the close: ADD fails with EBADF (the poll
-  // reports it as poll(2) would) or adds the number's new description, the right one.
+  // closes the number, then reads it. If the read sees 0, the increment (a locked RMW, a full
+  // barrier), and so the waiter's epoll_ctl ADD after it, come after the closer's ::close
+  // returned; the kernel's file-table lock orders the two syscalls. ADD then fails with EBADF
+  // (the poll falls back and reports the number as poll(2) would) or adds the number's new
+  // description, the right one.
   std::atomic<long> count{0};
 };
 
