@@ -240,9 +240,11 @@ TEST_P(FiberTest, FibersSayWhatWeftParkedThemOn) {
         if (i.id == id.value() && i.status == weft::fiber_status::parked) return i.waiting_on;
       return "(not parked)";
     };
-    for (auto& [h, what] : waits) {
+    for (auto& w : waits) {  // not a structured binding: clang 14 cannot capture one
+      const weft::fiber::id id = w.first.get_id();
+      const std::string& what = w.second;
       std::string seen;
-      EXPECT_TRUE(weft_test::wait_until([&] { return (seen = listed(h.get_id())) == what; }))
+      EXPECT_TRUE(weft_test::wait_until([&] { return (seen = listed(id)) == what; }))
           << "expected '" << what << "', listed '" << seen << "'";
     }
     held.unlock();

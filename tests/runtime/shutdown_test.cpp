@@ -184,10 +184,10 @@ TEST(ShutdownDeathTest, AFiberThatSwallowsItsUnwindIsNamedEveryFiveSeconds) {
           std::this_thread::sleep_for(6s);
           give_up = true;
         });
+        weft::channel<int> never(0);      // outlives the runtime: the unwound fiber still uses it
+        std::atomic<bool> looping{false};
         {
           weft::runtime rt(weft::runtime_options{.workers = 1});
-          weft::channel<int> never(0);
-          std::atomic<bool> looping{false};
           weft::spawn(weft::spawn_options{.runtime = &rt, .name = "swallower"}, [&] {
             looping = true;
             while (!give_up.load()) {
