@@ -428,8 +428,9 @@ unsigned fiber::hardware_concurrency() noexcept {
 namespace this_fiber {
 
 fiber::id get_id() noexcept {
-  fiber_cb* f = current_fiber();
-  return f != nullptr ? fiber::id(f->id) : fiber::id();
+  // On a plain thread: the thread's own id from the same space (as std::this_thread::get_id,
+  // unique and never empty), so ported code that keys maps by it keeps working.
+  return fiber::id(current_task_id());
 }
 
 void set_name(std::string_view name) noexcept {

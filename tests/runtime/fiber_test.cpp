@@ -123,7 +123,15 @@ TEST_P(FiberTest, IdsAreUniqueAndMatchThisFiber) {
     EXPECT_EQ(ids.size(), 50u);
     EXPECT_NE(weft::this_fiber::get_id(), weft::fiber::id());
   });
-  EXPECT_EQ(weft::this_fiber::get_id(), weft::fiber::id());
+  // A plain thread has an id of its own too, as with std::this_thread::get_id(): stable, not
+  // empty, and another thread's differs.
+  const weft::fiber::id main_id = weft::this_fiber::get_id();
+  EXPECT_NE(main_id, weft::fiber::id());
+  EXPECT_EQ(weft::this_fiber::get_id(), main_id);
+  weft::fiber::id other;
+  std::thread([&] { other = weft::this_fiber::get_id(); }).join();
+  EXPECT_NE(other, weft::fiber::id());
+  EXPECT_NE(other, main_id);
 }
 
 TEST_P(FiberTest, DetachedFibersFinish) {

@@ -309,7 +309,8 @@ join_handle<std::invoke_result_t<std::decay_t<F>>> spawn(F&& f) {
 
 namespace this_fiber {
 
-/// The calling fiber's id; a default-constructed id on a plain thread.
+/// The calling fiber's id; on a plain thread, the thread's own id (unique in the process, never
+/// equal to a fiber's or to a default-constructed id), as std::this_thread::get_id().
 fiber::id get_id() noexcept;
 /// Lets other runnable fibers of this worker run first; returns at once if there are none. On a
 /// plain thread, std::this_thread::yield().
