@@ -1,5 +1,5 @@
 // weft::posix (posix.hpp): the process-wide table from descriptor number to registered record,
-// and the POSIX-shaped calls on top of io_desc. Invariant: a table entry is set only by a
+// and the POSIX-shaped calls on top of io_desc (poll in posix_poll.cpp). Invariant: a table entry is set only by a
 // fiber's first call on a pollable descriptor and cleared only by weft::posix::close, and the
 // number it names stays open while any call holds the record (io_op_guard), so a call never
 // reaches a reused number through its own entry.
@@ -34,43 +34,18 @@
 #include <weft/mutex.hpp>
 
 #include "io_desc.hpp"
+#include "posix_support.hpp"
 
 namespace weft::posix {
 
 namespace {
 
+using namespace impl;
 using detail::io_desc;
 using detail::io_dir;
 using detail::io_op_guard;
-using steady = std::chrono::steady_clock;
 
-// ---- errno -------------------------------------------------------------------------------
-
-// Out of line with an empty asm so the compiler can neither inline them nor infer them pure:
-// each call computes errno's address on the thread running it now.
-[[gnu::noinline]] int last_errno() noexcept {
-  asm volatile("");
-  return errno;
-}
-[[gnu::noinline]] void set_errno(int e) noexcept {
-  asm volatile("");
-  errno = e;
-}
-
-// A call's outcome: `value` < 0 means failure with `error`.
-struct io_result {
-  long value;
-  int error;
-};
-
-io_result ok(long v) noexcept { return {v, 0}; }
-io_result fail(int e) noexcept { return {-1, e}; }
-io_result from_syscall(long r) noexcept { return r < 0 ? fail(last_errno()) : ok(r); }
-
-long finish(io_result r) noexcept {
-  if (r.value < 0) set_errno(r.error);
-  return r.value;
-}
+// errno, io_result, stay_on_thread: posix_support.hpp.
 
 int errno_of(const std::error_code& ec) noexcept {
   // io_desc reports syscall errors in system_category and its own outcomes (timed_out,
@@ -79,31 +54,6 @@ int errno_of(const std::error_code& ec) noexcept {
   return EIO;
 }
 
-bool on_fiber() noexcept { return detail::current_fiber() != nullptr; }
-
-// Keeps the calling fiber on its worker thread for one weft::posix call (unless it is pinned
-// already). Thread code clears errno, calls, and reads errno; __errno_location() is declared
-// const, so the compiler computes errno's address once, before the call, and reads through it
-// afterwards. A fiber that resumed on another worker inside the call would set that thread's
-// errno and read the first one's. Pinned, it parks and resumes on one thread, whose errno the
-// call sets (finish) before the scope ends.
-class stay_on_thread {
- public:
-  stay_on_thread() noexcept {
-    if (on_fiber() && !this_fiber::is_pinned()) {
-      this_fiber::pin();
-      armed_ = true;
-    }
-  }
-  ~stay_on_thread() {
-    if (armed_) this_fiber::unpin();
-  }
-  stay_on_thread(const stay_on_thread&) = delete;
-  stay_on_thread& operator=(const stay_on_thread&) = delete;
-
- private:
-  bool armed_ = false;
-};
 
 // ---- the descriptor table ----------------------------------------------------------------
 
@@ -215,11 +165,6 @@ fd_ref lookup(int fd) noexcept {
   std::uintptr_t w = e->word.load(std::memory_order_acquire);
   if (w == 0) return {};
   return decode(e, w);
-}
-
-bool registered_with_poller(io_desc* d) noexcept {
-  std::lock_guard lk(d->lock);
-  return d->poller != nullptr;
 }
 
 // Character devices may refuse epoll (EPERM: /dev/null); ask a scratch set before touching the
@@ -616,203 +561,6 @@ io_result connect_impl(int fd, const ::sockaddr* addr, ::socklen_t addrlen) {
   }
 }
 
-// ---- poll --------------------------------------------------------------------------------
-
-// poll and epoll share the event bit values on Linux, so a pollfd's events go straight into
-// an epoll_event.
-static_assert(POLLIN == EPOLLIN && POLLPRI == EPOLLPRI && POLLOUT == EPOLLOUT && POLLRDNORM == EPOLLRDNORM &&
-              POLLRDBAND == EPOLLRDBAND && POLLWRNORM == EPOLLWRNORM && POLLWRBAND == EPOLLWRBAND &&
-              POLLRDHUP == EPOLLRDHUP);
-constexpr unsigned watchable_events =
-    POLLIN | POLLPRI | POLLOUT | POLLRDNORM | POLLRDBAND | POLLWRNORM | POLLWRBAND | POLLRDHUP;
-
-io_result poll_now(::pollfd* fds, ::nfds_t nfds) noexcept { return from_syscall(::poll(fds, nfds, 0)); }
-
-// What the epoll set watches for fds[i]'s number: the union of what its entries up to `upto`
-// ask for (a number may appear more than once).
-::epoll_event watched_events(const ::pollfd* fds, ::nfds_t i, ::nfds_t upto) noexcept {
-  ::epoll_event ev{};
-  for (::nfds_t j = 0; j < upto; ++j)
-    if (fds[j].fd == fds[i].fd) ev.events |= static_cast<unsigned>(fds[j].events) & watchable_events;
-  return ev;
-}
-
-// Adds every descriptor of `fds` to the epoll set `ep`, level-triggered. False if one cannot
-// be watched for a reason other than being always ready (EPERM: a regular file).
-bool watch_all(int ep, const ::pollfd* fds, ::nfds_t nfds) noexcept {
-  for (::nfds_t i = 0; i < nfds; ++i) {
-    if (fds[i].fd < 0) continue;  // poll(2) ignores negative numbers
-    ::epoll_event ev = watched_events(fds, i, i + 1);
-    if (::epoll_ctl(ep, EPOLL_CTL_ADD, fds[i].fd, &ev) == 0) continue;
-    int e = last_errno();
-    if (e == EPERM) continue;
-    if (e != EEXIST) return false;
-    if (::epoll_ctl(ep, EPOLL_CTL_MOD, fds[i].fd, &ev) != 0) return false;  // the same number again
-  }
-  return true;
-}
-
-// The fallback when no epoll set can be built (out of descriptors or watches, nesting too
-// deep): zero-timeout polls between sleeps of 1 ms doubling to 10 ms, so readiness is seen at
-// most ~10 ms late.
-io_result poll_backoff(::pollfd* fds, ::nfds_t nfds, steady::time_point deadline) {
-  steady::duration wait = std::chrono::milliseconds(1);
-  for (;;) {
-    steady::time_point now = steady::now();
-    if (now >= deadline) return poll_now(fds, nfds);
-    this_fiber::sleep_until(std::min(now + wait, deadline));
-    wait = std::min<steady::duration>(wait * 2, std::chrono::milliseconds(10));
-    if (io_result r = poll_now(fds, nfds); r.value != 0) return r;
-  }
-}
-
-// Fibers in poll_on_fiber, so that a close of a number they watch can wake them: the kernel
-// drops a closed descriptor from the private epoll set without an event, and a poll(-1) would
-// wait forever. Two places close numbers: weft::posix::close (a descriptor weft never
-// registered), and io_desc's settle step (a registered one, at once or when the last call in
-// flight on it leaves), through the io_on_fd_closed hook. A kick only says "a number you
-// watch was closed": the waiter then asks its own epoll set, with EPOLL_CTL_MOD, whether each
-// watched descriptor is still the one it added (EBADF: closed; ENOENT: the number names
-// another description now), so a number closed and reused by someone else's poll meanwhile
-// is never reported closed to that poll. Invariant: a waiter is on the list only while its
-// private record `d` is registered (it leaves before releasing it), so a kick may touch `d`.
-struct poll_waiter {
-  const ::pollfd* fds;
-  ::nfds_t nfds;
-  io_desc* d;
-  int ep;  // the private epoll set
-  // Set by a kick, taken by the waiter's next round. Ordering: release by the kick, which
-  // follows the ::close; acquire by the waiter before its EPOLL_CTL_MOD checks.
-  std::atomic<bool> kicked{false};
-  poll_waiter* prev = nullptr;
-  poll_waiter* next = nullptr;
-};
-
-struct poll_waiter_list {
-  std::mutex mu;  // guards the list; held for edits and walks only, never across a park
-  poll_waiter* head = nullptr;
-  // Waiters on the list, so that a close skips the lock while nobody polls. Ordering: seq_cst
-  // on both sides. A waiter increments it, then adds its descriptors to its set; a closer
-  // closes the number, then reads it. If the read sees 0, the increment (a locked RMW, a full
-  // barrier), and so the waiter's epoll_ctl ADD after it, come after the closer's ::close
-  // returned; the kernel's file-table lock orders the two syscalls. ADD then fails with EBADF
-  // (the poll falls back and reports the number as poll(2) would) or adds the number's new
-  // description, the right one.
-  std::atomic<long> count{0};
-};
-
-poll_waiter_list& poll_waiters() {
-  static auto* l = new poll_waiter_list();  // never destroyed: calls may run during exit
-  return *l;
-}
-
-// Kicks the waiters that watch `fd`, which was just closed. Any thread; never blocks for long.
-void wake_pollers(int fd) noexcept {
-  poll_waiter_list& l = poll_waiters();
-  if (l.count.load(std::memory_order_seq_cst) == 0) return;
-  std::lock_guard lk(l.mu);
-  for (poll_waiter* w = l.head; w != nullptr; w = w->next) {
-    if (std::none_of(w->fds, w->fds + w->nfds, [fd](const ::pollfd& p) { return p.fd == fd; })) continue;
-    w->kicked.store(true, std::memory_order_release);
-    std::uint32_t gen;
-    {
-      std::lock_guard dl(w->d->lock);
-      gen = w->d->gen;
-    }
-    // Under mu, so the waiter cannot leave and release `d` first. Lock order: mu, then the
-    // record's lock (io_ready takes it); nothing takes them the other way round.
-    detail::io_ready(w->d->index, gen, /*read=*/true, /*write=*/false);
-  }
-}
-
-class poll_registration {
- public:
-  explicit poll_registration(poll_waiter& w) : w_(w) {
-    poll_waiter_list& l = poll_waiters();
-    static const bool hooked = (detail::io_on_fd_closed(&wake_pollers), true);
-    (void)hooked;
-    std::lock_guard lk(l.mu);
-    w.next = l.head;
-    if (l.head != nullptr) l.head->prev = &w;
-    l.head = &w;
-    l.count.fetch_add(1, std::memory_order_seq_cst);
-  }
-  ~poll_registration() {
-    poll_waiter_list& l = poll_waiters();
-    std::lock_guard lk(l.mu);
-    if (w_.prev != nullptr) w_.prev->next = w_.next; else l.head = w_.next;
-    if (w_.next != nullptr) w_.next->prev = w_.prev;
-    l.count.fetch_sub(1, std::memory_order_seq_cst);
-  }
-  poll_registration(const poll_registration&) = delete;
-  poll_registration& operator=(const poll_registration&) = delete;
-
-  // `r` is poll_now's outcome. After a kick, entries whose descriptor left the private set
-  // (closed, or the number reused for another description) get POLLNVAL, as a poll begun after
-  // the close would give them while the number stays closed, and count as ready.
-  io_result with_closed(::pollfd* fds, ::nfds_t nfds, io_result r) {
-    if (r.value < 0 || !w_.kicked.exchange(false, std::memory_order_acquire)) return r;
-    for (::nfds_t i = 0; i < nfds; ++i) {
-      if (fds[i].fd < 0) continue;
-      ::epoll_event ev = watched_events(fds, i, nfds);  // the same mask: MOD changes nothing
-      if (::epoll_ctl(w_.ep, EPOLL_CTL_MOD, fds[i].fd, &ev) == 0) continue;
-      int e = last_errno();
-      if (e != EBADF && e != ENOENT) continue;  // EPERM: never in the set (a regular file)
-      if (fds[i].revents == 0) ++r.value;
-      fds[i].revents = POLLNVAL;
-    }
-    return r;
-  }
-
- private:
-  poll_waiter& w_;
-};
-
-// Parks until one of `fds` is ready or `deadline` passes. The descriptors go into a private,
-// level-triggered epoll set, which is itself readable while any of them is ready; that set is
-// registered with the runtime's poller like a socket, so the fiber parks in its read slot and
-// is woken by the first readiness, with no polling interval. Costs per blocking call: one
-// epoll_create1, one epoll_ctl per descriptor, one registration. It leaves the descriptors'
-// own registrations and slots alone, so it composes with fibers reading them.
-io_result poll_on_fiber(::pollfd* fds, ::nfds_t nfds, int timeout) {
-  if (io_result r = poll_now(fds, nfds); r.value != 0 || timeout == 0) return r;
-  steady::time_point deadline = timeout < 0 ? steady::time_point::max() : steady::now() + std::chrono::milliseconds(timeout);
-  if (nfds == 0) {
-    // A pure sleep. sleep_until(max) may end early at shutdown, hence the loop.
-    while (steady::now() < deadline) this_fiber::sleep_until(deadline);
-    return ok(0);
-  }
-  int ep = ::epoll_create1(EPOLL_CLOEXEC);
-  if (ep < 0) return poll_backoff(fds, nfds, deadline);
-  std::error_code ec;
-  io_desc* d = detail::io_register(ep, ec);
-  if (d == nullptr) {
-    ::close(ep);
-    return poll_backoff(fds, nfds, deadline);
-  }
-  struct release_guard {
-    io_desc* d;
-    ~release_guard() { detail::io_release(d); }  // closes `ep`
-  } guard{d};
-  if (!registered_with_poller(d)) return poll_backoff(fds, nfds, deadline);
-  // Listed before the descriptors go into the set, so every close from then on kicks it.
-  poll_waiter me{fds, nfds, d, ep};
-  poll_registration listed(me);  // leaves the list before `guard` releases d
-  if (!watch_all(ep, fds, nfds)) return poll_backoff(fds, nfds, deadline);
-  if (timeout >= 0) detail::io_set_deadline(d, io_dir::read, detail::deadline_ns(deadline));
-  std::error_code wait_ec;
-  for (;;) {
-    // The count first, then the zero-timeout poll (what is ready now), then the wait: an event
-    // after the poll makes the wait return at once. A wake-up says the set was readable at
-    // some point (or a watched number was closed); another fiber may have consumed it, so
-    // poll again and maybe park again.
-    std::uint32_t seen = detail::io_events(d, io_dir::read);
-    if (io_result r = listed.with_closed(fds, nfds, poll_now(fds, nfds)); r.value != 0) return r;
-    if (wait_ec) return ok(0);  // the deadline passed (or the runtime shuts down)
-    wait_ec = detail::io_wait(d, io_dir::read, nullptr, seen);
-  }
-}
-
 // ---- sleeping ----------------------------------------------------------------------------
 
 // Sleeps until `deadline` on a fiber; returns the time left (0 unless the runtime shut down).
@@ -936,12 +684,6 @@ int accept4(int fd, ::sockaddr* addr, ::socklen_t* addrlen, int flags) {
 int connect(int fd, const ::sockaddr* addr, ::socklen_t addrlen) {
   stay_on_thread pin;  // errno is set on the thread the call started on
   return static_cast<int>(finish(connect_impl(fd, addr, addrlen)));
-}
-
-int poll(::pollfd* fds, ::nfds_t nfds, int timeout) {
-  stay_on_thread pin;  // errno is set on the thread the call started on
-  if (!on_fiber()) return ::poll(fds, nfds, timeout);
-  return static_cast<int>(finish(poll_on_fiber(fds, nfds, timeout)));
 }
 
 int close(int fd) {

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "posix_test_util.hpp"
@@ -228,6 +229,110 @@ TEST(PosixTest, NanosleepRejectsInvalidTimes) {
   outcome libc = try_sleep({0, 1'000'000'000});
   EXPECT_EQ(libc.result, -1);
   EXPECT_EQ(libc.error, EINVAL);
+}
+
+// --- close while polling ------------------------------------------------------------------
+
+TEST(PosixTest, CloseWakesAFiberPollingTheDescriptor) {
+  // The kernel drops a closed descriptor from an epoll set without an event: poll(-1) on a
+  // fiber must still return, with POLLNVAL for the closed entry (what a poll begun after the
+  // close reports) and nothing for the others. Both a registered socket and a pipe weft never
+  // registered (first seen by this poll).
+  for (bool registered : {true, false}) {
+    weft::runtime rt(one_worker());
+    fd_pair sp = make_socketpair();
+    fd_pair idle = make_pipe();
+    int fd = sp.a.release();  // closed by the test through posix::close
+    watchdog wd([&] { (void)!::write(idle.b.get(), "x", 1); });
+    std::atomic<bool> polling{false};
+    outcome r, c;
+    ::pollfd fds[2] = {{idle.a.get(), POLLIN, 0}, {fd, POLLIN, 0}};
+    rt.block_on([&] {
+      if (registered) {
+        char b;
+        EXPECT_EQ(posix::recv(fd, &b, 1, MSG_DONTWAIT), -1);  // registers it
+      }
+      auto poller = weft::spawn([&] {
+        polling = true;
+        r = {posix::poll(fds, 2, -1), errno};
+      });
+      EXPECT_TRUE(yield_until([&] { return polling.load(); }));  // one worker: it is parked
+      c = {posix::close(fd), errno};
+      poller.join();
+    });
+    wd.done();
+    EXPECT_FALSE(wd.fired()) << "poll(-1) went on waiting after its descriptor was closed";
+    EXPECT_EQ(c.result, 0);
+    EXPECT_EQ(r.result, 1) << std::strerror(r.error);
+    EXPECT_EQ(fds[0].revents, 0);
+    EXPECT_EQ(fds[1].revents, POLLNVAL);
+  }
+}
+
+TEST(PosixTest, APollBegunAfterCloseWhileAReadIsStillInFlightSeesItClosed) {
+  // The read keeps the number open until it leaves; a poll begun after close returned waits on
+  // the old description, which the kernel drops from the poll's set without an event when the
+  // number really closes. It must still return at once then, with POLLNVAL (posix.hpp).
+  weft::runtime rt(one_worker());
+  fd_pair p = make_pipe();
+  int fd = p.a.release();
+  std::atomic<bool> reading{false};
+  outcome r, rd;
+  ::pollfd pf{fd, POLLIN, 0};
+  steady::time_point t0 = steady::now();
+  rt.block_on([&] {
+    auto reader = weft::spawn([&] {
+      char b;
+      reading = true;
+      rd = {posix::read(fd, &b, 1), errno};
+    });
+    EXPECT_TRUE(yield_until([&] { return reading.load(); }));
+    EXPECT_EQ(posix::close(fd), 0);  // the reader is woken but has not left: the number stays open
+    r = {posix::poll(&pf, 1, 10000), errno};
+    reader.join();
+  });
+  steady::duration waited = steady::now() - t0;
+  EXPECT_EQ(rd.result, -1);
+  EXPECT_EQ(rd.error, ECANCELED);
+  EXPECT_EQ(r.result, 1) << std::strerror(r.error);
+  EXPECT_EQ(pf.revents, POLLNVAL);
+  EXPECT_LT(waited, 5s) << "the poll waited for its timeout";
+}
+
+TEST(PosixTest, ANumberClosedAndReusedIsNotReportedClosedToItsNewPoller) {
+  // Plain threads open and close pipes through weft::posix::close while a fiber polls pipes of
+  // its own: a close kicks pollers by number, and the poller must tell its own, live
+  // descriptor from the closed one that had its number (never POLLNVAL for a live one).
+  weft::runtime rt(one_worker());
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> closers;
+  for (int i = 0; i < 2; ++i)
+    closers.emplace_back([&] {
+      while (!stop.load()) {
+        int q[2];
+        if (::pipe(q) != 0) continue;
+        posix::close(q[0]);
+        posix::close(q[1]);
+      }
+    });
+  int spurious = 0, rounds = 0;
+  rt.block_on([&] {
+    steady::time_point until = steady::now() + 1s;
+    while (steady::now() < until) {
+      int q[2];
+      if (::pipe(q) != 0) continue;
+      ::pollfd pf[2] = {{q[0], POLLIN, 0}, {q[1], 0, 0}};
+      int n = posix::poll(pf, 2, 1);
+      if (n > 0 && ((pf[0].revents | pf[1].revents) & POLLNVAL)) ++spurious;
+      ++rounds;
+      ::close(q[0]);
+      ::close(q[1]);
+    }
+  });
+  stop = true;
+  for (auto& t : closers) t.join();
+  EXPECT_EQ(spurious, 0) << "POLLNVAL for a live descriptor in " << spurious << " of " << rounds << " polls";
+  EXPECT_GT(rounds, 10);
 }
 
 }  // namespace
