@@ -2,6 +2,7 @@
 // and creating registered sockets.
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <string>
@@ -13,9 +14,23 @@
 
 namespace weft::net::detail_util {
 
+/// What to do about an error that means "out of descriptors", to follow the operation's name:
+/// " (out of descriptors: RLIMIT_NOFILE is N; raise `ulimit -n` or close idle connections)";
+/// "" for any other error.
+inline std::string descriptor_hint(const std::error_code& ec) {
+  if (ec == std::errc::too_many_files_open) {
+    ::rlimit lim{};
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+    return " (out of descriptors: RLIMIT_NOFILE is " + std::to_string(lim.rlim_cur) +
+           "; raise `ulimit -n` or close idle connections)";
+  }
+  if (ec == std::errc::too_many_files_open_in_system) return " (the system's file table is full: see fs.file-max)";
+  return {};
+}
+
 /// Throws std::system_error "weft::net::<what>: <message>" if `ec` is set.
 inline void throw_if(const std::error_code& ec, const char* what) {
-  if (ec) throw std::system_error(ec, std::string("weft::net::") + what);
+  if (ec) throw std::system_error(ec, std::string("weft::net::") + what + descriptor_hint(ec));
 }
 /// As throw_if, for an operation on the socket whose record is `d`. When weft itself ended the
 /// call, the message says why, since the error's own text reads as a network failure:
@@ -43,7 +58,7 @@ inline void throw_if(const std::error_code& ec, const char* what, const endpoint
   if (!ec) return;
   std::string at = ep.to_string();
   if (at.empty()) at = "(an empty endpoint: give an address, e.g. endpoint::loopback_v4(port))";
-  throw std::system_error(ec, std::string("weft::net::") + what + " " + at);
+  throw std::system_error(ec, std::string("weft::net::") + what + " " + at + descriptor_hint(ec));
 }
 
 /// socket(2) with SOCK_NONBLOCK | SOCK_CLOEXEC, registered. Null + ec on failure. The error
