@@ -28,9 +28,15 @@ inline std::string descriptor_hint(const std::error_code& ec) {
   return {};
 }
 
+/// Throws std::system_error "weft::net::<what><hint>: <message>", the hint saying what to do
+/// when out of descriptors (descriptor_hint). Every throw_if ends here.
+[[noreturn]] inline void throw_net(const std::error_code& ec, const std::string& what) {
+  throw std::system_error(ec, "weft::net::" + what + descriptor_hint(ec));
+}
+
 /// Throws std::system_error "weft::net::<what>: <message>" if `ec` is set.
 inline void throw_if(const std::error_code& ec, const char* what) {
-  if (ec) throw std::system_error(ec, std::string("weft::net::") + what + descriptor_hint(ec));
+  if (ec) throw_net(ec, what);
 }
 /// As throw_if, for an operation on the socket whose record is `d`. When weft itself ended the
 /// call, the message says why, since the error's own text reads as a network failure:
@@ -40,25 +46,25 @@ inline void throw_if(const std::error_code& ec, const char* what) {
 /// is not open (default-constructed or moved from): Bad file descriptor".
 inline void throw_if(const std::error_code& ec, const char* what, weft::detail::io_desc* d) {
   if (!ec) return;
-  std::string msg = std::string("weft::net::") + what;
+  const char* why = "";
   if (ec.category() == std::generic_category()) {  // weft's own outcomes; errno values are system_category
     if (ec == std::errc::timed_out) {
-      msg += ": the deadline passed";
+      why = ": the deadline passed";
     } else if (ec == std::errc::operation_canceled) {
-      msg += d != nullptr && weft::detail::io_is_closing(d) ? ": the socket was closed"
-                                                            : ": stop requested, or the runtime is shutting down";
+      why = d != nullptr && weft::detail::io_is_closing(d) ? ": the socket was closed"
+                                                           : ": stop requested, or the runtime is shutting down";
     } else if (ec == std::errc::bad_file_descriptor && d == nullptr) {
-      msg += ": the socket is not open (default-constructed or moved from)";
+      why = ": the socket is not open (default-constructed or moved from)";
     }
   }
-  throw std::system_error(ec, msg);
+  throw_net(ec, std::string(what) + why);
 }
 /// As throw_if, naming an endpoint: "weft::net::<what> <endpoint>: <message>".
 inline void throw_if(const std::error_code& ec, const char* what, const endpoint& ep) {
   if (!ec) return;
   std::string at = ep.to_string();
   if (at.empty()) at = "(an empty endpoint: give an address, e.g. endpoint::loopback_v4(port))";
-  throw std::system_error(ec, std::string("weft::net::") + what + " " + at + descriptor_hint(ec));
+  throw_net(ec, std::string(what) + " " + at);
 }
 
 /// socket(2) with SOCK_NONBLOCK | SOCK_CLOEXEC, registered. Null + ec on failure. The error
