@@ -40,7 +40,15 @@ void blocking_pool::thread_main() noexcept {
       --synced_.idle;
       if (timed_out && synced_.head == nullptr) break;
     }
-    if (synced_.head == nullptr) break;
+    if (synced_.head == nullptr) {
+      // Leaving. The thread's fiber_local values go first, outside the lock (user
+      // destructors), while shutdown() still counts this thread. A job queued meanwhile saw
+      // this thread neither idle nor gone, so no thread was started for it: serve it.
+      lk.unlock();
+      fls_destroy_thread();
+      lk.lock();
+      if (synced_.head == nullptr) break;
+    }
     blocking_job* job = synced_.head;
     synced_.head = job->next;
     if (synced_.head == nullptr) synced_.tail = nullptr;

@@ -11,6 +11,11 @@
 
 namespace weft::detail {
 
+/// Destroys the calling plain thread's fiber_local values now (park.cpp). A pool thread calls
+/// it before it tells shutdown() it is gone: a detached thread's thread_local destructors may
+/// otherwise run after the runtime (and the process's statics) are destroyed, or not at all.
+void fls_destroy_thread() noexcept;
+
 class blocking_pool {
  public:
   blocking_pool(unsigned max_threads, std::chrono::milliseconds idle_timeout)

@@ -24,6 +24,8 @@ struct fls_storage {
   std::vector<fls_slot> slots;
 };
 
+void fls_destroy_thread() noexcept;
+
 namespace {
 // Destroys every value of `s`, last slot first. Destructors may use (and so create) other
 // fiber_local values: the loop pops one slot at a time until none is left, never iterating a
@@ -44,13 +46,8 @@ std::vector<waitable*>* g_free_records = nullptr;  // guarded by g_records_mu
 
 struct thread_exit_hook {
   ~thread_exit_hook() {
+    fls_destroy_thread();
     thread_state* ts = thread_state_ptr();
-    if (ts->thread_fls != nullptr) {
-      auto* s = static_cast<fls_storage*>(ts->thread_fls);
-      fls_destroy_all(s);  // still reachable: destructors may use fiber_locals of this thread
-      ts->thread_fls = nullptr;
-      delete s;
-    }
     if (ts->thread_waitable != nullptr) {
       std::lock_guard lk(g_records_mu);
       if (g_free_records == nullptr) g_free_records = new std::vector<waitable*>();
@@ -158,6 +155,15 @@ bool wake_waitable(waitable* w, std::uint64_t seq, wake_reason reason) noexcept 
   if (!claim_waitable(w, seq, reason)) return false;
   resume_waitable(w, seq);
   return true;
+}
+
+void fls_destroy_thread() noexcept {
+  thread_state* ts = thread_state_ptr();
+  if (ts->thread_fls == nullptr) return;
+  auto* s = static_cast<fls_storage*>(ts->thread_fls);
+  fls_destroy_all(s);  // still reachable: destructors may use fiber_locals of this thread
+  ts->thread_fls = nullptr;
+  delete s;
 }
 
 void fls_destroy_fiber(fiber_cb* f) noexcept {

@@ -2,6 +2,7 @@
 // block_on, this_fiber, names, pinning, fiber_local and run_blocking.
 #include <algorithm>
 #include <atomic>
+#include <latch>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -422,6 +423,40 @@ TEST_P(FiberTest, RunBlockingRethrowsAndWorksOnPlainThreads) {
     EXPECT_THROW(weft::run_blocking([]() -> int { throw std::runtime_error("io"); }), std::runtime_error);
   });
   EXPECT_EQ(weft::run_blocking([] { return 3; }), 3);
+}
+
+struct pool_probe {
+  static std::atomic<int> destroyed;
+  ~pool_probe() { ++destroyed; }
+};
+std::atomic<int> pool_probe::destroyed{0};
+
+TEST(BlockingPoolTest, FiberLocalsOfPoolThreadsAreDestroyedWhenTheRuntimeIs) {
+  // A fiber_local used inside run_blocking lives on the pool thread, which outlives the call.
+  // Destroying the runtime ends those threads; their values must be gone by the time the
+  // runtime's destructor returns, not at some later thread exit (or never, at process exit).
+  static weft::fiber_local<pool_probe> probe;
+  constexpr int threads = 4;
+  for (int round = 0; round < 20; ++round) {
+    pool_probe::destroyed = 0;
+    {
+      weft::runtime rt(weft::runtime_options{.workers = 2, .blocking_threads_max = threads});
+      rt.block_on([] {
+        std::latch all_in(threads);  // every call on its own pool thread
+        std::vector<weft::join_handle<void>> hs;
+        for (int i = 0; i < threads; ++i) {
+          hs.push_back(weft::spawn([&] {
+            weft::run_blocking([&] {
+              (void)probe.get();
+              all_in.arrive_and_wait();
+            });
+          }));
+        }
+        for (auto& h : hs) h.join();
+      });
+    }
+    ASSERT_EQ(pool_probe::destroyed.load(), threads) << "round " << round;
+  }
 }
 
 TEST_P(FiberTest, PlainThreadJoinBlocksOnlyItself) {

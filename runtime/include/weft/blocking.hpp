@@ -30,7 +30,9 @@ bool blocking_run(blocking_job* job);
 /// until it returns; returns its result or rethrows its exception. On a plain thread, simply
 /// calls `f()`. The pool grows on demand up to runtime_options::blocking_threads_max; beyond
 /// that, calls wait their turn. `f` runs on a plain thread, not on a fiber: there
-/// runtime::current() is null, fiber_local and this_fiber::get_id() are the pool thread's, and
+/// runtime::current() is null, fiber_local and this_fiber::get_id() are the pool thread's (its
+/// fiber_local values are destroyed when the thread leaves the pool: after
+/// `blocking_idle_timeout`, or before the runtime's destructor returns), and
 /// weft::spawn without spawn_options::runtime starts fibers on the default runtime.
 template <class F>
 std::invoke_result_t<std::decay_t<F>> run_blocking(F&& f) {
