@@ -196,6 +196,7 @@ io_desc* io_register(int fd, std::error_code& ec) noexcept {
   d->fd_released = false;
   d->keep_fd = false;
   d->owned = true;
+  d->peer_len = 0;
   register_locked(d, p);
   d->lock.unlock();
   ec.clear();

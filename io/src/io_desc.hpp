@@ -81,6 +81,13 @@ struct io_desc {
   // creates or waits on the descriptor; a plain thread waiting on an unregistered descriptor
   // uses poll(2) in short slices (so close and deadlines still end its wait).
   epoll_poller* poller = nullptr;
+  // The TCP peer's address as connect or accept saw it (peer_len 0: unknown), so an error
+  // message can name the connection after a reset, when getpeername fails with ENOTCONN.
+  // Written by the socket's creator before the socket object reaches anyone else, then read
+  // only on error paths (socket_util.hpp, describe_socket); peer_len is cleared when the
+  // record is reused. 28 bytes: a sockaddr_in6 (Unix peers stay readable with getpeername).
+  alignas(8) unsigned char peer_addr[28];
+  std::uint8_t peer_len = 0;
   // --- set when the record is created, then read-only ---
   std::uint32_t index = 0;                // position in the table (epoll data)
 };

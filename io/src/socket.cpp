@@ -105,10 +105,60 @@ endpoint address_of(io_desc* d, std::error_code& ec, Get get) noexcept {
   ec.clear();
   return e;
 }
+
+// The TCP peer connect or accept saw (io_desc::peer_addr), or an empty endpoint.
+endpoint remembered_peer(io_desc* d) {
+  if (d->peer_len == 0) return endpoint();
+  return endpoint(reinterpret_cast<const ::sockaddr*>(d->peer_addr), d->peer_len);
+}
 }  // namespace
 
 endpoint socket::local_endpoint(std::error_code& ec) const noexcept { return address_of(desc_, ec, ::getsockname); }
-endpoint socket::peer_endpoint(std::error_code& ec) const noexcept { return address_of(desc_, ec, ::getpeername); }
+endpoint socket::peer_endpoint(std::error_code& ec) const noexcept {
+  endpoint e = address_of(desc_, ec, ::getpeername);
+  // After a reset the kernel forgets the peer (ENOTCONN); the address connect or accept saw
+  // still names it, as Go's RemoteAddr does.
+  if (ec == std::errc::not_connected && desc_->peer_len != 0) {
+    e = remembered_peer(desc_);
+    ec.clear();
+  }
+  return e;
+}
+
+namespace detail_util {
+socket_description describe_socket(io_desc* d) {
+  io_op_guard g(d);
+  if (!g) return {};
+  int domain = 0, type = 0, listening = 0;
+  ::socklen_t len = sizeof(int);
+  if (::getsockopt(g.fd(), SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) return {};
+  len = sizeof(int);
+  if (::getsockopt(g.fd(), SOL_SOCKET, SO_TYPE, &type, &len) != 0) return {};
+  len = sizeof(int);
+  if (::getsockopt(g.fd(), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0) listening = 0;
+  const bool is_unix = domain == AF_UNIX;
+  socket_description out;
+  out.kind = type == SOCK_DGRAM ? (is_unix ? "unix datagram socket" : "udp_socket")
+             : listening != 0   ? (is_unix ? "unix_listener" : "tcp_listener")
+                                : (is_unix ? "unix_stream" : "tcp_stream");
+  // An unnamed Unix address (the accepted side's peer, a client's own) is the family alone.
+  auto named = [](const endpoint& e) {
+    return !e.empty() && !(e.is_unix() && e.size() <= sizeof(::sa_family_t));
+  };
+  std::error_code ec;
+  if (listening == 0) {
+    endpoint peer = address_of(d, ec, ::getpeername);
+    if (ec) peer = remembered_peer(d);
+    if (named(peer)) {
+      out.where = "peer " + peer.to_string();
+      return out;
+    }
+  }
+  endpoint local = address_of(d, ec, ::getsockname);
+  if (!ec && named(local)) out.where = "on " + local.to_string();
+  return out;
+}
+}  // namespace detail_util
 
 endpoint socket::local_endpoint() const {
   std::error_code ec;

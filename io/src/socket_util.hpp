@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <cstring>
 #include <string>
 #include <system_error>
 
@@ -38,8 +39,29 @@ inline std::string descriptor_hint(const std::error_code& ec) {
 inline void throw_if(const std::error_code& ec, const char* what) {
   if (ec) throw_net(ec, what);
 }
-/// As throw_if, for an operation on the socket whose record is `d`. When weft itself ended the
-/// call, the message says why, since the error's own text reads as a network failure:
+/// Which socket `d` is, for an error message: its type as the user knows it ("tcp_stream",
+/// "tcp_listener", "udp_socket", "unix_stream", "unix_listener"; null when the socket is
+/// closed or null) and where it is ("peer 127.0.0.1:40312", "on 0.0.0.0:8080", or "").
+/// Syscalls: error paths only.
+struct socket_description {
+  const char* kind = nullptr;
+  std::string where;
+};
+socket_description describe_socket(weft::detail::io_desc* d);
+
+/// Remembers a TCP peer in `d` for describe_socket (see io_desc::peer_addr). Only before the
+/// socket reaches its user.
+inline void remember_peer(weft::detail::io_desc* d, const endpoint& peer) noexcept {
+  if (peer.size() <= sizeof d->peer_addr && !peer.is_unix()) {
+    std::memcpy(d->peer_addr, peer.data(), peer.size());
+    d->peer_len = static_cast<std::uint8_t>(peer.size());
+  }
+}
+
+/// As throw_if, for an operation on the socket whose record is `d`, naming the socket
+/// (describe_socket): "weft::net::tcp_stream::read_some (peer 10.0.0.7:51234): <message>". When
+/// weft itself ended the call, the message says why, since the error's own text reads as a
+/// network failure:
 /// "<what>: the deadline passed: Connection timed out" (a deadline; the kernel's ETIMEDOUT has
 /// no such words), "<what>: the socket was closed: Operation canceled", "<what>: stop
 /// requested, or the runtime is shutting down: Operation canceled", and "<what>: the socket
@@ -57,7 +79,19 @@ inline void throw_if(const std::error_code& ec, const char* what, weft::detail::
       why = ": the socket is not open (default-constructed or moved from)";
     }
   }
-  throw_net(ec, std::string(what) + why);
+  // The call as the user spelled it: the base classes' names become the concrete type.
+  std::string call = what;
+  socket_description sd = describe_socket(d);
+  if (sd.kind != nullptr) {
+    for (const char* base : {"stream_socket::", "listener_socket::", "socket::"}) {
+      if (call.starts_with(base)) {
+        call = sd.kind + call.substr(call.find("::"));
+        break;
+      }
+    }
+    if (!sd.where.empty()) call += " (" + sd.where + ")";
+  }
+  throw_net(ec, call + why);
 }
 /// As throw_if, naming an endpoint: "weft::net::<what> <endpoint>: <message>".
 inline void throw_if(const std::error_code& ec, const char* what, const endpoint& ep) {

@@ -76,6 +76,7 @@ Stream connect_to(const endpoint& to, deadline dl, const std::stop_token* st, st
   }
   io_desc* d = detail_util::open_socket(to.family(), SOCK_STREAM, 0, ec);
   if (d == nullptr) return Stream();
+  detail_util::remember_peer(d, to);
   Stream s = wrap(d);
   connect_desc(d, to, dl, st, ec);
   if (ec) return Stream();
@@ -187,6 +188,7 @@ stream_socket listener_socket::accept_stream(endpoint* peer, const std::stop_tok
       if (peer != nullptr) *peer = from;
       io_desc* d = detail_util::adopt_fd(static_cast<int>(fd), ec);
       if (d == nullptr) return stream_socket();
+      detail_util::remember_peer(d, from);
       return stream_socket(wrap(d));
     }
     // The peer gave up between the SYN and accept: take the next one.

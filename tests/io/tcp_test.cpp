@@ -182,7 +182,8 @@ TEST_P(TcpTest, ReadDeadlineFiresWhileOtherFibersKeepWorking) {
       ADD_FAILURE() << "no exception";
     } catch (const std::system_error& e) {
       EXPECT_EQ(e.code(), std::errc::timed_out);
-      EXPECT_STREQ(e.what(), "weft::net::stream_socket::read_some: the deadline passed: Connection timed out");
+      EXPECT_EQ(std::string(e.what()), "weft::net::tcp_stream::read_some (peer " + a.peer_endpoint().to_string() +
+                                           "): the deadline passed: Connection timed out");
     }
   });
 }
@@ -198,8 +199,8 @@ TEST_P(TcpTest, ThrownErrorsSayWhenWeftEndedTheCall) {
     stop.request_stop();
     std::system_error e = weft_test::system_error_of([&] { a.read_some(&c, 1, stop.get_token()); });
     EXPECT_EQ(e.code(), std::errc::operation_canceled);
-    EXPECT_STREQ(e.what(),
-                 "weft::net::stream_socket::read_some: stop requested, or the runtime is shutting down: Operation canceled");
+    EXPECT_EQ(std::string(e.what()), "weft::net::tcp_stream::read_some (peer " + a.peer_endpoint().to_string() +
+                                         "): stop requested, or the runtime is shutting down: Operation canceled");
     a.close();
     e = weft_test::system_error_of([&] { a.write_all("x", 1); });
     EXPECT_EQ(e.code(), std::errc::operation_canceled);
@@ -213,7 +214,39 @@ TEST_P(TcpTest, ThrownErrorsSayWhenWeftEndedTheCall) {
     auto listener = tcp_listener::bind(endpoint::loopback_v4(0));
     listener.set_read_deadline(std::chrono::steady_clock::now());
     e = weft_test::system_error_of([&] { (void)listener.accept(); });
-    EXPECT_STREQ(e.what(), "weft::net::tcp_listener::accept: the deadline passed: Connection timed out");
+    EXPECT_EQ(std::string(e.what()), "weft::net::tcp_listener::accept (on " + listener.local_endpoint().to_string() +
+                                         "): the deadline passed: Connection timed out");
+  });
+}
+
+TEST_P(TcpTest, ErrorsNameTheConnectionEvenAfterThePeerReset) {
+  // After a reset the kernel forgets the peer (getpeername: ENOTCONN), which is when a server
+  // most needs to know which client failed: both sides remember what connect/accept saw.
+  rt().block_on([&] {
+    for (int side = 0; side < 2; ++side) {
+      auto ab = connected_pair();
+      tcp_stream& victim = side == 0 ? ab.first : ab.second;  // the client, then the server side
+      tcp_stream& other = side == 0 ? ab.second : ab.first;
+      const std::string peer = victim.peer_endpoint().to_string();
+      EXPECT_EQ(peer, other.local_endpoint().to_string());
+      ::linger lg{1, 0};  // close with RST
+      ::setsockopt(other.native_handle(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+      other.close();
+      char c;
+      std::system_error e = weft_test::system_error_of([&] { victim.read_some(&c, 1); });
+      EXPECT_EQ(e.code(), std::errc::connection_reset);
+      EXPECT_EQ(std::string(e.what()), "weft::net::tcp_stream::read_some (peer " + peer + "): " + e.code().message());
+      std::error_code ec;
+      ::sockaddr_storage ss{};
+      ::socklen_t len = sizeof ss;
+      EXPECT_NE(::getpeername(victim.native_handle(), reinterpret_cast<::sockaddr*>(&ss), &len), 0)
+          << "the kernel still knows the peer: this test no longer shows the remembered one";
+      EXPECT_EQ(victim.peer_endpoint(ec).to_string(), peer);
+      EXPECT_FALSE(ec) << ec.message();
+      e = weft_test::system_error_of([&] { victim.write_all("x", 1); });
+      EXPECT_NE(std::string(e.what()).find("weft::net::tcp_stream::write_all (peer " + peer + "): "), std::string::npos)
+          << e.what();
+    }
   });
 }
 

@@ -123,6 +123,33 @@ TEST_P(UnixTest, ListenerOnAPathEchoesAndRemovesItsFile) {
   });
 }
 
+TEST_P(UnixTest, ErrorsNameTheSocketPath) {
+  // The client's peer is the listener's path; the accepted side's peer is unnamed, so it is
+  // named by its own (the listener's) path.
+  temp_dir dir;
+  ASSERT_TRUE(dir.ok());
+  const std::string path = dir.file("echo.sock");
+  rt().block_on([&] {
+    auto l = unix_listener::bind(endpoint::unix_path(path));
+    unix_stream server;
+    auto acceptor = weft::spawn([&] { server = l.accept(); });
+    auto client = unix_stream::connect(endpoint::unix_path(path), clk::now() + 5s);
+    acceptor.join();
+    char c;
+    for (unix_stream* s : {&client, &server}) {
+      s->set_read_deadline(clk::now());
+      std::system_error e = weft_test::system_error_of([&] { s->read_some(&c, 1); });
+      const char* where = s == &client ? "peer unix:" : "on unix:";
+      EXPECT_EQ(std::string(e.what()), "weft::net::unix_stream::read_some (" + std::string(where) + path +
+                                           "): the deadline passed: Connection timed out");
+    }
+    l.set_read_deadline(clk::now());
+    std::system_error e = weft_test::system_error_of([&] { (void)l.accept(); });
+    EXPECT_EQ(std::string(e.what()),
+              "weft::net::unix_listener::accept (on unix:" + path + "): the deadline passed: Connection timed out");
+  });
+}
+
 TEST_P(UnixTest, BindRemovesAStaleSocketFileButNotALiveOneOrAnotherFile) {
   temp_dir dir;
   ASSERT_TRUE(dir.ok());
@@ -574,7 +601,8 @@ TEST_P(UdpTest, RecvDeadlineTimesOutAndIsSticky) {
       ADD_FAILURE() << "the past deadline did not apply again";
     } catch (const std::system_error& e) {
       EXPECT_EQ(e.code(), std::errc::timed_out);
-      EXPECT_NE(std::string(e.what()).find("recv_from"), std::string::npos) << e.what();
+      EXPECT_EQ(std::string(e.what()), "weft::net::udp_socket::recv_from (on " + s.local_endpoint().to_string() +
+                                           "): the deadline passed: Connection timed out");
     }
     // Sends have their own deadline, untouched by the read one.
     EXPECT_EQ(s.send_to("z", 1, s.local_endpoint()), 1u);

@@ -65,7 +65,8 @@ class socket {
   void set_read_deadline(deadline d) noexcept;
   void set_write_deadline(deadline d) noexcept;
 
-  /// The bound address (getsockname) and the peer's (getpeername).
+  /// The bound address (getsockname) and the peer's (getpeername). A TCP stream's peer is
+  /// the one connect or accept saw, still returned after a reset made the kernel forget it.
   endpoint local_endpoint() const;
   endpoint local_endpoint(std::error_code& ec) const noexcept;
   endpoint peer_endpoint() const;
