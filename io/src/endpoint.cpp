@@ -21,6 +21,8 @@
 
 #include <weft/blocking.hpp>
 
+#include "socket_util.hpp"
+
 namespace weft::net {
 
 namespace {
@@ -559,9 +561,12 @@ std::vector<endpoint> resolve(std::string_view host, std::string_view service, s
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;  // one entry per address instead of one per socket type
     ::addrinfo* list = nullptr;
+    errno = 0;
     o.rc = ::getaddrinfo(h.c_str(), s.c_str(), &hints, &list);
-    // errno is per thread: read it on the pool thread that made the call.
-    if (o.rc == EAI_SYSTEM) o.sys_errno = errno;
+    // errno is per thread: read it on the pool thread that made the call. Out of descriptors,
+    // glibc cannot open /etc/hosts or a DNS socket and answers EAI_NONAME ("Name or service
+    // not known") or EAI_AGAIN: the errno it left says what really happened.
+    if (o.rc == EAI_SYSTEM || (o.rc != 0 && (errno == EMFILE || errno == ENFILE))) o.sys_errno = errno;
     if (o.rc != 0) return o;
     std::unique_ptr<::addrinfo, void (*)(::addrinfo*)> owner(list, ::freeaddrinfo);
     for (const ::addrinfo* p = list; p != nullptr; p = p->ai_next) {
@@ -569,7 +574,7 @@ std::vector<endpoint> resolve(std::string_view host, std::string_view service, s
     }
     return o;
   });
-  if (out.rc == EAI_SYSTEM && out.sys_errno != 0) {
+  if (out.sys_errno != 0) {
     ec = {out.sys_errno, std::system_category()};
   } else if (out.rc != 0) {
     ec = {out.rc, resolver_category()};
@@ -584,7 +589,8 @@ std::vector<endpoint> resolve(std::string_view host, std::string_view service) {
   std::error_code ec;
   std::vector<endpoint> found = resolve(host, service, ec);
   if (ec) {
-    throw std::system_error(ec, "weft::net::resolve " + quoted(host) + " " + quoted(service));
+    throw std::system_error(ec, "weft::net::resolve " + quoted(host) + " " + quoted(service) +
+                                    detail_util::descriptor_hint(ec));
   }
   return found;
 }

@@ -280,9 +280,9 @@ TEST(IoEmfileTest, AcceptBacksOffWhenOutOfDescriptorsAndServesAgain) {
   }
 }
 
-TEST(IoEmfileDeathTest, ConnectAndBindOutOfDescriptorsSayWhichLimit) {
-  // A child with no descriptor number left: connect and bind fail with EMFILE, and the message
-  // names the limit and what to do, as accept's does. The exception type and the error
+TEST(IoEmfileDeathTest, ConnectBindAndResolveOutOfDescriptorsSayWhichLimit) {
+  // A child with no descriptor number left: connect, bind and resolve fail with EMFILE, and the
+  // message names the limit and what to do, as accept's does. The exception type and the error
   // categories are met once before the limit drops (UBSan's first check of a type's vptr may
   // open a descriptor, and fails with a false report without one).
   EXPECT_EXIT(
@@ -295,16 +295,18 @@ TEST(IoEmfileDeathTest, ConnectAndBindOutOfDescriptorsSayWhichLimit) {
         } catch (const std::system_error& e) {
           (void)e.what();
         }
+        (void)weft::net::resolve("localhost", "80");  // resolve's job type, likewise
         const int lowest_free = ::dup(0);
         ::close(lowest_free);
         ::rlimit lim{};
         ::getrlimit(RLIMIT_NOFILE, &lim);
         lim.rlim_cur = static_cast<rlim_t>(lowest_free);  // every number below it is taken
         if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) std::_Exit(2);
-        for (int k = 0; k < 2; ++k) {
+        for (int k = 0; k < 3; ++k) {
           try {
             if (k == 0) (void)tcp_stream::connect(endpoint::loopback_v4(1), clk::now() + 1s);
-            else (void)tcp_listener::bind(endpoint::loopback_v4(0));
+            else if (k == 1) (void)tcp_listener::bind(endpoint::loopback_v4(0));
+            else (void)weft::net::resolve("localhost", "80");  // glibc alone says "Name or service not known"
           } catch (const std::system_error& e) {
             std::fprintf(stderr, "%s\n", e.what());
           }
@@ -314,6 +316,8 @@ TEST(IoEmfileDeathTest, ConnectAndBindOutOfDescriptorsSayWhichLimit) {
       ::testing::ExitedWithCode(0),
       "weft::net::tcp_stream::connect 127.0.0.1:1 \\(out of descriptors: RLIMIT_NOFILE is [0-9]+; raise `ulimit -n` "
       "or close idle connections\\): Too many open files\n"
-      "weft::net::tcp_listener::bind 127.0.0.1:0 \\(out of descriptors: RLIMIT_NOFILE is [0-9]+");
+      "weft::net::tcp_listener::bind 127.0.0.1:0 \\(out of descriptors: RLIMIT_NOFILE is [0-9]+.*\n"
+      "weft::net::resolve \"localhost\" \"80\" \\(out of descriptors: RLIMIT_NOFILE is [0-9]+; raise `ulimit -n` "
+      "or close idle connections\\): Too many open files\n");
 }
 

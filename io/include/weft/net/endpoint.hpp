@@ -73,7 +73,9 @@ class endpoint {
 /// Resolves `host` and `service` ("example.com", "http" or "8080") with getaddrinfo on the
 /// runtime's blocking pool (the fiber parks; on a plain thread the thread blocks). Returns
 /// every address in the resolver's order (TCP, both families). Throws std::system_error with
-/// weft::net::resolver_category() errors (message from gai_strerror and the name asked for).
+/// weft::net::resolver_category() errors (message from gai_strerror and the name asked for),
+/// or system_category ones when the resolver failed for a system reason: out of descriptors
+/// it is EMFILE/ENFILE with the limit named, not glibc's "Name or service not known".
 std::vector<endpoint> resolve(std::string_view host, std::string_view service);
 /// As resolve, reporting errors through `ec` (empty result on error).
 std::vector<endpoint> resolve(std::string_view host, std::string_view service, std::error_code& ec);
