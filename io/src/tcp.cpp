@@ -138,7 +138,8 @@ void tcp_stream::set_keepalive(bool on, int idle_seconds) {
 
 // listener_socket ----------------------------------------------------------------------------
 
-socket listener_socket::listen_on(const endpoint& at, const listen_options& opts, const char* who) {
+socket listener_socket::listen_on(const endpoint& at, const listen_options& opts, const char* who,
+                                  const char* in_use_hint) {
   std::error_code ec;
   if (!detail_util::check_endpoint(at, ec)) throw_if(ec, who, at);
   io_desc* d = detail_util::open_socket(at.family(), SOCK_STREAM, 0, ec);
@@ -156,6 +157,9 @@ socket listener_socket::listen_on(const endpoint& at, const listen_options& opts
   }
   if (!ec && ::bind(g.fd(), at.data(), at.size()) != 0) ec.assign(io_errno(), std::system_category());
   if (!ec && ::listen(g.fd(), opts.backlog) != 0) ec.assign(io_errno(), std::system_category());
+  if (ec == std::errc::address_in_use && in_use_hint != nullptr) {
+    detail_util::throw_net(ec, std::string(who) + " " + at.to_string() + in_use_hint);
+  }
   throw_if(ec, who, at);
   return s;
 }

@@ -155,17 +155,23 @@ unix_listener unix_listener::bind(const endpoint& at, const listen_options& opts
   }
   std::string path = at.path();
   bool abstract = !path.empty() && path[0] == '@';
+  // EADDRINUSE alone reads as "a server is there"; say what is in the way.
+  const char* in_the_way = abstract ? " (another socket has this name)" : " (a server is listening on it)";
   if (!abstract && !path.empty()) {
     // A socket file nobody listens on (a crashed server's) would make bind fail with
     // EADDRINUSE: remove it, but only if connecting to it is refused.
     struct ::stat st{};
-    if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
-      std::error_code probe;
-      unix_stream::connect(at, std::chrono::steady_clock::now() + std::chrono::milliseconds(100), probe);
-      if (probe == std::errc::connection_refused) ::unlink(path.c_str());
+    if (::lstat(path.c_str(), &st) == 0) {
+      if (S_ISSOCK(st.st_mode)) {
+        std::error_code probe;
+        unix_stream::connect(at, std::chrono::steady_clock::now() + std::chrono::milliseconds(100), probe);
+        if (probe == std::errc::connection_refused) ::unlink(path.c_str());
+      } else {
+        in_the_way = " (the path exists and is not a socket: remove it or choose another path)";
+      }
     }
   }
-  unix_listener l(listen_on(at, opts, "unix_listener::bind"));
+  unix_listener l(listen_on(at, opts, "unix_listener::bind", in_the_way));
   struct ::stat st{};
   if (!abstract && ::lstat(path.c_str(), &st) == 0) {  // the file bind made, to remove it (only it) later
     l.path_ = path;

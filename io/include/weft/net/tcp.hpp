@@ -53,7 +53,10 @@ class listener_socket : public socket {
 
  protected:
   explicit listener_socket(socket&& s) noexcept : socket(std::move(s)) {}
-  static socket listen_on(const endpoint& at, const listen_options& opts, const char* who);
+  /// A listening socket on `at`; errors throw naming `who` and `at`, with `in_use_hint`
+  /// after them when the address is in use.
+  static socket listen_on(const endpoint& at, const listen_options& opts, const char* who,
+                          const char* in_use_hint = nullptr);
 };
 
 class tcp_listener : public listener_socket {
