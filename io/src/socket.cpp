@@ -3,6 +3,8 @@
 #include <weft/net/socket.hpp>
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -174,6 +176,40 @@ endpoint socket::peer_endpoint() const {
   return e;
 }
 
+namespace {
+// "SOL_SOCKET, SO_RCVBUF" for an error message; numbers for what is not in the table.
+std::string option_name(int level, int name) {
+  struct entry {
+    int level, name;
+    const char* text;
+  };
+#define WEFT_OPT(l, n) entry{l, n, #l ", " #n}
+  static constexpr entry known[] = {
+      WEFT_OPT(SOL_SOCKET, SO_REUSEADDR),    WEFT_OPT(SOL_SOCKET, SO_REUSEPORT),
+      WEFT_OPT(SOL_SOCKET, SO_KEEPALIVE),    WEFT_OPT(SOL_SOCKET, SO_RCVBUF),
+      WEFT_OPT(SOL_SOCKET, SO_SNDBUF),       WEFT_OPT(SOL_SOCKET, SO_BROADCAST),
+      WEFT_OPT(SOL_SOCKET, SO_LINGER),       WEFT_OPT(SOL_SOCKET, SO_RCVLOWAT),
+      WEFT_OPT(SOL_SOCKET, SO_SNDLOWAT),     WEFT_OPT(SOL_SOCKET, SO_PRIORITY),
+      WEFT_OPT(SOL_SOCKET, SO_ERROR),        WEFT_OPT(SOL_SOCKET, SO_TYPE),
+      WEFT_OPT(SOL_SOCKET, SO_DOMAIN),       WEFT_OPT(SOL_SOCKET, SO_ACCEPTCONN),
+      WEFT_OPT(IPPROTO_TCP, TCP_NODELAY),    WEFT_OPT(IPPROTO_TCP, TCP_KEEPIDLE),
+      WEFT_OPT(IPPROTO_TCP, TCP_KEEPINTVL),  WEFT_OPT(IPPROTO_TCP, TCP_KEEPCNT),
+      WEFT_OPT(IPPROTO_TCP, TCP_CORK),       WEFT_OPT(IPPROTO_TCP, TCP_QUICKACK),
+      WEFT_OPT(IPPROTO_TCP, TCP_USER_TIMEOUT), WEFT_OPT(IPPROTO_TCP, TCP_DEFER_ACCEPT),
+      WEFT_OPT(IPPROTO_TCP, TCP_MAXSEG),     WEFT_OPT(IPPROTO_TCP, TCP_NOTSENT_LOWAT),
+      WEFT_OPT(IPPROTO_TCP, TCP_FASTOPEN),   WEFT_OPT(IPPROTO_IP, IP_TTL),
+      WEFT_OPT(IPPROTO_IP, IP_TOS),          WEFT_OPT(IPPROTO_IP, IP_MULTICAST_TTL),
+      WEFT_OPT(IPPROTO_IP, IP_MULTICAST_LOOP), WEFT_OPT(IPPROTO_IPV6, IPV6_V6ONLY),
+      WEFT_OPT(IPPROTO_IPV6, IPV6_UNICAST_HOPS),
+  };
+#undef WEFT_OPT
+  for (const entry& e : known) {
+    if (e.level == level && e.name == name) return e.text;
+  }
+  return "level " + std::to_string(level) + ", option " + std::to_string(name);
+}
+}  // namespace
+
 void socket::set_option(int level, int name, int value) {
   io_op_guard g(desc_);
   std::error_code ec;
@@ -182,9 +218,10 @@ void socket::set_option(int level, int name, int value) {
   } else if (::setsockopt(g.fd(), level, name, &value, sizeof value) != 0) {
     ec.assign(io_errno(), std::system_category());
   }
-  if (ec)
-    throw std::system_error(ec, "weft::net::socket::set_option(level " + std::to_string(level) + ", option " +
-                                    std::to_string(name) + ")");
+  if (ec) {
+    const std::string what = "socket::set_option(" + option_name(level, name) + ", " + std::to_string(value) + ")";
+    throw_if(ec, what.c_str(), desc_);
+  }
 }
 
 int socket::get_option(int level, int name) const {
@@ -197,9 +234,10 @@ int socket::get_option(int level, int name) const {
   } else if (::getsockopt(g.fd(), level, name, &value, &len) != 0) {
     ec.assign(io_errno(), std::system_category());
   }
-  if (ec)
-    throw std::system_error(ec, "weft::net::socket::get_option(level " + std::to_string(level) + ", option " +
-                                    std::to_string(name) + ")");
+  if (ec) {
+    const std::string what = "socket::get_option(" + option_name(level, name) + ")";
+    throw_if(ec, what.c_str(), desc_);
+  }
   return value;
 }
 

@@ -2,6 +2,8 @@
 // another fiber (or a plain thread) waits, stop requests, peer reset and half-close, short
 // transfers with tiny socket buffers, connect errors naming the address, and the poller's
 // place in the scheduler (a parked reader does not hold its worker).
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -216,6 +218,20 @@ TEST_P(TcpTest, ThrownErrorsSayWhenWeftEndedTheCall) {
     e = weft_test::system_error_of([&] { (void)listener.accept(); });
     EXPECT_EQ(std::string(e.what()), "weft::net::tcp_listener::accept (on " + listener.local_endpoint().to_string() +
                                          "): the deadline passed: Connection timed out");
+  });
+}
+
+TEST_P(TcpTest, OptionErrorsNameTheOptionAndTheSocket) {
+  rt().block_on([&] {
+    auto udp = weft::net::udp_socket::bind(endpoint::loopback_v4(0));
+    std::system_error e = weft_test::system_error_of([&] { udp.set_option(IPPROTO_TCP, TCP_NODELAY, 1); });
+    EXPECT_EQ(std::string(e.what()), "weft::net::udp_socket::set_option(IPPROTO_TCP, TCP_NODELAY, 1) (on " +
+                                         udp.local_endpoint().to_string() + "): " + e.code().message());
+    auto ab = connected_pair();
+    e = weft_test::system_error_of([&] { (void)ab.first.get_option(SOL_SOCKET, 9999); });
+    EXPECT_EQ(std::string(e.what()), "weft::net::tcp_stream::get_option(level " + std::to_string(SOL_SOCKET) +
+                                         ", option 9999) (peer " + ab.first.peer_endpoint().to_string() +
+                                         "): " + e.code().message());
   });
 }
 
