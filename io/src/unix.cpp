@@ -182,19 +182,21 @@ unix_listener unix_listener::bind(const endpoint& at, const listen_options& opts
   return l;
 }
 
-unix_stream unix_listener::accept(const std::stop_token& st, std::error_code& ec) {
-  return unix_stream(accept_stream(nullptr, &st, ec));
+unix_stream unix_listener::accept(const std::stop_token& st, std::error_code& ec, endpoint* peer) {
+  return unix_stream(accept_stream(peer, &st, ec));
 }
-unix_stream unix_listener::accept(std::error_code& ec) { return unix_stream(accept_stream(nullptr, nullptr, ec)); }
-unix_stream unix_listener::accept() {
+unix_stream unix_listener::accept(std::error_code& ec, endpoint* peer) {
+  return unix_stream(accept_stream(peer, nullptr, ec));
+}
+unix_stream unix_listener::accept(endpoint* peer) {
   std::error_code ec;
-  unix_stream s = accept(ec);
+  unix_stream s = accept(ec, peer);
   throw_if(ec, "unix_listener::accept", desc_);
   return s;
 }
-unix_stream unix_listener::accept(const std::stop_token& st) {
+unix_stream unix_listener::accept(const std::stop_token& st, endpoint* peer) {
   std::error_code ec;
-  unix_stream s = accept(st, ec);
+  unix_stream s = accept(st, ec, peer);
   throw_if(ec, "unix_listener::accept", desc_);
   return s;
 }

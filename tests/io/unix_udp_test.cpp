@@ -123,7 +123,7 @@ TEST_P(UnixTest, ListenerOnAPathEchoesAndRemovesItsFile) {
   });
 }
 
-TEST_P(UnixTest, ErrorsNameTheSocketPath) {
+TEST_P(UnixTest, AcceptGivesThePeerAndErrorsNameTheSocketPath) {
   // The client's peer is the listener's path; the accepted side's peer is unnamed, so it is
   // named by its own (the listener's) path.
   temp_dir dir;
@@ -132,9 +132,12 @@ TEST_P(UnixTest, ErrorsNameTheSocketPath) {
   rt().block_on([&] {
     auto l = unix_listener::bind(endpoint::unix_path(path));
     unix_stream server;
-    auto acceptor = weft::spawn([&] { server = l.accept(); });
+    endpoint peer = endpoint::loopback_v4(1);
+    auto acceptor = weft::spawn([&] { server = l.accept(&peer); });
     auto client = unix_stream::connect(endpoint::unix_path(path), clk::now() + 5s);
     acceptor.join();
+    EXPECT_TRUE(peer.is_unix());  // accept filled it in: the client's unnamed address
+    EXPECT_EQ(peer.path(), "");
     char c;
     for (unix_stream* s : {&client, &server}) {
       s->set_read_deadline(clk::now());

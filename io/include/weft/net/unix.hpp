@@ -50,10 +50,13 @@ class unix_listener : public listener_socket {
   /// on is removed first. Throws std::system_error naming the path.
   static unix_listener bind(const endpoint& at, const listen_options& opts = {});
 
-  unix_stream accept();
-  unix_stream accept(std::error_code& ec);
-  unix_stream accept(const std::stop_token& st);
-  unix_stream accept(const std::stop_token& st, std::error_code& ec);
+  /// Accepts the next connection (see listener_socket::accept_stream). `peer` (optional)
+  /// receives the client's address: unnamed (`path()` empty, printed `unix:`) unless the
+  /// client bound its socket to a name.
+  unix_stream accept(endpoint* peer = nullptr);
+  unix_stream accept(std::error_code& ec, endpoint* peer = nullptr);
+  unix_stream accept(const std::stop_token& st, endpoint* peer = nullptr);
+  unix_stream accept(const std::stop_token& st, std::error_code& ec, endpoint* peer = nullptr);
 
  private:
   explicit unix_listener(socket&& s) noexcept : listener_socket(std::move(s)) {}
