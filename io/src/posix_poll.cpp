@@ -7,12 +7,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
+#include <new>
+#include <optional>
 #include <system_error>
+#include <vector>
 
 #include "io_desc.hpp"
 #include "posix_support.hpp"
@@ -81,8 +85,27 @@ io_result poll_backoff(::pollfd* fds, ::nfds_t nfds, steady::time_point deadline
 // watch was closed": the waiter then asks its own epoll set, with EPOLL_CTL_MOD, whether each
 // watched descriptor is still the one it added (EBADF: closed; ENOENT: the number names
 // another description now), so a number closed and reused by someone else's poll meanwhile
-// is never reported closed to that poll. Invariant: a waiter is on the list only while its
-// private record `d` is registered (it leaves before releasing it), so a kick may touch `d`.
+// is never reported closed to that poll.
+//
+// Waiters are listed by number, in poll_bucket_count buckets (number % count), so a close
+// walks only the waiters that may watch its number: a ported server with thousands of fibers
+// in poll does not walk all of them, under one lock, at every close. A waiter is on one list
+// per bucket its numbers fall in, through one poll_link each.
+// Invariant: a waiter is on the lists only while its private record `d` is registered (it
+// leaves before releasing it), so a kick may touch `d`.
+constexpr std::size_t poll_bucket_count = 64;
+
+std::size_t bucket_of(int fd) noexcept { return static_cast<unsigned>(fd) % poll_bucket_count; }
+
+struct poll_waiter;
+
+struct poll_link {
+  poll_waiter* w = nullptr;
+  std::size_t bucket = 0;
+  poll_link* prev = nullptr;
+  poll_link* next = nullptr;
+};
+
 struct poll_waiter {
   const ::pollfd* fds;
   ::nfds_t nfds;
@@ -91,36 +114,36 @@ struct poll_waiter {
   // Set by a kick, taken by the waiter's next round. Ordering: release by the kick, which
   // follows the ::close; acquire by the waiter before its EPOLL_CTL_MOD checks.
   std::atomic<bool> kicked{false};
-  poll_waiter* prev = nullptr;
-  poll_waiter* next = nullptr;
 };
 
-struct poll_waiter_list {
+struct poll_bucket {
   std::mutex mu;  // guards the list; held for edits and walks only, never across a park
-  poll_waiter* head = nullptr;
-  // Waiters on the list, so that a close skips the lock while nobody polls. Ordering: seq_cst
-  // on both sides. A waiter increments it, then adds its descriptors to its set; a closer
-  // closes the number, then reads it. If the read sees 0, the increment (a locked RMW, a full
-  // barrier), and so the waiter's epoll_ctl ADD after it, come after the closer's ::close
-  // returned; the kernel's file-table lock orders the two syscalls. ADD then fails with EBADF
-  // (the poll falls back and reports the number as poll(2) would) or adds the number's new
-  // description, the right one.
+  poll_link* head = nullptr;
+  // Waiters on the list, so that a close skips the lock while nobody polls its bucket.
+  // Ordering: seq_cst on both sides. A waiter increments it, then adds its descriptors to its
+  // set; a closer closes the number, then reads it. If the read sees 0, the increment (a
+  // locked RMW, a full barrier), and so the waiter's epoll_ctl ADD after it, come after the
+  // closer's ::close returned; the kernel's file-table lock orders the two syscalls. ADD then
+  // fails with EBADF (the poll falls back and reports the number as poll(2) would) or adds the
+  // number's new description, the right one.
   std::atomic<long> count{0};
 };
 
-poll_waiter_list& poll_waiters() {
-  static auto* l = new poll_waiter_list();  // never destroyed: calls may run during exit
-  return *l;
+poll_bucket* poll_buckets() {
+  static auto* b = new poll_bucket[poll_bucket_count];  // never destroyed: calls may run during exit
+  return b;
 }
 
 }  // namespace
 
 // Kicks the waiters that watch `fd`, which was just closed. Any thread; never blocks for long.
 void wake_pollers(int fd) noexcept {
-  poll_waiter_list& l = poll_waiters();
-  if (l.count.load(std::memory_order_seq_cst) == 0) return;
-  std::lock_guard lk(l.mu);
-  for (poll_waiter* w = l.head; w != nullptr; w = w->next) {
+  if (fd < 0) return;
+  poll_bucket& b = poll_buckets()[bucket_of(fd)];
+  if (b.count.load(std::memory_order_seq_cst) == 0) return;
+  std::lock_guard lk(b.mu);
+  for (poll_link* l = b.head; l != nullptr; l = l->next) {
+    poll_waiter* w = l->w;
     if (std::none_of(w->fds, w->fds + w->nfds, [fd](const ::pollfd& p) { return p.fd == fd; })) continue;
     w->kicked.store(true, std::memory_order_release);
     std::uint32_t gen;
@@ -128,8 +151,9 @@ void wake_pollers(int fd) noexcept {
       std::lock_guard dl(w->d->lock);
       gen = w->d->gen;
     }
-    // Under mu, so the waiter cannot leave and release `d` first. Lock order: mu, then the
-    // record's lock (io_ready takes it); nothing takes them the other way round.
+    // Under the bucket's lock, so the waiter cannot leave and release `d` first. Lock order: a
+    // bucket's mu, then the record's lock (io_ready takes it); nothing takes them the other way
+    // round, and nobody holds two buckets' locks at once.
     detail::io_ready(w->d->index, gen, /*read=*/true, /*write=*/false);
   }
 }
@@ -138,22 +162,27 @@ namespace {
 
 class poll_registration {
  public:
+  // Throws std::bad_alloc (nothing listed then) when a poll spans more buckets than fit inline.
   explicit poll_registration(poll_waiter& w) : w_(w) {
-    poll_waiter_list& l = poll_waiters();
     static const bool hooked = (detail::io_on_fd_closed(&wake_pollers), true);
     (void)hooked;
-    std::lock_guard lk(l.mu);
-    w.next = l.head;
-    if (l.head != nullptr) l.head->prev = &w;
-    l.head = &w;
-    l.count.fetch_add(1, std::memory_order_seq_cst);
+    std::size_t n = 0;
+    for (::nfds_t i = 0; i < w.nfds; ++i) {
+      if (w.fds[i].fd < 0) continue;
+      const std::size_t b = bucket_of(w.fds[i].fd);
+      if (std::none_of(links_.begin(), links_.begin() + n, [b](const poll_link& l) { return l.bucket == b; }) &&
+          std::none_of(more_.begin(), more_.end(), [b](const poll_link& l) { return l.bucket == b; })) {
+        poll_link l{&w, b};
+        if (n < links_.size()) links_[n++] = l; else more_.push_back(l);
+      }
+    }
+    n_inline_ = n;
+    for (std::size_t i = 0; i < n_inline_; ++i) link(links_[i]);
+    for (poll_link& l : more_) link(l);
   }
   ~poll_registration() {
-    poll_waiter_list& l = poll_waiters();
-    std::lock_guard lk(l.mu);
-    if (w_.prev != nullptr) w_.prev->next = w_.next; else l.head = w_.next;
-    if (w_.next != nullptr) w_.next->prev = w_.prev;
-    l.count.fetch_sub(1, std::memory_order_seq_cst);
+    for (std::size_t i = 0; i < n_inline_; ++i) unlink(links_[i]);
+    for (poll_link& l : more_) unlink(l);
   }
   poll_registration(const poll_registration&) = delete;
   poll_registration& operator=(const poll_registration&) = delete;
@@ -176,7 +205,26 @@ class poll_registration {
   }
 
  private:
+  static void link(poll_link& l) {
+    poll_bucket& b = poll_buckets()[l.bucket];
+    std::lock_guard lk(b.mu);
+    l.next = b.head;
+    if (b.head != nullptr) b.head->prev = &l;
+    b.head = &l;
+    b.count.fetch_add(1, std::memory_order_seq_cst);
+  }
+  static void unlink(poll_link& l) {
+    poll_bucket& b = poll_buckets()[l.bucket];
+    std::lock_guard lk(b.mu);
+    if (l.prev != nullptr) l.prev->next = l.next; else b.head = l.next;
+    if (l.next != nullptr) l.next->prev = l.prev;
+    b.count.fetch_sub(1, std::memory_order_seq_cst);
+  }
+
   poll_waiter& w_;
+  std::array<poll_link, 4> links_{};  // the common case: a few descriptors, no allocation
+  std::size_t n_inline_ = 0;
+  std::vector<poll_link> more_;       // reserved before any link is listed: never moves after
 };
 
 }  // namespace
@@ -210,7 +258,12 @@ io_result poll_on_fiber(::pollfd* fds, ::nfds_t nfds, int timeout) {
   if (!registered_with_poller(d)) return poll_backoff(fds, nfds, deadline);
   // Listed before the descriptors go into the set, so every close from then on kicks it.
   poll_waiter me{fds, nfds, d, ep};
-  poll_registration listed(me);  // leaves the list before `guard` releases d
+  std::optional<poll_registration> listed;  // leaves the lists before `guard` releases d
+  try {
+    listed.emplace(me);
+  } catch (const std::bad_alloc&) {
+    return poll_backoff(fds, nfds, deadline);
+  }
   if (!watch_all(ep, fds, nfds)) return poll_backoff(fds, nfds, deadline);
   if (timeout >= 0) detail::io_set_deadline(d, io_dir::read, detail::deadline_ns(deadline));
   std::error_code wait_ec;
@@ -220,7 +273,7 @@ io_result poll_on_fiber(::pollfd* fds, ::nfds_t nfds, int timeout) {
     // some point (or a watched number was closed); another fiber may have consumed it, so
     // poll again and maybe park again.
     std::uint32_t seen = detail::io_events(d, io_dir::read);
-    if (io_result r = listed.with_closed(fds, nfds, poll_now(fds, nfds)); r.value != 0) return r;
+    if (io_result r = listed->with_closed(fds, nfds, poll_now(fds, nfds)); r.value != 0) return r;
     if (wait_ec) return ok(0);  // the deadline passed (or the runtime shuts down)
     wait_ec = detail::io_wait(d, io_dir::read, nullptr, seen);
   }

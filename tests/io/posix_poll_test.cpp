@@ -7,6 +7,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <set>
+#include <random>
+#include <numeric>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -266,6 +270,64 @@ TEST(PosixTest, CloseWakesAFiberPollingTheDescriptor) {
     EXPECT_EQ(r.result, 1) << std::strerror(r.error);
     EXPECT_EQ(fds[0].revents, 0);
     EXPECT_EQ(fds[1].revents, POLLNVAL);
+  }
+}
+
+TEST(PosixTest, ClosesWakeExactlyTheirPollersAmongManyAcrossWorkers) {
+  // Many fibers poll at once, each its own socket plus six shared idle pipes whose numbers
+  // fall in six different buckets of the waiter lists (more than a poll lists without
+  // allocating). Closing the sockets one by one, in a shuffled order, from another fiber
+  // ends each poll with POLLNVAL on its own entry and nothing on the shared ones; every other
+  // poll keeps waiting until its own close.
+  constexpr int pollers = 200;
+  constexpr int shared = 6;
+  weft::runtime rt(weft::runtime_options{.workers = 2});
+  std::vector<fd_pair> idle;
+  for (int i = 0; i < shared; ++i) idle.push_back(make_pipe());
+  std::vector<int> own;
+  std::vector<fd_pair> keep;  // the sockets' other ends, open throughout
+  for (int i = 0; i < pollers; ++i) {
+    fd_pair sp = make_socketpair();
+    own.push_back(sp.a.release());
+    keep.push_back(std::move(sp));
+  }
+  watchdog wd([&] { for (auto& p : idle) (void)!::write(p.b.get(), "x", 1); }, 20s);
+  std::vector<std::array<::pollfd, shared + 1>> fds(pollers);
+  std::vector<outcome> r(pollers);
+  std::atomic<int> finished{0};
+  rt.block_on([&] {
+    std::vector<weft::join_handle<void>> hs;
+    for (int i = 0; i < pollers; ++i) {
+      for (int k = 0; k < shared; ++k) fds[i][k] = {idle[k].a.get(), POLLIN, 0};
+      fds[i][shared] = {own[i], POLLIN, 0};
+      hs.push_back(weft::spawn([&, i] {
+        r[i] = {posix::poll(fds[i].data(), shared + 1, -1), errno};
+        ++finished;
+      }));
+    }
+    weft::this_fiber::sleep_for(50ms);  // every poller parked (a late one finds POLLNVAL at once)
+    std::vector<int> order(pollers);
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), std::mt19937(7));
+    for (int n = 0; n < pollers; ++n) {
+      EXPECT_EQ(posix::close(own[order[n]]), 0);
+      if (!yield_until([&] { return finished.load() >= n + 1; }, 5s)) {
+        ADD_FAILURE() << "close " << n << " woke nobody";
+        break;  // the watchdog wakes the rest through the shared pipes
+      }
+      EXPECT_EQ(finished.load(), n + 1) << "close " << n << " ended more than its own poll";
+    }
+    for (auto& h : hs) h.join();
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired()) << "a poll went on waiting after its descriptor was closed";
+  std::set<std::size_t> buckets;
+  for (auto& p : idle) buckets.insert(static_cast<std::size_t>(p.a.get()) % 64);
+  EXPECT_GT(buckets.size(), 4u) << "the shared pipes no longer span more buckets than fit inline";
+  for (int i = 0; i < pollers; ++i) {
+    EXPECT_EQ(r[i].result, 1) << "poller " << i << ": " << std::strerror(r[i].error);
+    for (int k = 0; k < shared; ++k) EXPECT_EQ(fds[i][k].revents, 0) << "poller " << i;
+    EXPECT_EQ(fds[i][shared].revents, POLLNVAL) << "poller " << i;
   }
 }
 
