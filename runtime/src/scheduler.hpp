@@ -105,6 +105,11 @@ struct worker {
   bool dispatching_io = false;         // inside io->poll(): wake-ups queue FIFO
   std::uint64_t rng;
   stack_cache stacks;
+  // The cache's idle clock (owner only): `counters.switches` when last seen changing, and
+  // since when it has not. A cache this worker did not touch for a second goes back to the
+  // pool's shared list, where decay ages it like any free stack (age_stack_cache).
+  std::uint64_t stacks_seen_switches = 0;
+  std::int64_t stacks_idle_since_ns = 0;
   std::uint64_t next_id = 0, id_limit = 0;  // a block of ids from reserve_task_ids()
   std::vector<fiber_cb*> steal_buf;
   std::vector<fiber_cb*> seen_lifo;
@@ -123,6 +128,7 @@ struct worker {
   void park_worker() noexcept;
   bool work_visible() noexcept;
   bool spin_for_work() noexcept;
+  void age_stack_cache(std::int64_t now) noexcept;
   void overflow_to_global(fiber_cb* f) noexcept;
   fiber_cb* lifo_swap(fiber_cb* f) noexcept;
   fiber_cb* take_from_global() noexcept;

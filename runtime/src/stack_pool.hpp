@@ -51,7 +51,8 @@ class stack_pool {
   /// Returns a control block whose fiber is gone (both references dropped). True if this put
   /// the resident free list above its floor (wants_decay() turned true).
   bool release(fiber_cb* f, stack_cache* cache) noexcept;
-  /// Moves a worker's cached stacks back to the shared lists (worker exit).
+  /// Moves a worker's cached stacks back to the shared lists (worker exit, or a cache the
+  /// worker went a second without using: worker::age_stack_cache).
   void drain(stack_cache& cache) noexcept;
   /// Returns the pages of up to `max` free stacks beyond the high-water mark to the kernel.
   /// Returns true if more remain. Called by idle workers.

@@ -312,9 +312,10 @@ void worker::park_worker() noexcept {
   if (rt->pool.needs_trim()) {
     constexpr std::int64_t trim_pace_ns = 10'000'000;  // one batch of 64 per 10 ms
     timeout = timeout < 0 ? trim_pace_ns : std::min(timeout, trim_pace_ns);
-  } else if (rt->pool.wants_decay()) {
+  } else if (rt->pool.wants_decay() || stacks.count != 0) {
     // Come back for the next decay: each parked worker wakes at most once a second, and only
-    // until the resident free list is down to its floor (two decays after the last use).
+    // until its cache is drained and the resident free list is down to its floor (two decays
+    // after the last use).
     constexpr std::int64_t decay_pace_ns = stack_pool::decay_interval_ns;
     timeout = timeout < 0 ? decay_pace_ns : std::min(timeout, decay_pace_ns);
   }
@@ -376,9 +377,23 @@ fiber_cb* worker::find_work() noexcept {
     // Idle: free stacks unused for a second become surplus (decay), and the pages of surplus
     // free stacks go back to the kernel, one batch per idle pass, paced by park_worker's
     // timeout (Go's background scavenger, at a small CPU share).
+    if (stacks.count != 0) age_stack_cache(now_ns());
     if (rt->pool.wants_decay()) rt->pool.decay(now_ns());
     if (rt->pool.needs_trim()) rt->pool.trim(64);
     park_worker();
+  }
+}
+
+void worker::age_stack_cache(std::int64_t now) noexcept {
+  // Idle, with stacks in the cache: give them to the pool once a whole second went by without
+  // a switch on this worker (so without a spawn or an exit here either). Up to 64 stacks per
+  // worker would otherwise stay resident for good after a burst, beyond the pool's own floor.
+  const std::uint64_t switches = counters.switches.load(std::memory_order_relaxed);
+  if (switches != stacks_seen_switches) {
+    stacks_seen_switches = switches;
+    stacks_idle_since_ns = now;
+  } else if (now - stacks_idle_since_ns >= stack_pool::decay_interval_ns) {
+    rt->pool.drain(stacks);
   }
 }
 

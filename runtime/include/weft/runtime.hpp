@@ -28,7 +28,8 @@ struct runtime_options {
   bool guard_pages = true;
   /// Free stacks kept resident for reuse; beyond this their pages go back to the kernel. So
   /// do the pages of free stacks below it that a whole second went by without needing, down
-  /// to 64 (plus up to 64 in each worker's cache): a burst of fibers does not keep its memory.
+  /// to 64 (the workers' own caches, up to 64 each, go back to the pool after a second
+  /// without use): a burst of fibers does not keep its memory.
   std::size_t stack_cache_high_water = 1024;
   /// Threads of the run_blocking() pool at most (at least 1); idle ones exit after
   /// `blocking_idle_timeout`.
