@@ -3,6 +3,7 @@
 
 #include <malloc.h>
 #include <pthread.h>
+#include <sys/ioctl.h>
 
 #include <csignal>
 #include <cstdio>
@@ -69,6 +70,11 @@ void heap_trimmer::closed(std::size_t open) {
   // The exchange makes one caller of a burst the trimmer, and sets the next mark.
   if (peak >= kMinPeak && open <= peak / 2 && peak_.compare_exchange_strong(peak, open, std::memory_order_relaxed))
     weft::run_blocking([] { ::malloc_trim(0); });
+}
+
+bool input_waiting(const weft::net::tcp_stream& s) noexcept {
+  int n = 0;
+  return ::ioctl(s.native_handle(), FIONREAD, &n) == 0 && n > 0;
 }
 
 void linger(weft::net::tcp_stream& s, std::chrono::milliseconds wait) {

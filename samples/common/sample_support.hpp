@@ -73,10 +73,16 @@ class heap_trimmer {
   std::atomic<std::size_t> peak_{0};
 };
 
+/// True if bytes the peer sent wait unread in the socket's receive queue (FIONREAD).
+bool input_waiting(const weft::net::tcp_stream& s) noexcept;
+
 /// The stopping rule of a request/response server: reads take the stop token, so an idle
-/// connection ends at once on SIGINT/SIGTERM; a connection whose request is half received when
-/// the stop comes gets `grace` to finish it (its reads then go without the token, bounded by
-/// the read deadline the caller sets from deadline()). One per connection, on its fiber.
+/// connection ends at once on SIGINT/SIGTERM; a connection whose request is half received, or
+/// whose next request has arrived but is still unread (the server was busy when the stop
+/// came), gets `grace` to finish it (its reads then go without the token, bounded by the read
+/// deadline the caller sets from deadline()). Once finished, the caller closes with linger(),
+/// so that input the client sent after it does not turn the close into a reset that destroys
+/// the reply. One per connection, on its fiber.
 class request_grace {
  public:
   request_grace(const std::stop_source& stop, std::chrono::milliseconds grace)
@@ -86,11 +92,11 @@ class request_grace {
   std::size_t read_some(weft::net::tcp_stream& s, void* buf, std::size_t size, std::error_code& ec) {
     return armed_ ? s.read_some(buf, size, ec) : s.read_some(buf, size, token_, ec);
   }
-  /// After a read: true if the stop canceled it with a request half received (`partial`); the
-  /// grace period starts now (until deadline()) and the caller reads again.
+  /// After a read: true if the stop canceled it with a request half received (`partial`) or
+  /// waiting unread; the grace period starts now (until deadline()) and the caller reads again.
   bool start(const std::error_code& ec, bool partial, const weft::net::tcp_stream& s) {
-    if (armed_ || ec != std::errc::operation_canceled || !token_.stop_requested() || !partial || !s.is_open())
-      return false;
+    if (armed_ || ec != std::errc::operation_canceled || !token_.stop_requested() || !s.is_open()) return false;
+    if (!partial && !input_waiting(s)) return false;
     armed_ = true;
     deadline_ = weft::net::clock::now() + grace_;
     return true;

@@ -183,7 +183,11 @@ void serve(server& srv, weft::net::tcp_stream& s) {
       sample::linger(s);
       break;
     }
-    if (grace.finished(parser.has_partial())) break;  // the in-flight request is done
+    if (grace.finished(parser.has_partial())) {  // the requests in flight at the stop are done
+      weft::this_fiber::set_waiting_on("linger");
+      sample::linger(s);
+      break;
+    }
   }
   tally.flush(srv.counters);
 }

@@ -112,7 +112,10 @@ void serve(server& srv, weft::net::tcp_stream& s) {
       sample::linger(s);
       break;
     }
-    if (grace.finished(parser.has_partial())) break;  // the in-flight request is done
+    if (grace.finished(parser.has_partial())) {  // the requests in flight at the stop are done
+      sample::linger(s);
+      break;
+    }
   }
   srv.commands.fetch_add(local_commands, std::memory_order_relaxed);
 }
