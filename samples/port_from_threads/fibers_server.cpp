@@ -100,7 +100,7 @@ struct server {
 int parse_args(int argc, char** argv, server& srv) {
   return sample::parse_args(
       argc, argv, srv.prog, kUsage, srv.opts.common,
-      {sample::millis_flag("--idle-ms", "close a connection silent this long (default 60000)", srv.opts.idle),
+      {sample::millis_flag("--idle-ms", "close a connection silent this long (default 60000)", srv.opts.idle, 1),
        sample::grace_flag("a half-received line may take", srv.opts.grace)});
 }
 

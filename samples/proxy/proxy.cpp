@@ -200,6 +200,30 @@ void serve_pair(proxy& px, tcp_stream& client) {
   }
 }
 
+// True if connecting to `up` would reach this proxy's own listener (--bind, --port): the same
+// address, or, for a wildcard listener, any address of this host (one it can bind to) on the
+// same port. Such a proxy connects to itself for every connection it accepts, and accepts each
+// of those again: one client would use up every descriptor.
+bool is_own_listener(const sample::common_options& c, const weft::net::endpoint& up) {
+  if (c.port == 0 || up.port() != c.port) return false;
+  weft::net::endpoint bound;
+  try {
+    bound = weft::net::endpoint::ip(c.bind, c.port);
+  } catch (const std::exception&) {
+    return false;  // serve_tcp reports the bad --bind
+  }
+  if (bound == up) return true;
+  const bool wildcard =
+      bound == weft::net::endpoint::ip("0.0.0.0", c.port) || bound == weft::net::endpoint::ip("::", c.port);
+  if (!wildcard) return false;
+  try {
+    (void)weft::net::udp_socket::bind(up.with_port(0));
+  } catch (const std::system_error&) {
+    return false;  // EADDRNOTAVAIL: not an address of this host
+  }
+  return true;
+}
+
 int run(proxy& px) {
   std::error_code ec;
   px.upstream = weft::net::resolve(px.opts.to_host, px.opts.to_port, ec);
@@ -207,6 +231,16 @@ int run(proxy& px) {
     std::fprintf(stderr, "proxy: cannot resolve upstream %s: %s\n", px.opts.to.c_str(),
                  ec ? ec.message().c_str() : "no address");
     return 1;
+  }
+  for (const weft::net::endpoint& up : px.upstream) {
+    if (is_own_listener(px.opts.common, up)) {
+      std::fprintf(stderr,
+                   "proxy: --to %s (%s) is this proxy's own listening address (--bind %s --port %u): every "
+                   "connection would loop back into the proxy until it runs out of descriptors\n",
+                   px.opts.to.c_str(), up.to_string().c_str(), px.opts.common.bind.c_str(),
+                   static_cast<unsigned>(px.opts.common.port));
+      return 2;
+    }
   }
   sample::tcp_server_options o{
       .prog = "proxy", .grace = px.opts.grace, .fiber_name = "proxy upstream", .on_listening = {}, .on_stop = {}};

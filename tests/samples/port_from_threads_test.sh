@@ -157,6 +157,11 @@ run_server() {  # binary: runs the whole session against it, transcript in $work
   local what=std::thread
   [ "$name" = fibers_server ] && what=weft::fiber
   "$bin" --help | grep -q "one $what per connection" || fail "$name --help does not say 'one $what per connection'"
+  # --idle-ms 0 would close every connection before its first line: refused, as chat's.
+  local rc=0 err
+  err=$(timeout 10 "$bin" --port 0 --idle-ms 0 2>&1 >/dev/null) || rc=$?
+  [ "$rc" = 2 ] && [ "$err" = "$name: --idle-ms wants a count of milliseconds 1..86400000, not '0'" ] ||
+    fail "$name --idle-ms 0: exit code $rc (not 2) or not the expected line: $err"
   transcript=$work/$name.transcript
   : >"$transcript"
   start_server "$bin" --grace-ms 5000  # sets pid and port

@@ -25,6 +25,16 @@ mkdir -p "$work"
 source "$(dirname "$0")/common.sh"
 require_tools nc socat ss sha256sum redis-cli redis-benchmark curl /usr/bin/python3
 
+# --- its own listening address as upstream: refused at start (it would loop until out of fds) -
+for args in "--port 23011 --to 127.0.0.1:23011" "--port 23011 --bind 0.0.0.0 --to localhost:23011"; do
+  rc=0
+  # shellcheck disable=SC2086  # word splitting of $args is meant
+  err=$(timeout 10 "$proxy" $args 2>&1 >/dev/null) || rc=$?
+  [ "$rc" = 2 ] && [[ "$err" == *"is this proxy's own listening address"* ]] ||
+    fail "proxy $args: exit code $rc (not 2) or no line saying why: $err"
+done
+echo "ok: the proxy refuses its own listening address as upstream"
+
 # through_proxy NAME CHECK SERVER_COMMAND...: starts the server (sample NAME) and a proxy in
 # front of it (sample NAME_px), runs CHECK PROXY_PORT, then stops both with SIGTERM (exit 0 and
 # a summary line each); the proxy must have had no connect error and no idle timeout.
