@@ -2,6 +2,7 @@
 #include "sample_support.hpp"
 
 #include <malloc.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
 
@@ -101,17 +102,24 @@ tcp_server_result serve_tcp(const common_options& c, std::stop_token stop, const
                             const std::function<void(weft::net::tcp_stream&)>& serve) {
   tcp_server_result result;
   weft::net::tcp_listener listener;
+  weft::net::endpoint at;
   try {
-    listener = weft::net::tcp_listener::bind(weft::net::endpoint::ip(c.bind, c.port));
-  } catch (const std::system_error& e) {
-    // The same line as threads_server's: what a user asked for and the errno text, not the
-    // library call that failed.
-    std::fprintf(stderr, "%s: cannot listen on %s:%u: %s\n", opts.prog, c.bind.c_str(), static_cast<unsigned>(c.port),
-                 e.code().message().c_str());
+    at = weft::net::endpoint::ip(c.bind, c.port);
+  } catch (const std::invalid_argument&) {
+    std::fprintf(stderr, "%s: --bind wants an IP address, not '%s'\n", opts.prog, c.bind.c_str());
     result.exit_code = 1;
     return result;
-  } catch (const std::invalid_argument&) {  // from endpoint::ip
-    std::fprintf(stderr, "%s: --bind wants an IP address, not '%s'\n", opts.prog, c.bind.c_str());
+  }
+  try {
+    listener = weft::net::tcp_listener::bind(at);
+  } catch (const std::system_error& e) {
+    // The same line as threads_server's: what a user asked for and the errno text, not the
+    // library call that failed. An IPv6 link-local address names no interface by itself.
+    const auto* v6 = reinterpret_cast<const ::sockaddr_in6*>(at.data());
+    const bool link_local = at.is_v6() && IN6_IS_ADDR_LINKLOCAL(&v6->sin6_addr) && v6->sin6_scope_id == 0;
+    std::fprintf(stderr, "%s: cannot listen on %s: %s%s\n", opts.prog, at.to_string().c_str(),
+                 e.code().message().c_str(),
+                 link_local ? " (a link-local address needs its interface: --bind fe80::1%eth0)" : "");
     result.exit_code = 1;
     return result;
   }

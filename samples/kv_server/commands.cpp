@@ -8,6 +8,7 @@
 #include <array>
 #include <chrono>
 #include <climits>
+#include <initializer_list>
 #include <mutex>
 #include <shared_mutex>
 #include <span>
@@ -400,7 +401,22 @@ after_command cmd_flushall(ctx& c) {
   return after_command::keep;
 }
 
+// The reply to CONFIG HELP and COMMAND HELP: an array of status lines, as Redis answers them.
+void reply_help(std::string& out, std::initializer_list<std::string_view> lines) {
+  reply_array(out, lines.size());
+  for (std::string_view l : lines) reply_simple(out, l);
+}
+
 after_command cmd_config(ctx& c) {
+  if (iequals(c.args[1], "help") && c.args.size() == 2) {
+    reply_help(c.out, {"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                       "GET <pattern>",
+                       "    Return parameters matching the glob-like <pattern> and their values",
+                       "    (kv_server knows save, appendonly, databases, maxmemory and port).",
+                       "HELP",
+                       "    Print this help."});
+    return after_command::keep;
+  }
   if (!iequals(c.args[1], "get")) {
     reply_error(c.out, "ERR unknown subcommand '" + c.args[1] + "'. Try CONFIG HELP.");
     return after_command::keep;
@@ -456,6 +472,19 @@ after_command cmd_command(ctx& c) {
     } else {
       wrong_arity(c.out, "command|count");
     }
+  } else if (iequals(sub, "help") && c.args.size() == 2) {
+    reply_help(c.out, {"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                       "(no subcommand)",
+                       "    Return details about all commands (kv_server: an empty array).",
+                       "COUNT",
+                       "    Return the total number of commands in this server.",
+                       "LIST",
+                       "    Return a list of all commands in this server.",
+                       "DOCS [<command-name> ...]",
+                       "INFO [<command-name> ...]",
+                       "    Return documentation or details (kv_server: an empty array).",
+                       "HELP",
+                       "    Print this help."});
   } else if (iequals(sub, "list") && c.args.size() == 2) {
     reply_array(c.out, commands().size());
     for (const command_spec& spec : commands()) reply_bulk(c.out, spec.name);

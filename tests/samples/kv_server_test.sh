@@ -142,6 +142,13 @@ done
 [ "$(redis-cli -p "$port" GET counter:__rand_int__)" = 100000 ] || fail "INCR count after benchmark"
 echo "ok: redis-benchmark"
 
+# --- the advice in "unknown subcommand ... Try CONFIG HELP." works ---------------------------
+for cmd in CONFIG COMMAND; do
+  redis-cli -p "$port" "$cmd" NOSUCH | grep -q "Try $cmd HELP" || fail "$cmd NOSUCH gives no advice"
+  redis-cli -p "$port" "$cmd" HELP | grep -q "^$cmd <subcommand>" || fail "$cmd HELP: $(redis-cli -p "$port" "$cmd" HELP)"
+done
+echo "ok: CONFIG HELP and COMMAND HELP"
+
 # --- SIGTERM: a half-received request finishes, idle connections end, exit 0 ----------------
 exec 5<>/dev/tcp/127.0.0.1/"$port"   # idle
 exec 4<>/dev/tcp/127.0.0.1/"$port"   # in flight

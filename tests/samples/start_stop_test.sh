@@ -53,6 +53,11 @@ has_v6_line() { grep -qs '^listening on \[::1\]:[0-9]*$' "$1"; }
 wait_for 10 has_v6_line "$work/v6.out" || fail "$name --bind ::1: no 'listening on [::1]:PORT' line: $(cat "$work/v6.out" "$work/v6.err")"
 v6_port=$(sed -n 's/^listening on \[::1\]:\([0-9]*\)$/\1/p' "$work/v6.out")
 timeout 10 nc -6 -z ::1 "$v6_port" || fail "$name --bind ::1: no connection to [::1]:$v6_port"
+# An IPv6 address in an error is bracketed as in the "listening on" line.
+rc=0
+timeout 10 "$@" --port="$v6_port" --bind=::1 >"$work/second.out" 2>"$work/second.err" || rc=$?
+[ "$rc" = 1 ] && [ "$(cat "$work/second.err")" = "$name: cannot listen on [::1]:$v6_port: Address already in use" ] ||
+  fail "second $name on [::1]:$v6_port: exit code $rc (not 1) or not the bracketed line: $(cat "$work/second.err")"
 kill -INT "$v6_pid"
 server_pid=$v6_pid
 expect_clean_exit "$name --bind ::1"
