@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
@@ -33,13 +34,19 @@ stop_signals::stop_signals(std::stop_source stop) : stop_(std::move(stop)) {
     // Ordering: release pairs with the acquire in received().
     received_.store(sig, std::memory_order_release);
     stop_.request_stop();
+    // A second signal while connections still have their grace period: the user wants out
+    // now (as a second Ctrl-C stops most servers). No summary; the exit status says which.
+    sigwait(&set_, &sig);
+    if (sig == SIGUSR2) return;
+    static const char msg[] = "second stop signal: exiting now, without waiting for open connections\n";
+    (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
+    std::_Exit(128 + sig);
   });
 }
 
 stop_signals::~stop_signals() {
-  // A signal that already came has ended the watcher; this one then stays pending in a
-  // thread-directed queue of a thread about to exit.
-  if (received() == 0) pthread_kill(watcher_.native_handle(), SIGUSR2);
+  // The watcher waits for a first signal or, after one, for a second: either way this ends it.
+  pthread_kill(watcher_.native_handle(), SIGUSR2);
   watcher_.join();
 }
 

@@ -30,7 +30,8 @@
 namespace sample {
 
 /// Turns SIGINT/SIGTERM into `stop.request_stop()`, and ignores SIGPIPE (a closed stdout is an
-/// EPIPE, not death). Construct it at the top of main(), before any thread exists (runtime
+/// EPIPE, not death). A second SIGINT/SIGTERM ends the process at once, with a line on stderr
+/// and exit status 128 + the signal number, without waiting for the connections' grace. Construct it at the top of main(), before any thread exists (runtime
 /// workers inherit the blocked mask). The destructor ends the watcher even when no signal came
 /// (the server ended on its own, e.g. a bind error).
 class stop_signals {

@@ -13,7 +13,9 @@
 #                                  NAME_pid and NAME_port; output in $work/NAME.out, NAME.err
 #   start_server BIN ARGS...       start_sample server BIN --port 0 ARGS...; sets pid and port
 #   expect_clean_exit LABEL [NAME] after a stop signal: NAME (default server) exits 0 within 10 s
-#   stop_sample NAME REGEX         SIGTERM, expect_clean_exit, a stdout line matching REGEX
+#   stop_sample NAME REGEX         SIGTERM (unless its listener is closed: the test sent it,
+#                                  and a second one would end it at once), expect_clean_exit, a
+#                                  stdout line matching REGEX
 #                                  (kept in $work/NAME.summary and printed)
 #   summary_field NAME LABEL       the number before LABEL in NAME's summary ("12 idle timeouts")
 #   not_listening PORT             no socket listens on PORT (asked of ss: no probe connection)
@@ -88,8 +90,10 @@ expect_clean_exit() {
 }
 
 stop_sample() {
-  local name=$1 regex=$2 pid_var="${1}_pid"
-  kill -TERM "${!pid_var}" 2>/dev/null || true  # the test may have sent it already
+  local name=$1 regex=$2 pid_var="${1}_pid" port_var="${1}_port"
+  # One stop signal only: a second one ends a server at once, without grace or summary. A
+  # sample whose listener is closed has had its signal from the test already.
+  if ! not_listening "${!port_var}"; then kill -TERM "${!pid_var}" 2>/dev/null || true; fi
   expect_clean_exit "$name" "$name"
   grep -E "$regex" "$work/$name.out" >"$work/$name.summary" ||
     fail "$name: no summary line matching /$regex/: $(cat "$work/$name.out")"

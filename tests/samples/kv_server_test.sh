@@ -179,4 +179,20 @@ exec 4>&-
 expect_clean_exit "kv_server with a stalled request"
 grep -q '^kv_server: served 2 connections' "$work/server.out" || fail "summary: $(cat "$work/server.out")"
 echo "ok: stalled request closed after the grace period"
+
+# --- a second SIGTERM during a long grace period exits at once, status 128+15 -----------------
+start_server "$bin" --workers 1 --grace-ms 60000
+exec 4<>/dev/tcp/127.0.0.1/"$port"
+printf '*2\r\n$4\r\nECHO\r\n$5\r\nhe' >&4
+[ "$(redis-cli -p "$port" PING)" = PONG ] || fail "PING before stop (3)"
+kill -TERM "$pid"
+wait_for 10 not_listening "$port" || fail "listener still accepting after SIGTERM (3)"
+kill -TERM "$pid"
+wait_for 5 has_exited "$pid" || fail "kv_server still running 5 s after a second SIGTERM"
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" = 143 ] || fail "second SIGTERM: exit status $rc, not 143"
+grep -q '^second stop signal: exiting now' "$work/server.err" || fail "no line about the second signal: $(cat "$work/server.err")"
+exec 4>&-
+echo "ok: a second SIGTERM exits at once"
 echo "PASS"
