@@ -114,6 +114,7 @@ void serve(server& srv, weft::net::tcp_stream& s) {
     if (ec == std::errc::timed_out && parser.has_partial()) {
       // A request that does not arrive in time (slowloris): say so, then close.
       http::append_error(out, 408, http::connection_header::close, true);
+      ++tally.requests;  // every response answers a request, parsed or not: the classes add up
       tally.count(408);
       s.set_write_deadline(clock_type::now() + 1s);
       s.write_all(out.data(), out.size(), ec);
@@ -128,6 +129,7 @@ void serve(server& srv, weft::net::tcp_stream& s) {
       if (st == http::parse_status::error) {
         int status = parser.error_status();
         http::append_error(out, status, http::connection_header::close, true, parser.error());
+        ++tally.requests;
         tally.count(status);
         close_after = true;
         break;

@@ -8,6 +8,7 @@ namespace http {
 std::string_view reason_phrase(int status) {
   switch (status) {
     case 200: return "OK";
+    case 301: return "Moved Permanently";
     case 400: return "Bad Request";
     case 403: return "Forbidden";
     case 404: return "Not Found";
@@ -131,16 +132,22 @@ int static_relative_path(std::string_view url_path, std::string& rel) {
   std::string decoded;
   if (!percent_decode(url_path, decoded)) return 400;
   std::string_view rest = decoded;
+  bool hidden = false;
   while (!rest.empty()) {
     std::size_t slash = rest.find('/');
     std::string_view seg = rest.substr(0, slash);
     rest.remove_prefix(slash == std::string_view::npos ? rest.size() : slash + 1);
     if (seg == "..") return 403;
     if (seg.empty() || seg == ".") continue;
+    if (seg.starts_with('.')) hidden = true;  // after the loop: a ".." further on is still 403
     if (!rel.empty()) rel += '/';
     rel += seg;
   }
-  return rel.empty() ? 404 : 0;
+  if (hidden) return 404;
+  // A path that ends in '/' names a directory: its index.html (a file named so fails with
+  // ENOTDIR, a 404, as a file is no directory).
+  if (decoded.empty() || decoded.back() == '/') rel += rel.empty() ? "index.html" : "/index.html";
+  return 0;
 }
 
 bool is_inside(std::string_view real, std::string_view root) {

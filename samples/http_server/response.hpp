@@ -53,7 +53,8 @@ std::string_view content_type_for(std::string_view file_name);
 bool percent_decode(std::string_view in, std::string& out);
 
 /// Turns the part of a URL path after "/static/" into a relative path under the root: decoded,
-/// "." and empty segments dropped. Returns 0 with `rel` set, 404 if nothing names a file, 403 for a
+/// "." and empty segments dropped, "index.html" added when it ends in '/' (or is empty). Returns
+/// 0 with `rel` set, 404 for a hidden name (a segment starting with '.': .git, .env), 403 for a
 /// ".." segment (before or after decoding), 400 for a bad escape. The result never starts with
 /// '/' and never contains "..", but symlinks can still lead out: check the realpath too.
 int static_relative_path(std::string_view url_path, std::string& rel);

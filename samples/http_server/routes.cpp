@@ -47,8 +47,9 @@ opened open_under_root(const std::string& root, const std::string& rel) {
   if (fd < 0) return {status_for_errno(errno)};
   struct stat st{};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    const bool dir = S_ISDIR(st.st_mode);
     ::close(fd);
-    return {404};
+    return {dir ? 301 : 404};  // a directory named without its '/': send the client there
   }
   return {0, fd, static_cast<std::uint64_t>(st.st_size)};
 }
@@ -71,6 +72,12 @@ int serve_static(std::string_view path, bool with_body, const route_context& ctx
       }
       return 200;
     }
+  }
+  if (status == 301) {
+    // Relative links in the directory's index.html resolve against the '/'-ended URL only.
+    std::string location = "Location: /static/" + std::string(path) + "/\r\n";
+    append_error(out, 301, conn, with_body, {}, location);
+    return 301;
   }
   append_error(out, status, conn, with_body,
                status == 400 ? "the path has an invalid %-escape or an encoded NUL (%00)" : std::string_view{});

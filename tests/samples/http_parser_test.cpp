@@ -304,8 +304,17 @@ TEST(HttpResponseTest, StaticPathsNeverClimbOutOfTheRoot) {
   for (const char* bad : {"..", "../x", "a/../../x", "%2e%2e/x", "%2E%2e%2fx", "a/..%2f..%2fx", "a/%2e%2e"})
     EXPECT_EQ(http::static_relative_path(bad, rel), 403) << bad;
   for (const char* bad : {"%", "%2", "%zz", "a%00b"}) EXPECT_EQ(http::static_relative_path(bad, rel), 400) << bad;
-  for (const char* none : {"", "/", "./", "//."}) EXPECT_EQ(http::static_relative_path(none, rel), 404) << none;
-  EXPECT_EQ(http::static_relative_path("...", rel), 0);  // a plain file name
+  for (const char* index : {"", "/", "./", "//./"}) {  // the root's index
+    EXPECT_EQ(http::static_relative_path(index, rel), 0) << index;
+    EXPECT_EQ(rel, "index.html") << index;
+  }
+  EXPECT_EQ(http::static_relative_path("docs/", rel), 0);
+  EXPECT_EQ(rel, "docs/index.html");
+  EXPECT_EQ(http::static_relative_path("a.txt/", rel), 0);  // opening it fails: a file is no directory
+  EXPECT_EQ(rel, "a.txt/index.html");
+  for (const char* hidden : {".env", ".git/config", "a/.hidden", "%2egit/HEAD", "..."})
+    EXPECT_EQ(http::static_relative_path(hidden, rel), 404) << hidden;
+  EXPECT_EQ(http::static_relative_path(".git/../../x", rel), 403);  // traversal still says so
   EXPECT_TRUE(http::is_inside("/srv/www/a", "/srv/www"));
   EXPECT_TRUE(http::is_inside("/srv/www", "/srv/www"));
   EXPECT_FALSE(http::is_inside("/srv/www2/a", "/srv/www"));

@@ -30,6 +30,7 @@ raw() {
 root=$work/root
 mkdir -p "$root/sub"
 printf '<h1>hi</h1>\n' >"$root/index.html"
+printf 'SECRET=1\n' >"$root/.env"  # hidden: never served
 printf 'body{}\n' >"$root/style.css"
 printf 'console.log(1)\n' >"$root/app.js"
 printf '{"a":1}\n' >"$root/data.json"
@@ -90,9 +91,13 @@ done
 head=$(c -I "$url/static/sub/blob.bin")
 [[ "$head" == *$'Content-Length: 300000\r'* && "$head" == *'HTTP/1.1 200 OK'* ]] || fail "HEAD: [$head]"
 [ "$(c -o /dev/null -w '%{size_download}' -X HEAD "$url/static/a.txt")" = 0 ] || fail "HEAD sent a body"
-for p in /nope /static/missing.txt /static/sub /static/ /metricsx /static/pipe; do
+for p in /nope /static/missing.txt /static/sub/ /metricsx /static/pipe /static/a.txt/ /static/.env /static/%2eenv; do
   [ "$(c -o /dev/null -w '%{http_code}' "$url$p")" = 404 ] || fail "$p: not 404"
 done
+# A directory: its index.html behind a '/', a redirect there without one.
+[ "$(c "$url/static/")" = '<h1>hi</h1>' ] || fail "/static/ did not serve the root's index.html"
+got=$(c -i "$url/static/sub")
+[[ "$got" == 'HTTP/1.1 301 '* && "$got" == *$'Location: /static/sub/\r'* ]] || fail "/static/sub: [$got]"
 got=$(c -i -X POST -d x "$url/")
 [[ "$got" == 'HTTP/1.1 405 '* && "$got" == *$'Allow: GET, HEAD, OPTIONS\r'* ]] || fail "POST /: [$got]"
 [ "$(c -o /dev/null -w '%{http_code}' -X DELETE "$url/static/a.txt")" = 405 ] || fail "DELETE static: not 405"
@@ -302,5 +307,11 @@ expect_clean_exit http_server
 summary=$(grep -E '^http_server: served [0-9]+ connections, [0-9]+ requests \(2xx=[0-9]+ .*; runtime: workers=2 ' \
   "$work/server.out") || fail "no summary line: $(cat "$work/server.out")"
 echo "$summary"
+# Every response answers a request, malformed ones included: the classes add up to the count.
+read -r requests r2 r3 r4 r5 < <(echo "$summary" |
+  sed -E 's/.* ([0-9]+) requests \(2xx=([0-9]+) 3xx=([0-9]+) 4xx=([0-9]+) 5xx=([0-9]+)\).*/\1 \2 \3 \4 \5/')
+[ "$requests" -gt 0 ] && [ $((r2 + r3 + r4 + r5)) = "$requests" ] ||
+  fail "summary: the status classes do not add up to the $requests requests: $summary"
+[ "$r4" -gt 0 ] || fail "summary: no 4xx counted, though the test sent malformed requests: $summary"
 echo "ok: clean stop"
 echo "PASS"
