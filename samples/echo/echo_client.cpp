@@ -19,6 +19,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -694,5 +695,13 @@ int main(int argc, char** argv) {
   if (o.threads > o.connections) o.threads = o.connections;
   if (o.mode != run_mode::setup && double(o.size) * o.connections > double(1ull << 30))
     fail("--size x --connections is over 1 GiB of request buffers");
+  // What would only fail at the end, after the whole run: checked now.
+  if (o.server_pid > 0 && ::kill(static_cast<pid_t>(o.server_pid), 0) != 0 && errno == ESRCH)
+    fail("--server-pid " + std::to_string(o.server_pid) + ": no such process");
+  if (!o.json.empty()) {
+    std::FILE* f = std::fopen(o.json.c_str(), "a");  // not "w": a failed run leaves an old file alone
+    if (f == nullptr) fail("--json " + o.json + ": " + errno_text(errno));
+    std::fclose(f);
+  }
   return o.mode == run_mode::idle ? run_idle(o) : run_load(o);
 }

@@ -91,7 +91,10 @@ struct server {
   std::stop_source stop;
   std::atomic<std::uint64_t> bytes{0};
   std::atomic<std::uint64_t> idle_timeouts{0};
-  std::atomic<std::uint64_t> errors{0};  // resets and the like; end of stream is not one
+  // A client that closes with an echo still on its way (every load generator at the end of
+  // its run) resets the connection: counted apart from real errors. End of stream is neither.
+  std::atomic<std::uint64_t> peer_resets{0};
+  std::atomic<std::uint64_t> errors{0};
   sample::tcp_server_result result;      // written once the server has stopped
 };
 
@@ -101,6 +104,8 @@ void on_connection(server& srv, serve_fn serve_conn, weft::net::tcp_stream& s) {
   srv.bytes.fetch_add(r.bytes, std::memory_order_relaxed);
   if (r.ec == std::errc::timed_out) {
     srv.idle_timeouts.fetch_add(1, std::memory_order_relaxed);
+  } else if (r.ec == std::errc::connection_reset || r.ec == std::errc::broken_pipe) {
+    srv.peer_resets.fetch_add(1, std::memory_order_relaxed);
   } else if (r.ec && r.ec != std::errc::operation_canceled) {  // canceled: closed at shutdown
     srv.errors.fetch_add(1, std::memory_order_relaxed);
   }
@@ -138,11 +143,12 @@ int main(int argc, char** argv) {
   weft::runtime_stats stats;
   int rc = sample::run_on_runtime(opts.common.workers, stats, [&srv] { return run(srv); });
   if (rc != 0) return rc;  // it did not start (the error is printed): no summary
-  std::printf("echo_server: served %llu connections, %llu bytes echoed, %llu idle timeouts, %llu errors, "
-              "%zu closed after the grace period, in %.1f s; %s\n",
+  std::printf("echo_server: served %llu connections, %llu bytes echoed, %llu idle timeouts, %llu reset by their "
+              "client, %llu errors, %zu closed after the grace period, in %.1f s; %s\n",
               static_cast<unsigned long long>(srv.result.accepted),
               static_cast<unsigned long long>(srv.bytes.load()),
               static_cast<unsigned long long>(srv.idle_timeouts.load()),
+              static_cast<unsigned long long>(srv.peer_resets.load()),
               static_cast<unsigned long long>(srv.errors.load()), srv.result.closed_after_grace,
               sample::seconds_since(started), sample::runtime_summary(stats).c_str());
   return rc;

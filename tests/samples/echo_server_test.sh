@@ -38,6 +38,14 @@ done
 # stderr is a file here, not a terminal: one progress line per second, no carriage returns.
 [ "$(grep -c 'req/s' "$work/client.err")" -ge 2 ] || fail "no progress lines: $(cat "$work/client.err")"
 ! grep -q $'\r' "$work/client.err" || fail "progress lines rewritten with \\r on a file"
+# Arguments that would only fail after the whole run are refused before it starts.
+for bad in "--server-pid 999999:--server-pid 999999: no such process" \
+  "--json $work/no-such-dir/x.json:--json $work/no-such-dir/x.json: No such file or directory"; do
+  rc=0
+  # shellcheck disable=SC2086  # the flag and its value are two words
+  err=$(timeout 10 "$echo_client" "127.0.0.1:$port" --duration 60 ${bad%%:*} 2>&1 >/dev/null) || rc=$?
+  [ "$rc" = 2 ] && [ "$err" = "echo_client: ${bad#*:}" ] || fail "echo_client ${bad%%:*}: exit code $rc, [$err]"
+done
 echo "ok: echo_client"
 
 # --- nc and socat: the bytes come back identical ---------------------------------------------
@@ -80,6 +88,8 @@ stop_sample echo '^echo_server: served [0-9]+ connections, [0-9]+ bytes echoed'
 [ "$(summary_field echo 'closed after the grace period')" = 1 ] || fail "the stuck connection was not closed after the grace period"
 [ "$(summary_field echo 'bytes echoed')" -ge $((2 * 1048576)) ] || fail "bytes echoed in the summary"
 [ "$(summary_field echo 'idle timeouts')" = 0 ] || fail "idle timeouts on the 60 s server"
+# echo_client's connections close with echoes in flight: resets by the client, not errors.
+[ "$(summary_field echo 'errors')" = 0 ] || fail "errors in the summary of a clean run"
 echo "ok: clean stop"
 
 # --- idle deadline ------------------------------------------------------------------------------
