@@ -63,7 +63,7 @@ constexpr auto kSendTimeout = 5s;  // a client that reads none of its replies th
 
 const char* const kUsage =
     "A line-based key-value server, one std::thread per connection. Requests, one a line:\n"
-    "SET key value, GET key, DEL key, WAIT key ms (until another client sets key),\n"
+    "SET key value, GET key, DEL key, WAIT key ms (its value once key exists, TIMEOUT after ms),\n"
     "UPPER text, COUNT text, STATS, QUIT.";
 
 struct options {
