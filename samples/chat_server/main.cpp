@@ -19,7 +19,9 @@
 
 #include <weft/weft.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <stop_token>
@@ -115,19 +117,27 @@ void write_loop(server& srv, chat::client& c, tcp_stream& s) {
   }
 }
 
+// `s` without the blanks (spaces, tabs) around it.
+std::string_view trim_blanks(std::string_view s) {
+  const std::size_t first = s.find_first_not_of(" \t");
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(" \t") - first + 1);
+}
+
 // Handles one complete line from a client; returns false when the client quits.
 bool handle_line(server& srv, chat::client& c, std::string_view line) {
   auto reply = [&](std::string_view text) { srv.rooms.deliver(c, text); };
+  // A command matches in any case ("/QUIT"); its argument loses surrounding blanks ("/join r2 ").
   auto command = [&](std::string_view name, std::string_view& arg) {
-    if (line == name) {
-      arg = {};
-      return true;
+    if (line.size() < name.size() || !std::equal(name.begin(), name.end(), line.begin(), [](char a, char b) {
+          return a == std::tolower(static_cast<unsigned char>(b));
+        })) {
+      return false;
     }
-    if (line.size() > name.size() && line.starts_with(name) && line[name.size()] == ' ') {
-      arg = line.substr(name.size() + 1);
-      return true;
-    }
-    return false;
+    std::string_view rest = line.substr(name.size());
+    if (!rest.empty() && rest[0] != ' ' && rest[0] != '\t') return false;  // "/nicks" is no /nick
+    arg = trim_blanks(rest);
+    return true;
   };
   std::string_view arg;
   if (command("/quit", arg)) return false;
@@ -137,11 +147,13 @@ bool handle_line(server& srv, chat::client& c, std::string_view line) {
         reply("* pick a nick first: send it as a line, or /nick NAME");
         return true;
       }
-      arg = line;
+      arg = trim_blanks(line);
     }
     std::string nick(arg);
     if (!chat::valid_name(nick, kMaxNick)) {
       reply("* a nick is 1-24 letters, digits, _ or -");
+    } else if (nick == c.nick) {
+      reply("* you are " + nick + " already");
     } else if (!srv.rooms.claim_nick(c, nick)) {
       reply("* nick " + nick + " is taken; try another");
     } else if (c.room.empty()) {

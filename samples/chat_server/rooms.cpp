@@ -2,6 +2,8 @@
 // queue with try_send and kick whoever is full, so no client ever waits for another.
 #include "rooms.hpp"
 
+#include <cctype>
+
 #include <algorithm>
 #include <mutex>
 #include <shared_mutex>
@@ -126,14 +128,26 @@ std::size_t registry::broadcast_locked(const std::string& room, std::string_view
   return n;
 }
 
+namespace {
+// Nicks are unique regardless of case: "Mallory" and "mallory" side by side invite
+// impersonation. The registry keys them in lower case; clients keep theirs as typed.
+std::string nick_key(std::string_view nick) {
+  std::string k(nick);
+  for (char& ch : k) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return k;
+}
+}  // namespace
+
 bool registry::claim_nick(client& c, const std::string& nick) {
   std::lock_guard lk(mu_);
   if (nick == c.nick) return true;
-  if (!synced_.nicks.insert(nick).second) return false;
+  const std::string key = nick_key(nick);
+  const bool recase = !c.nick.empty() && nick_key(c.nick) == key;  // "alice" -> "Alice": still hers
+  if (!recase && !synced_.nicks.insert(key).second) return false;
   std::string old = std::move(c.nick);
   c.nick = nick;
   if (!old.empty()) {
-    synced_.nicks.erase(old);
+    if (!recase) synced_.nicks.erase(nick_key(old));
     if (!c.room.empty()) broadcast_locked(c.room, "* " + old + " is now " + nick, nullptr);
   }
   return true;
@@ -159,7 +173,7 @@ bool registry::join(client& c, const std::string& room) {
 
 void registry::leave(client& c, std::string_view why) {
   std::lock_guard lk(mu_);
-  if (!c.nick.empty()) synced_.nicks.erase(c.nick);
+  if (!c.nick.empty()) synced_.nicks.erase(nick_key(c.nick));
   if (c.room.empty()) return;
   auto it = synced_.rooms.find(c.room);
   std::erase(it->second, &c);

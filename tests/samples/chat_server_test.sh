@@ -85,6 +85,8 @@ expect alice "* bob joined lobby"
 connect carol
 say carol "alice"
 expect carol "* nick alice is taken; try another"
+say carol "ALICE"  # nicks are unique regardless of case: no impersonation
+expect carol "* nick ALICE is taken; try another"
 say carol "bad nick!"
 expect carol "* a nick is 1-24 letters, digits, _ or -"
 say carol "/nick carol"
@@ -115,6 +117,8 @@ say alice "/frob x"
 expect alice "* unknown command /frob; try /join ROOM, /rooms, /who, /nick NAME, /quit"
 say alice "/join lobby"
 expect alice "* you are in lobby already"
+say carol "/JOIN dev "  # commands in any case, blanks around the argument dropped
+expect carol "* you are in dev already"
 
 say carol "/quit"
 expect carol "* bye"
@@ -124,6 +128,8 @@ say bob "/join lobby"
 expect alice "* bob joined lobby"
 say bob "/nick robert"
 expect alice "* bob is now robert"
+say bob "/Nick robert "
+expect bob "* you are robert already"
 # Control bytes reach the others in caret notation, never raw (an ESC would drive their terminals).
 printf 'bold \033[1mbell\007 tab\tdel\177\n' >&"${fd[bob]}"
 expect alice "$(printf '[lobby] robert: bold ^[[1mbell^G tab\tdel^?')"
