@@ -8,6 +8,7 @@
 #include "request_parser.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 
 namespace http {
@@ -210,18 +211,30 @@ parse_status request_parser::parse_head() {
       length = v;
     } else if (iequals(name, "transfer-encoding")) {
       have_te = true;
-      bool ok = true;
+      bool unknown = false, twice = false;
       for_each_token(value, [&](std::string_view t) {
-        if (!iequals(t, "chunked") || chunked) ok = false;
+        if (!iequals(t, "chunked")) {
+          unknown = true;
+        } else if (chunked) {
+          twice = true;  // RFC 9112 §6.1: chunked is applied at most once
+        }
         chunked = true;
       });
-      if (!ok) return fail(501, "unsupported transfer coding");
+      if (unknown) return fail(501, "unsupported transfer coding");
+      if (twice) return fail(400, "chunked applied more than once");
     } else if (iequals(name, "expect")) {
       // RFC 9110 §10.1.1: 100-continue is the only expectation; HTTP/1.0 ones are ignored.
       if (!iequals(value, "100-continue")) return fail(417, "unsupported expectation");
       expect_continue_ = version_minor_ == 1;
     } else if (iequals(name, "host")) {
       ++hosts;
+      // RFC 9112 §3.2: a Host that is no uri-host[:port] is a 400. Blanks, '/', '@' and the
+      // like have no place in one (a bracketed IPv6 literal, a name, an address, a port do).
+      const bool valid = std::all_of(value.begin(), value.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("-._~:[]!$&'()*+,;=%").find(c) !=
+                                                                  std::string_view::npos;
+      });
+      if (!valid) return fail(400, "invalid Host");
     } else if (iequals(name, "connection")) {
       for_each_token(value, [&](std::string_view t) {
         if (iequals(t, "close")) close = true;

@@ -199,6 +199,10 @@ TEST(HttpParserTest, MalformedRequestsAre400) {
       "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
       "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX",
       "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nbad trailer\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: h/x\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: user@h\r\n\r\n",
   };
   for (const char* b : bad) EXPECT_EQ(error_of(b), 400) << b;
   // Garbage fails at its first byte that no request line holds, before any line end.
@@ -206,6 +210,8 @@ TEST(HttpParserTest, MalformedRequestsAre400) {
   EXPECT_EQ(error_of("GET /\xff"), 400);
   EXPECT_EQ(error_of("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), 501);
   EXPECT_EQ(error_of("GET / HTTP/2.0\r\nHost: h\r\n\r\n"), 505);
+  for (const char* host : {"localhost", "example.com:8080", "127.0.0.1:80", "[::1]:8080", "[fe80::1%25eth0]", ""})
+    EXPECT_EQ(error_of("GET / HTTP/1.1\r\nHost: " + std::string(host) + "\r\n\r\n"), 0) << host;
 }
 
 TEST(HttpParserTest, BareLfEndsHeadLinesAtEverySplit) {
