@@ -116,7 +116,7 @@ struct poll_waiter {
   std::atomic<bool> kicked{false};
 };
 
-struct poll_bucket {
+struct alignas(64) poll_bucket {  // a cache line each: closes of different buckets do not collide
   std::mutex mu;  // guards the list; held for edits and walks only, never across a park
   poll_link* head = nullptr;
   // Waiters on the list, so that a close skips the lock while nobody polls its bucket.
@@ -224,7 +224,7 @@ class poll_registration {
   poll_waiter& w_;
   std::array<poll_link, 4> links_{};  // the common case: a few descriptors, no allocation
   std::size_t n_inline_ = 0;
-  std::vector<poll_link> more_;       // reserved before any link is listed: never moves after
+  std::vector<poll_link> more_;       // filled before any link is listed: never moves after
 };
 
 }  // namespace

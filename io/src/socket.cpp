@@ -140,9 +140,15 @@ socket_description describe_socket(io_desc* d) {
   if (::getsockopt(g.fd(), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0) listening = 0;
   const bool is_unix = domain == AF_UNIX;
   socket_description out;
-  out.kind = type == SOCK_DGRAM ? (is_unix ? "unix datagram socket" : "udp_socket")
-             : listening != 0   ? (is_unix ? "unix_listener" : "tcp_listener")
-                                : (is_unix ? "unix_stream" : "tcp_stream");
+  if (domain != AF_UNIX && domain != AF_INET && domain != AF_INET6) {
+    out.kind = "socket";  // adopted: netlink, packet, ...
+  } else if (type == SOCK_DGRAM) {
+    out.kind = is_unix ? "unix datagram socket" : "udp_socket";
+  } else if (type != SOCK_STREAM) {
+    out.kind = is_unix ? "unix seqpacket socket" : "socket";
+  } else {
+    out.kind = listening != 0 ? (is_unix ? "unix_listener" : "tcp_listener") : (is_unix ? "unix_stream" : "tcp_stream");
+  }
   // An unnamed Unix address (the accepted side's peer, a client's own) is the family alone.
   auto named = [](const endpoint& e) {
     return !e.empty() && !(e.is_unix() && e.size() <= sizeof(::sa_family_t));

@@ -43,7 +43,9 @@ void blocking_pool::thread_main() noexcept {
     if (synced_.head == nullptr) {
       // Leaving. The thread's fiber_local values go first, outside the lock (user
       // destructors), while shutdown() still counts this thread. A job queued meanwhile saw
-      // this thread neither idle nor gone, so no thread was started for it: serve it.
+      // this thread neither idle nor gone, so no thread was started for it: serve it. (So a
+      // destructor must not wait for another run_blocking call: with the pool at its cap,
+      // that call would wait for this very thread.)
       lk.unlock();
       fls_destroy_thread();
       lk.lock();

@@ -699,9 +699,13 @@ int main(int argc, char** argv) {
   if (o.server_pid > 0 && ::kill(static_cast<pid_t>(o.server_pid), 0) != 0 && errno == ESRCH)
     fail("--server-pid " + std::to_string(o.server_pid) + ": no such process");
   if (!o.json.empty()) {
-    std::FILE* f = std::fopen(o.json.c_str(), "a");  // not "w": a failed run leaves an old file alone
+    // Opened for appending, so a failed run leaves an old file alone, and removed again if
+    // this made it.
+    const bool existed = ::access(o.json.c_str(), F_OK) == 0;
+    std::FILE* f = std::fopen(o.json.c_str(), "a");
     if (f == nullptr) fail("--json " + o.json + ": " + errno_text(errno));
     std::fclose(f);
+    if (!existed) ::unlink(o.json.c_str());
   }
   return o.mode == run_mode::idle ? run_idle(o) : run_load(o);
 }

@@ -73,6 +73,9 @@ int serve_static(std::string_view path, bool with_body, const route_context& ctx
       return 200;
     }
   }
+  // A directory named with its '/' already (so "index.html" is itself a directory) is no
+  // file: redirecting again would loop.
+  if (status == 301 && (path.empty() || path.back() == '/')) status = 404;
   if (status == 301) {
     // Relative links in the directory's index.html resolve against the '/'-ended URL only.
     std::string location = "Location: /static/" + std::string(path) + "/\r\n";
@@ -194,7 +197,8 @@ std::string metrics_text(const weft::runtime_stats& rs, const server_counters& c
              c.connections.load(std::memory_order_relaxed));
   add_metric(out, "http_connections_open", "gauge", "Connections open.",
              static_cast<std::uint64_t>(std::max<std::int64_t>(0, c.open_connections.load(std::memory_order_relaxed))));
-  add_metric(out, "http_requests_total", "counter", "Requests parsed.", c.requests.load(std::memory_order_relaxed));
+  add_metric(out, "http_requests_total", "counter", "Requests answered, malformed and timed-out ones included.",
+             c.requests.load(std::memory_order_relaxed));
   out += "# HELP http_responses_total Responses sent, by status class.\n# TYPE http_responses_total counter\n";
   for (int k = 1; k <= 5; ++k) {
     char buf[96];

@@ -204,18 +204,22 @@ void serve_pair(proxy& px, tcp_stream& client) {
 // address, or, for a wildcard listener, any address of this host (one it can bind to) on the
 // same port. Such a proxy connects to itself for every connection it accepts, and accepts each
 // of those again: one client would use up every descriptor.
-bool is_own_listener(const sample::common_options& c, const weft::net::endpoint& up) {
-  if (c.port == 0 || up.port() != c.port) return false;
-  weft::net::endpoint bound;
+bool is_own_listener(const sample::common_options& c, const weft::net::endpoint& to) {
+  using weft::net::endpoint;
+  if (c.port == 0 || to.port() != c.port) return false;
+  endpoint bound;
   try {
-    bound = weft::net::endpoint::ip(c.bind, c.port);
+    bound = endpoint::ip(c.bind, c.port);
   } catch (const std::exception&) {
     return false;  // serve_tcp reports the bad --bind
   }
+  const endpoint any4 = endpoint::ip("0.0.0.0", c.port), any6 = endpoint::ip("::", c.port);
+  // Connecting to the unspecified address reaches this host's loopback (Linux).
+  const endpoint up = to == any4 ? endpoint::loopback_v4(c.port) : to == any6 ? endpoint::loopback_v6(c.port) : to;
   if (bound == up) return true;
-  const bool wildcard =
-      bound == weft::net::endpoint::ip("0.0.0.0", c.port) || bound == weft::net::endpoint::ip("::", c.port);
-  if (!wildcard) return false;
+  // A wildcard listener takes connections to every address of this host of its family; an
+  // IPv6 one (not IPV6_V6ONLY, serve_tcp's default) the IPv4 ones too.
+  if (!(bound == any6 || (bound == any4 && up.is_v4()))) return false;
   try {
     (void)weft::net::udp_socket::bind(up.with_port(0));
   } catch (const std::system_error&) {

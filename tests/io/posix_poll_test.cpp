@@ -305,7 +305,15 @@ TEST(PosixTest, ClosesWakeExactlyTheirPollersAmongManyAcrossWorkers) {
         ++finished;
       }));
     }
-    weft::this_fiber::sleep_for(50ms);  // every poller parked (a late one finds POLLNVAL at once)
+    // Every poller parked in its poll before the first close: a late one could be handed a
+    // just-closed number for its own epoll set.
+    auto parked_in_poll = [&rt] {
+      int k = 0;
+      for (const weft::fiber_info& f : rt.fibers())
+        if (f.status == weft::fiber_status::parked && f.waiting_on == "I/O read") ++k;
+      return k;
+    };
+    ASSERT_TRUE(yield_until([&] { return parked_in_poll() == pollers; }, 20s)) << parked_in_poll() << " parked";
     std::vector<int> order(pollers);
     std::iota(order.begin(), order.end(), 0);
     std::shuffle(order.begin(), order.end(), std::mt19937(7));

@@ -39,7 +39,10 @@ done
 [ "$(grep -c 'req/s' "$work/client.err")" -ge 2 ] || fail "no progress lines: $(cat "$work/client.err")"
 ! grep -q $'\r' "$work/client.err" || fail "progress lines rewritten with \\r on a file"
 # Arguments that would only fail after the whole run are refused before it starts.
-for bad in "--server-pid 999999:--server-pid 999999: no such process" \
+sleep 0 &
+gone=$!  # a process that has exited (and been waited for): no such pid for a while
+wait "$gone"
+for bad in "--server-pid $gone:--server-pid $gone: no such process" \
   "--json $work/no-such-dir/x.json:--json $work/no-such-dir/x.json: No such file or directory"; do
   rc=0
   # shellcheck disable=SC2086  # the flag and its value are two words

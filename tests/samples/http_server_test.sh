@@ -31,6 +31,7 @@ root=$work/root
 mkdir -p "$root/sub"
 printf '<h1>hi</h1>\n' >"$root/index.html"
 printf 'SECRET=1\n' >"$root/.env"  # hidden: never served
+mkdir -p "$root/loop/index.html"  # a directory's index that is itself a directory: no redirect loop
 printf 'body{}\n' >"$root/style.css"
 printf 'console.log(1)\n' >"$root/app.js"
 printf '{"a":1}\n' >"$root/data.json"
@@ -91,7 +92,8 @@ done
 head=$(c -I "$url/static/sub/blob.bin")
 [[ "$head" == *$'Content-Length: 300000\r'* && "$head" == *'HTTP/1.1 200 OK'* ]] || fail "HEAD: [$head]"
 [ "$(c -o /dev/null -w '%{size_download}' -X HEAD "$url/static/a.txt")" = 0 ] || fail "HEAD sent a body"
-for p in /nope /static/missing.txt /static/sub/ /metricsx /static/pipe /static/a.txt/ /static/.env /static/%2eenv; do
+for p in /nope /static/missing.txt /static/sub/ /metricsx /static/pipe /static/a.txt/ /static/.env /static/%2eenv \
+  /static/loop/; do
   [ "$(c -o /dev/null -w '%{http_code}' "$url$p")" = 404 ] || fail "$p: not 404"
 done
 # A directory: its index.html behind a '/', a redirect there without one.

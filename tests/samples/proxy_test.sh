@@ -26,13 +26,18 @@ source "$(dirname "$0")/common.sh"
 require_tools nc socat ss sha256sum redis-cli redis-benchmark curl /usr/bin/python3
 
 # --- its own listening address as upstream: refused at start (it would loop until out of fds) -
-for args in "--port 23011 --to 127.0.0.1:23011" "--port 23011 --bind 0.0.0.0 --to localhost:23011"; do
+for args in "--port 23011 --to 127.0.0.1:23011" "--port 23011 --bind 0.0.0.0 --to localhost:23011" \
+  "--port 23011 --to 0.0.0.0:23011" "--port 23011 --bind :: --to 127.0.0.1:23011"; do
   rc=0
   # shellcheck disable=SC2086  # word splitting of $args is meant
   err=$(timeout 10 "$proxy" $args 2>&1 >/dev/null) || rc=$?
   [ "$rc" = 2 ] && [[ "$err" == *"is this proxy's own listening address"* ]] ||
     fail "proxy $args: exit code $rc (not 2) or no line saying why: $err"
 done
+# Not a loop: an IPv4 wildcard listener never takes a connection to [::1] (the proxy runs
+# until `timeout` stops it).
+timeout 1 "$proxy" --port 23011 --bind 0.0.0.0 --to "[::1]:23011" >/dev/null 2>"$work/v6up.err" || true
+if grep -q "own listening address" "$work/v6up.err"; then fail "--bind 0.0.0.0 --to [::1] refused as a loop"; fi
 echo "ok: the proxy refuses its own listening address as upstream"
 
 # through_proxy NAME CHECK SERVER_COMMAND...: starts the server (sample NAME) and a proxy in

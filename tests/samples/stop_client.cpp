@@ -32,7 +32,7 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: stop_client --port P --pid PID --conns N --request TEXT --expect PREFIX\n"
-    "                   [--setup TEXT --setup-count K] [--deadline-ms MS]\n"
+    "                   [--hello TEXT --hello-expect PREFIX] [--setup TEXT --setup-count K] [--deadline-ms MS]\n"
     "TEXT may hold \\r and \\n escapes; in --setup, __n__ stands for the copy's number.\n";
 
 struct config {
@@ -40,6 +40,7 @@ struct config {
   pid_t pid = 0;
   int conns = 0;
   std::string request, expect, setup;
+  std::string hello, hello_expect;  // the warm-up round trip (default: the request itself)
   long setup_count = 0;
   long deadline_ms = 30000;
 };
@@ -81,6 +82,8 @@ int parse_args(int argc, char** argv, config& c) {
     else if (a == "--request") c.request = unescape(v);
     else if (a == "--expect") c.expect = unescape(v);
     else if (a == "--setup") c.setup = unescape(v);
+    else if (a == "--hello") c.hello = unescape(v);
+    else if (a == "--hello-expect") c.hello_expect = unescape(v);
     else if (a == "--setup-count") ok = parse_long(v, 0, 10'000'000, c.setup_count);
     else if (a == "--deadline-ms") ok = parse_long(v, 1, 600'000, c.deadline_ms);
     else ok = false;
@@ -89,7 +92,11 @@ int parse_args(int argc, char** argv, config& c) {
       return 2;
     }
   }
-  if (c.port == 0 || c.pid == 0 || c.conns == 0 || c.request.empty() || c.expect.empty()) {
+  if (c.hello.empty()) {
+    c.hello = c.request;
+    c.hello_expect = c.expect;
+  }
+  if (c.port == 0 || c.pid == 0 || c.conns == 0 || c.request.empty() || c.expect.empty() || c.hello_expect.empty()) {
     std::fprintf(stderr, "stop_client: --port, --pid, --conns, --request and --expect are required\n%s", kUsage);
     return 2;
   }
@@ -188,9 +195,10 @@ int main(int argc, char** argv) {
     }
     fds.push_back(fd);
   }
-  // One round trip each: every connection is accepted and has its fiber parked in a read.
+  // One round trip each (--hello: a small one, whose whole reply the drains below take):
+  // every connection is accepted and has its fiber parked in a read.
   for (int i = 0; i < c.conns; ++i) {
-    if (!write_all(fds[i], c.request) || !read_prefix(fds[i], c.expect)) {
+    if (!write_all(fds[i], c.hello) || !read_prefix(fds[i], c.hello_expect)) {
       std::fprintf(stderr, "stop_client: warm-up round trip on connection %d failed\n", i);
       return 1;
     }
