@@ -28,11 +28,13 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <latch>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -51,7 +53,8 @@ constexpr const char* prog = "echo_client";
 constexpr const char* usage =
     "A closed-loop load generator for echo servers: C connections each send a request, wait for\n"
     "its whole echo, check it and send the next. A progress line goes to stderr once a second,\n"
-    "then a table (requests/s, bytes/s, latency p50/p90/p99/p99.9, errors) to stdout.";
+    "then a table (requests/s, bytes/s, latency p50/p90/p99/p99.9, errors) to stdout; Ctrl-C\n"
+    "ends the run early with the table of what was measured so far (exit status 130).";
 constexpr const char* footer =
     "Modes: echo (default) runs --warmup then --duration seconds and reports the measured part;\n"
     "setup runs C concurrent loops of connect + one echo + close; idle opens C connections, one\n"
@@ -89,7 +92,19 @@ const sockaddr* target(const options& o) { return reinterpret_cast<const sockadd
 
 struct run_window {
   clock_type::time_point measure_start, measure_end;  // written before `go` opens
+  // Set once by the progress loop on Ctrl-C (SIGINT): the run ends there instead. Ordering:
+  // relaxed; the threads see it within their next epoll_wait (at most 100 ms), and join()
+  // orders everything they recorded before the table is printed.
+  std::atomic<clock_type::rep> cut{std::numeric_limits<clock_type::rep>::max()};
+  clock_type::time_point end() const noexcept {
+    clock_type::time_point c{clock_type::duration(cut.load(std::memory_order_relaxed))};
+    return std::min(measure_end, c);
+  }
 };
+
+// Set by the SIGINT handler: the run stops early and prints what it measured.
+volatile std::sig_atomic_t g_interrupted = 0;
+extern "C" void on_sigint(int) { g_interrupted = 1; }
 
 // One client thread's results. Ownership: `hist`, `requests` and `fatal` belong to the thread
 // until it is joined; `completed` and `errors` are read by the progress loop (relaxed: counters).
@@ -172,8 +187,9 @@ class load_thread {
     epoll_event events[256];
     for (;;) {
       now = clock_type::now();
-      if (now >= w_.measure_end) break;
-      auto left = std::chrono::ceil<std::chrono::milliseconds>(w_.measure_end - now).count();
+      const auto end = w_.end();
+      if (now >= end) break;
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(end - now).count();
       int n = epoll_wait(ep_, events, 256, int(std::min<long long>(left, 100)));
       if (n < 0) {
         if (errno == EINTR) continue;
@@ -319,7 +335,8 @@ class load_thread {
     if (c.received < o_.size) return;
 
     auto now = clock_type::now();
-    if (now >= w_.measure_start && now < w_.measure_end) {
+    const auto end = w_.end();
+    if (now >= w_.measure_start && now < end) {
       r_.hist.record(std::uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(now - c.start).count()));
       ++r_.requests;
     }
@@ -327,8 +344,8 @@ class load_thread {
     if (o_.mode == run_mode::setup) {
       ::close(c.fd);  // also leaves the epoll set
       c.fd = -1;
-      if (now < w_.measure_end) start_cycle(c, now);
-    } else if (now < w_.measure_end) {
+      if (now < end) start_cycle(c, now);
+    } else if (now < end) {
       // The next response raises a new EPOLLIN edge: no recv until then.
       start_request(c, now);
     }
@@ -527,11 +544,27 @@ int run_load(const options& o) {
   std::uint64_t last_done = 0;
   auto last_t = t0;
   progress_line progress;
+  // Ctrl-C ends the run early with the table of what was measured (exit status 130).
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+  clock_type::time_point measured_end = w.measure_end;
   for (;;) {
     auto wake = std::min(next_tick, w.measure_end);
     if (!started) wake = std::min(wake, w.measure_start);
+    wake = std::min(wake, clock_type::now() + 100ms);  // look at the Ctrl-C flag often
     std::this_thread::sleep_until(wake);
     auto now = clock_type::now();
+    if (g_interrupted != 0) {
+      w.cut.store(now.time_since_epoch().count(), std::memory_order_relaxed);
+      measured_end = std::max(now, w.measure_start);
+      if (started) {
+        if (o.server_pid > 0) server_cpu1 = echo_sample::read_cpu_seconds(o.server_pid);
+        self_cpu1 = cpu_self_seconds();
+      }
+      break;
+    }
     if (!started && now >= w.measure_start) {
       started = true;
       if (o.server_pid > 0) server_cpu0 = echo_sample::read_cpu_seconds(o.server_pid);
@@ -571,7 +604,13 @@ int run_load(const options& o) {
     errors += r->errors.load(std::memory_order_relaxed);
   }
   if (!fatal.empty()) fail(fatal);
-  double rate = double(requests) / o.duration;
+  // The measured seconds: --duration, or less after a Ctrl-C.
+  const double measured = std::chrono::duration<double>(measured_end - w.measure_start).count();
+  if (g_interrupted != 0) {
+    std::fprintf(stderr, "%s: interrupted after %.1f of %.1f measured seconds; the figures cover those\n", prog,
+                 measured, o.duration);
+  }
+  double rate = measured > 0 ? double(requests) / measured : 0.0;
   double p50 = us(all.percentile(50)), p90 = us(all.percentile(90)), p99 = us(all.percentile(99)),
          p999 = us(all.percentile(99.9));
   double server_cpu = server_cpu0 >= 0 && server_cpu1 >= 0 ? server_cpu1 - server_cpu0 : -1;
@@ -580,7 +619,7 @@ int run_load(const options& o) {
 
   std::printf("%s: %s: %s, %u connections, %zu B requests, %u thread(s), %.1f s warm-up + %.1f s measured\n",
               prog, heading(o).c_str(), setup ? "setup" : "echo", o.connections, o.size, o.threads, o.warmup,
-              o.duration);
+              measured);
   std::printf("  %-18s %12llu\n", setup ? "setups" : "requests", static_cast<unsigned long long>(requests));
   std::printf("  %-18s %12.1f\n", setup ? "setups/s" : "requests/s", rate);
   std::printf("  %-18s %12.0f   (each way: %.2f MB/s)\n", "bytes/s", rate * double(o.size), rate * double(o.size) / 1e6);
@@ -602,7 +641,7 @@ int run_load(const options& o) {
                 ", \"connections\": %u, \"threads\": %u, \"size\": %zu, \"warmup_s\": %.3f, \"duration_s\": %.3f, "
                 "\"requests\": %llu, \"rps\": %.1f, \"p50_us\": %.3f, \"p90_us\": %.3f, \"p99_us\": %.3f, \"p999_us\": %.3f, "
                 "\"max_us\": %.3f, \"mean_us\": %.3f, \"errors\": %llu, \"client_cpu_s\": %.3f",
-                o.connections, o.threads, o.size, o.warmup, o.duration, static_cast<unsigned long long>(requests), rate,
+                o.connections, o.threads, o.size, o.warmup, measured, static_cast<unsigned long long>(requests), rate,
                 p50, p90, p99, p999, us(all.max()), all.mean() / 1000.0, static_cast<unsigned long long>(errors), client_cpu);
   body += buf;
   if (server_cpu >= 0) {
@@ -613,6 +652,7 @@ int run_load(const options& o) {
   body += "}";
   write_json(o, body);
 
+  if (g_interrupted != 0) return 130;
   if (requests == 0) {
     std::fprintf(stderr, "%s: no request completed in the measured window\n", prog);
     return 1;

@@ -38,6 +38,18 @@ done
 # stderr is a file here, not a terminal: one progress line per second, no carriage returns.
 [ "$(grep -c 'req/s' "$work/client.err")" -ge 2 ] || fail "no progress lines: $(cat "$work/client.err")"
 ! grep -q $'\r' "$work/client.err" || fail "progress lines rewritten with \\r on a file"
+# Ctrl-C during the measured seconds: the table of what was measured, exit status 130.
+"$echo_client" "127.0.0.1:$port" --connections 10 --duration 60 --warmup 0.2 >"$work/int.out" 2>"$work/int.err" &
+int_pid=$!
+track "$int_pid"
+sleep 1.5
+kill -INT "$int_pid"
+wait_for 10 has_exited "$int_pid" || fail "echo_client still running 10 s after SIGINT"
+rc=0
+wait "$int_pid" || rc=$?
+[ "$rc" = 130 ] || fail "echo_client after SIGINT: exit status $rc, not 130: $(cat "$work/int.err")"
+grep -q 'interrupted after [0-9.]* of 60.0 measured seconds' "$work/int.err" || fail "no interruption line: $(cat "$work/int.err")"
+[ "$(awk '$1 == "requests" { print $2 }' "$work/int.out")" -gt 0 ] || fail "no requests row after SIGINT: $(cat "$work/int.out")"
 # Arguments that would only fail after the whole run are refused before it starts.
 sleep 0 &
 gone=$!  # a process that has exited (and been waited for): no such pid for a while
