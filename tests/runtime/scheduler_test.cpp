@@ -229,7 +229,20 @@ TEST_P(SchedulerTest, ParkedWaitsEndExactlyOnce) {
   EXPECT_EQ(notified.load(), wakes_won.load());
 }
 
-TEST_P(SchedulerTest, PlainThreadWakesParkedFibers) {
+// T7's runtime keeps every free stack resident (a high-water mark above its fiber count), so
+// that its idle window sees parked workers only. With the default mark (1024) the pool gives
+// back the pages of the other 99,000 stacks (19,000 in ASan) at 64 per 10 ms, seconds of
+// bounded background work inside the window: under ASan it came to 5.6 % of a core there (CI,
+// 2026-11-27), while the parked workers themselves use about 0.05 %.
+class WakeFromThreadTest : public RuntimeTest {
+ protected:
+  weft::runtime_options options() const override {
+    return weft::runtime_options{.workers = GetParam(), .stack_cache_high_water = std::size_t{1} << 20};
+  }
+};
+INSTANTIATE_TEST_SUITE_P(Workers, WakeFromThreadTest, ::testing::Values(1u, 2u, 3u, 4u), weft_test::workers_name);
+
+TEST_P(WakeFromThreadTest, PlainThreadWakesParkedFibers) {
   // T7: a plain thread wakes parked fibers; all resume, promptly, and idle workers do not spin.
   const int n = static_cast<int>(sized(100000, 20000, 3000));
   std::vector<handoff> slots(static_cast<std::size_t>(n));
@@ -281,6 +294,7 @@ TEST_P(SchedulerTest, PlainThreadWakesParkedFibers) {
     return r.ru_utime.tv_sec + r.ru_stime.tv_sec + (r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
   };
   double share = (cpu(after) - cpu(before)) / wall;
+  RecordProperty("idle_cpu_share", std::to_string(share));
   EXPECT_LT(share, 0.05) << "idle workers used " << share * 100 << "% of a core";
 }
 
