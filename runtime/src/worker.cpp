@@ -388,6 +388,8 @@ void worker::age_stack_cache(std::int64_t now) noexcept {
   // Idle, with stacks in the cache: give them to the pool once a whole second went by without
   // a switch on this worker (so without a spawn or an exit here either). Up to 64 stacks per
   // worker would otherwise stay resident for good after a burst, beyond the pool's own floor.
+  // Ordering: relaxed; this worker is the counter's only writer (worker_counters::bump), so
+  // it reads its own last store; no other memory rides on it.
   const std::uint64_t switches = counters.switches.load(std::memory_order_relaxed);
   if (switches != stacks_seen_switches) {
     stacks_seen_switches = switches;

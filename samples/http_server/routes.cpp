@@ -54,8 +54,9 @@ opened open_under_root(const std::string& root, const std::string& rel) {
   return {0, fd, static_cast<std::uint64_t>(st.st_size)};
 }
 
-int serve_static(std::string_view path, bool with_body, const route_context& ctx, connection_header conn,
-                 std::string& out, file_body& file) {
+// `query`: the target's "?..." part, or empty; a redirect keeps it.
+int serve_static(std::string_view path, std::string_view query, bool with_body, const route_context& ctx,
+                 connection_header conn, std::string& out, file_body& file) {
   std::string rel;
   int status = ctx.root.empty() ? 404 : static_relative_path(path, rel);
   if (status == 0) {
@@ -78,7 +79,7 @@ int serve_static(std::string_view path, bool with_body, const route_context& ctx
   if (status == 301 && (path.empty() || path.back() == '/')) status = 404;
   if (status == 301) {
     // Relative links in the directory's index.html resolve against the '/'-ended URL only.
-    std::string location = "Location: /static/" + std::string(path) + "/\r\n";
+    std::string location = "Location: /static/" + std::string(path) + "/" + std::string(query) + "\r\n";
     append_error(out, 301, conn, with_body, {}, location);
     return 301;
   }
@@ -157,7 +158,9 @@ int handle(const request& req, const route_context& ctx, connection_header conn,
   } else if (path == "/debug/fibers") {
     append_text(out, 200, fibers_text(weft::runtime::current()->fibers()), conn, get);
   } else {
-    return serve_static(path.substr(8), get, ctx, conn, out, file);
+    const std::size_t q = req.target.find('?');
+    const std::string_view query = q == std::string_view::npos ? std::string_view() : req.target.substr(q);
+    return serve_static(path.substr(8), query, get, ctx, conn, out, file);
   }
   return 200;
 }
