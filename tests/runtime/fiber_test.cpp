@@ -425,20 +425,14 @@ TEST_P(FiberTest, RunBlockingRethrowsAndWorksOnPlainThreads) {
   EXPECT_EQ(weft::run_blocking([] { return 3; }), 3);
 }
 
-struct pool_probe {
-  static std::atomic<int> destroyed;
-  ~pool_probe() { ++destroyed; }
-};
-std::atomic<int> pool_probe::destroyed{0};
-
 TEST(BlockingPoolTest, FiberLocalsOfPoolThreadsAreDestroyedWhenTheRuntimeIs) {
   // A fiber_local used inside run_blocking lives on the pool thread, which outlives the call.
   // Destroying the runtime ends those threads; their values must be gone by the time the
   // runtime's destructor returns, not at some later thread exit (or never, at process exit).
-  static weft::fiber_local<pool_probe> probe;
+  static weft::fiber_local<dtor_probe> probe;  // dtor_probe: counts destructions (above)
   constexpr int threads = 4;
   for (int round = 0; round < 20; ++round) {
-    pool_probe::destroyed = 0;
+    dtor_probe::destroyed = 0;
     {
       weft::runtime rt(weft::runtime_options{.workers = 2, .blocking_threads_max = threads});
       rt.block_on([] {
@@ -455,7 +449,7 @@ TEST(BlockingPoolTest, FiberLocalsOfPoolThreadsAreDestroyedWhenTheRuntimeIs) {
         for (auto& h : hs) h.join();
       });
     }
-    ASSERT_EQ(pool_probe::destroyed.load(), threads) << "round " << round;
+    ASSERT_EQ(dtor_probe::destroyed.load(), threads) << "round " << round;
   }
 }
 
