@@ -20,6 +20,10 @@ class watchdog : public ::testing::EmptyTestEventListener {
     const char* s = std::getenv("WEFT_TEST_WATCHDOG");
     limit_ = std::chrono::seconds(s != nullptr ? std::atoi(s) : 100);
     thread_ = std::thread([this] { loop(); });
+    // Return only once the thread runs: a test that lowers RLIMIT_NOFILE (a death test's child
+    // re-runs main) must not race its start, whose first UBSan vptr check opens a descriptor.
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [this] { return looping_; });
   }
   ~watchdog() override {
     {
@@ -43,6 +47,8 @@ class watchdog : public ::testing::EmptyTestEventListener {
  private:
   void loop() {
     std::unique_lock lk(mu_);
+    looping_ = true;
+    cv_.notify_all();
     while (!done_) {
       cv_.wait_for(lk, std::chrono::seconds(1));
       if (running_ && std::chrono::steady_clock::now() - started_ > limit_) {
@@ -57,6 +63,7 @@ class watchdog : public ::testing::EmptyTestEventListener {
   std::mutex mu_;
   std::condition_variable cv_;
   bool done_ = false;
+  bool looping_ = false;  // the thread has started (the constructor waits for it)
   bool running_ = false;
   std::string name_;
   std::chrono::steady_clock::time_point started_;
