@@ -1,4 +1,4 @@
-// The fiber control block. It lives at the top of the fiber's own stack, is constructed once
+// The fiber control block. It lives beside the fiber's stack (stack_pool), is constructed once
 // when the stack is first mapped and is reused by every fiber that later runs on that stack.
 // Invariant: a control block's memory stays valid and keeps its layout for the lifetime of its
 // runtime (type-stable memory), so a stale wait_ticket or timer entry may still read

@@ -2,6 +2,7 @@
 #include "stack_pool.hpp"
 
 #include <algorithm>
+#include <memory>
 #include <new>
 
 #if defined(WEFT_ASAN)
@@ -11,13 +12,14 @@
 namespace weft::detail {
 namespace {
 
+// A stack's bookkeeping: its span and its control block. The headers of a chunk's stacks sit
+// side by side in one array beside the chunk's mapping (not on the stacks), so a free stack's
+// pages can all go back to the kernel while its control block stays (type-stable). alignas
+// 64: two control blocks never share a cache line.
 struct alignas(64) stack_header {
   stack_span span;
   fiber_cb cb;
 };
-
-// The span is the header's first member, so the header starts where the span does.
-stack_header* header_of(const fiber_cb* f) noexcept { return reinterpret_cast<stack_header*>(f->stack); }
 
 fiber_cb* pop(fiber_cb*& list) noexcept {
   fiber_cb* f = list;
@@ -36,19 +38,17 @@ stack_pool::stack_pool(std::size_t stack_size, bool guard_pages, bool force_mpro
     : stack_size_(stack_size), guard_pages_(guard_pages), force_mprotect_(force_mprotect), high_water_(high_water) {}
 
 stack_pool::~stack_pool() {
-  for (fiber_cb* f = all_; f != nullptr;) {
-    fiber_cb* next = f->all_next;
-    header_of(f)->~stack_header();
-    f = next;
+  for (const chunk& c : synced_.chunks) {
+    unmap_stack(c.stacks);
+    delete[] static_cast<stack_header*>(c.headers);
   }
-  for (const mapped_stack& m : synced_.chunks) unmap_stack(m);
 }
 
 void* stack_pool::stack_low(const fiber_cb* f) noexcept {
   return static_cast<char*>(f->stack->guard_lo) + f->stack->guard;
 }
 
-void* stack_pool::stack_high(const fiber_cb* f) noexcept { return header_of(f); }
+void* stack_pool::stack_high(const fiber_cb* f) noexcept { return f->stack->top; }
 
 void stack_pool::guard_range(const fiber_cb* f, const void** lo, const void** hi) noexcept {
   *lo = f->stack->guard_lo;
@@ -59,19 +59,24 @@ fiber_cb* stack_pool::map_chunk() {
   // Small runtimes map one stack at a time; a growing pool maps up to 64 per mmap.
   std::size_t have = mapped_.load(std::memory_order_relaxed);
   std::size_t count = have < 16 ? 1 : have < 512 ? have / 8 : 64;
-  const std::size_t usable = stack_size_ + sizeof(stack_header);
-  mapped_stack m = map_stacks(count, usable, guard_pages_, force_mprotect_);
+  std::unique_ptr<stack_header[]> headers(new stack_header[count]);  // std::bad_alloc: nothing mapped yet
+  mapped_stack m = map_stacks(count, stack_size_, guard_pages_, force_mprotect_);
   const std::size_t stride = m.total / count;
   guard_kind_.store(m.kind, std::memory_order_relaxed);
   fiber_cb* first = nullptr;
   std::lock_guard lk(mu_);
-  synced_.chunks.push_back(m);
-  for (std::size_t i = 0; i < count; ++i) {
+  try {
+    synced_.chunks.push_back(chunk{m, headers.get()});
+  } catch (...) {  // std::bad_alloc
+    unmap_stack(m);
+    throw;
+  }
+  stack_header* h = headers.release();
+  for (std::size_t i = 0; i < count; ++i, ++h) {
     char* slot = static_cast<char*>(m.base) + i * stride;
-    auto top = reinterpret_cast<std::uintptr_t>(slot + stride);
-    auto* h = new (reinterpret_cast<void*>((top - sizeof(stack_header)) & ~std::uintptr_t{63})) stack_header;
     h->span.guard_lo = slot;
     h->span.guard = m.guard;
+    h->span.top = slot + stride;
     h->cb.stack = &h->span;
     h->cb.all_next = all_;
     all_ = &h->cb;
@@ -183,10 +188,9 @@ bool stack_pool::trim(std::size_t max) noexcept {
     excess_.fetch_sub(n, std::memory_order_relaxed);
   }
   if (n == 0) return false;
-  // Owned by this call while on no list: drop the pages below the header page.
+  // Owned by this call while on no list: drop the whole stack (the control block is elsewhere).
   for (fiber_cb* f = batch; f != nullptr; f = f->next) {
-    std::uintptr_t header_page = reinterpret_cast<std::uintptr_t>(header_of(f)) & ~(page_size() - 1);
-    release_pages(stack_low(f), reinterpret_cast<void*>(header_page));
+    release_pages(stack_low(f), stack_high(f));
     f->stack->cold = true;
   }
   std::lock_guard lk(mu_);

@@ -1,4 +1,6 @@
-// The stack pool: every fiber stack of a runtime, each with its control block at the top.
+// The stack pool: every fiber stack of a runtime, each with its control block. The control
+// blocks of a chunk of stacks sit in one array beside the chunk, not on the stacks, so a free
+// stack costs no resident memory once trimmed: only its control block (about 256 bytes) stays.
 // Spawning and exiting touch no mmap: stacks are recycled through a per-worker cache (owner
 // thread only, no locks) that spills into shared free lists. Stacks are mapped in chunks of up
 // to 64 (one mmap, one guard per stack). Free stacks beyond a high-water mark are trimmed —
@@ -23,6 +25,7 @@ namespace weft::detail {
 struct stack_span {
   void* guard_lo = nullptr;  // lowest address of this stack's slot (its guard region, if any)
   std::size_t guard = 0;     // guard bytes
+  void* top = nullptr;       // one past the highest address of the stack
   bool cold = false;         // resident pages were returned to the kernel
 };
 
@@ -72,7 +75,7 @@ class stack_pool {
   /// the floor, move to the list trim() empties. Called by idle workers.
   void decay(std::int64_t now_ns) noexcept;
 
-  /// Lowest usable stack address and the top of the area available below the control block.
+  /// Lowest usable stack address and one past the highest.
   static void* stack_low(const fiber_cb* f) noexcept;
   static void* stack_high(const fiber_cb* f) noexcept;
   /// The guard range of `f`'s stack (empty when unguarded).
@@ -96,6 +99,10 @@ class stack_pool {
 
  private:
   fiber_cb* map_chunk();
+  struct chunk {
+    mapped_stack stacks;
+    void* headers;  // stack_header[n] (stack_pool.cpp), one per stack of the chunk
+  };
   std::size_t floor() const noexcept { return high_water_ < decay_floor ? high_water_ : decay_floor; }
   // After a change of synced_.hot_count (mu_ held): the hint and the interval's low mark.
   void hot_changed() noexcept;
@@ -112,7 +119,7 @@ class stack_pool {
     std::size_t hot_count = 0;
     std::size_t hot_low = 0;         // the least hot_count since the last decay
     std::int64_t last_decay_ns = 0;  // steady clock
-    std::vector<mapped_stack> chunks;
+    std::vector<chunk> chunks;
   } synced_;  // guarded by mu_
   fiber_cb* all_ = nullptr;  // guarded by mu_
   // Counters for stats and leak checks. Ordering: relaxed, read for reporting only.

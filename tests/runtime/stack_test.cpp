@@ -288,6 +288,45 @@ TEST(StackTest, FreeStacksUnusedForASecondGoBackToTheKernel) { burst_memory_goes
 
 TEST(StackTest, FreeStacksInAnIdleWorkersCacheGoBackToTheKernelToo) { burst_memory_goes_back(true); }
 
+// A trimmed stack keeps no page resident: only its control block (a few hundred bytes, kept
+// for the runtime's lifetime because stale wait tickets may read it) stays. 5000 fibers that
+// each touched one page of stack, then none: with the control block on the stack's top page,
+// 20 MiB would stay.
+TEST(StackTest, ATrimmedStackKeepsOnlyItsControlBlock) {
+  constexpr long n = 5000;
+  weft::runtime rt(weft::runtime_options{.workers = 2, .stack_cache_high_water = 0});
+  long rss_base = resident_kib();
+  parked_crowd crowd;
+  std::vector<weft::join_handle<void>> fibers;
+  for (long i = 0; i < n; ++i) {
+    fibers.push_back(rt.spawn([&crowd] {
+      weft::wait_ticket t = weft::prepare_wait();
+      crowd.mu.lock();
+      crowd.tickets.push_back(t);
+      crowd.parked.fetch_add(1);
+      weft::park(t, std::nullopt, [](void* m) { static_cast<weft::detail::spinlock*>(m)->unlock(); }, &crowd.mu);
+    }));
+  }
+  ASSERT_TRUE(weft_test::wait_until([&] { return crowd.parked.load() == n; }, 60s));
+  long rss_burst = resident_kib();
+  crowd.release_all();
+  for (auto& f : fibers) f.join();
+  fibers.clear();
+  crowd.tickets.clear();
+  crowd.tickets.shrink_to_fit();
+  ASSERT_TRUE(weft_test::wait_until([&] { return rt.stats().live_fibers == 0; }, 10s)) << rt.stats().live_fibers;
+  bool trimmed = weft_test::wait_until([&] { return rt.stats().stacks_cold == rt.stats().stacks_mapped; }, 15s);
+  EXPECT_TRUE(trimmed) << "stacks_cold " << rt.stats().stacks_cold << " of " << rt.stats().stacks_mapped;
+  long rss_after = resident_kib();
+  ::testing::Test::RecordProperty("rss_burst_kib", std::to_string(rss_burst - rss_base));
+  ::testing::Test::RecordProperty("rss_after_kib", std::to_string(rss_after - rss_base));
+  if (weft_test::current_build() == weft_test::build_kind::release) {
+    EXPECT_GT(rss_burst - rss_base, n * 4) << "each parked fiber touched a page of its stack";
+    EXPECT_LT(rss_after - rss_base, n * 1) << "KiB kept by " << n << " trimmed stacks (burst "
+                                           << rss_burst - rss_base << " KiB)";
+  }
+}
+
 TEST(StackTest, UnguardedWhenAskedOnly) {
   weft::runtime rt(weft::runtime_options{.workers = 1, .guard_pages = false});
   rt.block_on([] { EXPECT_EQ(my_guard(), nullptr); });
