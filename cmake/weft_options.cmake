@@ -2,10 +2,13 @@
 # libraries and the caller's own code (channel -> wait_in -> park -> switch_away -> switch_to ->
 # context_switch); only LTO inlines across them (docs/benchmarks.md: the one-worker channel round
 # trip 224 -> 133 ns). With WEFT_LTO the libraries are compiled to fat objects (machine code and
-# GCC's bytecode): a program linked without LTO, or by another compiler, uses the machine code
-# as before; one linked with LTO (CMAKE_INTERPROCEDURAL_OPTIMIZATION, -flto) inlines weft into
-# itself. The samples and benchmarks here link with LTO; the tests do not (it would only make CI
-# slower). GCC only (clang 14 cannot make fat objects), optimised builds without sanitizers.
+# GCC's bytecode). In this build tree (samples, benchmarks, a project that vendors weft with
+# add_subdirectory) GCC's linker plugin finds the bytecode and optimises weft into the program,
+# even one linked without -flto; clang uses the machine code. The tests link without LTO (it
+# would only make CI slower). GCC only (clang 14 cannot make fat objects), optimised builds
+# without sanitizers. The installed archives hold machine code only (weft_install_strip_lto):
+# bytecode is tied to one GCC version (another one fails with "bytecode stream ... generated with
+# LTO version 12.0") and would make every link of a user's program an LTO link.
 set(_weft_lto_default OFF)
 if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND NOT WEFT_SANITIZE AND CMAKE_BUILD_TYPE MATCHES "^(Release|RelWithDebInfo)$")
   set(_weft_lto_default ON)
@@ -39,6 +42,33 @@ function(weft_target_options target)
     # After CMake's -fno-fat-lto-objects: the last of the two wins.
     target_compile_options(${target} PRIVATE -ffat-lto-objects)
   endif()
+endfunction()
+
+# weft_install_strip_lto(targets...): after install(TARGETS), removes GCC's LTO bytecode from
+# the installed archives of these static libraries (what Debian's dh_strip does to static
+# libraries), leaving their machine code.
+function(weft_install_strip_lto)
+  if(NOT WEFT_LTO)
+    return()
+  endif()
+  if(NOT CMAKE_OBJCOPY)
+    message(WARNING "WEFT_LTO: no objcopy found; the installed archives keep GCC's LTO bytecode and "
+                    "link only with GCC ${CMAKE_CXX_COMPILER_VERSION}")
+    return()
+  endif()
+  set(_template [[
+    set(_a "$ENV{DESTDIR}${CMAKE_INSTALL_PREFIX}/@CMAKE_INSTALL_LIBDIR@/$<TARGET_FILE_NAME:@_t@>")
+    execute_process(COMMAND "@CMAKE_OBJCOPY@" --remove-section=.gnu.lto_* --remove-section=.gnu.debuglto_*
+                            --strip-symbol=__gnu_lto_v1 --strip-symbol=__gnu_lto_slim "${_a}"
+                    RESULT_VARIABLE _rc)
+    if(_rc)
+      message(FATAL_ERROR "removing LTO bytecode from ${_a} failed (@CMAKE_OBJCOPY@: ${_rc})")
+    endif()
+  ]])
+  foreach(_t IN LISTS ARGN)
+    string(CONFIGURE "${_template}" _code @ONLY)
+    install(CODE "${_code}")
+  endforeach()
 endfunction()
 
 # Sanitizers apply to everything built in this tree (the library, tests, samples), so flags are

@@ -23,6 +23,8 @@
 // is switched for it too.
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/types.h>

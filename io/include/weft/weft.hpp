@@ -3,6 +3,8 @@
 // lives in the highest module (io/).
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <weft/barrier.hpp>
 #include <weft/blocking.hpp>
 #include <weft/channel.hpp>

@@ -3,6 +3,8 @@
 // fiber parks, so the worker keeps running other fibers.
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <exception>
 #include <optional>
 #include <type_traits>
@@ -40,7 +42,7 @@ std::invoke_result_t<std::decay_t<F>> run_blocking(F&& f) {
   static_assert(!std::is_rvalue_reference_v<R>,
                 "weft::run_blocking: a callable returning an rvalue reference has no result to keep; return by value");
   struct job final : detail::blocking_job {
-    explicit job(F&& fn) : fn(std::forward<F>(fn)) {}
+    explicit job(F&& callable) : fn(std::forward<F>(callable)) {}
     void run() noexcept override {
       try {
         result.set_from(fn);

@@ -4,6 +4,8 @@
 // the heap (the callable and its result live on the new fiber's stack).
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <exception>

@@ -5,6 +5,8 @@
 // docs/porting.md.
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <new>

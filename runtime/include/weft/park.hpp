@@ -15,6 +15,8 @@
 // the primitive no longer touched) lets the waiter run. Until resume() it stays parked.
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <optional>

@@ -3,6 +3,8 @@
 // first time a fiber is spawned outside any runtime and lives until the process exits.
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>

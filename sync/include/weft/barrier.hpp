@@ -3,6 +3,8 @@
 // waiter of the phase wakes. Waiting parks a fiber (blocks a plain thread).
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <limits>

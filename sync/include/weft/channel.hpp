@@ -4,6 +4,8 @@
 // Results are statuses, never exceptions. weft::select (weft/select.hpp) waits on several.
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <optional>

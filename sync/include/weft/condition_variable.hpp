@@ -5,6 +5,8 @@
 // notify_one is never lost to a waiter that is timing out: it passes to the next waiter.
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <chrono>
 #include <condition_variable>
 #include <mutex>

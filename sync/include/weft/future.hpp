@@ -9,6 +9,8 @@
 // state's lock), so a waiter that observes "ready" (acquire) reads them without the lock.
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>

@@ -2,6 +2,8 @@
 // plain thread) until the count reaches zero; count_down may come from any fiber or thread.
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <cstddef>
 #include <limits>
 

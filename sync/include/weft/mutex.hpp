@@ -5,6 +5,8 @@
 // blocks itself only. Any fiber or thread may contend with any other.
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>

@@ -12,6 +12,8 @@
 //   if (r.index == 0 && r.status == weft::channel_status::ok) use(v);
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <optional>

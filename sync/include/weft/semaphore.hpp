@@ -3,6 +3,8 @@
 // hands permits directly to waiters in FIFO order.
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <limits>

@@ -4,6 +4,8 @@
 // (blocks a plain thread). Uncontended lock and unlock take a short spinlock each.
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <chrono>
 #include <cstdint>
 

@@ -7,6 +7,8 @@
 // counted, so a child never touches freed memory even if the group is gone before it ends.
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <exception>
 #include <functional>
 #include <memory>

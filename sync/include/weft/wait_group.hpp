@@ -7,6 +7,8 @@
 // wait_group may be destroyed as soon as wait() returns.
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <chrono>
 #include <cstdint>
 

@@ -2,6 +2,8 @@
 // blocking pool. An endpoint is a value: a sockaddr_storage and its length.
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <sys/socket.h>
 
 #include <cstdint>

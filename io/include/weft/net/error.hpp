@@ -7,6 +7,8 @@
 // down: Operation canceled".
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <system_error>
 #include <type_traits>
 

@@ -5,6 +5,8 @@
 // fiber or thread and wakes both with operation_canceled).
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <stop_token>

@@ -9,6 +9,8 @@
 // connection_reset. EINTR is retried inside.
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <span>
 #include <utility>
 

@@ -3,6 +3,8 @@
 // calling fiber; see stream.hpp for the error conventions shared by every socket.
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <weft/net/stream.hpp>
 
 namespace weft::net {

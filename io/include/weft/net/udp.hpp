@@ -3,6 +3,8 @@
 // the write deadline sends).
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <stop_token>
 
 #include <weft/net/socket.hpp>

@@ -5,6 +5,8 @@
 // deadlines as in stream.hpp.
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <atomic>
 #include <cstdint>
 #include <stop_token>

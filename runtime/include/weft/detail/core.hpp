@@ -2,6 +2,8 @@
 // here is for users; the names may change between versions.
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>

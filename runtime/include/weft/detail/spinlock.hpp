@@ -4,6 +4,8 @@
 // wait queues release their lock after the waiter's context is saved.
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <sched.h>
 
 #include <atomic>

@@ -13,6 +13,8 @@
 // other than `notified` reads them under the lock, so it sees exactly the waker's decision.
 #pragma once
 
+#include <weft/detail/cxx20.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <new>
