@@ -169,6 +169,7 @@ void fiber_start(fiber_cb* f, fiber_body* body) {
 }
 
 void fiber_release(fiber_cb* f) noexcept {
+  if (f->rt == nullptr) return;  // orphaned: its runtime is gone (stack_pool::~stack_pool)
   if (f->body == nullptr && f->refs.load(std::memory_order_relaxed) == 2) {
     // Created but never started (the body's constructor threw): nothing runs, drop both.
     f->refs.store(1, std::memory_order_relaxed);
@@ -391,6 +392,12 @@ void detail::check_joinable(detail::fiber_cb* cb, const char* who) {
     throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur),
                             std::string(who) + ": a fiber cannot join itself");
   }
+  if (cb->rt == nullptr) {  // orphaned (stack_pool::~stack_pool): the stack, and result, are gone
+    throw std::system_error(std::make_error_code(std::errc::no_such_process),
+                            std::string(who) + ": fiber " + std::to_string(cb->id) + " \"" + cb->name +
+                                "\" outlived its runtime: the weft::runtime it ran on was destroyed first "
+                                "(its fibers were unwound then); join or detach a fiber before its runtime goes");
+  }
 }
 
 void fiber::join_as(const char* who) {
@@ -406,7 +413,8 @@ void fiber::detach_as(const char* who) {
 }
 
 void fiber::on_joinable_lost(const char* what) noexcept {
-  if (current_runtime_unwinding()) {
+  // At shutdown, or after it (the fiber's runtime is gone, so it was unwound): nothing runs.
+  if (current_runtime_unwinding() || cb_->rt == nullptr) {
     fiber_release(std::exchange(cb_, nullptr));
     return;
   }

@@ -2,7 +2,6 @@
 #include "stack_pool.hpp"
 
 #include <algorithm>
-#include <memory>
 #include <new>
 
 #if defined(WEFT_ASAN)
@@ -15,7 +14,9 @@ namespace {
 // A stack's bookkeeping: its span and its control block. The headers of a chunk's stacks sit
 // side by side in one array beside the chunk's mapping (not on the stacks), so a free stack's
 // pages can all go back to the kernel while its control block stays (type-stable). alignas
-// 64: two control blocks never share a cache line.
+// 64: two control blocks never share a cache line. The array is a mapping of its own, not heap:
+// a wait ticket used after its runtime is gone faults on unmapped memory instead of writing
+// into whatever the heap put there since.
 struct alignas(64) stack_header {
   stack_span span;
   fiber_cb cb;
@@ -40,7 +41,24 @@ stack_pool::stack_pool(std::size_t stack_size, bool guard_pages, bool force_mpro
 stack_pool::~stack_pool() {
   for (const chunk& c : synced_.chunks) {
     unmap_stack(c.stacks);
-    delete[] static_cast<stack_header*>(c.headers);
+    auto* h = static_cast<stack_header*>(c.headers.base);
+    const std::size_t n = c.count;
+    // A handle (weft::fiber, join_handle) that outlives its runtime still holds a reference:
+    // its control block stays mapped, marked orphaned (rt == nullptr), so that handle's join
+    // reports the misuse (detail::check_joinable) and its release does nothing. The rest of
+    // the array stays with it (a few KiB, never reclaimed).
+    bool held = false;
+    for (std::size_t i = 0; i < n; ++i) {
+      // Ordering: relaxed; the runtime's shutdown joined every worker (happens-before).
+      if (h[i].cb.refs.load(std::memory_order_relaxed) != 0) {
+        h[i].cb.rt = nullptr;
+        held = true;
+      }
+    }
+    if (!held) {
+      for (std::size_t i = 0; i < n; ++i) h[i].~stack_header();
+      unmap_stack(c.headers);
+    }
   }
 }
 
@@ -59,20 +77,28 @@ fiber_cb* stack_pool::map_chunk() {
   // Small runtimes map one stack at a time; a growing pool maps up to 64 per mmap.
   std::size_t have = mapped_.load(std::memory_order_relaxed);
   std::size_t count = have < 16 ? 1 : have < 512 ? have / 8 : 64;
-  std::unique_ptr<stack_header[]> headers(new stack_header[count]);  // std::bad_alloc: nothing mapped yet
-  mapped_stack m = map_stacks(count, stack_size_, guard_pages_, force_mprotect_);
+  mapped_stack headers = map_stacks(1, count * sizeof(stack_header), false, false);
+  mapped_stack m;
+  try {
+    m = map_stacks(count, stack_size_, guard_pages_, force_mprotect_);
+  } catch (...) {
+    unmap_stack(headers);
+    throw;
+  }
   const std::size_t stride = m.total / count;
   guard_kind_.store(m.kind, std::memory_order_relaxed);
   fiber_cb* first = nullptr;
   std::lock_guard lk(mu_);
   try {
-    synced_.chunks.push_back(chunk{m, headers.get()});
+    synced_.chunks.push_back(chunk{m, headers, count});
   } catch (...) {  // std::bad_alloc
     unmap_stack(m);
+    unmap_stack(headers);
     throw;
   }
-  stack_header* h = headers.release();
+  auto* h = static_cast<stack_header*>(headers.base);
   for (std::size_t i = 0; i < count; ++i, ++h) {
+    new (h) stack_header;
     char* slot = static_cast<char*>(m.base) + i * stride;
     h->span.guard_lo = slot;
     h->span.guard = m.guard;

@@ -101,7 +101,8 @@ class stack_pool {
   fiber_cb* map_chunk();
   struct chunk {
     mapped_stack stacks;
-    void* headers;  // stack_header[n] (stack_pool.cpp), one per stack of the chunk
+    mapped_stack headers;  // stack_header[count] (stack_pool.cpp), one per stack of the chunk
+    std::size_t count;
   };
   std::size_t floor() const noexcept { return high_water_ < decay_floor ? high_water_ : decay_floor; }
   // After a change of synced_.hot_count (mu_ held): the hint and the interval's low mark.

@@ -3,6 +3,8 @@
 // a bounded time and without leaking stacks.
 #include <atomic>
 #include <memory>
+#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -139,6 +141,49 @@ TEST(ShutdownTest, JoinOfAnUnwoundFiberReportsCancellation) {
   rt.reset();  // the joiner is inside join(): shutdown wakes it and waits for it to leave
   joiner.join();
   EXPECT_EQ(seen, std::errc::operation_canceled);
+}
+
+// A handle kept past its runtime's destruction (the natural declaration order: the handle
+// declared before the runtime). The runtime unwound the fiber and unmapped its stack; the
+// handle's control block stays (orphaned), so join() names the fiber and the misuse instead
+// of reading unmapped memory, and dropping the handle does nothing.
+TEST(ShutdownTest, AHandleThatOutlivesItsRuntimeSaysSoOnJoin) {
+  weft::fiber f;
+  weft::join_handle<int> h;
+  weft::fiber dropped;
+  std::uint64_t f_id = 0;
+  {
+    weft::runtime rt(weft::runtime_options{.workers = 1});
+    rt.block_on([&] {
+      f = weft::fiber([] { weft::this_fiber::sleep_for(1h); });
+      weft::fiber::id fid = f.get_id();
+      std::ostringstream os;
+      os << fid;
+      f_id = std::stoull(os.str());
+      h = weft::spawn(weft::spawn_options{.name = "late result"}, [] {
+        weft::this_fiber::sleep_for(1h);
+        return 1;
+      });
+      dropped = weft::fiber([] { weft::this_fiber::sleep_for(1h); });
+    });
+  }
+  auto expect_orphan_error = [](auto&& join, const std::string& what) {
+    try {
+      join();
+      ADD_FAILURE() << "join() after the runtime's destruction returned";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code(), std::errc::no_such_process);
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("outlived its runtime"), std::string::npos) << e.what();
+    }
+  };
+  expect_orphan_error([&] { f.join(); }, "weft::fiber::join: fiber " + std::to_string(f_id) + " \"\"");
+  expect_orphan_error([&] { h.join(); }, "weft::join_handle::join: fiber");
+  expect_orphan_error([&] { h.join(); }, "\"late result\"");
+  EXPECT_TRUE(f.joinable());
+  f.detach();  // after the runtime: does nothing, and does not crash
+  EXPECT_FALSE(f.joinable());
+  // `dropped` and `h` are destroyed here, still joinable: nothing runs any more, so no terminate.
 }
 
 TEST(ShutdownTest, SpawnDuringShutdownIsRefusedWithAClearError) {

@@ -237,7 +237,8 @@ class jfiber {
 };
 
 /// The handle of a fiber started with weft::spawn. Dropping it detaches the fiber (its result
-/// is then discarded). Must not outlive the fiber's runtime.
+/// is then discarded). Should not outlive the fiber's runtime: join() then throws
+/// std::system_error (no_such_process) naming the fiber, whose result is gone.
 template <class T>
 class join_handle {
  public:
@@ -260,7 +261,7 @@ class join_handle {
   /// Waits for the fiber (parks a fiber, blocks a plain thread) and returns its result, or
   /// rethrows the exception that escaped it. Throws std::system_error: invalid_argument if not
   /// joinable, resource_deadlock_would_occur on self-join, operation_canceled if the fiber was
-  /// unwound at runtime shutdown.
+  /// unwound at runtime shutdown, no_such_process if the runtime is gone.
   T join() {
     detail::check_joinable(cb_, "weft::join_handle::join");
     detail::join_guard outside(cb_);
