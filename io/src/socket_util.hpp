@@ -58,6 +58,23 @@ inline void remember_peer(weft::detail::io_desc* d, const endpoint& peer) noexce
   }
 }
 
+/// Why weft itself ended a call, to follow its name (see throw_if below); "" when the error is
+/// the kernel's (system_category) or has no such reason. `on_socket`: the call was made on
+/// the socket whose record is `d` (null: the socket is not open); otherwise (connect,
+/// resolve) there was no socket yet.
+inline const char* outcome_why(const std::error_code& ec, bool on_socket, weft::detail::io_desc* d) {
+  if (ec.category() != std::generic_category()) return "";  // weft's own outcomes only
+  if (ec == std::errc::timed_out) return ": the deadline passed";
+  if (ec == std::errc::operation_canceled) {
+    return on_socket && d != nullptr && weft::detail::io_is_closing(d) ? ": the socket was closed"
+                                                                       : ": stop requested, or the runtime is shutting down";
+  }
+  if (ec == std::errc::bad_file_descriptor && on_socket && d == nullptr) {
+    return ": the socket is not open (default-constructed or moved from)";
+  }
+  return "";
+}
+
 /// As throw_if, for an operation on the socket whose record is `d`, naming the socket
 /// (describe_socket): "weft::net::tcp_stream::read_some (peer 10.0.0.7:51234): <message>". When
 /// weft itself ended the call, the message says why, since the error's own text reads as a
@@ -68,17 +85,7 @@ inline void remember_peer(weft::detail::io_desc* d, const endpoint& peer) noexce
 /// is not open (default-constructed or moved from): Bad file descriptor".
 inline void throw_if(const std::error_code& ec, const char* what, weft::detail::io_desc* d) {
   if (!ec) return;
-  const char* why = "";
-  if (ec.category() == std::generic_category()) {  // weft's own outcomes; errno values are system_category
-    if (ec == std::errc::timed_out) {
-      why = ": the deadline passed";
-    } else if (ec == std::errc::operation_canceled) {
-      why = d != nullptr && weft::detail::io_is_closing(d) ? ": the socket was closed"
-                                                           : ": stop requested, or the runtime is shutting down";
-    } else if (ec == std::errc::bad_file_descriptor && d == nullptr) {
-      why = ": the socket is not open (default-constructed or moved from)";
-    }
-  }
+  const char* why = outcome_why(ec, true, d);
   // The call as the user spelled it: the base classes' names become the concrete type.
   std::string call = what;
   socket_description sd = describe_socket(d);
@@ -93,12 +100,13 @@ inline void throw_if(const std::error_code& ec, const char* what, weft::detail::
   }
   throw_net(ec, call + why);
 }
-/// As throw_if, naming an endpoint: "weft::net::<what> <endpoint>: <message>".
+/// As throw_if, naming an endpoint: "weft::net::<what> <endpoint>: <message>", with the
+/// reason when weft ended the call ("tcp_stream::connect 10.0.0.7:80: the deadline passed: ...").
 inline void throw_if(const std::error_code& ec, const char* what, const endpoint& ep) {
   if (!ec) return;
   std::string at = ep.to_string();
   if (at.empty()) at = "(an empty endpoint: give an address, e.g. endpoint::loopback_v4(port))";
-  throw_net(ec, std::string(what) + " " + at);
+  throw_net(ec, std::string(what) + " " + at + outcome_why(ec, false, nullptr));
 }
 
 /// socket(2) with SOCK_NONBLOCK | SOCK_CLOEXEC, registered. Null + ec on failure. The error

@@ -556,6 +556,24 @@ TEST_P(TcpTest, ConnectErrorsNameTheAddress) {
     std::error_code ec;
     tcp_stream::connect(endpoint(), weft::net::no_deadline, ec);
     EXPECT_EQ(ec, std::errc::invalid_argument);
+    {  // weft's deadline reads as such, not as the kernel's ETIMEDOUT (as on a read). A
+       // listener that accepts nothing with backlog 0 queues one connection; the kernel drops
+       // the SYNs of the next ones, which then wait until their deadline.
+      auto l = tcp_listener::bind(endpoint::loopback_v4(0), {.backlog = 0});
+      std::vector<tcp_stream> queued;
+      std::string what;
+      for (int i = 0; i < 8 && what.empty(); ++i) {
+        try {
+          queued.push_back(tcp_stream::connect(l.local_endpoint(), std::chrono::steady_clock::now() + 200ms));
+        } catch (const std::system_error& e) {
+          EXPECT_EQ(e.code(), std::errc::timed_out) << e.what();
+          what = e.what();
+        }
+      }
+      EXPECT_EQ(what, "weft::net::tcp_stream::connect " + l.local_endpoint().to_string() +
+                          ": the deadline passed: Connection timed out")
+          << queued.size() << " connections were queued before";
+    }
     auto taken = tcp_listener::bind(endpoint::loopback_v4(0));
     try {
       tcp_listener::bind(taken.local_endpoint());
