@@ -14,13 +14,17 @@ namespace {
 // A stack's bookkeeping: its span and its control block. The headers of a chunk's stacks sit
 // side by side in one array beside the chunk's mapping (not on the stacks), so a free stack's
 // pages can all go back to the kernel while its control block stays (type-stable). alignas
-// 64: two control blocks never share a cache line. The array is a mapping of its own, not heap:
-// a wait ticket used after its runtime is gone faults on unmapped memory instead of writing
-// into whatever the heap put there since.
-struct alignas(64) stack_header {
+// 256 (a header is 320 bytes, so 512 with the padding): the control block of a fiber one worker
+// spawns and another runs is written by both, and with 64 (no shared line) spawn+join on 2
+// workers ran 1.1-1.2x the time of control blocks on their stacks in alternating runs; with
+// 256, 0.87x (batch 100; docs/benchmarks.md, 2026-11-27). The arrays are carved from mappings of the
+// pool's own (carve_headers), not heap: a wait ticket used after its runtime is gone faults on
+// unmapped memory instead of writing into whatever the heap put there since.
+struct alignas(256) stack_header {
   stack_span span;
   fiber_cb cb;
 };
+static_assert(sizeof(stack_header) % 256 == 0, "headers carved one after another stay 256-aligned");
 
 fiber_cb* pop(fiber_cb*& list) noexcept {
   fiber_cb* f = list;
@@ -39,27 +43,44 @@ stack_pool::stack_pool(std::size_t stack_size, bool guard_pages, bool force_mpro
     : stack_size_(stack_size), guard_pages_(guard_pages), force_mprotect_(force_mprotect), high_water_(high_water) {}
 
 stack_pool::~stack_pool() {
+  // A handle (weft::fiber, join_handle) that outlives its runtime still holds a reference: its
+  // control block stays mapped, marked orphaned (rt == nullptr), so that handle's join reports
+  // the misuse (detail::check_joinable) and its release does nothing. The arena holding it
+  // stays mapped for good (address space, and the few pages it touched).
+  std::vector<bool> held(synced_.arenas.size(), false);
   for (const chunk& c : synced_.chunks) {
     unmap_stack(c.stacks);
-    auto* h = static_cast<stack_header*>(c.headers.base);
-    const std::size_t n = c.count;
-    // A handle (weft::fiber, join_handle) that outlives its runtime still holds a reference:
-    // its control block stays mapped, marked orphaned (rt == nullptr), so that handle's join
-    // reports the misuse (detail::check_joinable) and its release does nothing. The rest of
-    // the array stays with it (a few KiB, never reclaimed).
-    bool held = false;
-    for (std::size_t i = 0; i < n; ++i) {
+    auto* h = static_cast<stack_header*>(c.headers);
+    for (std::size_t i = 0; i < c.count; ++i) {
       // Ordering: relaxed; the runtime's shutdown joined every worker (happens-before).
       if (h[i].cb.refs.load(std::memory_order_relaxed) != 0) {
         h[i].cb.rt = nullptr;
-        held = true;
+        held[c.arena] = true;
       }
     }
-    if (!held) {
-      for (std::size_t i = 0; i < n; ++i) h[i].~stack_header();
-      unmap_stack(c.headers);
-    }
   }
+  for (const chunk& c : synced_.chunks) {
+    if (held[c.arena]) continue;
+    auto* h = static_cast<stack_header*>(c.headers);
+    for (std::size_t i = 0; i < c.count; ++i) h[i].~stack_header();
+  }
+  for (std::size_t i = 0; i < synced_.arenas.size(); ++i) {
+    if (!held[i]) unmap_stack(synced_.arenas[i]);
+  }
+}
+
+void* stack_pool::carve_headers(std::size_t count, std::size_t& arena) {
+  constexpr std::size_t arena_bytes = 256 * 1024;  // about 800 headers
+  const std::size_t need = count * sizeof(stack_header);
+  if (synced_.arenas.empty() || synced_.arenas.back().total - synced_.arena_used < need) {
+    synced_.arenas.reserve(synced_.arenas.size() + 1);  // std::bad_alloc before mapping
+    synced_.arenas.push_back(map_stacks(1, std::max(need, arena_bytes), false, false));
+    synced_.arena_used = 0;
+  }
+  arena = synced_.arenas.size() - 1;
+  void* p = static_cast<char*>(synced_.arenas.back().base) + synced_.arena_used;
+  synced_.arena_used += need;  // sizeof(stack_header) is a multiple of its alignment
+  return p;
 }
 
 void* stack_pool::stack_low(const fiber_cb* f) noexcept {
@@ -77,26 +98,22 @@ fiber_cb* stack_pool::map_chunk() {
   // Small runtimes map one stack at a time; a growing pool maps up to 64 per mmap.
   std::size_t have = mapped_.load(std::memory_order_relaxed);
   std::size_t count = have < 16 ? 1 : have < 512 ? have / 8 : 64;
-  mapped_stack headers = map_stacks(1, count * sizeof(stack_header), false, false);
-  mapped_stack m;
-  try {
-    m = map_stacks(count, stack_size_, guard_pages_, force_mprotect_);
-  } catch (...) {
-    unmap_stack(headers);
-    throw;
-  }
+  mapped_stack m = map_stacks(count, stack_size_, guard_pages_, force_mprotect_);
   const std::size_t stride = m.total / count;
   guard_kind_.store(m.kind, std::memory_order_relaxed);
   fiber_cb* first = nullptr;
   std::lock_guard lk(mu_);
+  void* headers = nullptr;
   try {
-    synced_.chunks.push_back(chunk{m, headers, count});
-  } catch (...) {  // std::bad_alloc
+    std::size_t arena = 0;
+    synced_.chunks.reserve(synced_.chunks.size() + 1);  // std::bad_alloc before anything changes
+    headers = carve_headers(count, arena);
+    synced_.chunks.push_back(chunk{m, headers, count, arena});
+  } catch (...) {  // std::bad_alloc, or std::system_error from mapping an arena
     unmap_stack(m);
-    unmap_stack(headers);
     throw;
   }
-  auto* h = static_cast<stack_header*>(headers.base);
+  auto* h = static_cast<stack_header*>(headers);
   for (std::size_t i = 0; i < count; ++i, ++h) {
     new (h) stack_header;
     char* slot = static_cast<char*>(m.base) + i * stride;

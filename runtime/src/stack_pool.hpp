@@ -101,9 +101,12 @@ class stack_pool {
   fiber_cb* map_chunk();
   struct chunk {
     mapped_stack stacks;
-    mapped_stack headers;  // stack_header[count] (stack_pool.cpp), one per stack of the chunk
+    void* headers;      // stack_header[count] (stack_pool.cpp), one per stack of the chunk
     std::size_t count;
+    std::size_t arena;  // the index in synced::arenas of the mapping `headers` is carved from
   };
+  // Carves `count` headers from the last arena, mapping a new one when it is full (mu_ held).
+  void* carve_headers(std::size_t count, std::size_t& arena);
   std::size_t floor() const noexcept { return high_water_ < decay_floor ? high_water_ : decay_floor; }
   // After a change of synced_.hot_count (mu_ held): the hint and the interval's low mark.
   void hot_changed() noexcept;
@@ -121,6 +124,10 @@ class stack_pool {
     std::size_t hot_low = 0;         // the least hot_count since the last decay
     std::int64_t last_decay_ns = 0;  // steady clock
     std::vector<chunk> chunks;
+    // Mappings the chunks' header arrays are carved from, consecutively: the control blocks
+    // of a pool sit side by side in a few pages, whatever the chunk sizes.
+    std::vector<mapped_stack> arenas;
+    std::size_t arena_used = 0;  // bytes of arenas.back() handed out
   } synced_;  // guarded by mu_
   fiber_cb* all_ = nullptr;  // guarded by mu_
   // Counters for stats and leak checks. Ordering: relaxed, read for reporting only.
