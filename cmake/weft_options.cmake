@@ -57,7 +57,7 @@ function(weft_install_strip_lto)
     return()
   endif()
   set(_template [[
-    set(_a "$ENV{DESTDIR}${CMAKE_INSTALL_PREFIX}/@CMAKE_INSTALL_LIBDIR@/$<TARGET_FILE_NAME:@_t@>")
+    set(_a "$ENV{DESTDIR}@_libdir@/$<TARGET_FILE_NAME:@_t@>")
     execute_process(COMMAND "@CMAKE_OBJCOPY@" --remove-section=.gnu.lto_* --remove-section=.gnu.debuglto_*
                             --strip-symbol=__gnu_lto_v1 --strip-symbol=__gnu_lto_slim "${_a}"
                     RESULT_VARIABLE _rc)
@@ -65,6 +65,11 @@ function(weft_install_strip_lto)
       message(FATAL_ERROR "removing LTO bytecode from ${_a} failed (@CMAKE_OBJCOPY@: ${_rc})")
     endif()
   ]])
+  if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
+    set(_libdir "${CMAKE_INSTALL_LIBDIR}")
+  else()
+    set(_libdir "\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}")  # the prefix of install time
+  endif()
   foreach(_t IN LISTS ARGN)
     string(CONFIGURE "${_template}" _code @ONLY)
     install(CODE "${_code}")

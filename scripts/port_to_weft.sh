@@ -62,7 +62,7 @@ sed -E \
 # through an object (s.read(), p->close()) or a qualifier (foo::close, weft::posix::close) is
 # not one; comment and preprocessor lines are skipped.
 warn_unqualified() {
-  awk -v name="$1" '
+  WEFT_PORT_NAME=$1 awk '
     /^[[:space:]]*(\/\/|#)/ { next }
     {
       line = $0
@@ -71,7 +71,7 @@ warn_unqualified() {
         sub(/^[^A-Za-z_]/, "", call)
         sub(/[[:space:]]*\($/, "", call)
         what = call == "close" ? "does not wake fibers waiting on the descriptor" : "blocks the whole worker thread"
-        printf "%s:%d: %s(...) is not written ::%s(...), so it stays the libc call, which %s; if it is libc'"'"'s, qualify it and port again\n", name, NR, call, call, what > "/dev/stderr"
+        printf "%s:%d: %s(...) is not written ::%s(...), so it stays the libc call, which %s; if it is libc'"'"'s, qualify it and port again\n", ENVIRON["WEFT_PORT_NAME"], NR, call, call, what > "/dev/stderr"
         line = substr(line, RSTART + RLENGTH)
       }
     }'

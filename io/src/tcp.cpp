@@ -126,7 +126,8 @@ tcp_stream tcp_stream::connect(std::string_view host, std::string_view service, 
     if (ec == std::error_code(std::make_error_code(std::errc::timed_out))) break;
   }
   throw std::system_error(ec, "weft::net::tcp_stream::connect " + std::string(host) + ":" + std::string(service) +
-                                  (last.empty() ? std::string() : " (last tried " + last.to_string() + ")"));
+                                  (last.empty() ? std::string() : " (last tried " + last.to_string() + ")") +
+                                  detail_util::outcome_why(ec, false, nullptr));
 }
 
 void tcp_stream::set_nodelay(bool on) { set_option(IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0); }

@@ -179,6 +179,7 @@ void fiber_release(fiber_cb* f) noexcept {
 }
 
 bool fiber_was_unwound(const fiber_cb* f) noexcept { return f->unwound; }
+bool fiber_orphaned(const fiber_cb* f) noexcept { return f->rt == nullptr; }
 std::uint64_t fiber_id(const fiber_cb* f) noexcept { return f->id; }
 
 void fiber_join(fiber_cb* f) {
@@ -395,8 +396,8 @@ void detail::check_joinable(detail::fiber_cb* cb, const char* who) {
   if (cb->rt == nullptr) {  // orphaned (stack_pool::~stack_pool): the stack, and result, are gone
     throw std::system_error(std::make_error_code(std::errc::no_such_process),
                             std::string(who) + ": fiber " + std::to_string(cb->id) + " \"" + cb->name +
-                                "\" outlived its runtime: the weft::runtime it ran on was destroyed first "
-                                "(its fibers were unwound then); join or detach a fiber before its runtime goes");
+                                "\" outlived its runtime: the weft::runtime it ran on was destroyed first, "
+                                "and its result, if any, with it; join or detach a fiber before its runtime goes");
   }
 }
 

@@ -12,7 +12,7 @@ namespace weft::detail {
 namespace {
 
 // A stack's bookkeeping: its span and its control block. The headers of a chunk's stacks sit
-// side by side in one array beside the chunk's mapping (not on the stacks), so a free stack's
+// side by side in one array carved from an arena (not on the stacks), so a free stack's
 // pages can all go back to the kernel while its control block stays (type-stable). alignas
 // 256 (a header is 320 bytes, so 512 with the padding): the control block of a fiber one worker
 // spawns and another runs is written by both, and with 64 (no shared line) spawn+join on 2
@@ -43,21 +43,27 @@ stack_pool::stack_pool(std::size_t stack_size, bool guard_pages, bool force_mpro
     : stack_size_(stack_size), guard_pages_(guard_pages), force_mprotect_(force_mprotect), high_water_(high_water) {}
 
 stack_pool::~stack_pool() {
-  // A handle (weft::fiber, join_handle) that outlives its runtime still holds a reference: its
-  // control block stays mapped, marked orphaned (rt == nullptr), so that handle's join reports
-  // the misuse (detail::check_joinable) and its release does nothing. The arena holding it
-  // stays mapped for good (address space, and the few pages it touched).
+  // A handle (weft::fiber, jfiber, join_handle) that outlives its runtime still holds a
+  // reference: its control block stays mapped, marked orphaned (rt == nullptr), so that
+  // handle's join reports the misuse (detail::check_joinable) and its release does nothing.
+  // The arena holding it stays mapped for good (address space, and the few pages it touched).
+  // The body (callable and result, in the payload on the stack) is destroyed here, before the
+  // stack goes: a result nobody joined still has its destructor run.
+  // Ordering: none needed against the workers, whose threads shutdown() joined; a handle used on
+  // another thread while the runtime is being destroyed is the documented misuse (handles must
+  // not outlive their runtime), which this makes safe only once the destructor has returned.
   std::vector<bool> held(synced_.arenas.size(), false);
   for (const chunk& c : synced_.chunks) {
-    unmap_stack(c.stacks);
     auto* h = static_cast<stack_header*>(c.headers);
     for (std::size_t i = 0; i < c.count; ++i) {
-      // Ordering: relaxed; the runtime's shutdown joined every worker (happens-before).
-      if (h[i].cb.refs.load(std::memory_order_relaxed) != 0) {
-        h[i].cb.rt = nullptr;
-        held[c.arena] = true;
-      }
+      fiber_cb& cb = h[i].cb;
+      if (cb.refs.load(std::memory_order_relaxed) == 0) continue;
+      if (cb.body != nullptr) cb.body->destroy();
+      cb.body = nullptr;
+      cb.rt = nullptr;
+      held[c.arena] = true;
     }
+    unmap_stack(c.stacks);
   }
   for (const chunk& c : synced_.chunks) {
     if (held[c.arena]) continue;
@@ -73,7 +79,9 @@ void* stack_pool::carve_headers(std::size_t count, std::size_t& arena) {
   constexpr std::size_t arena_bytes = 256 * 1024;  // about 800 headers
   const std::size_t need = count * sizeof(stack_header);
   if (synced_.arenas.empty() || synced_.arenas.back().total - synced_.arena_used < need) {
-    synced_.arenas.reserve(synced_.arenas.size() + 1);  // std::bad_alloc before mapping
+    if (synced_.arenas.size() == synced_.arenas.capacity()) {
+      synced_.arenas.reserve(2 * synced_.arenas.size() + 4);  // std::bad_alloc before mapping
+    }
     synced_.arenas.push_back(map_stacks(1, std::max(need, arena_bytes), false, false));
     synced_.arena_used = 0;
   }
@@ -98,7 +106,9 @@ fiber_cb* stack_pool::map_chunk() {
   // Small runtimes map one stack at a time; a growing pool maps up to 64 per mmap.
   std::size_t have = mapped_.load(std::memory_order_relaxed);
   std::size_t count = have < 16 ? 1 : have < 512 ? have / 8 : 64;
-  mapped_stack m = map_stacks(count, stack_size_, guard_pages_, force_mprotect_);
+  // The header's size on top, as when it lived at the top of the stack: fibers keep the usable
+  // stack they had (stack_size plus the page-rounding slack, less the payload).
+  mapped_stack m = map_stacks(count, stack_size_ + sizeof(stack_header), guard_pages_, force_mprotect_);
   const std::size_t stride = m.total / count;
   guard_kind_.store(m.kind, std::memory_order_relaxed);
   fiber_cb* first = nullptr;
@@ -106,7 +116,9 @@ fiber_cb* stack_pool::map_chunk() {
   void* headers = nullptr;
   try {
     std::size_t arena = 0;
-    synced_.chunks.reserve(synced_.chunks.size() + 1);  // std::bad_alloc before anything changes
+    if (synced_.chunks.size() == synced_.chunks.capacity()) {
+      synced_.chunks.reserve(2 * synced_.chunks.size() + 16);  // std::bad_alloc before anything changes
+    }
     headers = carve_headers(count, arena);
     synced_.chunks.push_back(chunk{m, headers, count, arena});
   } catch (...) {  // std::bad_alloc, or std::system_error from mapping an arena

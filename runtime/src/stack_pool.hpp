@@ -1,6 +1,6 @@
 // The stack pool: every fiber stack of a runtime, each with its control block. The control
 // blocks of a chunk of stacks sit in one array beside the chunk, not on the stacks, so a free
-// stack costs no resident memory once trimmed: only its control block (about 256 bytes) stays.
+// stack costs no resident memory once trimmed: only its control block (512 bytes) stays.
 // Spawning and exiting touch no mmap: stacks are recycled through a per-worker cache (owner
 // thread only, no locks) that spills into shared free lists. Stacks are mapped in chunks of up
 // to 64 (one mmap, one guard per stack). Free stacks beyond a high-water mark are trimmed —

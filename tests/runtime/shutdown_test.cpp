@@ -151,6 +151,9 @@ TEST(ShutdownTest, AHandleThatOutlivesItsRuntimeSaysSoOnJoin) {
   weft::fiber f;
   weft::join_handle<int> h;
   weft::fiber dropped;
+  weft::jfiber jf;
+  auto kept = std::make_shared<int>(7);
+  weft::join_handle<std::shared_ptr<int>> unjoined_result;
   std::uint64_t f_id = 0;
   {
     weft::runtime rt(weft::runtime_options{.workers = 1});
@@ -165,8 +168,19 @@ TEST(ShutdownTest, AHandleThatOutlivesItsRuntimeSaysSoOnJoin) {
         return 1;
       });
       dropped = weft::fiber([] { weft::this_fiber::sleep_for(1h); });
+      jf = weft::jfiber([](std::stop_token) { weft::this_fiber::sleep_for(1h); });
+      std::atomic<bool> returning{false};
+      unjoined_result = weft::spawn([&returning, kept] {
+        returning = true;
+        return kept;
+      });
+      while (!returning) weft::this_fiber::sleep_for(1ms);
+      weft::this_fiber::sleep_for(20ms);  // past its return: the result sits in the payload
     });
+    EXPECT_EQ(kept.use_count(), 2) << "the finished fiber's result holds the second reference";
   }
+  // The runtime destroyed the result nobody joined, as it destroys the stack it lived on.
+  EXPECT_EQ(kept.use_count(), 1);
   auto expect_orphan_error = [](auto&& join, const std::string& what) {
     try {
       join();
@@ -183,7 +197,10 @@ TEST(ShutdownTest, AHandleThatOutlivesItsRuntimeSaysSoOnJoin) {
   EXPECT_TRUE(f.joinable());
   f.detach();  // after the runtime: does nothing, and does not crash
   EXPECT_FALSE(f.joinable());
-  // `dropped` and `h` are destroyed here, still joinable: nothing runs any more, so no terminate.
+  expect_orphan_error([&] { jf.join(); }, "weft::jfiber::join: fiber");
+  expect_orphan_error([&] { unjoined_result.join(); }, "outlived its runtime");
+  // `dropped`, `jf` (whose destructor would request stop and join) and `h` are destroyed here,
+  // still joinable: nothing runs any more, so nothing is joined and nothing terminates.
 }
 
 TEST(ShutdownTest, SpawnDuringShutdownIsRefusedWithAClearError) {

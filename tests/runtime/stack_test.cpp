@@ -277,7 +277,7 @@ void burst_memory_goes_back(bool join_on_a_worker) {
   ::testing::Test::RecordProperty("rss_burst_kib", std::to_string(rss_burst - rss_base));
   ::testing::Test::RecordProperty("rss_after_kib", std::to_string(rss_after - rss_base));
   // Sanitizers keep shadow memory of their own for the stacks; count pages in release only.
-  // What stays: the resident stacks' pages and every stack's header page (4 KiB x 1000).
+  // What stays: the resident stacks' pages and every stack's control block (512 bytes x 1000).
   if (weft_test::current_build() == weft_test::build_kind::release) {
     EXPECT_GT(rss_burst - rss_base, 40 * 1024) << "the burst touched 48 MiB of stacks";
     EXPECT_LT(rss_after - rss_base, 16 * 1024) << "burst " << rss_burst - rss_base << " KiB";

@@ -162,7 +162,8 @@ class fiber {
   bool joinable() const noexcept { return cb_ != nullptr; }
   id get_id() const noexcept { return cb_ != nullptr ? id(detail::fiber_id(cb_)) : id(); }
   /// Waits for the fiber to finish: parks the calling fiber or blocks a plain thread. Throws
-  /// std::system_error: invalid_argument if not joinable, resource_deadlock_would_occur on self-join.
+  /// std::system_error: invalid_argument if not joinable, resource_deadlock_would_occur on
+  /// self-join, no_such_process if the fiber's runtime was destroyed first.
   void join() { join_as("weft::fiber::join"); }
   /// Lets the fiber run on unowned; its resources are released when it finishes. Throws
   /// std::system_error (invalid_argument) if not joinable.
@@ -199,18 +200,10 @@ class jfiber {
       f_ = fiber(std::forward<F>(f), std::forward<Args>(args)...);
     }
   }
-  ~jfiber() {
-    if (joinable()) {
-      request_stop();
-      join();
-    }
-  }
+  ~jfiber() { stop_and_join(); }
   jfiber(jfiber&&) noexcept = default;
   jfiber& operator=(jfiber&& o) noexcept {
-    if (joinable()) {
-      request_stop();
-      join();
-    }
+    stop_and_join();
     f_ = std::move(o.f_);
     stop_ = std::move(o.stop_);
     return *this;
@@ -218,6 +211,7 @@ class jfiber {
 
   bool joinable() const noexcept { return f_.joinable(); }
   id get_id() const noexcept { return f_.get_id(); }
+  /// As fiber::join.
   void join() { f_.join_as("weft::jfiber::join"); }
   void detach() { f_.detach_as("weft::jfiber::detach"); }
   std::stop_source get_stop_source() noexcept { return stop_; }
@@ -228,6 +222,21 @@ class jfiber {
     std::swap(stop_, o.stop_);
   }
   friend void swap(jfiber& a, jfiber& b) noexcept { a.swap(b); }
+
+ private:
+  // The destructor's and move-assignment's join. A jfiber that outlived its runtime has nothing
+  // left to stop or join (its runtime unwound it): dropped, as weft::fiber's destructor does.
+  void stop_and_join() noexcept {
+    if (!joinable()) return;
+    if (detail::fiber_orphaned(f_.cb_)) {
+      f_.detach_as("weft::jfiber::~jfiber");
+      return;
+    }
+    request_stop();
+    join();
+  }
+
+ public:
   /// As fiber::hardware_concurrency().
   static unsigned hardware_concurrency() noexcept { return fiber::hardware_concurrency(); }
 

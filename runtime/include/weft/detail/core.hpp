@@ -59,6 +59,8 @@ void fiber_join(fiber_cb* f);
 void check_joinable(fiber_cb* f, const char* who);
 /// True if `f` ended by being unwound at shutdown rather than by returning.
 bool fiber_was_unwound(const fiber_cb* f) noexcept;
+/// True if f's runtime was destroyed while a handle still held it (stack_pool::~stack_pool).
+bool fiber_orphaned(const fiber_cb* f) noexcept;
 std::uint64_t fiber_id(const fiber_cb* f) noexcept;
 /// The calling fiber, or null on a plain thread.
 fiber_cb* current_fiber() noexcept;
