@@ -169,7 +169,7 @@ void fiber_start(fiber_cb* f, fiber_body* body) {
 }
 
 void fiber_release(fiber_cb* f) noexcept {
-  if (f->rt == nullptr) return;  // orphaned: its runtime is gone (stack_pool::~stack_pool)
+  if (fiber_orphaned(f)) return;  // its runtime is gone (stack_pool::~stack_pool)
   if (f->body == nullptr && f->refs.load(std::memory_order_relaxed) == 2) {
     // Created but never started (the body's constructor threw): nothing runs, drop both.
     f->refs.store(1, std::memory_order_relaxed);
@@ -393,7 +393,7 @@ void detail::check_joinable(detail::fiber_cb* cb, const char* who) {
     throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur),
                             std::string(who) + ": a fiber cannot join itself");
   }
-  if (cb->rt == nullptr) {  // orphaned (stack_pool::~stack_pool): the stack, and result, are gone
+  if (detail::fiber_orphaned(cb)) {  // stack_pool::~stack_pool: the stack, and result, are gone
     throw std::system_error(std::make_error_code(std::errc::no_such_process),
                             std::string(who) + ": fiber " + std::to_string(cb->id) + " \"" + cb->name +
                                 "\" outlived its runtime: the weft::runtime it ran on was destroyed first, "
@@ -415,7 +415,7 @@ void fiber::detach_as(const char* who) {
 
 void fiber::on_joinable_lost(const char* what) noexcept {
   // At shutdown, or after it (the fiber's runtime is gone, so it was unwound): nothing runs.
-  if (current_runtime_unwinding() || cb_->rt == nullptr) {
+  if (current_runtime_unwinding() || detail::fiber_orphaned(cb_)) {
     fiber_release(std::exchange(cb_, nullptr));
     return;
   }

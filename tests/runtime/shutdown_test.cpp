@@ -174,7 +174,7 @@ TEST(ShutdownTest, AHandleThatOutlivesItsRuntimeSaysSoOnJoin) {
         returning = true;
         return kept;
       });
-      while (!returning) weft::this_fiber::sleep_for(1ms);
+      ASSERT_TRUE(weft_test::wait_until([&] { return returning.load(); }, 10s));
       weft::this_fiber::sleep_for(20ms);  // past its return: the result sits in the payload
     });
     EXPECT_EQ(kept.use_count(), 2) << "the finished fiber's result holds the second reference";
