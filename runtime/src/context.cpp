@@ -144,7 +144,8 @@ fctx::transfer_t on_exit(fctx::transfer_t t) noexcept {
   auto* rec = static_cast<const switch_record*>(t.data);
   machine_context* self = rec->to;
   arrive(t.fctx, rec);  // never an unwind: a context that never ran is switched to, not unwound
-  exit_target target = self->entry(self->entry_arg);
+  const machine_context::start_point start = self->start;
+  exit_target target = start.entry(start.arg);
   self->pending_exit = target;
   swap_eh_state(nullptr, *target.to);
   annotate_leave(nullptr, *target.to);
@@ -189,13 +190,14 @@ bool context_valid(const machine_context& m) noexcept { return m.handle != nullp
 void context_make(machine_context& m, void* lo, void* hi, context_entry_fn entry, void* arg) {
   auto top = reinterpret_cast<std::uintptr_t>(hi);
   auto bottom = reinterpret_cast<std::uintptr_t>(lo);
+#if defined(WEFT_ASAN)
   m.asan_fake_stack = nullptr;
   m.stack_bottom = lo;
   m.stack_size = top - bottom;
+#endif
   m.eh_caught = nullptr;
   m.eh_uncaught = 0;
-  m.entry = entry;
-  m.entry_arg = arg;
+  m.start = machine_context::start_point{entry, arg};
   m.fresh = true;
 #if defined(WEFT_TSAN)
   m.tsan_fiber = __tsan_create_fiber(0);

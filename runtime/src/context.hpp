@@ -30,20 +30,31 @@ using context_entry_fn = exit_target (*)(void* arg);
 struct machine_context {
   // The suspended context (Boost.Context's fcontext_t), null while it runs.
   void* handle = nullptr;
-  // A context made by context_make that has never run: the first switch jumps, not ontop.
-  bool fresh = false;
-  context_entry_fn entry = nullptr;
-  void* entry_arg = nullptr;
-  // Sanitizer bookkeeping (unused in builds without sanitizers).
-  void* asan_fake_stack = nullptr;
-  const void* stack_bottom = nullptr;
-  std::size_t stack_size = 0;
-  void* tsan_fiber = nullptr;
   // Per-context C++ exception state (libstdc++'s __cxa_eh_globals).
   void* eh_caught = nullptr;
   unsigned eh_uncaught = 0;
-  // Set by the exiting side, read by the exit hook on the next context.
-  exit_target pending_exit{};
+  // A context made by context_make that has never run: the first switch jumps, not ontop.
+  bool fresh = false;
+  // Where a new context starts (context_make writes it, its first run reads it) and, once that
+  // returned, where it goes (set by the exiting side, read by the exit hook on the next
+  // context). Never both at once, so they share the bytes: the control block lives in 256
+  // bytes (stack_pool.cpp, stack_header).
+  struct start_point {
+    context_entry_fn entry;
+    void* arg;
+  };
+  union {
+    start_point start;
+    exit_target pending_exit{};
+  };
+#if defined(WEFT_ASAN)
+  void* asan_fake_stack = nullptr;
+  const void* stack_bottom = nullptr;
+  std::size_t stack_size = 0;
+#endif
+#if defined(WEFT_TSAN)
+  void* tsan_fiber = nullptr;
+#endif
 };
 
 /// Prepares `self` to represent the calling OS thread's own stack.

@@ -44,7 +44,14 @@ enum class fiber_state : std::uint8_t {
   done,
 };
 
+// Fields are ordered by size so no padding is left: with its stack_span, the block fits the 256
+// bytes of a stack_header outside ASan builds (stack_pool.cpp asserts it). Mind the sizes when
+// adding one.
 struct fiber_cb : waitable {
+  // Handle reference + running reference. The stack returns to the pool when both are gone.
+  // Ordering: acq_rel decrements; the last one frees (classic refcount release/acquire).
+  // (First, so that it fills waitable's tail padding.)
+  std::atomic<std::uint32_t> refs{0};
   machine_context ctx;
   runtime_impl* rt = nullptr;
   fiber_body* body = nullptr;
@@ -52,38 +59,35 @@ struct fiber_cb : waitable {
   fiber_cb* next = nullptr;      // intrusive link: free list, global queue, inbox
   fiber_cb* all_next = nullptr;  // every control block of a runtime, for dumps and shutdown
   std::uint64_t id = 0;
-  // Handle reference + running reference. The stack returns to the pool when both are gone.
-  // Ordering: acq_rel decrements; the last one frees (classic refcount release/acquire).
-  std::atomic<std::uint32_t> refs{0};
   // 0 = running, 1 = done, otherwise a wait_ticket* of the (single) joiner.
   // Ordering: exit stores "done" with release (publishes the result); join loads with acquire.
   std::atomic<std::uintptr_t> join_word{0};
-  // Set by the exit step once it is done with the joiner's ticket it took from join_word (the
-  // ticket lives on the joiner's stack). A joiner unwound at shutdown after that exchange
-  // waits for it before its frame goes. Ordering: release store, acquire load.
-  std::atomic<bool> joiner_released{false};
   // The id of the fiber that spawned this one (0: spawned from outside a fiber), for the
   // joiner policy (wake_joiner). Ordering: relaxed; another worker may read it through a
   // stale queue slot, and a stale value only changes where a joiner queues.
   std::atomic<std::uint64_t> spawner_id{0};
-  // Diagnostics only (relaxed): what the fiber is doing.
-  std::atomic<fiber_state> state{fiber_state::free};
-  int home_worker = -1;          // >= 0: pinned to that worker
-  bool unwound = false;          // ended by forced_unwind at shutdown
-  bool started = false;
-  std::uint32_t last_worker = 0;
   fls_storage* fls = nullptr;    // fiber_local values, created on first use
-  // Diagnostics (runtime::fibers()). Invariant: `id` and `name` are written only under
-  // diag_mu (fiber_create, set_name), so a snapshot that reads them under it sees one
-  // incarnation's pair even while the block is recycled; others read them unlocked only on the
-  // fiber itself or through a handle, which no write can race.
-  spinlock diag_mu;
   // A string with static storage duration saying what the fiber waits on (set_waiting_on).
   // Ordering: relaxed; the pointee is immutable, a reader may see a slightly stale pointer.
   std::atomic<const char*> waiting_on{nullptr};
   // What weft itself last parked the fiber on (prepare_wait's `what`): "mutex", "sleep", ...
   // Shown when the fiber set no waiting_on. Ordering: relaxed, as waiting_on.
   std::atomic<const char*> wait_kind{nullptr};
+  int home_worker = -1;          // >= 0: pinned to that worker
+  std::uint32_t last_worker = 0;
+  // Set by the exit step once it is done with the joiner's ticket it took from join_word (the
+  // ticket lives on the joiner's stack). A joiner unwound at shutdown after that exchange
+  // waits for it before its frame goes. Ordering: release store, acquire load.
+  std::atomic<bool> joiner_released{false};
+  // Diagnostics only (relaxed): what the fiber is doing.
+  std::atomic<fiber_state> state{fiber_state::free};
+  bool unwound = false;          // ended by forced_unwind at shutdown
+  bool started = false;
+  // Diagnostics (runtime::fibers()). Invariant: `id` and `name` are written only under
+  // diag_mu (fiber_create, set_name), so a snapshot that reads them under it sees one
+  // incarnation's pair even while the block is recycled; others read them unlocked only on the
+  // fiber itself or through a handle, which no write can race.
+  spinlock diag_mu;
   char name[32] = {};
 };
 

@@ -14,17 +14,23 @@ namespace {
 // A stack's bookkeeping: its span and its control block. The headers of a chunk's stacks sit
 // side by side in one array carved from an arena (not on the stacks), so a free stack's
 // pages can all go back to the kernel while its control block stays (type-stable). alignas
-// 256 (a header is 320 bytes, so 512 with the padding): the control block of a fiber one worker
-// spawns and another runs is written by both, and with 64 (no shared line) spawn+join on 2
-// workers ran 1.1-1.2x the time of control blocks on their stacks in alternating runs; with
-// 256, 0.87x (batch 100; docs/benchmarks.md, 2026-11-27). The arrays are carved from mappings of the
-// pool's own (carve_headers), not heap: a wait ticket used after its runtime is gone faults on
-// unmapped memory instead of writing into whatever the heap put there since.
+// 256: the control block of a fiber one worker spawns and another runs is written by both, and
+// with 64 (no shared line) spawn+join on 2 workers ran 1.1-1.2x the time of control blocks on
+// their stacks in alternating runs; with 256, 0.87x (batch 100; docs/benchmarks.md,
+// 2026-11-27). The arrays are carved from mappings of the pool's own (carve_headers), not heap:
+// a wait ticket used after its runtime is gone faults on unmapped memory instead of writing
+// into whatever the heap put there since.
 struct alignas(256) stack_header {
   stack_span span;
   fiber_cb cb;
 };
 static_assert(sizeof(stack_header) % 256 == 0, "headers carved one after another stay 256-aligned");
+#if !defined(WEFT_ASAN)
+// 256, not 512: a header is a quarter of the memory an idle fiber keeps (one touched stack page
+// plus this). ASan builds carry three more pointers per context and take 512.
+static_assert(sizeof(stack_header) == 256,
+              "a stack_header outgrew 256 bytes (it would take 512): fiber_cb's fields are packed, see fiber_cb.hpp");
+#endif
 
 fiber_cb* pop(fiber_cb*& list) noexcept {
   fiber_cb* f = list;
