@@ -22,6 +22,7 @@
 #include <chrono>
 #include <climits>
 #include <cstdint>
+#include <cstdio>
 #include <mutex>
 #include <new>
 #include <optional>
@@ -61,7 +62,8 @@ int errno_of(const std::error_code& ec) noexcept {
 // so one load gives a consistent snapshot.
 constexpr std::uintptr_t user_nonblock_bit = 1;  // O_NONBLOCK was set before weft saw the fd
 constexpr std::uintptr_t socket_bit = 2;         // S_ISSOCK: writes use send(MSG_NOSIGNAL)
-constexpr std::uintptr_t flag_bits = 3;
+constexpr std::uintptr_t private_bit = 4;        // the record holds a private description (reopen_private)
+constexpr std::uintptr_t flag_bits = 7;
 static_assert(alignof(io_desc) > flag_bits);
 
 struct fd_entry {
@@ -91,6 +93,7 @@ struct fd_ref {
   bool user_nonblock = false;
   fd_kind kind = fd_kind::unknown;
   std::uintptr_t word = 0;  // the entry's word this was decoded from
+  bool private_desc = false;  // the record's descriptor is weft's own (reopen_private), not `fd`
 };
 
 // The kind a call on `r` is made with (see fd_kind).
@@ -152,6 +155,7 @@ fd_ref decode(fd_entry* e, std::uintptr_t w) noexcept {
   r.entry = e;
   r.desc = reinterpret_cast<io_desc*>(w & ~flag_bits);
   r.user_nonblock = (w & user_nonblock_bit) != 0;
+  r.private_desc = (w & private_bit) != 0;
   r.kind = (w & socket_bit) != 0 ? fd_kind::socket : fd_kind::other;
   r.word = w;
   return r;
@@ -178,10 +182,29 @@ bool epoll_accepts(fd_table& t, int fd) noexcept {
   return true;
 }
 
+// A pipe, FIFO or terminal is usually shared: stdio in this process writes to the same
+// stdout, a shell and the other programs of a pipeline hold the same open file description,
+// and O_NONBLOCK is a flag of that description. Switching it made stdio's own writes fail with
+// EAGAIN (output lost) and left the terminal non-blocking after the program exited. So weft
+// opens a second description of the same pipe or device (/proc/self/fd/N), non-blocking and
+// close-on-exec, and makes its calls there; the caller's description is never touched.
+// -1 if it cannot (no /proc, a device that allows one open, out of descriptors).
+int reopen_private(int fd, int flags) noexcept {
+  char path[32];
+  std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  int p;
+  do {
+    p = ::open(path, (flags & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  } while (p < 0 && last_errno() == EINTR);
+  return p;
+}
+
 // The fiber's way in: the entry of `fd`, registering it on first use if it is a socket, pipe,
 // FIFO or character device epoll accepts. Anything else (a regular file, a bad number) gets
 // an empty desc and the libc call; nothing is remembered for it, so a file closed with
-// ::close never leaves a stale entry behind.
+// ::close never leaves a stale entry behind. A socket is switched to non-blocking itself; a
+// pipe, FIFO or terminal gets a private description (reopen_private), or, where none can be
+// opened, the libc call (which blocks the worker, as for a regular file).
 fd_ref lookup_or_register(int fd) noexcept {
   if (fd_ref r = lookup(fd); r.desc != nullptr) return r;
   struct ::stat st;
@@ -200,15 +223,21 @@ fd_ref lookup_or_register(int fd) noexcept {
   int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0) return {};
   bool user_nonblock = (flags & O_NONBLOCK) != 0;
+  // Already non-blocking for everyone who shares it: nothing to change, so no private copy.
+  const bool private_desc = !sock && !user_nonblock;
+  const int io_fd = private_desc ? reopen_private(fd, flags) : fd;
+  if (io_fd < 0) return fd_ref{nullptr, nullptr, false, kind};
   std::error_code ec;
-  io_desc* d = detail::io_register(fd, ec);
+  io_desc* d = detail::io_register(io_fd, ec);
   if (d == nullptr || !registered_with_poller(d)) {
     // No poller (its creation failed) or epoll refused after all: parking would block the
     // worker in poll(2) slices, so undo and use libc.
-    if (!user_nonblock) ::fcntl(fd, F_SETFL, flags);
+    if (!user_nonblock && !private_desc) ::fcntl(fd, F_SETFL, flags);
     if (d != nullptr) {
-      detail::io_close(d, /*close_fd=*/false);
+      detail::io_close(d, /*close_fd=*/private_desc);
       detail::io_release(d);
+    } else if (private_desc) {
+      ::close(io_fd);
     }
     return fd_ref{nullptr, nullptr, false, kind};
   }
@@ -216,7 +245,7 @@ fd_ref lookup_or_register(int fd) noexcept {
   e->dev.store(static_cast<std::uint64_t>(st.st_dev), std::memory_order_relaxed);
   e->ino.store(static_cast<std::uint64_t>(st.st_ino), std::memory_order_relaxed);
   std::uintptr_t w = reinterpret_cast<std::uintptr_t>(d) | (user_nonblock ? user_nonblock_bit : 0) |
-                     (sock ? socket_bit : 0);
+                     (sock ? socket_bit : 0) | (private_desc ? private_bit : 0);
   // Ordering: release publishes the flags and the registered record to lookup()'s acquire.
   e->word.store(w, std::memory_order_release);
   return decode(e, w);
@@ -343,7 +372,7 @@ fd_ref forget_stale(const fd_ref& r, int fd) noexcept {
   // Ordering: acq_rel, as weft::posix::close's exchange: of two threads that found it stale,
   // one releases the record.
   if (r.entry->word.compare_exchange_strong(w, 0, std::memory_order_acq_rel, std::memory_order_relaxed)) {
-    detail::io_close(r.desc, /*close_fd=*/false);
+    detail::io_close(r.desc, /*close_fd=*/r.private_desc);  // a private description is weft's
     detail::io_release(r.desc);
   }
   return entry_for_call(fd);
@@ -576,7 +605,7 @@ steady::duration sleep_on_fiber(steady::time_point deadline) {
 
 ::ssize_t read(int fd, void* buf, std::size_t count) {
   stay_on_thread pin;  // errno is set on the thread the call started on
-  return finish(run_op(fd, io_dir::read, false, [=](int f, fd_kind k) -> long {
+  return pin.finish(run_op(fd, io_dir::read, false, [=](int f, fd_kind k) -> long {
     // recv with no flags is read, for a socket; MSG_DONTWAIT: see fd_kind.
     // A zero-length read returns 0 at once; recv of 0 bytes would wait for data.
     return k == fd_kind::watched_socket && count != 0 ? ::recv(f, buf, count, MSG_DONTWAIT) : ::read(f, buf, count);
@@ -585,7 +614,7 @@ steady::duration sleep_on_fiber(steady::time_point deadline) {
 
 ::ssize_t write(int fd, const void* buf, std::size_t count) {
   stay_on_thread pin;  // errno is set on the thread the call started on
-  return finish(write_op(fd, count, false, [=](int f, fd_kind k, std::size_t done) -> long {
+  return pin.finish(write_op(fd, count, false, [=](int f, fd_kind k, std::size_t done) -> long {
     const char* p = static_cast<const char*>(buf) + done;
     std::size_t n = count - done;
     if (k == fd_kind::socket || k == fd_kind::watched_socket) return ::send(f, p, n, MSG_NOSIGNAL | dontwait_flag(k));
@@ -600,7 +629,7 @@ steady::duration sleep_on_fiber(steady::time_point deadline) {
 
 ::ssize_t readv(int fd, const ::iovec* iov, int iovcnt) {
   stay_on_thread pin;  // errno is set on the thread the call started on
-  return finish(run_op(fd, io_dir::read, false, [=](int f, fd_kind k) -> long {
+  return pin.finish(run_op(fd, io_dir::read, false, [=](int f, fd_kind k) -> long {
     // As read: buffers of zero bytes in all return 0 at once, where recvmsg would wait.
     if (k != fd_kind::watched_socket || std::all_of(iov, iov + std::max(iovcnt, 0), [](const ::iovec& v) { return v.iov_len == 0; }))
       return ::readv(f, iov, iovcnt);
@@ -614,7 +643,7 @@ steady::duration sleep_on_fiber(steady::time_point deadline) {
 ::ssize_t writev(int fd, const ::iovec* iov, int iovcnt) {
   stay_on_thread pin;  // errno is set on the thread the call started on
   // sendmsg says EMSGSIZE where writev says EINVAL; check first so both paths agree.
-  if (iovcnt < 0 || iovcnt > IOV_MAX) return finish(fail(EINVAL));
+  if (iovcnt < 0 || iovcnt > IOV_MAX) return pin.finish(fail(EINVAL));
   // After a short write, the rest: the first iovecs that went whole are skipped and the one
   // cut short starts where it stopped (a copy; the caller's array is never written).
   std::vector<::iovec> rest;
@@ -629,7 +658,7 @@ steady::duration sleep_on_fiber(steady::time_point deadline) {
     }
     return {rest.data(), static_cast<int>(rest.size())};
   };
-  return finish(write_op(fd, iov_bytes(iov, iovcnt), false, [&](int f, fd_kind k, std::size_t done) -> long {
+  return pin.finish(write_op(fd, iov_bytes(iov, iovcnt), false, [&](int f, fd_kind k, std::size_t done) -> long {
     auto [v, cnt] = remaining(done);
     if (k == fd_kind::other) return ::writev(f, v, cnt);
     ::msghdr m{};
@@ -643,28 +672,28 @@ steady::duration sleep_on_fiber(steady::time_point deadline) {
 
 ::ssize_t recv(int fd, void* buf, std::size_t len, int flags) {
   stay_on_thread pin;  // errno is set on the thread the call started on
-  return finish(recv_op(fd, len, flags, [=](int f, fd_kind k, std::size_t done) -> long {
+  return pin.finish(recv_op(fd, len, flags, [=](int f, fd_kind k, std::size_t done) -> long {
     return ::recv(f, static_cast<char*>(buf) + done, len - done, flags | dontwait_flag(k));
   }));
 }
 
 ::ssize_t send(int fd, const void* buf, std::size_t len, int flags) {
   stay_on_thread pin;  // errno is set on the thread the call started on
-  return finish(write_op(fd, len, (flags & MSG_DONTWAIT) != 0, [=](int f, fd_kind k, std::size_t done) -> long {
+  return pin.finish(write_op(fd, len, (flags & MSG_DONTWAIT) != 0, [=](int f, fd_kind k, std::size_t done) -> long {
     return ::send(f, static_cast<const char*>(buf) + done, len - done, flags | MSG_NOSIGNAL | dontwait_flag(k));
   }));
 }
 
 ::ssize_t recvfrom(int fd, void* buf, std::size_t len, int flags, ::sockaddr* src, ::socklen_t* addrlen) {
   stay_on_thread pin;  // errno is set on the thread the call started on
-  return finish(recv_op(fd, len, flags, [=](int f, fd_kind k, std::size_t done) -> long {
+  return pin.finish(recv_op(fd, len, flags, [=](int f, fd_kind k, std::size_t done) -> long {
     return ::recvfrom(f, static_cast<char*>(buf) + done, len - done, flags | dontwait_flag(k), src, addrlen);
   }));
 }
 
 ::ssize_t sendto(int fd, const void* buf, std::size_t len, int flags, const ::sockaddr* dest, ::socklen_t addrlen) {
   stay_on_thread pin;  // errno is set on the thread the call started on
-  return finish(write_op(fd, len, (flags & MSG_DONTWAIT) != 0, [=](int f, fd_kind k, std::size_t done) -> long {
+  return pin.finish(write_op(fd, len, (flags & MSG_DONTWAIT) != 0, [=](int f, fd_kind k, std::size_t done) -> long {
     return ::sendto(f, static_cast<const char*>(buf) + done, len - done, flags | MSG_NOSIGNAL | dontwait_flag(k), dest,
                     addrlen);
   }));
@@ -676,14 +705,14 @@ int accept4(int fd, ::sockaddr* addr, ::socklen_t* addrlen, int flags) {
   stay_on_thread pin;  // errno is set on the thread the call started on
   // Linux never passes the listener's O_NONBLOCK on to the accepted descriptor, so without
   // SOCK_NONBLOCK it is blocking, whatever weft did to the listener.
-  return static_cast<int>(finish(run_op(fd, io_dir::read, false, [=](int f, fd_kind) -> long {
+  return static_cast<int>(pin.finish(run_op(fd, io_dir::read, false, [=](int f, fd_kind) -> long {
     return ::accept4(f, addr, addrlen, flags);
   })));
 }
 
 int connect(int fd, const ::sockaddr* addr, ::socklen_t addrlen) {
   stay_on_thread pin;  // errno is set on the thread the call started on
-  return static_cast<int>(finish(connect_impl(fd, addr, addrlen)));
+  return static_cast<int>(pin.finish(connect_impl(fd, addr, addrlen)));
 }
 
 int close(int fd) {
@@ -695,11 +724,19 @@ int close(int fd) {
   if (w == 0) {
     io_result r = from_syscall(::close(fd));
     if (r.value == 0) wake_pollers(fd);  // a fiber polling it returns, POLLNVAL for it
-    return static_cast<int>(finish(r));
+    return static_cast<int>(pin.finish(r));
   }
   // Wakes parked fibers with ECANCELED; the number is closed once no call is in flight, and
   // then fibers polling it are woken (io_on_fd_closed).
-  detail::io_release(decode(e, w).desc);
+  fd_ref r = decode(e, w);
+  detail::io_release(r.desc);
+  if (r.private_desc) {
+    // The record held weft's own description (closed as above); the caller's number is closed
+    // now: no call runs on it, they all used the private one.
+    io_result c = from_syscall(::close(fd));
+    if (c.value == 0) wake_pollers(fd);
+    return static_cast<int>(pin.finish(c));
+  }
   return 0;
 }
 
@@ -714,15 +751,15 @@ int usleep(::useconds_t usec) {
   stay_on_thread pin;  // errno is set on the thread the call started on
   if (!on_fiber()) return ::usleep(usec);
   if (sleep_on_fiber(detail::deadline_after(std::chrono::microseconds(usec))) > steady::duration::zero())
-    return static_cast<int>(finish(fail(EINTR)));
+    return static_cast<int>(pin.finish(fail(EINTR)));
   return 0;
 }
 
 int nanosleep(const ::timespec* req, ::timespec* rem) {
   stay_on_thread pin;  // errno is set on the thread the call started on
   if (!on_fiber()) return ::nanosleep(req, rem);
-  if (req == nullptr) return static_cast<int>(finish(fail(EFAULT)));
-  if (req->tv_sec < 0 || req->tv_nsec < 0 || req->tv_nsec >= 1'000'000'000) return static_cast<int>(finish(fail(EINVAL)));
+  if (req == nullptr) return static_cast<int>(pin.finish(fail(EFAULT)));
+  if (req->tv_sec < 0 || req->tv_nsec < 0 || req->tv_nsec >= 1'000'000'000) return static_cast<int>(pin.finish(fail(EINVAL)));
   std::chrono::nanoseconds d = std::chrono::nanoseconds::max();
   if (req->tv_sec < std::chrono::duration_cast<std::chrono::seconds>(d).count() - 1)
     d = std::chrono::seconds(req->tv_sec) + std::chrono::nanoseconds(req->tv_nsec);
@@ -736,7 +773,7 @@ int nanosleep(const ::timespec* req, ::timespec* rem) {
     rem->tv_sec = static_cast<::time_t>(ns / 1'000'000'000);
     rem->tv_nsec = static_cast<long>(ns % 1'000'000'000);
   }
-  return static_cast<int>(finish(fail(EINTR)));
+  return static_cast<int>(pin.finish(fail(EINTR)));
 }
 
 }  // namespace weft::posix

@@ -284,7 +284,7 @@ io_result poll_on_fiber(::pollfd* fds, ::nfds_t nfds, int timeout) {
 int poll(::pollfd* fds, ::nfds_t nfds, int timeout) {
   impl::stay_on_thread pin;  // errno is set on the thread the call started on
   if (!impl::on_fiber()) return ::poll(fds, nfds, timeout);
-  return static_cast<int>(impl::finish(impl::poll_on_fiber(fds, nfds, timeout)));
+  return static_cast<int>(pin.finish(impl::poll_on_fiber(fds, nfds, timeout)));
 }
 
 }  // namespace weft::posix

@@ -40,11 +40,6 @@ inline io_result ok(long v) noexcept { return {v, 0}; }
 inline io_result fail(int e) noexcept { return {-1, e}; }
 inline io_result from_syscall(long r) noexcept { return r < 0 ? fail(last_errno()) : ok(r); }
 
-inline long finish(io_result r) noexcept {
-  if (r.value < 0) set_errno(r.error);
-  return r.value;
-}
-
 inline bool on_fiber() noexcept { return detail::current_fiber() != nullptr; }
 
 // Keeps the calling fiber on its worker thread for one weft::posix call (unless it is pinned
@@ -53,9 +48,12 @@ inline bool on_fiber() noexcept { return detail::current_fiber() != nullptr; }
 // afterwards. A fiber that resumed on another worker inside the call would set that thread's
 // errno and read the first one's. Pinned, it parks and resumes on one thread, whose errno the
 // call sets (finish) before the scope ends.
+// It also keeps errno as the caller left it when the call succeeds, as libc's calls do (a
+// parked call's first try failed with EAGAIN, and `errno = 0; read(...); if (errno)` must not
+// see that): every call ends with its finish().
 class stay_on_thread {
  public:
-  stay_on_thread() noexcept {
+  stay_on_thread() noexcept : saved_errno_(last_errno()) {
     if (on_fiber() && !this_fiber::is_pinned()) {
       this_fiber::pin();
       armed_ = true;
@@ -67,7 +65,14 @@ class stay_on_thread {
   stay_on_thread(const stay_on_thread&) = delete;
   stay_on_thread& operator=(const stay_on_thread&) = delete;
 
+  /// The call's return value: -1 with errno set on failure; on success errno as on entry.
+  long finish(io_result r) noexcept {
+    set_errno(r.value < 0 ? r.error : saved_errno_);
+    return r.value;
+  }
+
  private:
+  int saved_errno_;
   bool armed_ = false;
 };
 

@@ -200,6 +200,92 @@ TEST(PosixTest, PipeReadAndWriteParkBothWays) {
 
 // --- TCP --------------------------------------------------------------------------------------
 
+// A pipe or terminal is usually shared (stdio of this process, a shell, a pipeline), and
+// O_NONBLOCK is a flag of the open file description: weft works on a private description of
+// the same pipe, so the caller's stays blocking. Switching it made stdio's own writes fail with
+// EAGAIN (lost output) and left a terminal non-blocking after the program ended.
+TEST(PosixTest, PipeKeepsItsCallersDescriptionBlocking) {
+  weft::runtime rt(one_worker());
+  fd_pair p = make_pipe();
+  watchdog wd([&] { ::close(p.b.release()); });
+  rt.block_on([&] {
+    auto reader = weft::spawn([&] {
+      char c = 0;
+      return posix::read(p.a.get(), &c, 1) == 1 && c == 'x';  // parks on the empty pipe first
+    });
+    weft::this_fiber::yield();
+    EXPECT_EQ(posix::write(p.b.get(), "x", 1), 1);
+    EXPECT_TRUE(reader.join());
+  });
+  EXPECT_FALSE(has_flag(p.a.get(), F_GETFL, O_NONBLOCK)) << "the read end was switched";
+  EXPECT_FALSE(has_flag(p.b.get(), F_GETFL, O_NONBLOCK)) << "the write end was switched";
+
+  // Blocking semantics for plain calls on the same numbers: a write of more than the pipe
+  // holds waits for the reader instead of failing with EAGAIN (fwrite's lost output).
+  const std::size_t total = 1 << 20;
+  std::vector<char> data(total, 'y');
+  std::size_t drained = 0;
+  std::thread drain([&] {
+    std::vector<char> buf(65536);
+    while (drained < total) {
+      ssize_t n = ::read(p.a.get(), buf.data(), buf.size());
+      if (n <= 0) break;
+      drained += static_cast<std::size_t>(n);
+    }
+  });
+  EXPECT_EQ(::write(p.b.get(), data.data(), data.size()), static_cast<ssize_t>(total)) << std::strerror(errno);
+  drain.join();
+  EXPECT_EQ(drained, total);
+
+  // weft::posix::close closes the caller's number and weft's description: the reader sees EOF
+  // (an extra write description left open would keep it waiting forever).
+  const int wfd = p.b.release();
+  ASSERT_EQ(posix::close(wfd), 0);
+  EXPECT_EQ(::fcntl(wfd, F_GETFD), -1) << "the number stays open";
+  ssize_t eof = -1;
+  rt.block_on([&] {
+    char c;
+    eof = posix::read(p.a.get(), &c, 1);
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired()) << "no EOF: weft's write description outlived the close";
+  EXPECT_EQ(eof, 0);
+  weft_test::expect_no_leaks(rt);
+}
+
+// libc's blocking calls leave errno alone when they succeed; one that parked first (its first
+// try failed with EAGAIN) must too, or `errno = 0; n = read(...); if (errno) ...` misfires.
+TEST(PosixTest, ASuccessfulCallThatWaitedLeavesErrnoAlone) {
+  weft::runtime rt(one_worker());
+  fd_pair sp = make_socketpair();
+  watchdog wd([&] { ::shutdown(sp.a.get(), SHUT_RDWR); });
+  rt.block_on([&] {
+    auto writer = weft::spawn([&] {
+      weft::this_fiber::sleep_for(30ms);
+      posix::write(sp.b.get(), "z", 1);
+    });
+    char c = 0;
+    errno = 0;
+    ssize_t n = posix::read(sp.a.get(), &c, 1);
+    int after = errno;
+    EXPECT_EQ(n, 1);
+    EXPECT_EQ(after, 0) << "errno " << std::strerror(after) << " after a read that succeeded";
+    errno = EDOM;  // the caller's value, whatever it is, stays
+    auto again = weft::spawn([&] {
+      weft::this_fiber::sleep_for(30ms);
+      posix::write(sp.b.get(), "z", 1);
+    });
+    n = posix::read(sp.a.get(), &c, 1);
+    after = errno;
+    EXPECT_EQ(n, 1);
+    EXPECT_EQ(after, EDOM);
+    writer.join();
+    again.join();
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired());
+}
+
 TEST(PosixTest, AcceptAndConnectOverLoopbackTcp) {
   weft::runtime rt(one_worker());
   sockaddr_in addr{};
