@@ -35,17 +35,19 @@ if [ $# -eq 0 ] && [ -t 0 ]; then
   echo "$0: reading the program from the terminal (give a FILE, or --help)" >&2
 fi
 
+# An include line, however it is spaced ("#include <thread>", "# include<thread>").
+inc='^([[:space:]]*#[[:space:]]*include[[:space:]]*)'
 rename() {
 sed -E \
-  -e 's|#include <thread>|#include <weft/fiber.hpp>|' \
-  -e 's|#include <mutex>|#include <mutex>\n#include <weft/mutex.hpp>|' \
-  -e 's|#include <shared_mutex>|#include <shared_mutex>\n#include <weft/shared_mutex.hpp>|' \
-  -e 's|#include <condition_variable>|#include <weft/condition_variable.hpp>|' \
-  -e 's|#include <latch>|#include <weft/latch.hpp>|' \
-  -e 's|#include <barrier>|#include <weft/barrier.hpp>|' \
-  -e 's|#include <semaphore>|#include <weft/semaphore.hpp>|' \
-  -e 's|#include <future>|#include <future>\n#include <weft/future.hpp>|' \
-  -e 's|#include <unistd.h>|#include <unistd.h>\n#include <weft/posix.hpp>|' \
+  -e "s|$inc<thread>|\\1<weft/fiber.hpp>|" \
+  -e "s|$inc<mutex>|\\1<mutex>\\n#include <weft/mutex.hpp>|" \
+  -e "s|$inc<shared_mutex>|\\1<shared_mutex>\\n#include <weft/shared_mutex.hpp>|" \
+  -e "s|$inc<condition_variable>|\\1<weft/condition_variable.hpp>|" \
+  -e "s|$inc<latch>|\\1<weft/latch.hpp>|" \
+  -e "s|$inc<barrier>|\\1<weft/barrier.hpp>|" \
+  -e "s|$inc<semaphore>|\\1<weft/semaphore.hpp>|" \
+  -e "s|$inc<future>|\\1<future>\\n#include <weft/future.hpp>|" \
+  -e "s|$inc<unistd.h>|\\1<unistd.h>\\n#include <weft/posix.hpp>|" \
   -e 's/using[[:space:]]+(::)?std::(j?)thread[[:space:]]*;/using \2thread = weft::\2fiber;/g' \
   -e 's/std::this_thread\b/weft::this_fiber/g' \
   -e 's/std::jthread\b/weft::jfiber/g' \
@@ -55,12 +57,48 @@ sed -E \
   -e 's/std::(counting_semaphore|binary_semaphore|latch|barrier)\b/weft::\1/g' \
   -e 's/std::(once_flag|call_once)\b/weft::\1/g' \
   -e 's/std::(shared_future|future|promise|packaged_task|async)\b/weft::\1/g' \
-  -e 's/\B::(accept4|accept|connect|recvfrom|recv|sendto|send|readv|read|writev|write|poll|close|sleep|usleep|nanosleep)\(/weft::posix::\1(/g' "$@"
+  -e 's/\B::(accept4|accept|connect|recvfrom|recv|sendto|send|readv|read|writev|write|poll|close|sleep|usleep|nanosleep)\(/weft::posix::\1(/g' "$@" |
+  add_missing_headers
+}
+
+# A std name can reach a file through another std header (std::mutex through <future>, with
+# libstdc++), so the rename can leave a weft name whose header is not included: each one
+# missing is added before the first weft include (or after the first include line).
+add_missing_headers() {
+  awk '
+    { lines[NR] = $0 }
+    /^[[:space:]]*#[[:space:]]*include[[:space:]]*<weft\// {
+      h = $0; sub(/^[^<]*</, "", h); sub(/>.*$/, "", h); have[h] = 1
+      if (!first_weft) first_weft = NR
+    }
+    /^[[:space:]]*#[[:space:]]*include/ { if (!first_inc) first_inc = NR }
+    !/^[[:space:]]*(\/\/|#)/ {
+      if ($0 ~ /weft::(this_fiber|j?fiber)([^A-Za-z0-9_]|$)/) need["weft/fiber.hpp"] = 1
+      if ($0 ~ /weft::(recursive_timed_mutex|recursive_mutex|timed_mutex|mutex|once_flag|call_once)([^A-Za-z0-9_]|$)/) need["weft/mutex.hpp"] = 1
+      if ($0 ~ /weft::(shared_timed_mutex|shared_mutex)([^A-Za-z0-9_]|$)/) need["weft/shared_mutex.hpp"] = 1
+      if ($0 ~ /weft::condition_variable/) need["weft/condition_variable.hpp"] = 1
+      if ($0 ~ /weft::latch([^A-Za-z0-9_]|$)/) need["weft/latch.hpp"] = 1
+      if ($0 ~ /weft::barrier([^A-Za-z0-9_]|$)/) need["weft/barrier.hpp"] = 1
+      if ($0 ~ /weft::(counting|binary)_semaphore([^A-Za-z0-9_]|$)/) need["weft/semaphore.hpp"] = 1
+      if ($0 ~ /weft::(shared_future|future|promise|packaged_task|async)([^A-Za-z0-9_]|$)/) need["weft/future.hpp"] = 1
+      if ($0 ~ /weft::posix::/) need["weft/posix.hpp"] = 1
+    }
+    END {
+      at = first_weft ? first_weft : (first_inc ? first_inc + 1 : 1)
+      for (i = 1; i <= NR; ++i) {
+        if (i == at) {
+          n = split("weft/fiber.hpp weft/mutex.hpp weft/shared_mutex.hpp weft/condition_variable.hpp weft/latch.hpp weft/barrier.hpp weft/semaphore.hpp weft/future.hpp weft/posix.hpp", order, " ")
+          for (k = 1; k <= n; ++k) if ((order[k] in need) && !(order[k] in have)) print "#include <" order[k] ">"
+        }
+        print lines[i]
+      }
+    }'
 }
 
 # Unqualified blocking calls in the input, which stay libc's: "FILE:LINE: recv(" on standard error. A call
 # through an object (s.read(), p->close()) or a qualifier (foo::close, weft::posix::close) is
-# not one; comment and preprocessor lines are skipped.
+# not one; comment and preprocessor lines are skipped. Also thread_local (per thread, not per
+# fiber) and a using-declaration list naming std::thread (see the header of this script).
 warn_unqualified() {
   WEFT_PORT_NAME=$1 awk '
     /^[[:space:]]*(\/\/|#)/ { next }
@@ -74,6 +112,10 @@ warn_unqualified() {
         printf "%s:%d: %s(...) is not written ::%s(...), so it stays the libc call, which %s; if it is libc'"'"'s, qualify it and port again\n", ENVIRON["WEFT_PORT_NAME"], NR, call, call, what > "/dev/stderr"
         line = substr(line, RSTART + RLENGTH)
       }
+      if ($0 ~ /(^|[^A-Za-z0-9_])thread_local[^A-Za-z0-9_]/)
+        printf "%s:%d: thread_local stays one value per thread; a fiber that suspends may resume on another thread and see another value: use weft::fiber_local<T> if it must follow the fiber (docs/porting.md)\n", ENVIRON["WEFT_PORT_NAME"], NR > "/dev/stderr"
+      if ($0 ~ /using[[:space:]]+[^;]*,[^;]*;/ && $0 ~ /std::j?thread[^A-Za-z0-9_:]/)
+        printf "%s:%d: a using-declaration list naming std::thread becomes weft::fiber, so the code can no longer say thread: write one using per name (using std::thread; becomes using thread = weft::fiber;)\n", ENVIRON["WEFT_PORT_NAME"], NR > "/dev/stderr"
     }'
 }
 

@@ -36,6 +36,22 @@ grep -qF "$work/prog.cpp:9: close(...) is not written ::close(...), so it stays 
 [ "$(wc -l < "$work/by_file.err")" -eq 2 ] || fail "expected 2 warnings (member, qualified and commented calls are not), got: $(cat "$work/by_file.err")"
 grep -qF "<stdin>:6: recv(...)" "$work/by_stdin.err" || fail "standard input's warning does not say <stdin>:6"
 
+# Include lines however spaced; a weft name whose std twin came through another header gets
+# its header (std::mutex through <future>); thread_local and a using-list naming std::thread
+# are listed, since the rename cannot make them right.
+cat > "$work/odd.cpp" <<'CPP'
+# include<thread>
+#include <future>
+thread_local int per_thread = 0;
+using std::thread, std::vector;
+int main() { std::mutex m; std::lock_guard<std::mutex> g(m); std::thread t([] {}); t.join(); }
+CPP
+"$script" "$work/odd.cpp" > "$work/odd.out" 2> "$work/odd.err" || fail "odd.cpp: exit $?"
+grep -qx '# include<weft/fiber.hpp>' "$work/odd.out" || fail "'# include<thread>' was not renamed: $(cat "$work/odd.out")"
+[ "$(grep -c 'include <weft/mutex.hpp>' "$work/odd.out")" -eq 1 ] || fail "weft/mutex.hpp not added once for std::mutex: $(cat "$work/odd.out")"
+grep -qF "$work/odd.cpp:3: thread_local stays one value per thread" "$work/odd.err" || fail "no thread_local warning: $(cat "$work/odd.err")"
+grep -qF "$work/odd.cpp:4: a using-declaration list naming std::thread" "$work/odd.err" || fail "no using-list warning: $(cat "$work/odd.err")"
+
 "$script" --help > "$work/help" || fail "--help: exit $?"
 grep -q '^usage: .*port_to_weft.sh \[FILE...\]' "$work/help" || fail "--help prints no usage line"
 if "$script" "$work/missing.cpp" > /dev/null 2> "$work/missing.err"; then fail "an unreadable FILE was accepted"; fi
@@ -45,4 +61,4 @@ grep -qF "cannot read '$work/missing.cpp'" "$work/missing.err" || fail "unreadab
 "$script" "$root/tests/porting/std_program.cpp" "$root/samples/port_from_threads/threads_server.cpp" \
   > /dev/null 2> "$work/own.err"
 [ ! -s "$work/own.err" ] || fail "warnings on the repository's own programs: $(cat "$work/own.err")"
-echo "ok: port_to_weft.sh takes files and stdin, has --help, lists unqualified blocking calls"
+echo "ok: port_to_weft.sh takes files and stdin, has --help, lists unqualified blocking calls, thread_local and using-lists, adds missing weft headers"

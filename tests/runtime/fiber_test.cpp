@@ -5,6 +5,7 @@
 #include <latch>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -103,6 +104,44 @@ TEST_P(FiberTest, SelfJoinIsADeadlockError) {
     f.join();
     EXPECT_EQ(seen, std::errc::resource_deadlock_would_occur);
     EXPECT_EQ(what, "weft::fiber::join: a fiber cannot join itself: Resource deadlock avoided");
+  });
+}
+
+// fiber::id prints as std::thread::id does: to any character type, and the id of no fiber as
+// libstdc++ prints the id of no thread, not as a number a real fiber could have.
+TEST_P(FiberTest, IdsPrintToNarrowAndWideStreams) {
+  rt().block_on([] {
+    const weft::fiber::id me = weft::this_fiber::get_id();
+    std::ostringstream os;
+    std::wostringstream ws;
+    os << me;
+    ws << me;
+    EXPECT_EQ(os.str(), std::to_string(me.value()));
+    EXPECT_EQ(ws.str(), std::to_wstring(me.value()));
+  });
+  std::ostringstream os;
+  std::wostringstream ws;
+  os << weft::fiber::id();
+  ws << weft::fiber::id();
+  EXPECT_EQ(os.str(), "fiber::id of a non-executing fiber");
+  EXPECT_EQ(ws.str(), L"fiber::id of a non-executing fiber");
+}
+
+// Self-move-assignment of a jfiber does nothing, as of a std::jthread (LWG 3788): the fiber
+// is neither stopped nor joined, and the handle keeps it.
+TEST_P(FiberTest, JfiberSelfMoveAssignmentChangesNothing) {
+  rt().block_on([] {
+    weft::jfiber j([](std::stop_token st) {
+      while (!st.stop_requested()) weft::this_fiber::sleep_for(std::chrono::milliseconds(1));
+    });
+    const weft::fiber::id id = j.get_id();
+    weft::jfiber& same = j;
+    j = std::move(same);
+    EXPECT_TRUE(j.joinable());
+    EXPECT_EQ(j.get_id(), id);
+    EXPECT_FALSE(j.get_stop_token().stop_requested());
+    j.request_stop();
+    j.join();
   });
 }
 

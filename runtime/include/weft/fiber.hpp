@@ -124,7 +124,13 @@ class fiber {
     std::uint64_t value() const noexcept { return v_; }
     friend bool operator==(id, id) noexcept = default;
     friend auto operator<=>(id, id) noexcept = default;
-    friend std::ostream& operator<<(std::ostream& os, id i) { return os << i.v_; }
+    /// The number, on any character type; the id of no fiber prints as libstdc++ prints the
+    /// id of no thread ("fiber::id of a non-executing fiber"), not as a number.
+    template <class CharT, class Traits>
+    friend std::basic_ostream<CharT, Traits>& operator<<(std::basic_ostream<CharT, Traits>& os, id i) {
+      if (i.v_ == 0) return os << "fiber::id of a non-executing fiber";
+      return os << i.v_;
+    }
 
    private:
     std::uint64_t v_ = 0;
@@ -202,7 +208,10 @@ class jfiber {
   }
   ~jfiber() { stop_and_join(); }
   jfiber(jfiber&&) noexcept = default;
+  /// As std::jthread's: stops and joins the fiber this one had, then takes `o`'s. Assigning
+  /// a jfiber to itself does nothing (LWG 3788).
   jfiber& operator=(jfiber&& o) noexcept {
+    if (this == &o) return *this;
     stop_and_join();
     f_ = std::move(o.f_);
     stop_ = std::move(o.stop_);
