@@ -136,7 +136,7 @@ tcp_server_result serve_tcp(const common_options& c, std::stop_token stop, const
 
   connection_set<weft::net::tcp_stream> conns;
   weft::wait_group live;
-  error_log accept_errors(opts.prog), connection_errors(opts.prog);
+  error_log accept_errors(opts.prog), connection_errors(opts.prog), spawn_errors(opts.prog);
   weft::this_fiber::set_name("accept loop");
   weft::this_fiber::set_waiting_on("accept");  // what it parks on, in runtime::fibers()
   for (;;) {
@@ -152,6 +152,7 @@ tcp_server_result serve_tcp(const common_options& c, std::stop_token stop, const
     ++result.accepted;
     live.add(1);
     std::string name = std::string(opts.fiber_name) + " " + peer.to_string();  // spawn copies it
+    try {
     weft::spawn(weft::spawn_options{.name = name.c_str()}, [&conns, &live, &serve, &connection_errors, s = std::move(s)]() mutable {
       conns.add(&s);
       try {
@@ -168,6 +169,13 @@ tcp_server_result serve_tcp(const common_options& c, std::stop_token stop, const
       s.close();
       live.done();
     });
+    } catch (const std::system_error& e) {
+      // No stack for this connection (memory, address space or vm.max_map_count ran out: the
+      // message says which). The callable, and with it the socket, is gone: this client is
+      // closed, the others keep being served, and the next accept tries again.
+      live.done();
+      spawn_errors.print("cannot start a fiber for client %s, closing it: %s", peer.to_string().c_str(), e.what());
+    }
   }
   listener.close();
   weft::this_fiber::set_waiting_on("connections to finish");
@@ -180,6 +188,7 @@ tcp_server_result serve_tcp(const common_options& c, std::stop_token stop, const
   live.wait();
   accept_errors.flush();
   connection_errors.flush();
+  spawn_errors.flush();
   return result;
 }
 

@@ -5,7 +5,8 @@
 # behind (no server socket lingers in CLOSE-WAIT), that the idle deadline closes a silent
 # connection and a connection whose echo cannot be written, and that SIGTERM closes the
 # listener, ends idle connections at once, closes a stuck one after the grace period and exits
-# 0 with the summary line.
+# 0 with the summary line; and that a connection for which no fiber stack can be mapped is
+# closed with a message while the server goes on.
 #   echo_server_test.sh ECHO_SERVER ECHO_CLIENT WORK_DIR
 # shellcheck disable=SC2154  # start_sample (common.sh) sets NAME_pid and NAME_port
 set -euo pipefail
@@ -123,4 +124,48 @@ fi
 stop_sample idle '^echo_server: served 2 connections'
 [ "$(summary_field idle 'idle timeouts')" = 2 ] || fail "expected 2 idle timeouts"
 echo "ok: idle deadline"
+
+# --- no stack for a connection ---------------------------------------------------------------
+# Address space capped a little above the idle server's: after a few dozen connections no
+# stack can be mapped. Each of those clients is closed with one line (at most one a second,
+# naming the limit), the others and later ones are served, and the stop is clean. Before,
+# the spawn error left the accept loop: abort, or a crash with no message at all.
+# One malloc arena: a worker thread's own arena reserves 64 MiB of address space, or not,
+# depending on timing, which would make the headroom, and whether the cap bites, vary.
+start_sample probe env MALLOC_ARENA_MAX=1 "$echo_server" --port 0 --workers 1
+vm_kib=$(sed -n 's/^VmSize:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$probe_pid/status")
+echo "idle echo_server: VmSize $vm_kib KiB"
+stop_sample probe '^echo_server: served 0 connections'
+# shellcheck disable=SC2016  # $0 and $@ are the inner shell's
+start_sample tight env MALLOC_ARENA_MAX=1 bash -c "ulimit -v $((vm_kib + 12000)); exec \"\$0\" \"\$@\"" "$echo_server" --port 0 --workers 1
+got=$(timeout 60 /usr/bin/python3 - "$tight_port" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(200)]
+time.sleep(0.5)
+closed = 0
+for s in socks:
+    s.setblocking(False)
+    try:
+        closed += s.recv(1) == b""
+    except BlockingIOError:
+        pass
+    except ConnectionResetError:
+        closed += 1
+for s in socks:
+    s.close()
+time.sleep(0.3)
+s = socket.create_connection(("127.0.0.1", port))
+s.settimeout(10)
+s.sendall(b"after")
+print(closed, s.recv(5).decode())
+PY
+) || fail "the client of the capped server failed: $got $(cat "$work/tight.err")"
+echo "capped server: $got (connections closed for want of a stack, then the echo)"
+[ "${got#* }" = after ] || fail "no echo after the connections were closed: $got"
+[ "${got% *}" -gt 0 ] || fail "no connection was refused a stack: the cap did not bite, the test proves nothing"
+grep -q "echo_server: cannot start a fiber for client 127.0.0.1:[0-9]*, closing it: weft: cannot map fiber stacks" \
+  "$work/tight.err" || fail "no line saying a fiber could not be started: $(cat "$work/tight.err")"
+stop_sample tight '^echo_server: served 201 connections'
+echo "ok: no stack for a connection"
 echo PASS
