@@ -19,6 +19,31 @@ namespace {
 class PrimitivesTest : public RuntimeTest {};
 WEFT_WORKER_COUNTS(PrimitivesTest);
 
+// As std's, the constructors are constexpr: these compile only if so (constinit), and a
+// static one is usable before main without an initialisation-order question.
+constinit weft::latch g_start(2);
+constinit weft::barrier<> g_meet(2);
+constinit weft::counting_semaphore<4> g_slots(1);
+
+// Not parameterised: the latch is single-use, so this runs once per process.
+TEST(PrimitivesStaticTest, StaticPrimitivesAreConstantInitialised) {
+  weft::runtime rt(weft::runtime_options{.workers = 2});
+  rt.block_on([] {
+    auto other = weft::spawn([] {
+      g_start.arrive_and_wait();
+      g_meet.arrive_and_wait();
+      g_slots.acquire();
+      g_slots.release();
+    });
+    g_start.arrive_and_wait();
+    g_meet.arrive_and_wait();
+    other.join();
+    EXPECT_TRUE(g_start.try_wait());
+    EXPECT_TRUE(g_slots.try_acquire());
+    g_slots.release();
+  });
+}
+
 TEST_P(PrimitivesTest, SemaphoreLimitsConcurrency) {
   weft::counting_semaphore<3> sem(3);
   std::atomic<int> inside{0}, max_inside{0};

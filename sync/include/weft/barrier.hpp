@@ -44,7 +44,7 @@ class barrier {
 
   static constexpr std::ptrdiff_t max() noexcept { return std::numeric_limits<std::ptrdiff_t>::max(); }
 
-  explicit barrier(std::ptrdiff_t expected, CompletionFunction f = CompletionFunction())
+  constexpr explicit barrier(std::ptrdiff_t expected, CompletionFunction f = CompletionFunction())
       : expected_(expected), remaining_(expected), completion_(std::move(f)) {}
   barrier(const barrier&) = delete;
   barrier& operator=(const barrier&) = delete;

@@ -14,7 +14,7 @@ namespace weft {
 class latch {
  public:
   static constexpr std::ptrdiff_t max() noexcept { return std::numeric_limits<std::ptrdiff_t>::max(); }
-  explicit latch(std::ptrdiff_t expected) noexcept : count_(expected) {}
+  constexpr explicit latch(std::ptrdiff_t expected) noexcept : count_(expected) {}
   latch(const latch&) = delete;
   latch& operator=(const latch&) = delete;
 

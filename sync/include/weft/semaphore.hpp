@@ -16,7 +16,7 @@ namespace weft {
 namespace detail {
 class semaphore_core {
  public:
-  explicit semaphore_core(std::ptrdiff_t initial) noexcept : count_(initial) {}
+  constexpr explicit semaphore_core(std::ptrdiff_t initial) noexcept : count_(initial) {}
   void release(std::ptrdiff_t n);
   bool try_acquire() noexcept;
   bool acquire_until(deadline_t deadline);
@@ -36,7 +36,7 @@ class counting_semaphore {
   static constexpr std::ptrdiff_t max() noexcept { return LeastMaxValue; }
 
   /// Starts with `desired` permits (0 <= desired <= max()).
-  explicit counting_semaphore(std::ptrdiff_t desired) noexcept : core_(desired) {}
+  constexpr explicit counting_semaphore(std::ptrdiff_t desired) noexcept : core_(desired) {}
   counting_semaphore(const counting_semaphore&) = delete;
   counting_semaphore& operator=(const counting_semaphore&) = delete;
 
