@@ -204,6 +204,24 @@ in_range "$took" 250 3000 || fail "client closed after $took ms, not about the 3
 grep -q "connect to upstream 127.0.0.1:$hole (127.0.0.1:$hole) failed: no answer within 300 ms" "$work/hole.err" ||
   fail "no connect timeout naming the upstream: $(cat "$work/hole.err")"
 stop_sample hole '^proxy: served 1 connections'
+# Out of descriptors after the accept: the proxy's limit leaves exactly one free number, which
+# the client takes; the upstream socket then fails with EMFILE, and the line says which limit
+# (the error_code's message alone said only "Too many open files", once a second).
+start_sample fdprobe "$proxy" --port 0 --workers 1 --to "127.0.0.1:$dead"
+used=$(ls "/proc/$fdprobe_pid/fd")
+stop_sample fdprobe '^proxy: served 0 connections'
+limit=0
+free=0
+while [ "$free" -lt 1 ]; do
+  grep -qx "$limit" <<<"$used" || free=$((free + 1))
+  limit=$((limit + 1))
+done
+# shellcheck disable=SC2016  # $0 and $@ are the inner shell's
+start_sample fdcap bash -c "ulimit -n $limit; exec \"\$0\" \"\$@\"" "$proxy" --port 0 --workers 1 --to "127.0.0.1:$dead"
+[ -z "$(timeout 10 cat <"/dev/tcp/127.0.0.1/$fdcap_port")" ] || fail "got data with no descriptor for the upstream"
+grep -q "connect to upstream 127.0.0.1:$dead (127.0.0.1:$dead) failed: .*RLIMIT_NOFILE is $limit" "$work/fdcap.err" ||
+  fail "the upstream's EMFILE does not name RLIMIT_NOFILE ($limit): $(cat "$work/fdcap.err")"
+stop_sample fdcap '^proxy: served 1 connections'
 echo "ok: upstream refused or silent: client closed promptly, error logged naming the upstream"
 
 # --- the idle deadline closes both sides -------------------------------------------------------
