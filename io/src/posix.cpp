@@ -12,6 +12,7 @@
 
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -186,9 +187,20 @@ bool epoll_accepts(fd_table& t, int fd) noexcept {
 // stdout, a shell and the other programs of a pipeline hold the same open file description,
 // and O_NONBLOCK is a flag of that description. Switching it made stdio's own writes fail with
 // EAGAIN (output lost) and left the terminal non-blocking after the program exited. So weft
-// opens a second description of the same pipe or device (/proc/self/fd/N), non-blocking and
+// opens a second description of the same pipe or terminal (/proc/self/fd/N), non-blocking and
 // close-on-exec, and makes its calls there; the caller's description is never touched.
-// -1 if it cannot (no /proc, a device that allows one open, out of descriptors).
+// Only for these: opening another character device may make a new instance of it (a pty
+// master opens a new pty; likewise tun, fuse, uinput) or have effects (a watchdog arms).
+bool reopens_privately(int fd, const struct ::stat& st) noexcept {
+  if (S_ISFIFO(st.st_mode)) return true;
+  if (!S_ISCHR(st.st_mode) || ::isatty(fd) == 0) return false;
+  unsigned int pty = 0;
+  return ::ioctl(fd, TIOCGPTN, &pty) != 0;  // a pty master answers with its number
+}
+
+// The private description of `fd` (see above), numbered 3 or more so that a daemon's
+// redirection of its standard streams (dup2 onto 0, 1, 2) cannot close it from under weft.
+// -1 if it cannot be opened (no /proc, a terminal of another user, out of descriptors).
 int reopen_private(int fd, int flags) noexcept {
   char path[32];
   std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
@@ -196,15 +208,21 @@ int reopen_private(int fd, int flags) noexcept {
   do {
     p = ::open(path, (flags & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   } while (p < 0 && last_errno() == EINTR);
+  if (p >= 0 && p < 3) {
+    int high = ::fcntl(p, F_DUPFD_CLOEXEC, 3);
+    ::close(p);
+    p = high;
+  }
   return p;
 }
 
 // The fiber's way in: the entry of `fd`, registering it on first use if it is a socket, pipe,
 // FIFO or character device epoll accepts. Anything else (a regular file, a bad number) gets
 // an empty desc and the libc call; nothing is remembered for it, so a file closed with
-// ::close never leaves a stale entry behind. A socket is switched to non-blocking itself; a
-// pipe, FIFO or terminal gets a private description (reopen_private), or, where none can be
-// opened, the libc call (which blocks the worker, as for a regular file).
+// ::close never leaves a stale entry behind. A socket or another character device is switched
+// to non-blocking itself; a pipe, FIFO or terminal gets a private description
+// (reopens_privately), or, where none can be opened, the libc call (which blocks the worker,
+// as for a regular file).
 fd_ref lookup_or_register(int fd) noexcept {
   if (fd_ref r = lookup(fd); r.desc != nullptr) return r;
   struct ::stat st;
@@ -224,7 +242,7 @@ fd_ref lookup_or_register(int fd) noexcept {
   if (flags < 0) return {};
   bool user_nonblock = (flags & O_NONBLOCK) != 0;
   // Already non-blocking for everyone who shares it: nothing to change, so no private copy.
-  const bool private_desc = !sock && !user_nonblock;
+  const bool private_desc = !sock && !user_nonblock && reopens_privately(fd, st);
   const int io_fd = private_desc ? reopen_private(fd, flags) : fd;
   if (io_fd < 0) return fd_ref{nullptr, nullptr, false, kind};
   std::error_code ec;
@@ -389,6 +407,11 @@ template <class Call>
 io_result run_op_on(fd_ref& r, int fd, io_dir dir, bool dontwait, Call&& call, op_state& st) {
   bool fiber = on_fiber();
   st.emulated = false;
+  // A private description stays on the old pipe when the number is closed with a plain
+  // close() or replaced by dup2(): its calls would read the old pipe, and keep it open (no
+  // EOF, EPIPE or SIGPIPE for its other end). One fstat per call (pipes and terminals, not the
+  // socket path) notices, and the number is registered anew.
+  if (r.desc != nullptr && r.private_desc && registration_stale(r, fd)) r = forget_stale(r, fd);
   if (r.desc == nullptr) return from_syscall(call(fd, r.kind));
   if (r.entry->deferred_error.load(std::memory_order_relaxed) != 0) {
     if (int e = r.entry->deferred_error.exchange(0, std::memory_order_relaxed); e != 0) return fail(e);
@@ -431,7 +454,7 @@ io_result run_op_on(fd_ref& r, int fd, io_dir dir, bool dontwait, Call&& call, o
       long n = detail::io_do(r.desc, dir, nullptr, ec, [&](int f) { return call(f, call_kind(r)); });
       if (n >= 0) return ok(n);
       if (last || ec != std::error_code(ETIMEDOUT, std::generic_category())) return fail(timeout.errno_for(ec, EAGAIN));
-      if (registration_stale(r, g.fd())) break;
+      if (registration_stale(r, fd)) break;
       slice = std::min(slice * 2, stale_check_max_ns);
     }
   }
@@ -730,20 +753,19 @@ int close(int fd) {
   // then fibers polling it are woken (io_on_fd_closed).
   fd_ref r = decode(e, w);
   detail::io_release(r.desc);
-  if (r.private_desc) {
-    // The record held weft's own description (closed as above); the caller's number is closed
-    // now: no call runs on it, they all used the private one.
-    io_result c = from_syscall(::close(fd));
-    if (c.value == 0) wake_pollers(fd);
-    return static_cast<int>(pin.finish(c));
-  }
-  return 0;
+  if (!r.private_desc) return static_cast<int>(pin.finish(ok(0)));
+  // The record held weft's own description (closed as above); the caller's number is closed
+  // now: no call runs on it, they all used the private one.
+  io_result c = from_syscall(::close(fd));
+  if (c.value == 0) wake_pollers(fd);
+  return static_cast<int>(pin.finish(c));
 }
 
 unsigned int sleep(unsigned int seconds) {
   stay_on_thread pin;  // errno is set on the thread the call started on
   if (!on_fiber()) return ::sleep(seconds);
   steady::duration left = sleep_on_fiber(detail::deadline_after(std::chrono::seconds(seconds)));
+  pin.finish(ok(0));  // errno as the caller left it (sleep(3) sets none)
   return static_cast<unsigned int>(std::chrono::ceil<std::chrono::seconds>(left).count());
 }
 
@@ -752,7 +774,7 @@ int usleep(::useconds_t usec) {
   if (!on_fiber()) return ::usleep(usec);
   if (sleep_on_fiber(detail::deadline_after(std::chrono::microseconds(usec))) > steady::duration::zero())
     return static_cast<int>(pin.finish(fail(EINTR)));
-  return 0;
+  return static_cast<int>(pin.finish(ok(0)));
 }
 
 int nanosleep(const ::timespec* req, ::timespec* rem) {
@@ -766,7 +788,7 @@ int nanosleep(const ::timespec* req, ::timespec* rem) {
   steady::duration left = sleep_on_fiber(detail::deadline_after(d));
   if (left <= steady::duration::zero()) {
     if (rem != nullptr) *rem = ::timespec{0, 0};
-    return 0;
+    return static_cast<int>(pin.finish(ok(0)));
   }
   if (rem != nullptr) {
     auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();

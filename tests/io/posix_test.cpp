@@ -207,7 +207,11 @@ TEST(PosixTest, PipeReadAndWriteParkBothWays) {
 TEST(PosixTest, PipeKeepsItsCallersDescriptionBlocking) {
   weft::runtime rt(one_worker());
   fd_pair p = make_pipe();
-  watchdog wd([&] { ::close(p.b.release()); });
+  // Closing the write end would not wake a reader if weft's own write description outlived
+  // it (the failure this test looks for): the rescue closes the read end through weft, which
+  // ends the parked read with ECANCELED.
+  const int read_end = p.a.get();
+  watchdog wd([&] { posix::close(read_end); });
   rt.block_on([&] {
     auto reader = weft::spawn([&] {
       char c = 0;
@@ -253,6 +257,61 @@ TEST(PosixTest, PipeKeepsItsCallersDescriptionBlocking) {
   weft_test::expect_no_leaks(rt);
 }
 
+// The number of a pipe end replaced with dup2 (a daemon redirecting its streams) names the new
+// pipe: weft's calls follow it, and its description of the old pipe goes, so that pipe's
+// writer sees no reader left (EPIPE), as with libc.
+TEST(PosixTest, APipeNumberReplacedWithDup2IsFollowed) {
+  weft::runtime rt(one_worker());
+  fd_pair a = make_pipe();
+  fd_pair b = make_pipe();
+  const int number = a.a.get();
+  watchdog wd([&] { posix::close(number); });
+  ASSERT_EQ(::write(a.b.get(), "A", 1), 1);
+  ASSERT_EQ(::write(b.b.get(), "B", 1), 1);
+  char first = 0, second = 0;
+  rt.block_on([&] { EXPECT_EQ(posix::read(number, &first, 1), 1); });  // registers pipe A
+  ASSERT_EQ(::dup2(b.a.get(), number), number);
+  rt.block_on([&] { EXPECT_EQ(posix::read(number, &second, 1), 1); });
+  wd.done();
+  EXPECT_FALSE(wd.fired());
+  EXPECT_EQ(first, 'A');
+  EXPECT_EQ(second, 'B') << "read the pipe the number named before dup2";
+  struct sigaction ignore {}, old {};
+  ignore.sa_handler = SIG_IGN;
+  ::sigaction(SIGPIPE, &ignore, &old);
+  errno = 0;
+  EXPECT_EQ(::write(a.b.get(), "x", 1), -1) << "pipe A still has a reader: weft's";
+  EXPECT_EQ(errno, EPIPE);
+  ::sigaction(SIGPIPE, &old, nullptr);
+}
+
+// A pty master is a character device that a second open would turn into a new pty: weft
+// switches it to non-blocking as a socket instead, and a read gets what the slave wrote.
+TEST(PosixTest, APtyMasterIsReadAsItIs) {
+  weft::runtime rt(one_worker());
+  unique_fd master(::posix_openpt(O_RDWR | O_NOCTTY));
+  ASSERT_GE(master.get(), 0) << std::strerror(errno);
+  ASSERT_EQ(::grantpt(master.get()), 0);
+  ASSERT_EQ(::unlockpt(master.get()), 0);
+  unique_fd slave(::open(::ptsname(master.get()), O_RDWR | O_NOCTTY));
+  ASSERT_GE(slave.get(), 0) << std::strerror(errno);
+  const int m = master.get();
+  watchdog wd([&] { posix::close(m); });
+  ssize_t got = -1;
+  rt.block_on([&] {
+    auto reader = weft::spawn([&] {
+      char buf[16];
+      return posix::read(m, buf, sizeof buf);
+    });
+    weft::this_fiber::yield();
+    EXPECT_EQ(::write(slave.get(), "hi\n", 3), 3);
+    got = reader.join();
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired()) << "the read never saw what the slave wrote";
+  EXPECT_GT(got, 0);
+}
+
 // libc's blocking calls leave errno alone when they succeed; one that parked first (its first
 // try failed with EAGAIN) must too, or `errno = 0; n = read(...); if (errno) ...` misfires.
 TEST(PosixTest, ASuccessfulCallThatWaitedLeavesErrnoAlone) {
@@ -281,6 +340,15 @@ TEST(PosixTest, ASuccessfulCallThatWaitedLeavesErrnoAlone) {
     EXPECT_EQ(after, EDOM);
     writer.join();
     again.join();
+    // Sleeps park on the runtime's own timed waits, whose timeouts must not show either.
+    errno = 0;
+    EXPECT_EQ(posix::usleep(2000), 0);
+    after = errno;
+    EXPECT_EQ(after, 0) << std::strerror(after);
+    timespec ts{0, 2'000'000};
+    EXPECT_EQ(posix::nanosleep(&ts, nullptr), 0);
+    after = errno;
+    EXPECT_EQ(after, 0) << std::strerror(after);
   });
   wd.done();
   EXPECT_FALSE(wd.fired());

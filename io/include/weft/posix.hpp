@@ -1,12 +1,13 @@
 // weft::posix: the blocking POSIX calls under the same names and signatures, for porting code
 // written against blocking descriptors. On a fiber they park the fiber instead of the thread
-// (a descriptor is registered with the poller on its first call from a fiber: a socket is
-// switched to non-blocking, and stays so; a pipe, FIFO or terminal is left as it is, and weft
-// makes its calls on a second, non-blocking open file description of the same pipe or device,
-// so stdio, the shell and the other programs of a pipeline that share the first never see
-// O_NONBLOCK); on a plain thread, or for a descriptor the poller cannot watch (a regular file:
-// the call then blocks the worker, so prefer weft::run_blocking for slow files; also a pipe or
-// device that cannot be opened a second time through /proc/self/fd), they are the libc call.
+// (a descriptor is registered with the poller on its first call from a fiber: a socket, or a
+// character device other than a terminal, is switched to non-blocking, and stays so; a pipe,
+// FIFO or terminal is left as it is, and weft makes its calls on a second, non-blocking open
+// file description of the same pipe or terminal, so stdio, the shell and the other programs of
+// a pipeline that share the first never see O_NONBLOCK; docs/io.md); on a plain thread, or for
+// a descriptor the poller cannot watch (a regular file: the call then blocks the worker, so
+// prefer weft::run_blocking for slow files; also a pipe or terminal that cannot be opened a
+// second time through /proc/self/fd), they are the libc call.
 // Results are POSIX: -1 with errno set, and errno left as it was when a call succeeds.
 // A fiber stays on its worker thread for the duration of each call (a temporary pin), so errno
 // is set on the thread the call started on: the idiom `errno = 0; n = recv(...); ... errno`
@@ -23,7 +24,8 @@
 // A descriptor used through weft::posix must be closed with weft::posix::close, which wakes
 // fibers still blocked on it (they fail with ECANCELED) and forgets the registration, and
 // before the runtime whose fiber first used it is destroyed (a plain ::close of a pipe leaves
-// weft's second description open, so the other end sees no EOF). O_NONBLOCK is a flag of the
+// weft's second description open until the number is next used through weft::posix, so the
+// other end sees no EOF, EPIPE or SIGPIPE meanwhile). O_NONBLOCK is a flag of the
 // open file description: a socket's description shared with another process, or with stdio
 // in this one (a program whose stdin or stdout is a socket), is switched for it too.
 #pragma once
