@@ -63,15 +63,21 @@ sed -E \
 
 # A std name can reach a file through another std header (std::mutex through <future>, with
 # libstdc++), so the rename can leave a weft name whose header is not included: each one
-# missing is added before the first weft include (or after the first include line).
+# missing is added before the first weft include outside any #if and extern "C" block, else
+# after the last include outside them (else at the top).
 add_missing_headers() {
   awk '
     { lines[NR] = $0 }
-    /^[[:space:]]*#[[:space:]]*include[[:space:]]*<weft\// {
-      h = $0; sub(/^[^<]*</, "", h); sub(/>.*$/, "", h); have[h] = 1
-      if (!first_weft) first_weft = NR
+    /^[[:space:]]*#[[:space:]]*if/ { ++depth }
+    /^[[:space:]]*#[[:space:]]*endif/ { if (depth > 0) --depth }
+    /extern[[:space:]]*"C"[[:space:]]*\{/ { in_c = 1 }
+    in_c && /^[[:space:]]*\}/ { in_c = 0 }
+    /^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]weft\// {
+      h = $0; sub(/^[^<"]*[<"]/, "", h); sub(/[>"].*$/, "", h); have[h] = 1
+      if (h == "weft/weft.hpp") everything = 1
+      if (!first_weft && depth == 0 && !in_c) first_weft = NR
     }
-    /^[[:space:]]*#[[:space:]]*include/ { if (!first_inc) first_inc = NR }
+    /^[[:space:]]*#[[:space:]]*include/ { if (depth == 0 && !in_c) last_inc = NR }
     !/^[[:space:]]*(\/\/|#)/ {
       if ($0 ~ /weft::(this_fiber|j?fiber)([^A-Za-z0-9_]|$)/) need["weft/fiber.hpp"] = 1
       if ($0 ~ /weft::(recursive_timed_mutex|recursive_mutex|timed_mutex|mutex|once_flag|call_once)([^A-Za-z0-9_]|$)/) need["weft/mutex.hpp"] = 1
@@ -84,7 +90,8 @@ add_missing_headers() {
       if ($0 ~ /weft::posix::/) need["weft/posix.hpp"] = 1
     }
     END {
-      at = first_weft ? first_weft : (first_inc ? first_inc + 1 : 1)
+      if (everything) split("", need)  # the umbrella header has them all
+      at = first_weft ? first_weft : (last_inc ? last_inc + 1 : 1)
       for (i = 1; i <= NR; ++i) {
         if (i == at) {
           n = split("weft/fiber.hpp weft/mutex.hpp weft/shared_mutex.hpp weft/condition_variable.hpp weft/latch.hpp weft/barrier.hpp weft/semaphore.hpp weft/future.hpp weft/posix.hpp", order, " ")
@@ -112,7 +119,7 @@ warn_unqualified() {
         printf "%s:%d: %s(...) is not written ::%s(...), so it stays the libc call, which %s; if it is libc'"'"'s, qualify it and port again\n", ENVIRON["WEFT_PORT_NAME"], NR, call, call, what > "/dev/stderr"
         line = substr(line, RSTART + RLENGTH)
       }
-      if ($0 ~ /(^|[^A-Za-z0-9_])thread_local[^A-Za-z0-9_]/)
+      if ($0 ~ /(^|[^A-Za-z0-9_])thread_local([^A-Za-z0-9_]|$)/)
         printf "%s:%d: thread_local stays one value per thread; a fiber that suspends may resume on another thread and see another value: use weft::fiber_local<T> if it must follow the fiber (docs/porting.md)\n", ENVIRON["WEFT_PORT_NAME"], NR > "/dev/stderr"
       if ($0 ~ /using[[:space:]]+[^;]*,[^;]*;/ && $0 ~ /std::j?thread[^A-Za-z0-9_:]/)
         printf "%s:%d: a using-declaration list naming std::thread becomes weft::fiber, so the code can no longer say thread: write one using per name (using std::thread; becomes using thread = weft::fiber;)\n", ENVIRON["WEFT_PORT_NAME"], NR > "/dev/stderr"

@@ -153,26 +153,28 @@ tcp_server_result serve_tcp(const common_options& c, std::stop_token stop, const
     live.add(1);
     std::string name = std::string(opts.fiber_name) + " " + peer.to_string();  // spawn copies it
     try {
-    weft::spawn(weft::spawn_options{.name = name.c_str()}, [&conns, &live, &serve, &connection_errors, s = std::move(s)]() mutable {
-      conns.add(&s);
-      try {
+      weft::spawn(weft::spawn_options{.name = name.c_str()},
+                  [&conns, &live, &serve, &connection_errors, s = std::move(s)]() mutable {
+        conns.add(&s);
         try {
-          s.set_nodelay(true);
-        } catch (const std::system_error&) {
-          // The peer is already gone; serve's first call says so.
+          try {
+            s.set_nodelay(true);
+          } catch (const std::system_error&) {
+            // The peer is already gone; serve's first call says so.
+          }
+          serve(s);
+        } catch (const std::exception& e) {  // not the runtime's forced unwind: that is no std::exception
+          connection_errors.print("connection: %s", e.what());
         }
-        serve(s);
-      } catch (const std::exception& e) {  // not the runtime's forced unwind: that is no std::exception
-        connection_errors.print("connection: %s", e.what());
-      }
-      conns.remove(&s);
-      s.close();
-      live.done();
-    });
-    } catch (const std::system_error& e) {
+        conns.remove(&s);
+        s.close();
+        live.done();
+      });
+    } catch (const std::exception& e) {
       // No stack for this connection (memory, address space or vm.max_map_count ran out: the
-      // message says which). The callable, and with it the socket, is gone: this client is
-      // closed, the others keep being served, and the next accept tries again.
+      // message says which; std::bad_alloc from the pool's bookkeeping too). The callable, and
+      // with it the socket, is gone: this client is closed, the others keep being served, and
+      // the next accept tries again. (Not the runtime's forced unwind: no std::exception.)
       live.done();
       spawn_errors.print("cannot start a fiber for client %s, closing it: %s", peer.to_string().c_str(), e.what());
     }

@@ -195,8 +195,13 @@ TEST_P(IoStressTest, CloseWhileWaitingCancelsPromptlyAndLeavesNoStaleWakeUp) {
   EXPECT_EQ(early.load(), 0) << errors.text();
   EXPECT_EQ(bad_data.load(), 0) << errors.text();
   EXPECT_GT(reused.load(), iterations / 4) << "the test did not exercise descriptor-number reuse";
+  // A lost or late cancellation shows as the 5 s read deadline. Beyond that, 10 ms is a
+  // budget for the wake-up path; on 2 shared cores running the suite in parallel a worker is
+  // sometimes off its CPU for that long (one case in 10,000 took 10.6 ms), so one case in a
+  // thousand may exceed it, but none by 100x.
   if (weft_test::timing_budgets_apply()) {
-    EXPECT_EQ(over_budget.load(), 0) << "max " << max_latency_us.load() << " us";
+    EXPECT_LE(over_budget.load(), iterations / 1000) << "max " << max_latency_us.load() << " us";
+    EXPECT_LT(max_latency_us.load(), 1'000'000);
   }
 }
 
