@@ -113,6 +113,7 @@ struct alignas(64) thread_result {
   std::atomic<std::uint64_t> errors{0};
   latency_histogram hist;                   // the measured window only
   std::uint64_t requests = 0;               // completed inside the measured window
+  unsigned unserved = 0;                    // echo mode: connections that completed no request
   std::string fatal;                        // a setup failure that ends the run (exit 2)
   unsigned printed = 0;                     // error messages printed (at most a few per thread)
 };
@@ -122,6 +123,7 @@ struct client_conn {
   std::uint32_t id = 0;
   std::uint64_t seq = 0;
   std::size_t sent = 0, received = 0;
+  std::uint64_t completed = 0;  // requests (or setups) this connection completed
   bool connecting = false;  // setup mode: a non-blocking connect in progress
   bool dead = false;
   clock_type::time_point start;
@@ -197,6 +199,11 @@ class load_thread {
         return;
       }
       for (int i = 0; i < n; ++i) on_ready(*static_cast<client_conn*>(events[i].data.ptr));
+    }
+    // A connection the server never served (left in its accept backlog, at its descriptor or
+    // memory limit) raises no error: it only waits. Counted, so the table does not hide it.
+    if (o_.mode == run_mode::echo) {
+      for (const auto& c : conns_) r_.unserved += c.completed == 0 ? 1 : 0;
     }
   }
 
@@ -341,6 +348,7 @@ class load_thread {
       ++r_.requests;
     }
     r_.completed.store(r_.completed.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    ++c.completed;
     if (o_.mode == run_mode::setup) {
       ::close(c.fd);  // also leaves the epoll set
       c.fd = -1;
@@ -597,10 +605,12 @@ int run_load(const options& o) {
 
   latency_histogram all;
   std::uint64_t requests = 0, errors = 0;
+  unsigned unserved = 0;
   for (auto& r : results) {
     if (fatal.empty()) fatal = r->fatal;
     all.merge(r->hist);
     requests += r->requests;
+    unserved += r->unserved;
     errors += r->errors.load(std::memory_order_relaxed);
   }
   if (!fatal.empty()) fail(fatal);
@@ -629,6 +639,14 @@ int run_load(const options& o) {
   }
   std::printf("  %-18s %12.1f us\n", "latency max", us(all.max()));
   std::printf("  %-18s %12llu\n", "errors", static_cast<unsigned long long>(errors));
+  if (unserved > 0) {
+    std::printf("  %-18s %12u   (of %u: connected, but no request answered)\n", "unserved conns", unserved,
+                o.connections);
+    std::fprintf(stderr,
+                 "%s: %u of %u connections completed no request: the server left them unserved (its accept "
+                 "backlog, descriptor limit or memory); the figures cover the others\n",
+                 prog, unserved, o.connections);
+  }
   if (server_cpu >= 0) {
     std::printf("  %-18s %12.2f s    (%.2f us per %s)\n", "server CPU", server_cpu,
                 requests > 0 ? server_cpu * 1e6 / double(requests) : 0.0, setup ? "setup" : "request");
@@ -640,9 +658,10 @@ int run_load(const options& o) {
   std::snprintf(buf, sizeof buf,
                 ", \"connections\": %u, \"threads\": %u, \"size\": %zu, \"warmup_s\": %.3f, \"duration_s\": %.3f, "
                 "\"requests\": %llu, \"rps\": %.1f, \"p50_us\": %.3f, \"p90_us\": %.3f, \"p99_us\": %.3f, \"p999_us\": %.3f, "
-                "\"max_us\": %.3f, \"mean_us\": %.3f, \"errors\": %llu, \"client_cpu_s\": %.3f",
+                "\"max_us\": %.3f, \"mean_us\": %.3f, \"errors\": %llu, \"unserved\": %u, \"client_cpu_s\": %.3f",
                 o.connections, o.threads, o.size, o.warmup, measured, static_cast<unsigned long long>(requests), rate,
-                p50, p90, p99, p999, us(all.max()), all.mean() / 1000.0, static_cast<unsigned long long>(errors), client_cpu);
+                p50, p90, p99, p999, us(all.max()), all.mean() / 1000.0, static_cast<unsigned long long>(errors), unserved,
+                client_cpu);
   body += buf;
   if (server_cpu >= 0) {
     std::snprintf(buf, sizeof buf, ", \"server_cpu_s\": %.3f, \"server_cpu_us_per_request\": %.3f, \"server_rss_kib\": %ld",

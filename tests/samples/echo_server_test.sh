@@ -168,4 +168,17 @@ grep -q "echo_server: cannot start a fiber for client 127.0.0.1:[0-9]*, closing 
   "$work/tight.err" || fail "no line saying a fiber could not be started: $(cat "$work/tight.err")"
 stop_sample tight '^echo_server: served 201 connections'
 echo "ok: no stack for a connection"
+
+# --- echo_client does not hide connections the server never served -----------------------------
+# 64 descriptors: of echo_client's 100 connections, those beyond the server's limit wait in its
+# backlog. They raise no error, so the table says how many completed no request.
+# shellcheck disable=SC2016  # $0 and $@ are the inner shell's
+start_sample fdcap bash -c 'ulimit -n 64; exec "$0" "$@"' "$echo_server" --port 0 --workers 1
+timeout 60 "$echo_client" "127.0.0.1:$fdcap_port" --connections 100 --duration 1 --warmup 0 \
+  >"$work/unserved.out" 2>"$work/unserved.err" || fail "echo_client against the capped server: $(cat "$work/unserved.err")"
+grep -Eq '^  unserved conns +[1-9][0-9]* +\(of 100' "$work/unserved.out" ||
+  fail "no count of unserved connections: $(cat "$work/unserved.out")"
+grep -q "connections completed no request" "$work/unserved.err" || fail "no warning on stderr: $(cat "$work/unserved.err")"
+stop_sample fdcap '^echo_server: served [0-9]+ connections'
+echo "ok: unserved connections counted"
 echo PASS
