@@ -63,21 +63,41 @@ sed -E \
 
 # A std name can reach a file through another std header (std::mutex through <future>, with
 # libstdc++), so the rename can leave a weft name whose header is not included: each one
-# missing is added before the first weft include outside any #if and extern "C" block, else
-# after the last include outside them (else at the top).
+# missing is added at top level (outside #if blocks other than an include guard, and outside
+# extern "C"), before the first code: before the first weft include there, else after the
+# last include there, else at the top.
 add_missing_headers() {
   awk '
+    function print_missing(   n, k, order) {
+      n = split("weft/fiber.hpp weft/mutex.hpp weft/shared_mutex.hpp weft/condition_variable.hpp weft/latch.hpp weft/barrier.hpp weft/semaphore.hpp weft/future.hpp weft/posix.hpp", order, " ")
+      for (k = 1; k <= n; ++k) if ((order[k] in need) && !(order[k] in have)) print "#include <" order[k] ">"
+    }
     { lines[NR] = $0 }
+    /^[[:space:]]*#/ {
+      ++directives
+      if (directives == 1 && $0 ~ /^[[:space:]]*#[[:space:]]*ifndef[[:space:]]/) {
+        guard = $0; sub(/^[[:space:]]*#[[:space:]]*ifndef[[:space:]]+/, "", guard); sub(/[[:space:]].*$/, "", guard)
+      }
+      if (directives == 2 && guard != "" && $0 ~ ("^[[:space:]]*#[[:space:]]*define[[:space:]]+" guard "([[:space:]]|$)")) guarded = 1
+    }
     /^[[:space:]]*#[[:space:]]*if/ { ++depth }
     /^[[:space:]]*#[[:space:]]*endif/ { if (depth > 0) --depth }
-    /extern[[:space:]]*"C"[[:space:]]*\{/ { in_c = 1 }
-    in_c && /^[[:space:]]*\}/ { in_c = 0 }
-    /^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]weft\// {
+    !in_c && /extern[[:space:]]*"C"/ && !/;[[:space:]]*$/ { pending_c = 1 }
+    pending_c || in_c {
+      t = $0; opens = gsub(/\{/, "{", t); closes = gsub(/\}/, "}", t)
+      if (pending_c && opens > 0) { in_c = 1; pending_c = 0; c_depth = 0 }
+      if (in_c) { c_depth += opens - closes; if (c_depth <= 0) in_c = 0 }
+    }
+    {
+      top = depth - guarded == 0 && !in_c && !pending_c
+      if (top && !code && $0 !~ /^[[:space:]]*($|#|\/\/|\/\*|\*|extern[[:space:]]*"C"|[{}])/) code = NR
+    }
+    /^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]weft\// && top {
       h = $0; sub(/^[^<"]*[<"]/, "", h); sub(/[>"].*$/, "", h); have[h] = 1
       if (h == "weft/weft.hpp") everything = 1
-      if (!first_weft && depth == 0 && !in_c) first_weft = NR
+      if (!first_weft && !code) first_weft = NR
     }
-    /^[[:space:]]*#[[:space:]]*include/ { if (depth == 0 && !in_c) last_inc = NR }
+    /^[[:space:]]*#[[:space:]]*include/ { if (top && !code) last_inc = NR }
     !/^[[:space:]]*(\/\/|#)/ {
       if ($0 ~ /weft::(this_fiber|j?fiber)([^A-Za-z0-9_]|$)/) need["weft/fiber.hpp"] = 1
       if ($0 ~ /weft::(recursive_timed_mutex|recursive_mutex|timed_mutex|mutex|once_flag|call_once)([^A-Za-z0-9_]|$)/) need["weft/mutex.hpp"] = 1
@@ -93,12 +113,10 @@ add_missing_headers() {
       if (everything) split("", need)  # the umbrella header has them all
       at = first_weft ? first_weft : (last_inc ? last_inc + 1 : 1)
       for (i = 1; i <= NR; ++i) {
-        if (i == at) {
-          n = split("weft/fiber.hpp weft/mutex.hpp weft/shared_mutex.hpp weft/condition_variable.hpp weft/latch.hpp weft/barrier.hpp weft/semaphore.hpp weft/future.hpp weft/posix.hpp", order, " ")
-          for (k = 1; k <= n; ++k) if ((order[k] in need) && !(order[k] in have)) print "#include <" order[k] ">"
-        }
+        if (i == at) print_missing()
         print lines[i]
       }
+      if (at > NR) print_missing()
     }'
 }
 

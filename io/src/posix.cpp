@@ -373,10 +373,12 @@ constexpr std::int64_t stale_check_max_ns = 30'000'000'000;
 
 // True if `fd` now names another open file description than the one `r` was registered for:
 // closed with a plain close() and the number reused. One fstat (about 0.7 us here: made only
-// when a slice of a wait ends, never per call).
+// when a slice of a socket's wait ends, and per call on a private record). A number that is
+// not open is stale only for a private record, whose calls would otherwise run on weft's own
+// descriptor; a socket's call runs on the number itself and reports EBADF.
 bool registration_stale(const fd_ref& r, int fd) noexcept {
   struct ::stat st;
-  if (::fstat(fd, &st) != 0) return false;  // a bad number: the call itself reports it
+  if (::fstat(fd, &st) != 0) return r.private_desc;
   return static_cast<std::uint64_t>(st.st_dev) != r.entry->dev.load(std::memory_order_relaxed) ||
          static_cast<std::uint64_t>(st.st_ino) != r.entry->ino.load(std::memory_order_relaxed);
 }
@@ -411,6 +413,8 @@ io_result run_op_on(fd_ref& r, int fd, io_dir dir, bool dontwait, Call&& call, o
   // close() or replaced by dup2(): its calls would read the old pipe, and keep it open (no
   // EOF, EPIPE or SIGPIPE for its other end). One fstat per call (pipes and terminals, not the
   // socket path) notices, and the number is registered anew.
+  // A number closed with a plain close() and not reused is stale too: the call then gets
+  // EBADF from libc, not data from the old pipe.
   if (r.desc != nullptr && r.private_desc && registration_stale(r, fd)) r = forget_stale(r, fd);
   if (r.desc == nullptr) return from_syscall(call(fd, r.kind));
   if (r.entry->deferred_error.load(std::memory_order_relaxed) != 0) {
@@ -489,7 +493,7 @@ io_result whole_op(int fd, io_dir dir, std::size_t len, bool dontwait, Call&& ca
   op_state st;
   std::size_t done = 0;
   for (;;) {
-    io_desc* held = entry.desc;
+    io_desc* const held = entry.desc;
     io_result r = run_op_on(
         entry, fd, dir, dontwait, [&](int f, fd_kind k) -> long { return call(f, k, done); }, st);
     if (entry.desc != held) {
@@ -501,7 +505,10 @@ io_result whole_op(int fd, io_dir dir, std::size_t len, bool dontwait, Call&& ca
       if (done == 0) return r;
       // As libc: the count now, a socket error (reset, ...) on the next call. A timeout or a
       // close is not an error of the socket: libc reports nothing more for it either.
-      if (r.error != EAGAIN && r.error != EWOULDBLOCK && r.error != ECANCELED && r.error != EINTR)
+      // Only for the description the earlier bytes went to (the number may name another now,
+      // or nothing weft registered: no entry).
+      if (r.error != EAGAIN && r.error != EWOULDBLOCK && r.error != ECANCELED && r.error != EINTR &&
+          entry.entry != nullptr && entry.desc == held)
         entry.entry->deferred_error.store(r.error, std::memory_order_relaxed);
       return ok(static_cast<long>(done));
     }

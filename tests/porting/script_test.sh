@@ -52,6 +52,32 @@ grep -qx '# include<weft/fiber.hpp>' "$work/odd.out" || fail "'# include<thread>
 grep -qF "$work/odd.cpp:3: thread_local stays one value per thread" "$work/odd.err" || fail "no thread_local warning: $(cat "$work/odd.err")"
 grep -qF "$work/odd.cpp:4: a using-declaration list naming std::thread" "$work/odd.err" || fail "no using-list warning: $(cat "$work/odd.err")"
 
+# Missing headers go at top level before the code: not into '#ifdef _WIN32', not into an
+# extern "C" block whose brace is on the next line (nor end it at a struct's "};"), and not
+# after a late include that follows the code.
+cat > "$work/placed.cpp" <<'CPP'
+#ifndef PLACED_H
+#define PLACED_H
+#ifdef _WIN32
+#include <windows.h>
+#endif
+extern "C"
+{
+struct c_side { int a; };
+#include <stdio.h>
+}
+#include <future>
+inline int f() { std::mutex m; std::thread t([] {}); t.join(); return 0; }
+#include "tail.inc"
+#endif
+CPP
+"$script" "$work/placed.cpp" > "$work/placed.out" 2>/dev/null || fail "placed.cpp: exit $?"
+[ "$(sed -n '/^#include <future>$/{n;p}' "$work/placed.out")" = "#include <weft/fiber.hpp>" ] ||
+  fail "missing headers not right after the last top-level include: $(cat "$work/placed.out")"
+grep -q '^#include <weft/mutex.hpp>$' "$work/placed.out" || fail "weft/mutex.hpp not added: $(cat "$work/placed.out")"
+[ "$(grep -c 'include <weft/' "$work/placed.out")" -eq 3 ] || fail "expected fiber, mutex and future headers once each: $(cat "$work/placed.out")"
+printf '#include <future>\nint g() { std::mutex m; return 0; }\n#include <vector>' | "$script" > "$work/last.out" 2>/dev/null
+[ "$(sed -n 2p "$work/last.out")" = "#include <weft/mutex.hpp>" ] || fail "header not placed before the code: $(cat "$work/last.out")"
 "$script" --help > "$work/help" || fail "--help: exit $?"
 grep -q '^usage: .*port_to_weft.sh \[FILE...\]' "$work/help" || fail "--help prints no usage line"
 if "$script" "$work/missing.cpp" > /dev/null 2> "$work/missing.err"; then fail "an unreadable FILE was accepted"; fi
