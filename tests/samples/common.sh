@@ -11,6 +11,7 @@
 #   track PID...                   killed (-9) when the test exits, however it exits
 #   start_sample NAME CMD...       runs CMD (which prints "listening on 127.0.0.1:PORT"); sets
 #                                  NAME_pid and NAME_port; output in $work/NAME.out, NAME.err
+#   start_limited NAME LIMIT CMD...  start_sample NAME CMD under `ulimit LIMIT` ("-n 64")
 #   start_server BIN ARGS...       start_sample server BIN --port 0 ARGS...; sets pid and port
 #   expect_clean_exit LABEL [NAME] after a stop signal: NAME (default server) exits 0 within 10 s
 #   stop_sample NAME REGEX         SIGTERM (unless its listener is closed: the test sent it,
@@ -70,6 +71,13 @@ start_sample() {
   declare -g "${name}_pid=$p"
   wait_for 10 has_listening_line "$out" || fail "$name printed no 'listening on' line: $(cat "$out" "$err")"
   declare -g "${name}_port=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$out")"
+}
+
+start_limited() {
+  local name=$1 limit=$2
+  shift 2
+  # shellcheck disable=SC2016  # $0 and $@ are the inner shell's
+  start_sample "$name" bash -c "ulimit $limit; exec \"\$0\" \"\$@\"" "$@"
 }
 
 start_server() {

@@ -136,8 +136,7 @@ start_sample probe env MALLOC_ARENA_MAX=1 "$echo_server" --port 0 --workers 1
 vm_kib=$(sed -n 's/^VmSize:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$probe_pid/status")
 echo "idle echo_server: VmSize $vm_kib KiB"
 stop_sample probe '^echo_server: served 0 connections'
-# shellcheck disable=SC2016  # $0 and $@ are the inner shell's
-start_sample tight env MALLOC_ARENA_MAX=1 bash -c "ulimit -v $((vm_kib + 12000)); exec \"\$0\" \"\$@\"" "$echo_server" --port 0 --workers 1
+start_limited tight "-v $((vm_kib + 12000))" env MALLOC_ARENA_MAX=1 "$echo_server" --port 0 --workers 1
 got=$(timeout 60 /usr/bin/python3 - "$tight_port" <<'PY'
 import socket, sys, time
 port = int(sys.argv[1])
@@ -181,8 +180,7 @@ echo "ok: no stack for a connection"
 # --- echo_client does not hide connections the server never served -----------------------------
 # 64 descriptors: of echo_client's 100 connections, those beyond the server's limit wait in its
 # backlog. They raise no error, so the table says how many completed no request.
-# shellcheck disable=SC2016  # $0 and $@ are the inner shell's
-start_sample fdcap bash -c 'ulimit -n 64; exec "$0" "$@"' "$echo_server" --port 0 --workers 1
+start_limited fdcap "-n 64" "$echo_server" --port 0 --workers 1
 timeout 60 "$echo_client" "127.0.0.1:$fdcap_port" --connections 100 --duration 1 --warmup 0 \
   >"$work/unserved.out" 2>"$work/unserved.err" || fail "echo_client against the capped server: $(cat "$work/unserved.err")"
 grep -Eq '^  unserved conns +[1-9][0-9]* +\(of 100' "$work/unserved.out" ||

@@ -216,8 +216,7 @@ while [ "$free" -lt 1 ]; do
   grep -qx "$limit" <<<"$used" || free=$((free + 1))
   limit=$((limit + 1))
 done
-# shellcheck disable=SC2016  # $0 and $@ are the inner shell's
-start_sample fdcap bash -c "ulimit -n $limit; exec \"\$0\" \"\$@\"" "$proxy" --port 0 --workers 1 --to "127.0.0.1:$dead"
+start_limited fdcap "-n $limit" "$proxy" --port 0 --workers 1 --to "127.0.0.1:$dead"
 [ -z "$(timeout 10 cat <"/dev/tcp/127.0.0.1/$fdcap_port")" ] || fail "got data with no descriptor for the upstream"
 grep -q "connect to upstream 127.0.0.1:$dead (127.0.0.1:$dead) failed: .*RLIMIT_NOFILE is $limit;" "$work/fdcap.err" ||
   fail "the upstream's EMFILE does not name RLIMIT_NOFILE ($limit): $(cat "$work/fdcap.err")"
