@@ -1,8 +1,10 @@
 // The weft.net error category (error.hpp): errors of weft::net that have no errno, today only
-// the end of a stream reached before read_exact got its bytes.
+// the end of a stream reached before read_exact got its bytes; and describe().
 #include <weft/net/error.hpp>
 
 #include <string>
+
+#include "socket_util.hpp"
 
 namespace weft::net {
 
@@ -27,5 +29,7 @@ const std::error_category& net_category() noexcept {
   static const net_category_impl category;
   return category;
 }
+
+std::string describe(const std::error_code& ec) { return ec.message() + detail_util::descriptor_hint(ec); }
 
 }  // namespace weft::net

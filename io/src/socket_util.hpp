@@ -15,7 +15,8 @@
 
 namespace weft::net::detail_util {
 
-/// What to do about an error that means "out of descriptors", to follow the operation's name:
+/// What to do about an error that means "out of descriptors", to follow the operation's name
+/// (throw_net) or the error's message (weft::net::describe):
 /// " (out of descriptors: RLIMIT_NOFILE is N; raise `ulimit -n` or close idle connections)";
 /// "" for any other error.
 inline std::string descriptor_hint(const std::error_code& ec) {

@@ -153,21 +153,13 @@ bool connect_upstream(proxy& px, pair& p) {
   for (const weft::net::endpoint& ep : px.upstream) {
     weft::net::deadline d = px.opts.connect_timeout.count() > 0 ? clock::now() + px.opts.connect_timeout
                                                                  : weft::net::no_deadline;
-    std::string why;
-    try {
-      // The throwing form: out of descriptors, its message says which limit and how to raise
-      // it, which ec.message() alone does not.
-      p.upstream = tcp_stream::connect(ep, d, px.stop.get_token());
-      return true;
-    } catch (const std::system_error& e) {
-      if (px.stop.stop_requested()) return false;
-      ec = e.code();
-      const bool out_of_descriptors =
-          ec == std::errc::too_many_files_open || ec == std::errc::too_many_files_open_in_system;
-      why = ec == std::errc::timed_out ? "no answer within " + std::to_string(px.opts.connect_timeout.count()) + " ms"
-            : out_of_descriptors       ? e.what()
-                                       : ec.message();
-    }
+    p.upstream = tcp_stream::connect(ep, d, px.stop.get_token(), ec);
+    if (!ec) return true;
+    if (px.stop.stop_requested()) return false;
+    // describe(): out of descriptors, it names the limit and how to raise it.
+    const std::string why = ec == std::errc::timed_out
+                                ? "no answer within " + std::to_string(px.opts.connect_timeout.count()) + " ms"
+                                : weft::net::describe(ec);
     std::error_code peer_ec;
     px.connect_log.print("connect to upstream %s (%s) failed: %s; closing client %s", px.opts.to.c_str(),
                          ep.to_string().c_str(), why.c_str(), p.client.peer_endpoint(peer_ec).to_string().c_str());

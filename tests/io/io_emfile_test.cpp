@@ -282,7 +282,8 @@ TEST(IoEmfileTest, AcceptBacksOffWhenOutOfDescriptorsAndServesAgain) {
 
 TEST(IoEmfileDeathTest, ConnectBindAndResolveOutOfDescriptorsSayWhichLimit) {
   // A child with no descriptor number left: connect, bind and resolve fail with EMFILE, and the
-  // message names the limit and what to do, as accept's does. The exception type and the error
+  // message names the limit and what to do, as accept's does; so does weft::net::describe of
+  // the error_code form's error. The exception type and the error
   // categories are met once before the limit drops (UBSan's first check of a type's vptr may
   // open a descriptor, and fails with a false report without one).
   EXPECT_EXIT(
@@ -302,6 +303,10 @@ TEST(IoEmfileDeathTest, ConnectBindAndResolveOutOfDescriptorsSayWhichLimit) {
         ::getrlimit(RLIMIT_NOFILE, &lim);
         lim.rlim_cur = static_cast<rlim_t>(lowest_free);  // every number below it is taken
         if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) std::_Exit(2);
+        // The error_code form fails the same way; describe() gives its message the same hint.
+        std::error_code ec;
+        (void)tcp_stream::connect(endpoint::loopback_v4(1), clk::now() + 1s, ec);
+        std::fprintf(stderr, "error_code form: %s\n", weft::net::describe(ec).c_str());
         for (int k = 0; k < 3; ++k) {
           try {
             if (k == 0) (void)tcp_stream::connect(endpoint::loopback_v4(1), clk::now() + 1s);
@@ -316,6 +321,8 @@ TEST(IoEmfileDeathTest, ConnectBindAndResolveOutOfDescriptorsSayWhichLimit) {
         std::_Exit(0);
       },
       ::testing::ExitedWithCode(0),
+      "error_code form: Too many open files \\(out of descriptors: RLIMIT_NOFILE is [0-9]+; raise `ulimit -n` "
+      "or close idle connections\\)\n"
       "weft::net::tcp_stream::connect 127.0.0.1:1 \\(out of descriptors: RLIMIT_NOFILE is [0-9]+; raise `ulimit -n` "
       "or close idle connections\\): Too many open files\n"
       "weft::net::tcp_listener::bind 127.0.0.1:0 \\(out of descriptors: RLIMIT_NOFILE is [0-9]+.*\n"

@@ -4,6 +4,7 @@
 // place in the scheduler (a parked reader does not hold its worker).
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -536,6 +537,22 @@ TEST_P(TcpTest, ShortTransfersWithTinyBuffersLoseNothing) {
     EXPECT_TRUE(data == got);
     EXPECT_GE(reads, 4u);  // the transfer really was chopped up
   });
+}
+
+// describe() adds a remedy only where an error means a limit was hit (io_emfile_test meets a
+// real EMFILE); otherwise it is the message.
+TEST(NetDescribeTest, NamesTheLimitOnlyForDescriptorErrors) {
+  const std::error_code refused(ECONNREFUSED, std::system_category());
+  EXPECT_EQ(weft::net::describe(refused), refused.message());
+  EXPECT_EQ(weft::net::describe(weft::net::net_errc::end_of_stream),
+            std::error_code(weft::net::net_errc::end_of_stream).message());
+  ::rlimit lim{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &lim), 0);
+  EXPECT_EQ(weft::net::describe(std::error_code(EMFILE, std::system_category())),
+            std::error_code(EMFILE, std::system_category()).message() + " (out of descriptors: RLIMIT_NOFILE is " +
+                std::to_string(lim.rlim_cur) + "; raise `ulimit -n` or close idle connections)");
+  EXPECT_NE(weft::net::describe(std::make_error_code(std::errc::too_many_files_open_in_system)).find("fs.file-max"),
+            std::string::npos);
 }
 
 TEST_P(TcpTest, ConnectErrorsNameTheAddress) {

@@ -9,6 +9,7 @@
 
 #include <weft/detail/cxx20.hpp>
 
+#include <string>
 #include <system_error>
 #include <type_traits>
 
@@ -21,6 +22,13 @@ enum class net_errc {
 /// The category of net_errc.
 const std::error_category& net_category() noexcept;
 inline std::error_code make_error_code(net_errc e) noexcept { return {static_cast<int>(e), net_category()}; }
+
+/// `ec.message()`, followed by what to do where the error says a limit was hit, as the
+/// throwing forms' messages do: out of descriptors (EMFILE) reads "Too many open files (out of
+/// descriptors: RLIMIT_NOFILE is 1024; raise `ulimit -n` or close idle connections)", a full
+/// system file table (ENFILE) points to fs.file-max. For logging the `error_code` forms'
+/// failures. Syscalls: getrlimit, for EMFILE only.
+std::string describe(const std::error_code& ec);
 
 }  // namespace weft::net
 
