@@ -57,7 +57,7 @@ sed -E \
   -e 's/std::(counting_semaphore|binary_semaphore|latch|barrier)\b/weft::\1/g' \
   -e 's/std::(once_flag|call_once)\b/weft::\1/g' \
   -e 's/std::(shared_future|future|promise|packaged_task|async)\b/weft::\1/g' \
-  -e 's/\B::(accept4|accept|connect|recvfrom|recv|sendto|send|readv|read|writev|write|poll|close|sleep|usleep|nanosleep)\(/weft::posix::\1(/g' "$@" |
+  -e 's/\B::(accept4|accept|connect|recvfrom|recvmsg|recv|sendto|sendmsg|send|readv|read|writev|write|ppoll|poll|pselect|select|close|sleep|usleep|nanosleep)\(/weft::posix::\1(/g' "$@" |
   add_missing_headers
 }
 
@@ -129,7 +129,7 @@ warn_unqualified() {
     /^[[:space:]]*(\/\/|#)/ { next }
     {
       line = $0
-      while (match(line, /(^|[^:.>A-Za-z0-9_])(accept4|accept|connect|recvfrom|recv|sendto|send|readv|read|writev|write|poll|close|sleep|usleep|nanosleep)[[:space:]]*\(/)) {
+      while (match(line, /(^|[^:.>A-Za-z0-9_])(accept4|accept|connect|recvfrom|recvmsg|recv|sendto|sendmsg|send|readv|read|writev|write|ppoll|poll|pselect|select|close|sleep|usleep|nanosleep)[[:space:]]*\(/)) {
         call = substr(line, RSTART, RLENGTH)
         sub(/^[^A-Za-z_]/, "", call)
         sub(/[[:space:]]*\($/, "", call)

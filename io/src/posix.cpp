@@ -542,11 +542,44 @@ io_result recv_op(int fd, std::size_t len, int flags, Call&& call) {
 }
 
 // The total byte count of `iov` (saturating: the kernel rejects an overflowing one anyway).
-std::size_t iov_bytes(const ::iovec* iov, int iovcnt) noexcept {
+std::size_t iov_bytes(const ::iovec* iov, std::size_t iovcnt) noexcept {
   std::size_t total = 0;
-  for (int i = 0; i < iovcnt; ++i) total = iov[i].iov_len > SIZE_MAX - total ? SIZE_MAX : total + iov[i].iov_len;
+  for (std::size_t i = 0; i < iovcnt; ++i) total = iov[i].iov_len > SIZE_MAX - total ? SIZE_MAX : total + iov[i].iov_len;
   return total;
 }
+
+// The buffers of a scatter/gather call left after its first `done` bytes moved, for the next
+// round of a whole transfer (whole_op): the iovecs that went whole are skipped and the one
+// cut short starts where it stopped (a copy; the caller's array is never written).
+class iov_rest {
+ public:
+  iov_rest(const ::iovec* iov, std::size_t count) noexcept : iov_(iov), count_(count) {}
+  /// The buffers after `done` bytes, valid until the next call.
+  std::pair<const ::iovec*, std::size_t> after(std::size_t done) {
+    std::size_t skip = 0;
+    while (skip < count_ && done >= iov_[skip].iov_len) done -= iov_[skip++].iov_len;
+    if (skip == 0 && done == 0) return {iov_, count_};
+    rest_.assign(iov_ + skip, iov_ + count_);
+    if (!rest_.empty()) {
+      rest_[0].iov_base = static_cast<char*>(rest_[0].iov_base) + done;
+      rest_[0].iov_len -= done;
+    }
+    return {rest_.data(), rest_.size()};
+  }
+  /// A message of the buffers after `done` bytes, with no address or ancillary data.
+  ::msghdr message_after(std::size_t done) {
+    auto [v, n] = after(done);
+    ::msghdr m{};
+    m.msg_iov = const_cast<::iovec*>(v);  // the calls write through the buffers, not the array
+    m.msg_iovlen = n;
+    return m;
+  }
+
+ private:
+  const ::iovec* iov_;
+  std::size_t count_;
+  std::vector<::iovec> rest_;
+};
 
 // ---- connect -----------------------------------------------------------------------------
 
@@ -674,29 +707,46 @@ steady::duration sleep_on_fiber(steady::time_point deadline) {
   stay_on_thread pin;  // errno is set on the thread the call started on
   // sendmsg says EMSGSIZE where writev says EINVAL; check first so both paths agree.
   if (iovcnt < 0 || iovcnt > IOV_MAX) return pin.finish(fail(EINVAL));
-  // After a short write, the rest: the first iovecs that went whole are skipped and the one
-  // cut short starts where it stopped (a copy; the caller's array is never written).
-  std::vector<::iovec> rest;
-  auto remaining = [&](std::size_t done) -> std::pair<const ::iovec*, int> {
-    int skip = 0;
-    while (skip < iovcnt && done >= iov[skip].iov_len) done -= iov[skip++].iov_len;
-    if (skip == 0 && done == 0) return {iov, iovcnt};
-    rest.assign(iov + skip, iov + iovcnt);
-    if (!rest.empty()) {
-      rest[0].iov_base = static_cast<char*>(rest[0].iov_base) + done;
-      rest[0].iov_len -= done;
+  iov_rest rest(iov, static_cast<std::size_t>(iovcnt));
+  return pin.finish(write_op(fd, iov_bytes(iov, static_cast<std::size_t>(iovcnt)), false,
+                             [&](int f, fd_kind k, std::size_t done) -> long {
+    if (k == fd_kind::other) {
+      auto [v, cnt] = rest.after(done);
+      return ::writev(f, v, static_cast<int>(cnt));
     }
-    return {rest.data(), static_cast<int>(rest.size())};
-  };
-  return pin.finish(write_op(fd, iov_bytes(iov, iovcnt), false, [&](int f, fd_kind k, std::size_t done) -> long {
-    auto [v, cnt] = remaining(done);
-    if (k == fd_kind::other) return ::writev(f, v, cnt);
-    ::msghdr m{};
-    m.msg_iov = const_cast<::iovec*>(v);  // sendmsg does not write through it
-    m.msg_iovlen = static_cast<std::size_t>(cnt);
+    ::msghdr m = rest.message_after(done);
     long r = ::sendmsg(f, &m, MSG_NOSIGNAL | dontwait_flag(k));
-    if (k == fd_kind::unknown && r < 0 && last_errno() == ENOTSOCK) r = ::writev(f, v, cnt);
+    if (k == fd_kind::unknown && r < 0 && last_errno() == ENOTSOCK) r = ::writev(f, m.msg_iov, static_cast<int>(m.msg_iovlen));
     return r;
+  }));
+}
+
+::ssize_t recvmsg(int fd, ::msghdr* msg, int flags) {
+  stay_on_thread pin;  // errno is set on the thread the call started on
+  if (msg == nullptr) return pin.finish(fail(EFAULT));
+  iov_rest rest(msg->msg_iov, msg->msg_iovlen);
+  return pin.finish(recv_op(fd, iov_bytes(msg->msg_iov, msg->msg_iovlen), flags, [&](int f, fd_kind k, std::size_t done) -> long {
+    // The first bytes into the caller's message (address, ancillary data, flags: the kernel
+    // writes them back only on success); the rest of a MSG_WAITALL into its buffers alone.
+    if (done == 0) return ::recvmsg(f, msg, flags | dontwait_flag(k));
+    ::msghdr m = rest.message_after(done);
+    long r = ::recvmsg(f, &m, flags | dontwait_flag(k));
+    if (r > 0) msg->msg_flags |= m.msg_flags & ~MSG_CTRUNC;
+    return r;
+  }));
+}
+
+::ssize_t sendmsg(int fd, const ::msghdr* msg, int flags) {
+  stay_on_thread pin;  // errno is set on the thread the call started on
+  if (msg == nullptr) return pin.finish(fail(EFAULT));
+  iov_rest rest(msg->msg_iov, msg->msg_iovlen);
+  return pin.finish(write_op(fd, iov_bytes(msg->msg_iov, msg->msg_iovlen), (flags & MSG_DONTWAIT) != 0,
+                             [&](int f, fd_kind k, std::size_t done) -> long {
+    const int how = flags | MSG_NOSIGNAL | dontwait_flag(k);
+    if (done == 0) return ::sendmsg(f, msg, how);
+    // The ancillary data (and the address of a connected socket) went with the first bytes.
+    ::msghdr m = rest.message_after(done);
+    return ::sendmsg(f, &m, how);
   }));
 }
 

@@ -1,5 +1,6 @@
-// weft::posix::poll on a fiber: a private, level-triggered epoll set registered with the
-// runtime's poller, and the waiter list by which a close of a watched number ends the wait.
+// weft::posix::poll on a fiber (and ppoll, select and pselect on top of it): a private,
+// level-triggered epoll set registered with the runtime's poller, and the waiter list by which
+// a close of a watched number ends the wait.
 #include <weft/posix.hpp>
 
 #include <poll.h>
@@ -235,9 +236,8 @@ class poll_registration {
 // is woken by the first readiness, with no polling interval. Costs per blocking call: one
 // epoll_create1, one epoll_ctl per descriptor, one registration. It leaves the descriptors'
 // own registrations and slots alone, so it composes with fibers reading them.
-io_result poll_on_fiber(::pollfd* fds, ::nfds_t nfds, int timeout) {
-  if (io_result r = poll_now(fds, nfds); r.value != 0 || timeout == 0) return r;
-  steady::time_point deadline = timeout < 0 ? steady::time_point::max() : steady::now() + std::chrono::milliseconds(timeout);
+io_result poll_on_fiber(::pollfd* fds, ::nfds_t nfds, steady::time_point deadline) {
+  if (io_result r = poll_now(fds, nfds); r.value != 0 || deadline <= steady::now()) return r;
   if (nfds == 0) {
     // A pure sleep. sleep_until(max) may end early at shutdown, hence the loop.
     while (steady::now() < deadline) this_fiber::sleep_until(deadline);
@@ -265,7 +265,7 @@ io_result poll_on_fiber(::pollfd* fds, ::nfds_t nfds, int timeout) {
     return poll_backoff(fds, nfds, deadline);
   }
   if (!watch_all(ep, fds, nfds)) return poll_backoff(fds, nfds, deadline);
-  if (timeout >= 0) detail::io_set_deadline(d, io_dir::read, detail::deadline_ns(deadline));
+  if (deadline != steady::time_point::max()) detail::io_set_deadline(d, io_dir::read, detail::deadline_ns(deadline));
   std::error_code wait_ec;
   for (;;) {
     // The count first, then the zero-timeout poll (what is ready now), then the wait: an event
@@ -279,12 +279,110 @@ io_result poll_on_fiber(::pollfd* fds, ::nfds_t nfds, int timeout) {
   }
 }
 
+namespace {
+
+// The deadline of a poll(2) timeout in ms: negative waits forever.
+steady::time_point deadline_after_ms(int timeout) noexcept {
+  return timeout < 0 ? steady::time_point::max() : steady::now() + std::chrono::milliseconds(timeout);
+}
+
+// The deadline of a timespec timeout (null waits forever), or nullopt for a negative or
+// unnormalised one (EINVAL). Far deadlines saturate to forever.
+std::optional<steady::time_point> deadline_after(const ::timespec* t) noexcept {
+  if (t == nullptr) return steady::time_point::max();
+  if (t->tv_sec < 0 || t->tv_nsec < 0 || t->tv_nsec >= 1'000'000'000) return std::nullopt;
+  const steady::time_point now = steady::now();
+  constexpr std::int64_t max_s = 100LL * 365 * 24 * 3600;  // beyond a century is forever
+  if (t->tv_sec >= max_s) return steady::time_point::max();
+  return now + std::chrono::seconds(t->tv_sec) + std::chrono::nanoseconds(t->tv_nsec);
+}
+
+// What is left of `deadline` in `*t` (zero once passed), as Linux writes back select's timeout.
+void store_time_left(steady::time_point deadline, ::timeval* t) noexcept {
+  if (t == nullptr || deadline == steady::time_point::max()) return;
+  const auto left = std::max(deadline - steady::now(), steady::duration::zero());
+  const auto us = std::chrono::ceil<std::chrono::microseconds>(left).count();
+  t->tv_sec = static_cast<::time_t>(us / 1'000'000);
+  t->tv_usec = static_cast<::suseconds_t>(us % 1'000'000);
+}
+
+// select(2) on the poll path: the three sets become one pollfd per descriptor, and the
+// outcome is mapped back as Linux's select maps poll bits (readable: POLLIN, POLLHUP or
+// POLLERR; writable: POLLOUT or POLLERR; exceptional: POLLPRI). A descriptor not open is
+// EBADF, and the sets are then left as they were. Returns the count of bits set.
+io_result select_on_fiber(int nfds, ::fd_set* rd, ::fd_set* wr, ::fd_set* ex, steady::time_point deadline) {
+  std::vector<::pollfd> fds;
+  for (int fd = 0; fd < nfds; ++fd) {
+    short events = 0;
+    if (rd != nullptr && FD_ISSET(fd, rd)) events |= POLLIN;
+    if (wr != nullptr && FD_ISSET(fd, wr)) events |= POLLOUT;
+    if (ex != nullptr && FD_ISSET(fd, ex)) events |= POLLPRI;
+    if (events != 0) fds.push_back({fd, events, 0});
+  }
+  io_result r = poll_on_fiber(fds.data(), fds.size(), deadline);
+  if (r.value < 0) return r;
+  for (const ::pollfd& p : fds)
+    if ((p.revents & POLLNVAL) != 0) return fail(EBADF);
+  long count = 0;
+  auto report = [&count](::fd_set* set, int fd, bool asked, bool ready) {
+    if (!asked) return;
+    if (ready) {
+      ++count;
+    } else {
+      FD_CLR(fd, set);
+    }
+  };
+  for (const ::pollfd& p : fds) {
+    report(rd, p.fd, (p.events & POLLIN) != 0, (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0);
+    report(wr, p.fd, (p.events & POLLOUT) != 0, (p.revents & (POLLOUT | POLLERR)) != 0);
+    report(ex, p.fd, (p.events & POLLPRI) != 0, (p.revents & POLLPRI) != 0);
+  }
+  return ok(count);
+}
+
+}  // namespace
+
 }  // namespace impl
 
 int poll(::pollfd* fds, ::nfds_t nfds, int timeout) {
   impl::stay_on_thread pin;  // errno is set on the thread the call started on
   if (!impl::on_fiber()) return ::poll(fds, nfds, timeout);
-  return static_cast<int>(pin.finish(impl::poll_on_fiber(fds, nfds, timeout)));
+  return static_cast<int>(pin.finish(impl::poll_on_fiber(fds, nfds, impl::deadline_after_ms(timeout))));
+}
+
+int ppoll(::pollfd* fds, ::nfds_t nfds, const ::timespec* timeout, const ::sigset_t* sigmask) {
+  impl::stay_on_thread pin;  // errno is set on the thread the call started on
+  // A signal mask is set for the thread, atomically with its wait: no fiber can do that.
+  if (!impl::on_fiber() || sigmask != nullptr) return ::ppoll(fds, nfds, timeout, sigmask);
+  std::optional<impl::steady::time_point> deadline = impl::deadline_after(timeout);
+  if (!deadline) return static_cast<int>(pin.finish(impl::fail(EINVAL)));
+  return static_cast<int>(pin.finish(impl::poll_on_fiber(fds, nfds, *deadline)));
+}
+
+int select(int nfds, ::fd_set* readfds, ::fd_set* writefds, ::fd_set* exceptfds, ::timeval* timeout) {
+  impl::stay_on_thread pin;  // errno is set on the thread the call started on
+  if (!impl::on_fiber()) return ::select(nfds, readfds, writefds, exceptfds, timeout);
+  if (nfds < 0 || nfds > FD_SETSIZE) return static_cast<int>(pin.finish(impl::fail(EINVAL)));
+  std::optional<impl::steady::time_point> deadline = impl::steady::time_point::max();
+  if (timeout != nullptr) {
+    if (timeout->tv_usec < 0 || timeout->tv_usec >= 1'000'000) return static_cast<int>(pin.finish(impl::fail(EINVAL)));
+    const ::timespec ts{timeout->tv_sec, static_cast<long>(timeout->tv_usec) * 1000};
+    deadline = impl::deadline_after(&ts);
+    if (!deadline) return static_cast<int>(pin.finish(impl::fail(EINVAL)));
+  }
+  impl::io_result r = impl::select_on_fiber(nfds, readfds, writefds, exceptfds, *deadline);
+  impl::store_time_left(*deadline, timeout);
+  return static_cast<int>(pin.finish(r));
+}
+
+int pselect(int nfds, ::fd_set* readfds, ::fd_set* writefds, ::fd_set* exceptfds, const ::timespec* timeout,
+            const ::sigset_t* sigmask) {
+  impl::stay_on_thread pin;  // errno is set on the thread the call started on
+  if (!impl::on_fiber() || sigmask != nullptr) return ::pselect(nfds, readfds, writefds, exceptfds, timeout, sigmask);
+  if (nfds < 0 || nfds > FD_SETSIZE) return static_cast<int>(pin.finish(impl::fail(EINVAL)));
+  std::optional<impl::steady::time_point> deadline = impl::deadline_after(timeout);
+  if (!deadline) return static_cast<int>(pin.finish(impl::fail(EINVAL)));
+  return static_cast<int>(pin.finish(impl::select_on_fiber(nfds, readfds, writefds, exceptfds, *deadline)));
 }
 
 }  // namespace weft::posix

@@ -82,8 +82,9 @@ inline bool registered_with_poller(weft::detail::io_desc* d) noexcept {
   return d->poller != nullptr;
 }
 
-/// Waits for `fds` on a fiber as poll(2) does (posix_poll.cpp).
-io_result poll_on_fiber(::pollfd* fds, ::nfds_t nfds, int timeout);
+/// Waits for `fds` on a fiber as poll(2) does, until `deadline` (time_point::max(): forever;
+/// one already passed: a check without waiting) (posix_poll.cpp).
+io_result poll_on_fiber(::pollfd* fds, ::nfds_t nfds, steady::time_point deadline);
 /// Wakes the fibers polling `fd`, which was just closed (posix_poll.cpp).
 void wake_pollers(int fd) noexcept;
 

@@ -20,6 +20,7 @@ void serve(int fd, Conn& c, Conn* p) {
   c.read(b); p->close(); mylib::close(fd);
   close(fd);
   std::thread t([] {});
+  ::select(fd + 1, &set, nullptr, nullptr, &tv); ::recvmsg(fd, &m, 0); weft::select(a, b);
 }
 CPP
 
@@ -28,6 +29,9 @@ CPP
 cmp -s "$work/by_file.cpp" "$work/by_stdin.cpp" || fail "FILE and standard input give different output"
 grep -q 'weft::posix::send(fd' "$work/by_file.cpp" || fail "::send was not renamed"
 grep -q 'weft::fiber t' "$work/by_file.cpp" || fail "std::thread was not renamed"
+grep -qF 'weft::posix::select(fd + 1' "$work/by_file.cpp" || fail "::select was not renamed"
+grep -qF 'weft::posix::recvmsg(fd, &m' "$work/by_file.cpp" || fail "::recvmsg was not renamed"
+grep -qF 'weft::select(a, b)' "$work/by_file.cpp" || fail "weft::select was changed"
 
 want="$work/prog.cpp:6: recv(...) is not written ::recv(...)"
 grep -qF "$want" "$work/by_file.err" || fail "no warning '$want' in: $(cat "$work/by_file.err")"

@@ -33,6 +33,8 @@
 #include <weft/detail/cxx20.hpp>
 
 #include <poll.h>
+#include <signal.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -68,6 +70,14 @@ namespace weft::posix {
 ::ssize_t recvfrom(int fd, void* buf, std::size_t len, int flags, ::sockaddr* src, ::socklen_t* addrlen);
 /// Sends to `dest`, as sendto(2) with MSG_NOSIGNAL added; parks the fiber while the buffer is full.
 ::ssize_t sendto(int fd, const void* buf, std::size_t len, int flags, const ::sockaddr* dest, ::socklen_t addrlen);
+/// Receives into `msg`'s buffers, with its source address and ancillary data (SCM_RIGHTS, ...),
+/// as recvmsg(2); parks like recv(). MSG_WAITALL on a stream socket waits for every buffer to
+/// fill, as recv(); the ancillary data and msg_flags are those of the first bytes received.
+::ssize_t recvmsg(int fd, ::msghdr* msg, int flags);
+/// Sends `msg`'s buffers with its ancillary data, as sendmsg(2) with MSG_NOSIGNAL added; parks
+/// while the buffer is full and, like write(), returns once every byte is sent. After a short
+/// send the rest follows without the ancillary data, which went with the first bytes.
+::ssize_t sendmsg(int fd, const ::msghdr* msg, int flags);
 /// Accepts a connection, as accept(2); parks the fiber until one is pending. The new descriptor
 /// is blocking and not close-on-exec, as POSIX says (it is registered on its first call).
 int accept(int fd, ::sockaddr* addr, ::socklen_t* addrlen);
@@ -84,6 +94,20 @@ int connect(int fd, const ::sockaddr* addr, ::socklen_t addrlen);
 /// ends the wait: that entry reports POLLNVAL, as a poll begun after the close would. On a
 /// plain thread, ::poll (which a close does not end).
 int poll(::pollfd* fds, ::nfds_t nfds, int timeout);
+/// As poll(), with a timespec timeout (null: forever), as ppoll(2). A non-null `sigmask` is
+/// set for the thread during the wait, which a fiber cannot do alone: that call is libc's
+/// ppoll and blocks the worker (as on a plain thread).
+int ppoll(::pollfd* fds, ::nfds_t nfds, const ::timespec* timeout, const ::sigset_t* sigmask);
+/// Waits for descriptors of the three sets as select(2), parking the fiber: on the poll path,
+/// with Linux's mapping (readable on data, hang-up or error; writable on space or error;
+/// exceptional on urgent data). As on Linux, `*timeout` is left holding the time not slept,
+/// a descriptor not open fails with EBADF, and `nfds` above FD_SETSIZE with EINVAL. A
+/// select with no descriptors is a sleep.
+int select(int nfds, ::fd_set* readfds, ::fd_set* writefds, ::fd_set* exceptfds, ::timeval* timeout);
+/// As select(), with a timespec timeout left as it is, as pselect(2). A non-null `sigmask`
+/// makes it libc's pselect, blocking the worker (see ppoll()).
+int pselect(int nfds, ::fd_set* readfds, ::fd_set* writefds, ::fd_set* exceptfds, const ::timespec* timeout,
+            const ::sigset_t* sigmask);
 /// Closes `fd`. A registered descriptor: wakes fibers blocked on it (they get -1/ECANCELED),
 /// forgets the registration and returns 0; the number itself is closed once the last call in
 /// flight on it has left, so it is never reused under a running call. Otherwise ::close.
