@@ -66,6 +66,12 @@ constexpr std::uintptr_t socket_bit = 2;         // S_ISSOCK: writes use send(MS
 constexpr std::uintptr_t private_bit = 4;        // the record holds a private description (reopen_private)
 constexpr std::uintptr_t flag_bits = 7;
 static_assert(alignof(io_desc) > flag_bits);
+// The word of a number weft::posix::close released while calls on it were still in flight: the
+// number stays open until the last leaves (io_release), and a registration of it meanwhile
+// would read the O_NONBLOCK weft set as the user's and outlive the number. Calls fail with
+// EBADF until the record closes the number (number_closed), or fstat shows it names another
+// description already (closing_done).
+constexpr std::uintptr_t closing_word = user_nonblock_bit;  // no record: never a registration's
 
 struct fd_entry {
   std::atomic<std::uintptr_t> word{0};
@@ -95,6 +101,7 @@ struct fd_ref {
   fd_kind kind = fd_kind::unknown;
   std::uintptr_t word = 0;  // the entry's word this was decoded from
   bool private_desc = false;  // the record's descriptor is weft's own (reopen_private), not `fd`
+  bool closing = false;       // closing_word: being closed by weft::posix::close (EBADF)
 };
 
 // The kind a call on `r` is made with (see fd_kind).
@@ -103,6 +110,27 @@ fd_kind call_kind(const fd_ref& r) noexcept {
 }
 // MSG_DONTWAIT for a watched socket, else 0.
 int dontwait_flag(fd_kind k) noexcept { return k == fd_kind::watched_socket ? MSG_DONTWAIT : 0; }
+
+// An io_op_guard on `r`'s record that holds only while the record is still the one `r`'s entry
+// publishes. A weft::posix::close between the lookup and the guard may release the record,
+// which is then recycled at once for another descriptor: a guard on it alone would run the
+// call on that other descriptor (another connection's data). Once the guard holds, the record
+// cannot be recycled, and the entry still naming it says it was not: close takes the entry's
+// word before it releases the record.
+// Ordering: the guard takes the record's lock, which a recycling (release, then register)
+// also took after close's exchange of the word, so the acquire load below sees that exchange.
+class entry_guard {
+ public:
+  explicit entry_guard(const fd_ref& r) noexcept
+      : g_(r.desc), ok_(static_cast<bool>(g_) && r.entry->word.load(std::memory_order_acquire) == r.word) {}
+  /// False if the record is closed or no longer `fd`'s: the call fails with ECANCELED.
+  explicit operator bool() const noexcept { return ok_; }
+  int fd() const noexcept { return g_.fd(); }
+
+ private:
+  io_op_guard g_;
+  bool ok_;
+};
 
 // Chunks of entries indexed by descriptor number, allocated on demand and never freed, so a
 // lookup is two acquire loads without a lock and a stale entry pointer is always valid memory.
@@ -154,6 +182,11 @@ fd_table& table() {
 fd_ref decode(fd_entry* e, std::uintptr_t w) noexcept {
   fd_ref r;
   r.entry = e;
+  if (w == closing_word) {
+    r.closing = true;
+    r.word = w;
+    return r;
+  }
   r.desc = reinterpret_cast<io_desc*>(w & ~flag_bits);
   r.user_nonblock = (w & user_nonblock_bit) != 0;
   r.private_desc = (w & private_bit) != 0;
@@ -216,28 +249,50 @@ int reopen_private(int fd, int flags) noexcept {
   return p;
 }
 
+// True if the number of an entry left at closing_word names another description than the
+// one being closed (`st`: its fstat now): the close is done, and the entry is cleared for a
+// registration of the new one.
+bool closing_done(fd_entry* e, const struct ::stat& st) noexcept {
+  if (static_cast<std::uint64_t>(st.st_dev) == e->dev.load(std::memory_order_relaxed) &&
+      static_cast<std::uint64_t>(st.st_ino) == e->ino.load(std::memory_order_relaxed))
+    return false;
+  std::uintptr_t w = closing_word;
+  // Ordering: relaxed; the registration that follows publishes with its own release store.
+  e->word.compare_exchange_strong(w, 0, std::memory_order_relaxed);
+  return true;
+}
+
 // The fiber's way in: the entry of `fd`, registering it on first use if it is a socket, pipe,
-// FIFO or character device epoll accepts. Anything else (a regular file, a bad number) gets
+// FIFO, anonymous inode (eventfd, timerfd, ...) or character device epoll accepts. A number
+// weft::posix::close is still closing gets the closing entry (EBADF). Anything else (a regular file, a bad number) gets
 // an empty desc and the libc call; nothing is remembered for it, so a file closed with
 // ::close never leaves a stale entry behind. A socket or another character device is switched
 // to non-blocking itself; a pipe, FIFO or terminal gets a private description
 // (reopens_privately), or, where none can be opened, the libc call (which blocks the worker,
 // as for a regular file).
 fd_ref lookup_or_register(int fd) noexcept {
-  if (fd_ref r = lookup(fd); r.desc != nullptr) return r;
+  fd_ref found = lookup(fd);
+  if (found.desc != nullptr) return found;
   struct ::stat st;
   if (fd < 0 || ::fstat(fd, &st) != 0) return {};
+  if (found.closing && !closing_done(found.entry, st)) return found;
   bool sock = S_ISSOCK(st.st_mode);
-  if (!sock && !S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) return fd_ref{nullptr, nullptr, false, fd_kind::other};
+  // An anonymous inode (no file type: eventfd, timerfd, signalfd, inotify) is pollable, and is
+  // this process's own: switched like a socket.
+  const bool anon = (st.st_mode & S_IFMT) == 0;
+  if (!sock && !anon && !S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) return fd_ref{nullptr, nullptr, false, fd_kind::other};
   fd_kind kind = sock ? fd_kind::socket : fd_kind::other;
 
   fd_table& t = table();
   std::lock_guard lk(t.mu);
   fd_entry* e = t.grow(fd);
   if (e == nullptr) return fd_ref{nullptr, nullptr, false, kind};
-  // Only writers hold mu, so a relaxed load sees every earlier registration.
-  if (std::uintptr_t w = e->word.load(std::memory_order_relaxed); w != 0) return decode(e, w);
-  if (S_ISCHR(st.st_mode) && !epoll_accepts(t, fd)) return fd_ref{nullptr, nullptr, false, kind};
+  // Only writers hold mu, so a relaxed load sees every earlier registration. Ordering:
+  // acquire all the same, for a word close left (it is not written under mu).
+  if (std::uintptr_t w = e->word.load(std::memory_order_acquire); w != 0) {
+    if (w != closing_word || !closing_done(e, st)) return decode(e, w);
+  }
+  if ((S_ISCHR(st.st_mode) || anon) && !epoll_accepts(t, fd)) return fd_ref{nullptr, nullptr, false, kind};
   int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0) return {};
   bool user_nonblock = (flags & O_NONBLOCK) != 0;
@@ -268,6 +323,21 @@ fd_ref lookup_or_register(int fd) noexcept {
   e->word.store(w, std::memory_order_release);
   return decode(e, w);
 }
+
+}  // namespace
+
+// A record closed the number `fd` (io_on_fd_closed): an entry weft::posix::close left at
+// closing_word is cleared, so the number can be registered again, and fibers polling it wake.
+void impl::number_closed(int fd) noexcept {
+  if (fd_entry* e = table().find(fd)) {
+    std::uintptr_t w = closing_word;
+    // Ordering: release, so a registration that sees 0 sees the number closed before it.
+    e->word.compare_exchange_strong(w, 0, std::memory_order_release, std::memory_order_relaxed);
+  }
+  wake_pollers(fd);
+}
+
+namespace {
 
 // ---- waiting -----------------------------------------------------------------------------
 
@@ -398,6 +468,13 @@ fd_ref forget_stale(const fd_ref& r, int fd) noexcept {
   return entry_for_call(fd);
 }
 
+// True if the caller cleared O_NONBLOCK on a descriptor that was non-blocking when weft
+// registered it. One fcntl, only after an EAGAIN on such a descriptor.
+bool made_blocking_again(int fd) noexcept {
+  int flags = ::fcntl(fd, F_GETFL);
+  return flags >= 0 && (flags & O_NONBLOCK) == 0;
+}
+
 // Runs `call(fd, kind)` (a syscall: -1 + errno on failure) on the entry `r` of `fd` (from
 // entry_for_call) with blocking semantics:
 // - not registered: the libc call as is (a plain thread, a regular file);
@@ -416,19 +493,27 @@ io_result run_op_on(fd_ref& r, int fd, io_dir dir, bool dontwait, Call&& call, o
   // A number closed with a plain close() and not reused is stale too: the call then gets
   // EBADF from libc, not data from the old pipe.
   if (r.desc != nullptr && r.private_desc && registration_stale(r, fd)) r = forget_stale(r, fd);
+  if (r.closing) return fail(EBADF);
   if (r.desc == nullptr) return from_syscall(call(fd, r.kind));
   if (r.entry->deferred_error.load(std::memory_order_relaxed) != 0) {
     if (int e = r.entry->deferred_error.exchange(0, std::memory_order_relaxed); e != 0) return fail(e);
   }
+  bool made_blocking = false;
   {
-    io_op_guard g(r.desc);
+    entry_guard g(r);
     if (!g) return fail(ECANCELED);
     st.emulated = !r.user_nonblock && !dontwait;
     for (;;) {
       long n = call(g.fd(), call_kind(r));
       if (n >= 0) return ok(n);
       int e = last_errno();
-      if (!st.emulated) return fail(e);
+      if (!st.emulated) {
+        if ((e == EAGAIN || e == EWOULDBLOCK) && r.user_nonblock && !dontwait && made_blocking_again(g.fd())) {
+          made_blocking = true;
+          break;
+        }
+        return fail(e);
+      }
       if (e == EINTR) continue;
       if (e != EAGAIN && e != EWOULDBLOCK) return fail(e);
       if (fiber) break;
@@ -436,11 +521,18 @@ io_result run_op_on(fd_ref& r, int fd, io_dir dir, bool dontwait, Call&& call, o
       if (!thread_wait(r.desc, g.fd(), poll_events(dir), st.deadline_of(r, g.fd(), dir))) return fail(ECANCELED);
     }
   }
+  if (made_blocking) {
+    // Registered while the user had it non-blocking (so weft kept libc's EAGAIN), and made
+    // blocking since (the idiom: connect non-blocking, poll, clear O_NONBLOCK, then block in
+    // recv). Registered anew, it gets blocking semantics: switched back, or reopened privately.
+    r = forget_stale(r, fd);
+    return run_op_on(r, fd, dir, dontwait, std::forward<Call>(call), st);
+  }
   // The fast path found nothing: wait in line for the direction's slot, then io_do retries
   // the call first and parks only on EAGAIN (readiness may have come while we queued). The
   // socket's timeout bounds the whole wait, queueing included.
   {
-    io_op_guard g(r.desc);
+    entry_guard g(r);
     if (!g) return fail(ECANCELED);
     const std::int64_t deadline = st.deadline_of(r, g.fd(), dir);
     weft::timed_mutex& queue = r.entry->wait_mu[static_cast<int>(dir)];
@@ -607,8 +699,9 @@ void backoff_sleep(steady::duration& wait) {
 io_result connect_impl(int fd, const ::sockaddr* addr, ::socklen_t addrlen) {
   bool fiber = on_fiber();
   fd_ref r = fiber ? lookup_or_register(fd) : lookup(fd);
+  if (r.closing) return fail(EBADF);
   if (r.desc == nullptr) return from_syscall(::connect(fd, addr, addrlen));
-  io_op_guard g(r.desc);
+  entry_guard g(r);
   if (!g) return fail(ECANCELED);
   // SO_SNDTIMEO bounds the whole connect, as libc's: EINPROGRESS after it (EAGAIN while an
   // AF_UNIX listener's backlog stays full).
@@ -797,17 +890,31 @@ int connect(int fd, const ::sockaddr* addr, ::socklen_t addrlen) {
 
 int close(int fd) {
   stay_on_thread pin;  // errno is set on the thread the call started on
+  static const bool hooked = (detail::io_on_fd_closed(&number_closed), true);  // before any closing_word
+  (void)hooked;
   fd_entry* e = table().find(fd);
   // Ordering: acquire pairs with the release store in lookup_or_register() (the record is
-  // set up); exchange so that of two racing closes exactly one releases the record.
-  std::uintptr_t w = e != nullptr ? e->word.exchange(0, std::memory_order_acquire) : 0;
+  // set up); a compare-exchange so that of two racing closes exactly one releases the record.
+  // A socket's entry is left at closing_word until its number is closed; a private record's
+  // number is closed below, before this returns.
+  std::uintptr_t w = e != nullptr ? e->word.load(std::memory_order_acquire) : 0;
+  while (w != 0 && w != closing_word &&
+         !e->word.compare_exchange_weak(w, (w & private_bit) != 0 ? 0 : closing_word, std::memory_order_acquire,
+                                        std::memory_order_acquire)) {
+  }
+  if (w == closing_word) {
+    // Another close has it, unless the number was closed and reused since.
+    struct ::stat st;
+    if (::fstat(fd, &st) != 0 || !closing_done(e, st)) return static_cast<int>(pin.finish(fail(EBADF)));
+    w = 0;
+  }
   if (w == 0) {
     io_result r = from_syscall(::close(fd));
     if (r.value == 0) wake_pollers(fd);  // a fiber polling it returns, POLLNVAL for it
     return static_cast<int>(pin.finish(r));
   }
   // Wakes parked fibers with ECANCELED; the number is closed once no call is in flight, and
-  // then fibers polling it are woken (io_on_fd_closed).
+  // then fibers polling it are woken and the entry cleared (io_on_fd_closed: number_closed).
   fd_ref r = decode(e, w);
   detail::io_release(r.desc);
   if (!r.private_desc) return static_cast<int>(pin.finish(ok(0)));

@@ -165,7 +165,7 @@ class poll_registration {
  public:
   // Throws std::bad_alloc (nothing listed then) when a poll spans more buckets than fit inline.
   explicit poll_registration(poll_waiter& w) : w_(w) {
-    static const bool hooked = (detail::io_on_fd_closed(&wake_pollers), true);
+    static const bool hooked = (detail::io_on_fd_closed(&number_closed), true);
     (void)hooked;
     std::size_t n = 0;
     for (::nfds_t i = 0; i < w.nfds; ++i) {

@@ -87,5 +87,8 @@ inline bool registered_with_poller(weft::detail::io_desc* d) noexcept {
 io_result poll_on_fiber(::pollfd* fds, ::nfds_t nfds, steady::time_point deadline);
 /// Wakes the fibers polling `fd`, which was just closed (posix_poll.cpp).
 void wake_pollers(int fd) noexcept;
+/// The hook a record calls after it closed its number `fd` (detail::io_on_fd_closed): clears
+/// weft::posix::close's mark on the number's entry, then wake_pollers (posix.cpp).
+void number_closed(int fd) noexcept;
 
 }  // namespace weft::posix::impl

@@ -1,7 +1,8 @@
 // weft::posix: the blocking POSIX calls under the same names and signatures, for porting code
 // written against blocking descriptors. On a fiber they park the fiber instead of the thread
-// (a descriptor is registered with the poller on its first call from a fiber: a socket, or a
-// character device other than a terminal, is switched to non-blocking, and stays so; a pipe,
+// (a descriptor is registered with the poller on its first call from a fiber: a socket, an
+// eventfd, timerfd, signalfd or inotify descriptor, or a character device other than a
+// terminal, is switched to non-blocking, and stays so; a pipe,
 // FIFO or terminal is left as it is, and weft makes its calls on a second, non-blocking open
 // file description of the same pipe or terminal, so stdio, the shell and the other programs of
 // a pipeline that share the first never see O_NONBLOCK; docs/io.md); on a plain thread, or for
@@ -14,8 +15,10 @@
 // reads the right one even where the compiler computed errno's address before the call.
 // Invariants:
 // - A descriptor that was non-blocking before its first call keeps libc's non-blocking results
-//   (EAGAIN, EINPROGRESS) everywhere; one that weft switched keeps blocking semantics for every
-//   caller: a plain thread waits in poll(2).
+//   (EAGAIN, EINPROGRESS) everywhere, until the caller clears O_NONBLOCK (seen at the next
+//   EAGAIN: the call then blocks); one that weft switched keeps blocking semantics for every
+//   caller: a plain thread waits in poll(2). Setting O_NONBLOCK on a descriptor weft already
+//   switched is not seen (the flag is set already): its calls keep blocking.
 // - No call raises SIGPIPE on a socket (MSG_NOSIGNAL); a pipe keeps POSIX behaviour (SIGPIPE,
 //   or EPIPE if the process ignores or blocks it).
 // - A socket's SO_RCVTIMEO (recv, read, accept) and SO_SNDTIMEO (send, write, connect) bound
@@ -110,7 +113,8 @@ int pselect(int nfds, ::fd_set* readfds, ::fd_set* writefds, ::fd_set* exceptfds
             const ::sigset_t* sigmask);
 /// Closes `fd`. A registered descriptor: wakes fibers blocked on it (they get -1/ECANCELED),
 /// forgets the registration and returns 0; the number itself is closed once the last call in
-/// flight on it has left, so it is never reused under a running call. Otherwise ::close.
+/// flight on it has left, so it is never reused under a running call (calls begun meanwhile
+/// fail with EBADF, as after a close). Otherwise ::close.
 /// Either way, fibers in weft::posix::poll on `fd` return (POLLNVAL for it).
 int close(int fd);
 /// Sleeps `seconds`, parking the fiber (blocking a plain thread); returns 0, or the seconds
