@@ -1,4 +1,5 @@
 // Semaphore and latch (see weft/semaphore.hpp, weft/latch.hpp).
+#include <cstdint>
 #include <string>
 #include <system_error>
 
@@ -7,13 +8,21 @@
 
 namespace weft::detail {
 
-void semaphore_core::release(std::ptrdiff_t n) {
+void semaphore_core::release(std::ptrdiff_t n, std::ptrdiff_t max) {
   if (n < 0) {
     throw std::system_error(std::make_error_code(std::errc::invalid_argument),
                             "weft::counting_semaphore::release(" + std::to_string(n) + "): wants a count >= 0");
   }
   pending_wakes wakes;  // resumed after the unlock: a waiter may destroy the semaphore
   lock_.lock();
+  // Waiters exist only while the count is 0, so this is std's `update <= max() - counter()`.
+  if (n > max - count_) {
+    const std::ptrdiff_t was = count_;
+    lock_.unlock();
+    throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                            "weft::counting_semaphore::release(" + std::to_string(n) + ") with " + std::to_string(was) +
+                                " of max() " + std::to_string(max) + " permits available: the count would pass max()");
+  }
   while (n > 0 && wake_one(waiters_, wakes, /*grant=*/true)) --n;  // a permit each, handed over
   count_ += n;
   lock_.unlock();
@@ -37,7 +46,7 @@ bool semaphore_core::acquire_until(deadline_t deadline) {
     waiter w;
     w.ticket = prepare_wait("semaphore");
     waiters_.push_back(&w);
-    return wait_in_granted(lock_, waiters_, w, deadline, nullptr, [this] { release(1); });
+    return wait_in_granted(lock_, waiters_, w, deadline, nullptr, [this] { release(1, PTRDIFF_MAX); });
   });
 }
 

@@ -82,6 +82,15 @@ TEST_P(PrimitivesTest, SemaphoreTimedAcquireAndErrors) {
     std::system_error e = weft_test::system_error_of([&] { sem.release(-1); });
     EXPECT_EQ(e.code(), std::errc::invalid_argument);
     EXPECT_STREQ(e.what(), "weft::counting_semaphore::release(-1): wants a count >= 0: Invalid argument");
+    // Past max(): a binary semaphore released twice keeps its one permit and says so.
+    sem.release();
+    e = weft_test::system_error_of([&] { sem.release(); });
+    EXPECT_EQ(e.code(), std::errc::invalid_argument);
+    EXPECT_STREQ(e.what(),
+                 "weft::counting_semaphore::release(1) with 1 of max() 1 permits available: the count would pass max(): "
+                 "Invalid argument");
+    EXPECT_TRUE(sem.try_acquire());
+    EXPECT_FALSE(sem.try_acquire());
   });
   // A plain thread releases, a fiber acquires (and the other way round).
   std::thread t([&] { sem.release(); });

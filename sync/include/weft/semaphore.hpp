@@ -17,7 +17,9 @@ namespace detail {
 class semaphore_core {
  public:
   constexpr explicit semaphore_core(std::ptrdiff_t initial) noexcept : count_(initial) {}
-  void release(std::ptrdiff_t n);
+  /// Adds `n` permits; throws std::system_error(invalid_argument) if n < 0 or the count would
+  /// pass `max`.
+  void release(std::ptrdiff_t n, std::ptrdiff_t max);
   bool try_acquire() noexcept;
   bool acquire_until(deadline_t deadline);
 
@@ -41,8 +43,9 @@ class counting_semaphore {
   counting_semaphore& operator=(const counting_semaphore&) = delete;
 
   /// Adds `update` permits, waking up to that many waiters. Never blocks. Throws
-  /// std::system_error(invalid_argument) if update < 0.
-  void release(std::ptrdiff_t update = 1) { core_.release(update); }
+  /// std::system_error(invalid_argument) if update < 0 or the count would pass max() (std's
+  /// preconditions: a binary_semaphore released twice is a bug, not two permits).
+  void release(std::ptrdiff_t update = 1) { core_.release(update, max()); }
   /// Takes a permit, parking while none is available.
   void acquire() { core_.acquire_until(std::nullopt); }
   /// Takes a permit if one is available; never blocks.
