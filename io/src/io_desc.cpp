@@ -108,7 +108,7 @@ void settle_and_unlock(io_desc* d) noexcept {
     }
     d->wakeups[0] = d->wakeups[1] = 0;
     d->read_drained_at.store(0, std::memory_order_relaxed);
-    d->hangup_seen.store(false, std::memory_order_relaxed);
+    d->read_hint_off.store(false, std::memory_order_relaxed);
   }
   d->lock.unlock();
   // Closing the number removes it from the epoll set (unless the open file lives on in a dup
@@ -197,6 +197,7 @@ io_desc* io_register(int fd, std::error_code& ec) noexcept {
   d->keep_fd = false;
   d->owned = true;
   d->peer_len = 0;
+  d->tcp = false;
   register_locked(d, p);
   d->lock.unlock();
   ec.clear();
@@ -337,7 +338,7 @@ std::error_code io_wait(io_desc* d, io_dir dir, const std::stop_token* st, std::
   return std::make_error_code(std::errc::operation_canceled);
 }
 
-void io_ready(std::uint32_t index, std::uint32_t gen, bool read, bool write, bool hangup) noexcept {
+void io_ready(std::uint32_t index, std::uint32_t gen, bool read, bool write, bool hint_off) noexcept {
   io_desc* d = table().lookup(index);
   if (d == nullptr) return;
   wait_ticket w[2];
@@ -347,7 +348,7 @@ void io_ready(std::uint32_t index, std::uint32_t gen, bool read, bool write, boo
     return;
   }
   // Ordering: relaxed, published by the release store of the read count below.
-  if (hangup) d->hangup_seen.store(true, std::memory_order_relaxed);
+  if (hint_off) d->read_hint_off.store(true, std::memory_order_relaxed);
   if (read) {
     // Ordering: release, paired with io_events' acquire load before the next syscall.
     d->slot[0].events.store(d->slot[0].events.load(std::memory_order_relaxed) + 1, std::memory_order_release);

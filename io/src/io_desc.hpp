@@ -64,19 +64,23 @@ struct io_desc {
   io_slot slot[2];
   std::uint32_t wakeups[2] = {0, 0};      // waiters woken by readiness events (tests, diagnostics)
   // --- a hint, any thread (relaxed atomics) ---
-  // Stream reads: 1 + the read event count seen before the last recv that came back short (it
-  // emptied the receive queue), or 0. While the count still has that value no data has come
-  // since — data arriving after that recv raises an edge the poller has yet to count — so the
-  // next read waits for an event instead of spending a recv on EAGAIN (a request/response
-  // connection then costs one recv per request, not two). A wrong hint costs a syscall, never
-  // a wake-up: the wait itself compares against the count. Reset when the record is reused.
+  // TCP stream reads (`tcp` below): 1 + the read event count seen before the last recv that
+  // came back short (it emptied the receive queue), or 0. While the count still has that value
+  // no data has come since — data arriving after that recv raises an edge the poller has yet to
+  // count — so the next read waits for an event instead of spending a recv on EAGAIN (a
+  // request/response connection then costs one recv per request, not two). Invariant: trusted
+  // only while a short read means the queue was empty (`tcp`, !read_hint_off); otherwise the
+  // bytes left behind raise no edge and the read would wait until its deadline. Written and
+  // read by read_some; reset when the record is reused.
   std::atomic<std::uint64_t> read_drained_at{0};
-  // Set (before the read event count moves) once an event said the peer shut down or the
-  // socket failed: an end of stream or an error may then be pending after a short read, and no
-  // further edge would announce it, so read_drained_at is not trusted any more. Sticky for the
-  // record's use; reset when it is reused. Ordering: relaxed store before the count's release
-  // store; read after the count's acquire load (io_do).
-  std::atomic<bool> hangup_seen{false};
+  // Set (before the read event count moves) once an event said that a short read may have
+  // left something queued that no further edge will announce: the peer shut down or the socket
+  // failed (EPOLLRDHUP, EPOLLHUP, EPOLLERR: an end of stream or an error pending), or TCP urgent
+  // data came (EPOLLPRI: recv stops at the urgent mark with the bytes after it queued). From
+  // then on read_drained_at is not trusted. Sticky for the record's use; reset when it is
+  // reused. Ordering: relaxed store before the count's release store; read after the count's
+  // acquire load (io_do).
+  std::atomic<bool> read_hint_off{false};
   // Registered with this poller (null: not yet). Registration happens when a fiber first
   // creates or waits on the descriptor; a plain thread waiting on an unregistered descriptor
   // uses poll(2) in short slices (so close and deadlines still end its wait).
@@ -88,6 +92,14 @@ struct io_desc {
   // record is reused. 28 bytes: a sockaddr_in6 (Unix peers stay readable with getpeername).
   alignas(8) unsigned char peer_addr[28];
   std::uint8_t peer_len = 0;
+  // A TCP socket: the only kind whose short read read_some takes as "the receive queue is
+  // empty" (read_drained_at). TCP stops a read early only at the urgent mark, which raises
+  // EPOLLPRI (read_hint_off). An AF_UNIX stream read also stops after a message that carried
+  // SCM_RIGHTS, between senders when SO_PASSCRED is on, and at a MSG_OOB byte, with the rest
+  // already queued and no event to come; other protocols are not known to be safe. Written by
+  // the socket's creator (open_socket, accept, socket::adopt) before the socket reaches anyone
+  // else, like peer_addr; cleared when the record is reused.
+  bool tcp = false;
   // --- set when the record is created, then read-only ---
   std::uint32_t index = 0;                // position in the table (epoll data)
 };
@@ -129,7 +141,8 @@ void io_detach_poller(epoll_poller* p) noexcept;
 
 /// The poller's side: readiness for `dir` on the record at `index` if it still has
 /// generation `gen`. Wakes the parked waiter or leaves `ready` for the next attempt.
-void io_ready(std::uint32_t index, std::uint32_t gen, bool read, bool write, bool hangup = false) noexcept;
+/// `hint_off`: the event was a hang-up, an error or urgent data (io_desc::read_hint_off).
+void io_ready(std::uint32_t index, std::uint32_t gen, bool read, bool write, bool hint_off = false) noexcept;
 
 /// How many parked waiters readiness events have woken in `dir` since the record was created
 /// (the accept-herd test's measure: at most one per event). Any thread.
@@ -194,10 +207,10 @@ long io_do(io_desc* d, io_dir dir, const std::stop_token* st, std::error_code& e
     }
     std::uint32_t seen = io_events(d, dir);
     if (drained != 0) {
-      // Ordering: the relaxed hangup_seen load follows io_events' acquire load of `seen`, which
-      // pairs with io_ready's release store of the count made after it set hangup_seen.
+      // Ordering: the relaxed read_hint_off load follows io_events' acquire load of `seen`,
+      // which pairs with io_ready's release store of the count made after it set the flag.
       const bool empty = static_cast<std::uint32_t>(drained - 1) == seen &&
-                         !d->hangup_seen.load(std::memory_order_relaxed);
+                         !d->read_hint_off.load(std::memory_order_relaxed);
       drained = 0;
       if (empty) {  // nothing came since the queue was emptied: wait as after an EAGAIN
         if (!turn.owns_lock()) turn.lock();

@@ -32,7 +32,12 @@ io_desc* open_socket(int family, int type, int protocol, std::error_code& ec) no
     ec.assign(io_errno(), std::system_category());
     return nullptr;
   }
-  return adopt_fd(fd, ec);
+  io_desc* d = adopt_fd(fd, ec);
+  if (d != nullptr) {
+    d->tcp = (family == AF_INET || family == AF_INET6) && type == SOCK_STREAM &&
+             (protocol == 0 || protocol == IPPROTO_TCP);
+  }
+  return d;
 }
 
 }  // namespace detail_util
@@ -64,6 +69,9 @@ socket socket::adopt(int fd) {
   throw_if(ec, "socket::adopt");
   io_desc* d = io_register(fd, ec);
   throw_if(ec, "socket::adopt");
+  int protocol = 0;
+  ::socklen_t len = sizeof protocol;
+  d->tcp = ::getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) == 0 && protocol == IPPROTO_TCP;
   return socket(d);
 }
 

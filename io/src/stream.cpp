@@ -22,13 +22,17 @@ std::size_t read_some_impl(io_desc* d, void* buf, std::size_t size, const std::s
     ec.clear();
     return 0;
   }
-  // A short read emptied the receive queue: remember the event count it started from, so the
-  // next read waits for an event first (io_desc::read_drained_at). d is valid here: the
-  // socket object holds it (io_do's guard only says whether it is open).
+  // On TCP a short read emptied the receive queue: remember the event count it started from,
+  // so the next read waits for an event first (io_desc::read_drained_at). Other sockets (an
+  // AF_UNIX read stops after a message carrying descriptors, the rest still queued) always
+  // try the recv. d is valid here: the socket object holds it, and its record is not reused
+  // before the object lets go (io_release), so the store below lands on this socket even if
+  // it was closed meanwhile (io_do's guard only says whether it is open).
+  const bool hint = d != nullptr && d->tcp;
   std::uint32_t seen = 0;
   long r = io_do(d, io_dir::read, st, ec, [&](int fd) { return ::recv(fd, buf, size, 0); },
-                 d != nullptr ? d->read_drained_at.load(std::memory_order_relaxed) : 0, &seen);
-  if (d != nullptr) {
+                 hint ? d->read_drained_at.load(std::memory_order_relaxed) : 0, &seen);
+  if (hint) {
     const bool short_read = r > 0 && static_cast<std::size_t>(r) < size;
     d->read_drained_at.store(short_read ? std::uint64_t{seen} + 1 : 0, std::memory_order_relaxed);
   }

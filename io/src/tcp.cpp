@@ -193,6 +193,7 @@ stream_socket listener_socket::accept_stream(endpoint* peer, const std::stop_tok
       if (peer != nullptr) *peer = from;
       io_desc* d = detail_util::adopt_fd(static_cast<int>(fd), ec);
       if (d == nullptr) return stream_socket();
+      d->tcp = desc_->tcp;  // a TCP listener's connections are TCP, a Unix one's are not
       detail_util::remember_peer(d, from);
       return stream_socket(wrap(d));
     }

@@ -26,25 +26,6 @@ namespace posix = weft::posix;
 
 namespace {
 
-// A message of one byte carrying `fd` as SCM_RIGHTS.
-struct fd_message {
-  char byte = 'F';
-  ::iovec iov{&byte, 1};
-  alignas(::cmsghdr) char control[CMSG_SPACE(sizeof(int))]{};
-  ::msghdr msg{};
-  explicit fd_message(int fd) {
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    ::cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  }
-};
-
 // --- recvmsg / sendmsg ------------------------------------------------------------------------
 
 TEST(PosixMsgTest, RecvmsgParksAndGetsTheBuffersAndAPassedDescriptor) {

@@ -1,11 +1,13 @@
-// Helpers of the weft::posix tests (posix_test.cpp, posix_poll_test.cpp): descriptors closed
-// through weft::posix, socket pairs, pipes, loopback listeners, a watchdog that unblocks a call
-// that blocked its worker, and exact reads and writes.
+// Helpers of the weft::posix tests (posix_test.cpp, posix_poll_test.cpp, ...): descriptors
+// closed through weft::posix, socket pairs, pipes, messages passing a descriptor (also used by
+// unix_udp_test.cpp), loopback listeners, a watchdog that unblocks a call that blocked its
+// worker, and exact reads and writes.
 #pragma once
 
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,6 +15,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <mutex>
@@ -66,6 +69,29 @@ inline fd_pair make_socketpair(int type = SOCK_STREAM) {
   check(::socketpair(AF_UNIX, type, 0, sv) == 0, "socketpair");
   return {unique_fd(sv[0]), unique_fd(sv[1])};
 }
+
+// A message carrying `fd` as SCM_RIGHTS, with `data` as its bytes (one by default), ready for
+// sendmsg(&msg). Not copyable: msg points into it.
+struct fd_message {
+  std::string bytes;
+  ::iovec iov{};
+  alignas(::cmsghdr) char control[CMSG_SPACE(sizeof(int))]{};
+  ::msghdr msg{};
+  explicit fd_message(int fd, std::string data = "F") : bytes(std::move(data)) {
+    iov = {bytes.data(), bytes.size()};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ::cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  }
+  fd_message(const fd_message&) = delete;
+  fd_message& operator=(const fd_message&) = delete;
+};
 
 inline fd_pair make_pipe() {
   int p[2];

@@ -13,6 +13,7 @@
 #include <numeric>
 #include <optional>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -496,6 +497,54 @@ TEST_P(TcpTest, EndOfStreamOrResetBehindAShortReadIsStillSeen) {
         if (writer) writer->join();
       }
     }
+  });
+}
+
+TEST_P(TcpTest, UrgentDataBehindAShortReadDoesNotStallTheBytesAfterIt) {
+  // TCP ends a read at the urgent mark (MSG_OOB; telnet sends urgent data) with the bytes
+  // after it already queued, and no further edge announces them: that short read must not make
+  // the next read wait for an event (io_desc::read_drained_at). The poller watches EPOLLPRI,
+  // which turns the hint off. The reader parks first, so the poller has counted the event it
+  // wakes on; all bytes are sent before the (single) worker polls again, so with one worker
+  // nothing else moves the count and the defect shows deterministically.
+  rt().block_on([&] {
+    auto ab = connected_pair();
+    auto& a = ab.first;
+    auto& b = ab.second;
+    a.set_nodelay(true);
+    b.set_read_deadline(weft::net::clock::now() + 2s);
+    std::string got;
+    std::size_t first = 0;
+    std::error_code ec;
+    std::chrono::steady_clock::duration after_first{};
+    auto reader = weft::spawn([&] {
+      char buf[64];
+      std::chrono::steady_clock::time_point t0;
+      while (got.size() < 6) {
+        std::size_t n = b.read_some(buf, sizeof buf, ec);
+        if (ec || n == 0) return;
+        if (got.empty()) {
+          first = n;
+          t0 = std::chrono::steady_clock::now();
+        }
+        got.append(buf, n);
+      }
+      after_first = std::chrono::steady_clock::now() - t0;
+    });
+    ASSERT_TRUE(weft_test::wait_until([&] {
+      for (const weft::fiber_info& f : rt().fibers())
+        if (f.status == weft::fiber_status::parked && f.waiting_on == "I/O read") return true;
+      return false;
+    }));
+    const int fd = a.native_handle();
+    EXPECT_EQ(::send(fd, "abc", 3, 0), 3);
+    EXPECT_EQ(::send(fd, "U", 1, MSG_OOB), 1);
+    EXPECT_EQ(::send(fd, "def", 3, 0), 3);
+    reader.join();
+    EXPECT_FALSE(ec) << ec.message() << " after \"" << got << "\"";
+    EXPECT_EQ(first, 3u);       // short: the read stopped at the mark (or before the rest came)
+    EXPECT_EQ(got, "abcdef");   // the urgent byte is out of band
+    EXPECT_LT(after_first, 1s);
   });
 }
 

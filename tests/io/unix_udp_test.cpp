@@ -11,12 +11,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "posix_test_util.hpp"
 #include "weft_test.hpp"
 
 using namespace std::chrono_literals;
@@ -310,6 +312,65 @@ TEST_P(UnixTest, PairCarriesBothWaysAndReportsEndOfStream) {
     // Writing to a closed peer: EPIPE (or ECONNRESET), never SIGPIPE.
     a.write_all(big.data(), big.size(), ec);
     EXPECT_TRUE(ec == std::errc::broken_pipe || ec == std::errc::connection_reset) << ec.message();
+  });
+}
+
+TEST_P(UnixTest, AShortReadAtAPassedDescriptorOrOutOfBandByteDoesNotStallTheRest) {
+  // An AF_UNIX stream read ends after a message that carried SCM_RIGHTS, and at a MSG_OOB
+  // byte, with the bytes after it already queued and no further edge to announce them: that
+  // short read must not make the next read wait for an event (read_some keeps its "drained"
+  // hint for TCP only, io_desc::tcp). The reader parks first, so the poller has counted the
+  // event it wakes on; all bytes are sent before the (single) worker polls again, so with one
+  // worker nothing else moves the count and the defect shows deterministically.
+  rt().block_on([&] {
+    for (int oob = 0; oob < 2; ++oob) {
+      auto [a, b] = unix_stream::pair();
+      b.set_read_deadline(clk::now() + 2s);
+      std::string got;
+      std::size_t first = 0;
+      std::error_code ec;
+      clk::duration after_first{};
+      auto reader = weft::spawn([&b = b, &got, &first, &ec, &after_first] {
+        char buf[64];
+        clk::time_point t0;
+        while (got.size() < 6) {
+          std::size_t n = b.read_some(buf, sizeof buf, ec);
+          if (ec || n == 0) return;
+          if (got.empty()) {
+            first = n;
+            t0 = clk::now();
+          }
+          got.append(buf, n);
+        }
+        after_first = clk::now() - t0;
+      });
+      ASSERT_TRUE(weft_test::wait_until([&] {
+        for (const weft::fiber_info& f : rt().fibers())
+          if (f.status == weft::fiber_status::parked && f.waiting_on == "I/O read") return true;
+        return false;
+      }));
+      const int fd = a.native_handle();
+      if (oob == 0) {
+        posix_test::fd_message m(fd, "abc");  // any descriptor will do: a's own
+        EXPECT_EQ(::sendmsg(fd, &m.msg, 0), 3);
+        EXPECT_EQ(::send(fd, "def", 3, 0), 3);
+      } else {
+        EXPECT_EQ(::send(fd, "abc", 3, 0), 3);
+        const bool sent = ::send(fd, "U", 1, MSG_OOB) == 1;
+        const int err = errno;
+        EXPECT_EQ(::send(fd, "def", 3, 0), 3);
+        if (!sent) {  // a kernel without AF_UNIX MSG_OOB (before 5.15): nothing to stop the read
+          EXPECT_EQ(err, EOPNOTSUPP) << std::strerror(err);
+          reader.join();
+          continue;
+        }
+      }
+      reader.join();
+      EXPECT_FALSE(ec) << ec.message() << " after \"" << got << "\", oob=" << oob;
+      EXPECT_EQ(first, 3u) << "oob=" << oob;  // short: the read stopped after "abc"
+      EXPECT_EQ(got, "abcdef") << "oob=" << oob;
+      EXPECT_LT(after_first, 1s) << "oob=" << oob;
+    }
   });
 }
 

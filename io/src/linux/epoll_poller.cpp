@@ -70,8 +70,9 @@ std::uint32_t epoll_poller::poll(std::int64_t timeout_ns) noexcept {
     std::uint32_t e = events[i].events;
     bool rd = (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) != 0;
     bool wr = (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0;
-    bool hangup = (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
-    io_ready(static_cast<std::uint32_t>(data), static_cast<std::uint32_t>(data >> 32), rd, wr, hangup);
+    // Something a short read may have left queued with no edge to come (io_desc::read_hint_off).
+    bool hint_off = (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) != 0;
+    io_ready(static_cast<std::uint32_t>(data), static_cast<std::uint32_t>(data >> 32), rd, wr, hint_off);
     ++woken;
   }
   return woken;
@@ -85,7 +86,9 @@ void epoll_poller::wake() noexcept {
 
 std::error_code epoll_poller::add(int fd, std::uint64_t data) noexcept {
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  // EPOLLPRI: TCP urgent data ends a read at its mark with bytes behind it, so the event must
+  // reach io_ready (it turns off the short-read hint, io_desc::read_hint_off).
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
   ev.data.u64 = data;
   if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0) return {};
   if (errno == EEXIST) {
