@@ -101,13 +101,23 @@ inline void throw_if(const std::error_code& ec, const char* what, weft::detail::
   }
   throw_net(ec, call + why);
 }
-/// As throw_if, naming an endpoint: "weft::net::<what> <endpoint>: <message>", with the
-/// reason when weft ended the call ("tcp_stream::connect 10.0.0.7:80: the deadline passed: ...").
-inline void throw_if(const std::error_code& ec, const char* what, const endpoint& ep) {
-  if (!ec) return;
+/// "<what> <endpoint>" for the endpoint forms of throw_if below.
+inline std::string call_at(const char* what, const endpoint& ep) {
   std::string at = ep.to_string();
   if (at.empty()) at = "(an empty endpoint: give an address, e.g. endpoint::loopback_v4(port))";
-  throw_net(ec, std::string(what) + " " + at + outcome_why(ec, false, nullptr));
+  return std::string(what) + " " + at;
+}
+/// As throw_if, naming an endpoint: "weft::net::<what> <endpoint>: <message>", with the
+/// reason when weft ended the call ("tcp_stream::connect 10.0.0.7:80: the deadline passed: ...").
+/// For calls that make their socket (connect, bind): nobody else can close it meanwhile.
+inline void throw_if(const std::error_code& ec, const char* what, const endpoint& ep) {
+  if (ec) throw_net(ec, call_at(what, ep) + outcome_why(ec, false, nullptr));
+}
+/// As above, for a call on the socket whose record is `d` (null: not open) that names its
+/// destination (udp_socket::send_to): the reason then says when the socket was closed or never
+/// opened ("udp_socket::send_to 127.0.0.1:53: the socket was closed: Operation canceled").
+inline void throw_if(const std::error_code& ec, const char* what, const endpoint& ep, weft::detail::io_desc* d) {
+  if (ec) throw_net(ec, call_at(what, ep) + outcome_why(ec, true, d));
 }
 
 /// socket(2) with SOCK_NONBLOCK | SOCK_CLOEXEC, registered. Null + ec on failure. The error

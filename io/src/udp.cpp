@@ -69,13 +69,13 @@ std::size_t udp_socket::send_to(const void* buf, std::size_t size, const endpoin
 std::size_t udp_socket::send_to(const void* buf, std::size_t size, const endpoint& to) {
   std::error_code ec;
   std::size_t n = send_impl(desc_, buf, size, &to, nullptr, ec);
-  throw_if(ec, "udp_socket::send_to", to);
+  throw_if(ec, "udp_socket::send_to", to, desc_);
   return n;
 }
 std::size_t udp_socket::send_to(const void* buf, std::size_t size, const endpoint& to, const std::stop_token& st) {
   std::error_code ec;
   std::size_t n = send_impl(desc_, buf, size, &to, &st, ec);
-  throw_if(ec, "udp_socket::send_to", to);
+  throw_if(ec, "udp_socket::send_to", to, desc_);
   return n;
 }
 std::size_t udp_socket::recv_from(void* buf, std::size_t size, endpoint& from, std::error_code& ec) {

@@ -764,6 +764,30 @@ TEST_P(UdpTest, CloseFromAnotherFiberCancelsRecv) {
   });
 }
 
+TEST_P(UdpTest, SendToOnAClosedSocketSaysTheSocketWasClosed) {
+  // send_to's message names the destination; the reason must still be the close (or the
+  // socket never opened), not "stop requested, or the runtime is shutting down".
+  rt().block_on([&] {
+    auto s = udp_socket::bind(endpoint::loopback_v4(0));
+    auto to = s.local_endpoint();
+    s.close();
+    std::system_error e = weft_test::system_error_of([&] { s.send_to("x", 1, to); });
+    EXPECT_EQ(e.code(), std::errc::operation_canceled);
+    EXPECT_EQ(std::string(e.what()),
+              "weft::net::udp_socket::send_to " + to.to_string() + ": the socket was closed: Operation canceled");
+    std::stop_source stop;
+    e = weft_test::system_error_of([&] { s.send_to("x", 1, to, stop.get_token()); });
+    EXPECT_EQ(std::string(e.what()),
+              "weft::net::udp_socket::send_to " + to.to_string() + ": the socket was closed: Operation canceled");
+    udp_socket never_opened;
+    e = weft_test::system_error_of([&] { never_opened.send_to("x", 1, to); });
+    EXPECT_EQ(e.code(), std::errc::bad_file_descriptor);
+    EXPECT_EQ(std::string(e.what()), "weft::net::udp_socket::send_to " + to.to_string() +
+                                         ": the socket is not open (default-constructed or moved from): Bad file "
+                                         "descriptor");
+  });
+}
+
 TEST_P(UdpTest, LargerDatagramIsTruncatedAndTheRestDiscarded) {
   rt().block_on([&] {
     auto a = udp_socket::bind(endpoint::loopback_v4(0));
