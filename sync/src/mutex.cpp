@@ -199,11 +199,13 @@ void once_flag::end(bool succeeded) {
   lock_.lock();
   // Ordering: release pairs with call_once's acquire load of `done`.
   state_.store(succeeded ? done : idle, std::memory_order_release);
-  if (succeeded) {
-    detail::wake_all(waiters_, wakes);
-  } else {
-    detail::wake_one(waiters_, wakes, false);  // the next one tries (std: "one of them")
-  }
+  // On failure every waiter is woken too, not just the one std's "one of them" needs: each
+  // re-checks the state under lock_ (begin), so exactly one finds it idle and runs the function
+  // and the others park again. A single hand-off would be lost if its waiter never retried:
+  // runtime shutdown unwinds a woken fiber at its park in begin(), outside call_once's try, so
+  // it never calls end(), and the other waiters (a plain thread) would wait on an idle flag for
+  // ever. Failure is the rare path; a thundering herd there is cheap.
+  detail::wake_all(waiters_, wakes);
   lock_.unlock();
 }
 

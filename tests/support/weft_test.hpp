@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -61,6 +62,29 @@ bool wait_until(Pred pred, std::chrono::steady_clock::duration limit = std::chro
     weft::this_fiber::sleep_for(std::chrono::microseconds(200));
   }
   return true;
+}
+
+/// Runs `body` on a std::thread and waits at most `limit` for it. A body that does not finish
+/// (a hang being tested for) ends the process at once with a message naming `what`: a hang is
+/// a fast failure, not a test binary that waits for the watchdog or ctest's timeout.
+template <class Body>
+void finishes_within(const char* what, std::chrono::steady_clock::duration limit, Body body) {
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    body();
+    done.store(true);
+  });
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done.load() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (!done.load()) {
+    std::fprintf(stderr, "HANG: %s did not finish within %lld ms\n", what,
+                 static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(limit).count()));
+    std::fflush(stderr);
+    std::abort();
+  }
+  t.join();
 }
 
 /// Keeps the first error message noted by many fibers (any thread), and how many there were.

@@ -396,4 +396,62 @@ TEST(MutexShutdownTest, LockInADestructorWhileUnwindingWaitsForAPlainThreadHolde
   EXPECT_EQ(violated.load(), 0) << "weft::mutex::lock() returned while a plain thread held the mutex";
 }
 
+// Found by audit: the body of call_once throws while a fiber and then a plain thread wait. The
+// turn to retry went to one waiter only (std: "one of them"), the fiber; runtime shutdown
+// unwound that fiber before it ran, so nobody was left to retry and the plain thread waited for
+// ever on an idle flag.
+TEST(MutexShutdownTest, CallOnceTurnPassedToAFiberUnwoundAtShutdownReachesTheOtherWaiters) {
+  weft_test::finishes_within("call_once after its body threw and shutdown unwound a waiter", 20s, [] {
+    weft::once_flag flag;
+    std::atomic<bool> body_started{false}, go{false}, threw{false}, plain_about{false};
+    std::atomic<bool> plain_ran{false};
+    std::thread plain;
+    {
+      weft::runtime rt(weft::runtime_options{.workers = 1});
+      rt.spawn([&] {
+        try {
+          weft::call_once(flag, [&] {
+            body_started = true;
+            while (!go.load()) weft::this_fiber::sleep_for(1ms);  // lets the waiters queue
+            throw 1;
+          });
+        } catch (int) {
+        }
+        threw = true;
+        // Keep the only worker until ~runtime has set `stopping` (spawn is refused from then
+        // on): the waiter woken by the throw is queued behind this fiber and never runs.
+        for (auto until = std::chrono::steady_clock::now() + 10s; std::chrono::steady_clock::now() < until;) {
+          try {
+            weft::spawn([] {}).detach();
+          } catch (const std::system_error&) {
+            break;
+          }
+          std::this_thread::sleep_for(1ms);
+        }
+        weft::this_fiber::sleep_for(1h);
+      }).detach();
+      ASSERT_TRUE(weft_test::wait_until([&] { return body_started.load(); }));
+      rt.spawn([&] { weft::call_once(flag, [] {}); }).detach();  // the first waiter
+      ASSERT_TRUE(weft_test::wait_until([&] {
+        for (const weft::fiber_info& f : rt.fibers()) {
+          if (f.status == weft::fiber_status::parked && f.waiting_on == "call_once") return true;
+        }
+        return false;
+      }));
+      plain = std::thread([&] {
+        plain_about = true;
+        weft::call_once(flag, [&] { plain_ran = true; });
+      });
+      ASSERT_TRUE(weft_test::wait_until([&] { return plain_about.load(); }));
+      // No way to see a plain thread parked: give it time to queue behind the fiber (if it has
+      // not, it finds the flag idle and runs the body: the test passes without testing much).
+      std::this_thread::sleep_for(50ms);
+      go = true;
+      EXPECT_TRUE(weft_test::wait_until([&] { return threw.load(); }));
+    }  // ~runtime: the woken fiber is unwound without having run
+    plain.join();
+    EXPECT_TRUE(plain_ran.load()) << "the flag was idle, so the plain thread should have run the body";
+  });
+}
+
 }  // namespace

@@ -170,7 +170,7 @@ class once_flag {
   template <class F, class... Args>
   friend void call_once(once_flag& flag, F&& f, Args&&... args);
   bool begin();               // true: the caller runs the function
-  void end(bool succeeded);   // wakes waiters; on failure lets the next one try
+  void end(bool succeeded);   // wakes every waiter; on failure one of them runs it next
   static constexpr std::uint32_t idle = 0, running = 1, done = 2;
   std::atomic<std::uint32_t> state_{idle};
   detail::spinlock lock_;
