@@ -186,7 +186,7 @@ void fiber_join(fiber_cb* f) {
   // Ordering: acquire pairs with the exchange in fiber_main (the result is visible).
   if (f->join_word.load(std::memory_order_acquire) == 1) return;
   if (unwinding_runtime() == f->rt) {
-    unwind_fiber(f);  // shutdown: finish it now instead of waiting for it
+    unwind_join(thread_state_ptr()->unwinding, f);  // shutdown: finish it now instead of waiting
     return;
   }
   wait_ticket t = prepare_wait("join");
@@ -231,7 +231,7 @@ void fiber_join(fiber_cb* f) {
   while (f->join_word.load(std::memory_order_acquire) != 1) {
     // Only reachable when the wait was canceled by shutdown; unwinding has finished it.
     if (unwinding_runtime() == f->rt) {
-      unwind_fiber(f);
+      unwind_join(thread_state_ptr()->unwinding, f);
       return;
     }
     std::this_thread::yield();
@@ -303,7 +303,8 @@ std::vector<fiber_info> runtime::fibers() const {
       case fiber_state::runnable: info.status = fiber_status::runnable; break;
       case fiber_state::running: info.status = fiber_status::running; break;
       case fiber_state::parked:
-      case fiber_state::parked_unwinding: info.status = fiber_status::parked; break;
+      case fiber_state::parked_unwinding:
+      case fiber_state::unwind_suspended: info.status = fiber_status::parked; break;
       case fiber_state::free:
       case fiber_state::done: continue;
     }
@@ -481,7 +482,11 @@ void yield() {
   thread_state* ts = thread_state_ptr();
   worker* w = ts->w;
   if (w == nullptr) {
-    if (ts->unwinding == nullptr) std::this_thread::yield();
+    if (ts->unwinding != nullptr) {
+      unwind_suspend(ts->unwinding);  // shutdown: the other fibers being unwound go first
+    } else {
+      std::this_thread::yield();
+    }
     return;
   }
   fiber_cb* self = w->current;

@@ -41,6 +41,7 @@ enum class fiber_state : std::uint8_t {
   running,
   parked,
   parked_unwinding,  // waiting while being unwound at shutdown, on the shutdown thread (park_until)
+  unwind_suspended,  // being unwound at shutdown; gave the shutdown thread back to wait (unwind_suspend)
   done,
 };
 

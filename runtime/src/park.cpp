@@ -314,7 +314,6 @@ wake_reason detail::park_until(wait_ticket ticket, deadline_t deadline, void (*p
     // that claims the ticket between the publish step and the cancel below that its resume
     // step (runtime_impl::schedule) must not queue the fiber, only report that it is done.
     // Ordering: relaxed; the publish step's release orders it before any claim.
-    report_unwind_wait(f);
     f->state.store(fiber_state::parked_unwinding, std::memory_order_relaxed);
     if (publish != nullptr) publish(arg);
     if (!claim_waitable(w, ticket.seq_, wake_reason::canceled)) {
@@ -324,7 +323,13 @@ wake_reason detail::park_until(wait_ticket ticket, deadline_t deadline, void (*p
       while (f->state.load(std::memory_order_acquire) == fiber_state::parked_unwinding) std::this_thread::yield();
     }
     f->state.store(fiber_state::running, std::memory_order_relaxed);
-    return reason_of(w->wait_word.load(std::memory_order_acquire));
+    const wake_reason r = reason_of(w->wait_word.load(std::memory_order_acquire));
+    // Canceled: the caller will most likely wait again (a lock's retry loop), perhaps for a
+    // fiber not yet unwound (it holds the lock). Let the others be unwound before it does. The
+    // wait has ended: a waker finds it canceled, and a record still queued is one a waker
+    // skips, as one left by a timeout.
+    if (r == wake_reason::canceled) unwind_suspend(f);
+    return r;
   }
   park_record rec{w, ticket.seq_, dl, publish, arg};
   f->state.store(fiber_state::parked, std::memory_order_relaxed);

@@ -348,36 +348,51 @@ void runtime_impl::unwind_all() noexcept {
       if (installed) thread_altstack_fini();
     }
   } altstack;
-  std::vector<fiber_cb*> victims;
+  std::vector<fiber_cb*> left;
   pool.for_each([&](fiber_cb* f) {
     fiber_state s = f->state.load(std::memory_order_relaxed);
-    if (s != fiber_state::free && s != fiber_state::done) victims.push_back(f);
+    if (s != fiber_state::free && s != fiber_state::done) left.push_back(f);
   });
-  settle_waits(victims);
-  for (fiber_cb* f : victims) {
-    fiber_state s = f->state.load(std::memory_order_relaxed);
-    // A fiber unwound earlier may have unwound this one (joins inside destructors).
-    if (s == fiber_state::free || s == fiber_state::done) continue;
-    // Ordering: acquire pairs with fiber_main's acq_rel exchange of join_word.
-    if (f->join_word.load(std::memory_order_acquire) == 1) continue;
-    unwind_fiber(f);
+  settle_waits(left);
+  // Round robin, not each fiber to its end: a fiber that has to wait while being unwound (its
+  // destructor locks a mutex another unwound-to-be fiber holds) suspends (unwind_suspend) and
+  // the next one goes on; it tries again in the next round. Nothing here can wait for a
+  // suspended fiber but another suspended fiber, so each round lets at least the fibers that
+  // can finish finish; the rest wait for a thread outside the runtime, or cannot end at all.
+  const auto started = std::chrono::steady_clock::now();
+  auto next_report = started + std::chrono::seconds(5);
+  std::vector<fiber_cb*> still;
+  while (!left.empty()) {
+    still.clear();
+    for (fiber_cb* f : left) {
+      fiber_state s = f->state.load(std::memory_order_relaxed);
+      // A fiber unwound earlier may have unwound this one (joins inside destructors).
+      if (s == fiber_state::free || s == fiber_state::done) continue;
+      // Finished but for its exit, which can only be pending if it suspended (a result's
+      // destructor that waited): only then is it resumed. Ordering: acquire pairs with
+      // fiber_main's acq_rel exchange of join_word.
+      if (s != fiber_state::unwind_suspended && f->join_word.load(std::memory_order_acquire) == 1) continue;
+      if (!unwind_fiber(f)) still.push_back(f);
+    }
+    left.swap(still);
+    const auto now = std::chrono::steady_clock::now();
+    if (left.empty() || now < next_report) continue;
+    next_report = now + std::chrono::seconds(5);
+    const auto secs = std::chrono::duration_cast<std::chrono::seconds>(now - started).count();
+    for (fiber_cb* f : left) {
+      const char* kind = f->wait_kind.load(std::memory_order_relaxed);
+      std::fprintf(stderr,
+                   "weft: runtime shutdown has waited %llds for fiber %llu \"%s\" to unwind; it keeps waiting (on "
+                   "%s): either a catch (...) swallowed weft::detail::forced_unwind (rethrow it: docs/porting.md, "
+                   "\"catch (...) must rethrow\"), or it waits for a thread outside the runtime or for a fiber "
+                   "that cannot finish either\n",
+                   static_cast<long long>(secs), static_cast<unsigned long long>(f->id), f->name,
+                   kind != nullptr ? kind : "?");
+    }
   }
 }
 
-void report_unwind_wait(fiber_cb* f) noexcept {
-  thread_state* ts = thread_state_ptr();
-  const std::int64_t now = now_ns();
-  if (now < ts->unwind_report_ns) return;
-  ts->unwind_report_ns = now + unwind_report_period_ns;
-  std::fprintf(stderr,
-               "weft: runtime shutdown has waited %llds for fiber %llu \"%s\" to unwind; it keeps waiting again, "
-               "so a catch (...) probably swallowed weft::detail::forced_unwind (rethrow it: docs/porting.md, "
-               "\"catch (...) must rethrow\")\n",
-               static_cast<long long>((now - ts->unwind_started_ns) / 1000000000), static_cast<unsigned long long>(f->id),
-               f->name);
-}
-
-void unwind_fiber(fiber_cb* f) noexcept {
+bool unwind_fiber(fiber_cb* f) noexcept {
   thread_state* ts = thread_state_ptr();
   fiber_cb* prev = ts->unwinding;
   machine_context* prev_return = ts->unwind_return;
@@ -388,26 +403,47 @@ void unwind_fiber(fiber_cb* f) noexcept {
   machine_context here;
   machine_context* self = prev != nullptr ? &prev->ctx : &here;
   if (prev == nullptr) context_init_thread(here);
-  const std::int64_t prev_report = ts->unwind_report_ns, prev_started = ts->unwind_started_ns;
   ts->unwinding = f;
   ts->unwind_return = self;
-  ts->unwind_started_ns = now_ns();
-  ts->unwind_report_ns = ts->unwind_started_ns + unwind_report_period_ns;
+  // Ordering: relaxed; `unwind_suspended` and `running` are written only by this thread, and
+  // any other state was published to it by settle_waits or unwind_ready (acquire loads).
+  const fiber_state s = f->state.load(std::memory_order_relaxed);
   f->state.store(fiber_state::running, std::memory_order_relaxed);
-  if (f->started) {
+  if (s == fiber_state::unwind_suspended) {
+    context_switch(*self, f->ctx, nullptr, nullptr);  // back into its unwind_suspend
+  } else if (f->started) {
     context_unwind(*self, f->ctx);
   } else {
     context_switch(*self, f->ctx, nullptr, nullptr);
   }
   ts = thread_state_ptr();
+  const bool finished = !ts->unwind_suspended;
+  ts->unwind_suspended = false;
   ts->unwinding = prev;
   ts->unwind_return = prev_return;
-  // The outer fiber's report is due 5 s from now at the earliest: the time spent on this one
-  // is not its.
-  ts->unwind_report_ns = prev_report == 0 ? 0 : std::max(prev_report, now_ns() + unwind_report_period_ns);
-  ts->unwind_started_ns = prev_started;
   ts->w = outer;
   if (prev == nullptr) context_fini_thread(here);
+  return finished;
+}
+
+void unwind_suspend(fiber_cb* self) noexcept {
+  thread_state* ts = thread_state_ptr();
+  // Ordering: relaxed; read by this thread (unwind_all, unwind_fiber) and by diagnostics.
+  // Invariant: no waker can reach a suspended fiber: its last wait ended (canceled) before.
+  self->state.store(fiber_state::unwind_suspended, std::memory_order_relaxed);
+  ts->unwind_suspended = true;
+  context_switch(self->ctx, *ts->unwind_return, nullptr, nullptr);
+  // Resumed by unwind_fiber, which set the state (running) and this thread's unwinding fields.
+}
+
+void unwind_join(fiber_cb* self, fiber_cb* f) noexcept {
+  // Ordering: acquire pairs with fiber_main's acq_rel exchange of join_word (the result).
+  while (f->join_word.load(std::memory_order_acquire) != 1) {
+    // `running`: `f` is in this thread's chain of unwinding fibers (it joins `self`, or waits
+    // for a fiber that does): it goes on only once `self` has returned to it, so `self` waits.
+    if (f->state.load(std::memory_order_relaxed) != fiber_state::running && unwind_fiber(f)) continue;
+    unwind_suspend(self);
+  }
 }
 
 }  // namespace weft::detail

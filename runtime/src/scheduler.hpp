@@ -214,11 +214,10 @@ struct runtime_impl {
 struct thread_state {
   worker* w = nullptr;               // the worker this thread is, or null
   fiber_cb* unwinding = nullptr;     // fiber being unwound by this (shutdown) thread
-  machine_context* unwind_return = nullptr;
-  // While unwinding: when (steady ns) to say that the fiber still runs (a catch (...) that
-  // swallowed forced_unwind keeps it waiting in a loop; each wait returns at once).
-  std::int64_t unwind_report_ns = 0;
-  std::int64_t unwind_started_ns = 0;
+  machine_context* unwind_return = nullptr;  // where `unwinding` goes when it exits or suspends
+  // Set by unwind_suspend right before it switches to unwind_return, read (and cleared) by the
+  // unwind_fiber call that switched to the fiber: the fiber suspended rather than finished.
+  bool unwind_suspended = false;
   waitable* thread_waitable = nullptr;  // plain-thread waits (lazily created, recycled)
   void* thread_fls = nullptr;
 };
@@ -237,12 +236,19 @@ std::uint64_t reserve_task_ids(std::uint64_t n) noexcept;
 /// The runtime whose fibers the calling thread is unwinding at shutdown, or null.
 runtime_impl* unwinding_runtime() noexcept;
 
-/// Unwinds one suspended or never-started fiber from the calling thread (shutdown).
-void unwind_fiber(fiber_cb* f) noexcept;
-/// A wait of `f`, which this thread unwinds, returned at once: every 5 s of that, says on
-/// stderr that the fiber does not finish unwinding and the likely cause.
-void report_unwind_wait(fiber_cb* f) noexcept;
-inline constexpr std::int64_t unwind_report_period_ns = 5'000'000'000;
+/// Unwinds a parked, runnable or never-started fiber from the calling thread (shutdown), or
+/// resumes its unwinding if it is suspended (state unwind_suspended). Returns true once it has
+/// finished, false if it suspended again (unwind_suspend): then it is still unfinished and must
+/// be resumed later. Never for a fiber in this thread's chain of unwinding fibers (running).
+bool unwind_fiber(fiber_cb* f) noexcept;
+/// Called on `self`, the fiber this thread unwinds, when it has to wait (a park, a yield, a
+/// join of a fiber it cannot finish now): switches back to the one that resumed it
+/// (unwind_all's loop, or a fiber joining it), so that other fibers are unwound before `self`
+/// tries again. A wait may depend on them: a lock held by a fiber not yet unwound.
+void unwind_suspend(fiber_cb* self) noexcept;
+/// join() of `f` from `self`, both of the runtime this thread unwinds: unwinds `f` (nested)
+/// until it has finished, suspending `self` whenever `f` cannot go on yet.
+void unwind_join(fiber_cb* self, fiber_cb* f) noexcept;
 
 /// The guard/overflow handler: installs the process SIGSEGV handler and this thread's
 /// alternate signal stack.

@@ -203,7 +203,8 @@ void worker::check_resumable(const fiber_cb* f) noexcept {
   // queued twice or woken without its wait being won: a runtime bug, never a user error.
   fiber_state s = f->state.load(std::memory_order_relaxed);
   if (s == fiber_state::runnable) return;
-  static const char* const names[] = {"free", "created", "runnable", "running", "parked", "parked (unwinding)", "done"};
+  static const char* const names[] = {"free", "created", "runnable", "running", "parked", "parked (unwinding)",
+                                      "suspended (unwinding)", "done"};
   static_assert(std::size(names) == static_cast<std::size_t>(fiber_state::done) + 1, "one name per fiber_state");
   std::fprintf(stderr, "weft: internal error: fiber %llu \"%s\" resumed while %s\n",
                static_cast<unsigned long long>(f->id), f->name, names[static_cast<int>(s)]);

@@ -266,8 +266,8 @@ TEST(ShutdownDeathTest, AFiberThatSwallowsItsUnwindIsNamedEveryFiveSeconds) {
         std::exit(0);
       },
       ::testing::ExitedWithCode(0),
-      "weft: runtime shutdown has waited 5s for fiber [0-9]+ \"swallower\" to unwind; it keeps waiting again, so a "
-      "catch \\(\\.\\.\\.\\) probably swallowed weft::detail::forced_unwind");
+      "weft: runtime shutdown has waited 5s for fiber [0-9]+ \"swallower\" to unwind; it keeps waiting \\(on "
+      "[^)]*\\): either a catch \\(\\.\\.\\.\\) swallowed weft::detail::forced_unwind");
 }
 
 }  // namespace
@@ -501,3 +501,142 @@ TEST(ShutdownTest, APlainThreadSendsWhileTheRuntimeIsDestroyed) {
     sender.join();
   }
 }
+
+namespace {
+
+// True once `rt` has exactly `n` live fibers, all parked.
+bool all_parked(const weft::runtime& rt, std::size_t n) {
+  std::vector<weft::fiber_info> fs = rt.fibers();
+  if (fs.size() != n) return false;
+  for (const weft::fiber_info& f : fs) {
+    if (f.status != weft::fiber_status::parked) return false;
+  }
+  return true;
+}
+
+// Found by audit. Fiber B's destructor locks a weft::mutex that fiber A holds while it sleeps.
+// Unwinding A releases the mutex. Shutdown used to unwind one fiber at a time to the end, so
+// with B first its lock() retried for ever (every park returns at once while unwinding) and A
+// was never reached. B now gives the shutdown thread back while it waits; A is unwound, and B's
+// next try gets the mutex. Both orders must finish.
+void destructor_locks_a_mutex_held_by_a_parked_fiber(bool holder_first) {
+  weft_test::finishes_within(holder_first ? "shutdown (holder spawned first)" : "shutdown (holder spawned second)", 20s,
+                             [holder_first] {
+    weft::mutex m;
+    std::atomic<bool> held{false}, b_parked{false}, b_locked{false};
+    {
+      weft::runtime rt(weft::runtime_options{.workers = 1});
+      auto spawn_holder = [&] {
+        rt.spawn([&] {
+          std::lock_guard g(m);
+          held = true;
+          weft::this_fiber::sleep_for(1h);
+        }).detach();
+      };
+      auto spawn_b = [&] {
+        rt.spawn([&] {
+          struct deregister {
+            weft::mutex& m;
+            std::atomic<bool>& locked;
+            ~deregister() {
+              std::lock_guard g(m);
+              locked = true;
+            }
+          } d{m, b_locked};
+          b_parked = true;
+          weft::this_fiber::sleep_for(1h);
+        }).detach();
+      };
+      if (holder_first) {
+        spawn_holder();
+        ASSERT_TRUE(weft_test::wait_until([&] { return held.load(); }));
+        spawn_b();
+      } else {
+        spawn_b();
+        ASSERT_TRUE(weft_test::wait_until([&] { return b_parked.load(); }));
+        spawn_holder();
+      }
+      ASSERT_TRUE(weft_test::wait_until([&] { return all_parked(rt, 2); }));
+    }
+    EXPECT_TRUE(b_locked.load());
+    EXPECT_TRUE(m.try_lock()) << "shutdown left the mutex locked";
+    m.unlock();
+  });
+}
+
+TEST(ShutdownTest, DestructorLocksAMutexHeldByAParkedFiberHolderFirst) {
+  destructor_locks_a_mutex_held_by_a_parked_fiber(true);
+}
+
+TEST(ShutdownTest, DestructorLocksAMutexHeldByAParkedFiberHolderSecond) {
+  destructor_locks_a_mutex_held_by_a_parked_fiber(false);
+}
+
+// As above, and the holder's destructor then joins the waiter. Unwound first, the waiter is
+// suspended (not finished) in its lock() when the holder's join reaches it: the join must let
+// it run again, not unwind it a second time. Both spawn orders (the unwind order follows it).
+void destructor_joins_a_fiber_that_waits_for_its_mutex(bool holder_first) {
+  weft_test::finishes_within("shutdown (a join of a fiber waiting for the joiner's mutex)", 20s, [holder_first] {
+    weft::mutex m;
+    std::atomic<int> ready{0}, finished{0};
+    std::shared_ptr<weft::join_handle<void>> waiter;  // set before ~runtime, read while unwinding
+    {
+      weft::runtime rt(weft::runtime_options{.workers = 1});
+      auto spawn_holder = [&] {
+        rt.spawn([&] {
+          struct joins {
+            std::shared_ptr<weft::join_handle<void>>& h;
+            std::atomic<int>& finished;
+            ~joins() {
+              try {
+                h->join();
+              } catch (const std::system_error&) {  // operation_canceled: it was unwound
+              }
+              finished.fetch_add(1);
+            }
+          } j{waiter, finished};
+          std::lock_guard g(m);  // released before ~joins runs
+          ready.fetch_add(1);
+          weft::this_fiber::sleep_for(1h);
+        }).detach();
+      };
+      auto spawn_waiter = [&] {
+        waiter = std::make_shared<weft::join_handle<void>>(rt.spawn([&] {
+          struct locks {
+            weft::mutex& m;
+            std::atomic<int>& finished;
+            ~locks() {
+              std::lock_guard g(m);
+              finished.fetch_add(1);
+            }
+          } d{m, finished};
+          ready.fetch_add(1);
+          weft::this_fiber::sleep_for(1h);
+        }));
+      };
+      if (holder_first) {
+        spawn_holder();
+        ASSERT_TRUE(weft_test::wait_until([&] { return ready.load() == 1; }));
+        spawn_waiter();
+      } else {
+        spawn_waiter();
+        ASSERT_TRUE(weft_test::wait_until([&] { return ready.load() == 1; }));
+        spawn_holder();
+      }
+      ASSERT_TRUE(weft_test::wait_until([&] { return ready.load() == 2 && all_parked(rt, 2); }));
+    }
+    EXPECT_EQ(finished.load(), 2);
+    EXPECT_TRUE(m.try_lock()) << "shutdown left the mutex locked";
+    m.unlock();
+  });
+}
+
+TEST(ShutdownTest, DestructorJoinsAFiberThatWaitsForItsMutexHolderFirst) {
+  destructor_joins_a_fiber_that_waits_for_its_mutex(true);
+}
+
+TEST(ShutdownTest, DestructorJoinsAFiberThatWaitsForItsMutexHolderSecond) {
+  destructor_joins_a_fiber_that_waits_for_its_mutex(false);
+}
+
+}  // namespace
