@@ -241,7 +241,7 @@ bool blocking_run(blocking_job* job) {
   thread_state* ts = thread_state_ptr();
   if (ts->w == nullptr) return false;  // plain thread, or unwinding at shutdown
   fiber_cb* f = ts->w->current;
-  job->done = prepare_wait("run_blocking");
+  job->done = prepare_wait(run_blocking_wait_kind);
   struct submit_arg {
     blocking_pool* pool;
     blocking_job* job;

@@ -1,6 +1,6 @@
 // Runtime lifecycle: starting workers, making fibers runnable from anywhere, statistics, and
-// shutdown (stop workers, drain the blocking pool, unwind what is left). docs/scheduler.md,
-// "Shutdown", lists the steps.
+// shutdown (stop workers, unwind what is left while run_blocking() calls finish, stop the
+// blocking pool). docs/scheduler.md, "Shutdown", lists the steps.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -296,8 +296,12 @@ void runtime_impl::shutdown() noexcept {
     std::abort();
   }
   stop_workers();
-  blocking.shutdown();
+  // Before the pool is drained: a run_blocking() job may wait for something only unwinding a
+  // fiber releases (a weft::mutex a parked fiber holds, a promise it owns). unwind_all lets
+  // the pool run meanwhile and unwinds a fiber waiting for a job only once the job returned.
   unwind_all();
+  // Every job of a fiber has returned by now (and woken it); this only stops the threads.
+  blocking.shutdown();
   // Resume steps of waits that fibers began while being unwound (park_until) may still be
   // inside schedule().
   wait_outside_schedules();
@@ -349,9 +353,20 @@ void runtime_impl::unwind_all() noexcept {
     }
   } altstack;
   std::vector<fiber_cb*> left;
+  // Parked in run_blocking(): the job, on the fiber's stack, is queued or running on the pool,
+  // and the pool thread wakes the fiber when it returns. Such a wait is not canceled, and the
+  // fiber is unwound only after that wake-up (its resume step).
+  std::vector<fiber_cb*> in_pool;
+  // Ordering: relaxed loads; the workers have been joined, and only they (the fibers on them)
+  // wrote the states and wait kinds read here. A pool thread's later wake-up is read below.
   pool.for_each([&](fiber_cb* f) {
     fiber_state s = f->state.load(std::memory_order_relaxed);
-    if (s != fiber_state::free && s != fiber_state::done) left.push_back(f);
+    if (s == fiber_state::free || s == fiber_state::done) return;
+    if (s == fiber_state::parked && f->wait_kind.load(std::memory_order_relaxed) == run_blocking_wait_kind) {
+      in_pool.push_back(f);
+    } else {
+      left.push_back(f);
+    }
   });
   settle_waits(left);
   // Round robin, not each fiber to its end: a fiber that has to wait while being unwound (its
@@ -362,7 +377,20 @@ void runtime_impl::unwind_all() noexcept {
   const auto started = std::chrono::steady_clock::now();
   auto next_report = started + std::chrono::seconds(5);
   std::vector<fiber_cb*> still;
-  while (!left.empty()) {
+  while (!left.empty() || !in_pool.empty()) {
+    // run_blocking() calls that returned: their fibers join the others.
+    bool returned = false;
+    std::erase_if(in_pool, [&](fiber_cb* f) {
+      // Ordering: acquire pairs with schedule()'s acq_rel exchange (the pool thread's resume
+      // step), which follows the job's end.
+      if (f->state.load(std::memory_order_acquire) == fiber_state::parked) return false;
+      left.push_back(f);
+      returned = true;
+      return true;
+    });
+    // The pool thread may still be queueing one of them (schedule): let it leave first.
+    if (returned) wait_outside_schedules();
+    if (left.empty()) std::this_thread::sleep_for(std::chrono::microseconds(100));  // only jobs left
     still.clear();
     for (fiber_cb* f : left) {
       fiber_state s = f->state.load(std::memory_order_relaxed);
@@ -376,7 +404,7 @@ void runtime_impl::unwind_all() noexcept {
     }
     left.swap(still);
     const auto now = std::chrono::steady_clock::now();
-    if (left.empty() || now < next_report) continue;
+    if ((left.empty() && in_pool.empty()) || now < next_report) continue;
     next_report = now + std::chrono::seconds(5);
     const auto secs = std::chrono::duration_cast<std::chrono::seconds>(now - started).count();
     for (fiber_cb* f : left) {
@@ -389,7 +417,28 @@ void runtime_impl::unwind_all() noexcept {
                    static_cast<long long>(secs), static_cast<unsigned long long>(f->id), f->name,
                    kind != nullptr ? kind : "?");
     }
+    for (fiber_cb* f : in_pool) {
+      std::fprintf(stderr,
+                   "weft: runtime shutdown has waited %llds for fiber %llu \"%s\", whose run_blocking() call has not "
+                   "returned\n",
+                   static_cast<long long>(secs), static_cast<unsigned long long>(f->id), f->name);
+    }
   }
+}
+
+bool runtime_impl::unwind_ready(fiber_cb* f) noexcept {
+  // Ordering: acquire pairs with schedule()'s acq_rel exchange (a pool thread's resume step).
+  const fiber_state s = f->state.load(std::memory_order_acquire);
+  if (s == fiber_state::running) return false;
+  // Parked, and settle_waits did not cancel the wait: a run_blocking() call still out (or
+  // returned, and its resume step still to come).
+  // Ordering: relaxed; the acquire load of the state above orders it after the claim.
+  if (s == fiber_state::parked && (f->wait_word.load(std::memory_order_relaxed) & wait_reason_mask) !=
+                                      static_cast<std::uint64_t>(wake_reason::canceled)) {
+    return false;
+  }
+  if (s == fiber_state::runnable) wait_outside_schedules();  // its waker may still be queueing it
+  return true;
 }
 
 bool unwind_fiber(fiber_cb* f) noexcept {
@@ -439,9 +488,10 @@ void unwind_suspend(fiber_cb* self) noexcept {
 void unwind_join(fiber_cb* self, fiber_cb* f) noexcept {
   // Ordering: acquire pairs with fiber_main's acq_rel exchange of join_word (the result).
   while (f->join_word.load(std::memory_order_acquire) != 1) {
-    // `running`: `f` is in this thread's chain of unwinding fibers (it joins `self`, or waits
-    // for a fiber that does): it goes on only once `self` has returned to it, so `self` waits.
-    if (f->state.load(std::memory_order_relaxed) != fiber_state::running && unwind_fiber(f)) continue;
+    // Not ready: `f` is in this thread's chain of unwinding fibers (it joins `self`, or waits
+    // for a fiber that does) and goes on only once `self` has returned to it, or it waits for
+    // its run_blocking() call. Either way `self` waits, letting the others go on meanwhile.
+    if (f->rt->unwind_ready(f) && unwind_fiber(f)) continue;
     unwind_suspend(self);
   }
 }

@@ -161,6 +161,11 @@ struct runtime_impl {
   /// asks for a helper when there are several.
   std::uint32_t dispatch_io(worker* me, io_driver* d, std::int64_t timeout_ns) noexcept;
   runtime_stats stats() const;
+  /// While unwinding (shutdown thread): whether `f` may be unwound now. Not while it is in
+  /// this thread's chain of unwinding fibers, nor while it waits for a run_blocking() call
+  /// still out on the pool (the job lives on its stack). Once that call has returned, waits
+  /// for the pool thread to leave schedule() first.
+  bool unwind_ready(fiber_cb* f) noexcept;
 
   runtime_options opts;
   std::vector<std::unique_ptr<worker>> workers;
@@ -232,6 +237,10 @@ inline worker* this_worker() noexcept { return thread_state_ptr()->w; }
 /// Reserves `n` consecutive ids of fibers and threads, unique in the process (the worker's
 /// next_id/id_limit block comes from here).
 std::uint64_t reserve_task_ids(std::uint64_t n) noexcept;
+
+/// The `what` of a fiber's wait for its run_blocking() job (prepare_wait), one object for every
+/// unit: shutdown tells such a fiber by this address (fiber_cb::wait_kind).
+inline constexpr char run_blocking_wait_kind[] = "run_blocking";
 
 /// The runtime whose fibers the calling thread is unwinding at shutdown, or null.
 runtime_impl* unwinding_runtime() noexcept;

@@ -639,4 +639,133 @@ TEST(ShutdownTest, DestructorJoinsAFiberThatWaitsForItsMutexHolderSecond) {
   destructor_joins_a_fiber_that_waits_for_its_mutex(false);
 }
 
+// Found by audit. A run_blocking() job waits for something only unwinding a parked fiber
+// releases. Shutdown used to drain the blocking pool before it unwound any fiber, and waited
+// for the job for ever ("waited 5s for 1 run_blocking() call(s)"). Now the pool runs on while
+// the fibers are unwound, and the fiber waiting for the job is unwound once it has returned.
+TEST(ShutdownTest, RunBlockingWaitingForAMutexAParkedFiberHoldsDoesNotStopShutdown) {
+  weft_test::finishes_within("shutdown (a run_blocking job waits for a fiber's mutex)", 20s, [] {
+    weft::mutex m;
+    std::atomic<bool> held{false}, in_job{false}, job_locked{false};
+    {
+      weft::runtime rt(weft::runtime_options{.workers = 2});
+      rt.spawn([&] {
+        std::lock_guard g(m);
+        held = true;
+        weft::this_fiber::sleep_for(1h);
+      }).detach();
+      ASSERT_TRUE(weft_test::wait_until([&] { return held.load(); }));
+      rt.spawn([&] {
+        weft::run_blocking([&] {
+          in_job = true;
+          std::lock_guard g(m);  // a plain-thread wait: until the holder is unwound
+          job_locked = true;
+        });
+      }).detach();
+      ASSERT_TRUE(weft_test::wait_until([&] { return in_job.load() && all_parked(rt, 2); }));
+      // The job blocks in lock() right after setting in_job; there is no way to see it parked.
+      std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_TRUE(job_locked.load());
+  });
+}
+
+TEST(ShutdownTest, RunBlockingWaitingForAPromiseAParkedFiberOwnsDoesNotStopShutdown) {
+  weft_test::finishes_within("shutdown (a run_blocking job waits for a fiber's promise)", 20s, [] {
+    std::atomic<bool> parked{false}, in_job{false}, broken{false};
+    {
+      weft::runtime rt(weft::runtime_options{.workers = 2});
+      weft::promise<int> p;
+      weft::future<int> fut = p.get_future();
+      rt.spawn([&parked, owned = std::make_shared<weft::promise<int>>(std::move(p))] {
+        parked = true;
+        weft::this_fiber::sleep_for(1h);
+        owned->set_value(1);
+      }).detach();
+      ASSERT_TRUE(weft_test::wait_until([&] { return parked.load(); }));
+      rt.spawn([&] {
+        weft::run_blocking([&] {
+          in_job = true;
+          try {
+            (void)fut.get();
+          } catch (const std::future_error& e) {
+            broken = e.code() == std::future_errc::broken_promise;
+          }
+        });
+      }).detach();
+      ASSERT_TRUE(weft_test::wait_until([&] { return in_job.load() && all_parked(rt, 2); }));
+      std::this_thread::sleep_for(20ms);  // as above: the job blocks in get() right away
+    }
+    EXPECT_TRUE(broken.load()) << "unwinding the promise's owner should have broken the promise";
+  });
+}
+
+// A fiber parked in run_blocking() is unwound only after its job has returned (the job lives on
+// its stack), also when another fiber's destructor joins it meanwhile: that join waits (the
+// joiner suspends) instead of unwinding it early. Here the job returns only once the joiner's
+// destructor has released it. Both spawn orders.
+void join_of_a_fiber_in_run_blocking(bool joiner_first) {
+  weft_test::finishes_within("shutdown (a join of a fiber in run_blocking)", 20s, [joiner_first] {
+    std::atomic<bool> release{false}, in_job{false}, job_done{false}, joined{false};
+    std::atomic<int> early{-1};  // 1: the fiber was unwound while its job still ran
+    std::shared_ptr<weft::join_handle<void>> blocker;  // set before ~runtime, read while unwinding
+    std::atomic<int> ready{0};
+    {
+      weft::runtime rt(weft::runtime_options{.workers = 2});
+      auto spawn_joiner = [&] {
+        rt.spawn([&] {
+          struct releases_and_joins {
+            std::atomic<bool>& release;
+            std::shared_ptr<weft::join_handle<void>>& h;
+            std::atomic<bool>& joined;
+            ~releases_and_joins() {
+              release = true;
+              try {
+                h->join();
+              } catch (const std::system_error&) {  // operation_canceled: it was unwound
+              }
+              joined = true;
+            }
+          } d{release, blocker, joined};
+          ready.fetch_add(1);
+          weft::this_fiber::sleep_for(1h);
+        }).detach();
+      };
+      auto spawn_blocker = [&] {
+        blocker = std::make_shared<weft::join_handle<void>>(rt.spawn([&] {
+          struct checks {
+            std::atomic<bool>& job_done;
+            std::atomic<int>& early;
+            ~checks() { early = job_done.load() ? 0 : 1; }
+          } c{job_done, early};
+          ready.fetch_add(1);
+          weft::run_blocking([&] {
+            in_job = true;
+            while (!release.load()) std::this_thread::sleep_for(1ms);
+            std::this_thread::sleep_for(20ms);  // a job that takes a while to return
+            job_done = true;
+          });
+          weft::this_fiber::sleep_for(1h);  // not reached before shutdown (release comes then)
+        }));
+      };
+      if (joiner_first) {
+        spawn_joiner();
+        ASSERT_TRUE(weft_test::wait_until([&] { return ready.load() == 1; }));
+        spawn_blocker();
+      } else {
+        spawn_blocker();
+        ASSERT_TRUE(weft_test::wait_until([&] { return ready.load() == 1; }));
+        spawn_joiner();
+      }
+      ASSERT_TRUE(weft_test::wait_until([&] { return in_job.load() && all_parked(rt, 2); }));
+    }
+    EXPECT_TRUE(joined.load());
+    EXPECT_EQ(early.load(), 0) << "a fiber was unwound while its run_blocking() job still ran";
+  });
+}
+
+TEST(ShutdownTest, AJoinWaitsForTheRunBlockingCallOfItsTargetJoinerFirst) { join_of_a_fiber_in_run_blocking(true); }
+
+TEST(ShutdownTest, AJoinWaitsForTheRunBlockingCallOfItsTargetJoinerSecond) { join_of_a_fiber_in_run_blocking(false); }
+
 }  // namespace
