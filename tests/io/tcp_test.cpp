@@ -382,7 +382,13 @@ TEST(TcpStopRace, AStopRacingAReadsWaitCancelsItAndNeverWakesARunningFiber) {
     unsigned spin = 0;
     while (!done.load()) {
       std::stop_source* s = cur.exchange(nullptr);
-      if (s == nullptr) continue;
+      if (s == nullptr) {
+        // Both sides spin: on 2 shared cores under ctest -j2 a spinner that never yields can
+        // hold the core its partner needs for a whole time slice, per round (one run took
+        // over 100 s). Yielding keeps the race (the pause loop below sets its timing).
+        std::this_thread::yield();
+        continue;
+      }
       for (unsigned i = (spin++ * 7) % 64; i > 0; --i) __builtin_ia32_pause();
       s->request_stop();
       ack.store(true);
@@ -399,8 +405,7 @@ TEST(TcpStopRace, AStopRacingAReadsWaitCancelsItAndNeverWakesARunningFiber) {
       std::error_code ec;
       ab.second.read_some(&c, 1, src.get_token(), ec);
       if (ec == std::errc::operation_canceled) ++canceled;
-      while (!ack.load()) {
-      }
+      while (!ack.load()) std::this_thread::yield();  // the only fiber: its worker may wait
     }
   });
   done = true;
