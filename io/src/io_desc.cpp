@@ -95,7 +95,6 @@ void settle_and_unlock(io_desc* d) noexcept {
   if (d->closing && d->ops == 0 && !d->fd_released) {
     d->fd_released = true;
     if (!d->keep_fd) to_close = d->fd;
-    if (d->poller != nullptr && d->keep_fd) d->poller->remove(d->fd);
   }
   if (d->fd_released && !d->owned && d->ops == 0) {
     recycle = true;
@@ -209,7 +208,7 @@ bool io_is_closing(io_desc* d) noexcept {
   return d->closing;
 }
 
-void io_close(io_desc* d, bool close_fd) noexcept {
+void io_close(io_desc* d, bool close_fd, bool unwatch) noexcept {
   d->lock.lock();
   if (d->closing) {
     d->lock.unlock();
@@ -217,6 +216,12 @@ void io_close(io_desc* d, bool close_fd) noexcept {
   }
   d->closing = true;
   d->keep_fd = !close_fd;
+  // A number kept open that still names the record's open file leaves the epoll set now, not
+  // when the record settles: by then the same file may be registered anew under the same
+  // number (weft::posix re-registering a descriptor whose flags changed), whose item an
+  // EPOLL_CTL_DEL would remove. Closing waiters need no more events: they are woken below.
+  // A number that names another file now is left alone: its item, if any, is someone else's.
+  if (!close_fd && unwatch && d->poller != nullptr) d->poller->remove(d->fd);
   wait_ticket r = std::exchange(d->slot[0].waiter, wait_ticket{});
   wait_ticket w = std::exchange(d->slot[1].waiter, wait_ticket{});
   settle_and_unlock(d);

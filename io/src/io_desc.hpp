@@ -111,8 +111,10 @@ io_desc* io_register(int fd, std::error_code& ec) noexcept;
 
 /// Marks the descriptor closed: wakes both slots with `canceled` and closes the fd once no
 /// operation is in flight. Idempotent; never blocks. `close_fd` false releases the record
-/// without closing the number (someone else owns it).
-void io_close(io_desc* d, bool close_fd = true) noexcept;
+/// without closing the number (someone else owns it); with `unwatch` the number, which still
+/// names the record's open file, leaves the poller's set at once (it is about to be
+/// registered anew).
+void io_close(io_desc* d, bool close_fd = true, bool unwatch = false) noexcept;
 /// Sets the function called with each fd number a record closes, right after its ::close
 /// (weft::posix's poll uses it to wake fibers polling that number). Any thread; set once.
 void io_on_fd_closed(void (*fn)(int fd) noexcept) noexcept;

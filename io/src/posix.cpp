@@ -251,7 +251,9 @@ int reopen_private(int fd, int flags) noexcept {
 
 // True if the number of an entry left at closing_word names another description than the
 // one being closed (`st`: its fstat now): the close is done, and the entry is cleared for a
-// registration of the new one.
+// registration of the new one. Called with the table's mu held: no registration (and so no
+// close of one, which would leave closing_word again) can come between the check and the
+// clear.
 bool closing_done(fd_entry* e, const struct ::stat& st) noexcept {
   if (static_cast<std::uint64_t>(st.st_dev) == e->dev.load(std::memory_order_relaxed) &&
       static_cast<std::uint64_t>(st.st_ino) == e->ino.load(std::memory_order_relaxed))
@@ -275,7 +277,6 @@ fd_ref lookup_or_register(int fd) noexcept {
   if (found.desc != nullptr) return found;
   struct ::stat st;
   if (fd < 0 || ::fstat(fd, &st) != 0) return {};
-  if (found.closing && !closing_done(found.entry, st)) return found;
   bool sock = S_ISSOCK(st.st_mode);
   // An anonymous inode (no file type: eventfd, timerfd, signalfd, inotify) is pollable, and is
   // this process's own: switched like a socket.
@@ -328,11 +329,18 @@ fd_ref lookup_or_register(int fd) noexcept {
 
 // A record closed the number `fd` (io_on_fd_closed): an entry weft::posix::close left at
 // closing_word is cleared, so the number can be registered again, and fibers polling it wake.
+// Not under the table's mu (a record may close its number inside lookup_or_register): the
+// mark is cleared only while the number is not open or names another file than the entry's,
+// so a mark left by a later close of a new registration of the number (this hook late) stays.
 void impl::number_closed(int fd) noexcept {
-  if (fd_entry* e = table().find(fd)) {
-    std::uintptr_t w = closing_word;
-    // Ordering: release, so a registration that sees 0 sees the number closed before it.
-    e->word.compare_exchange_strong(w, 0, std::memory_order_release, std::memory_order_relaxed);
+  if (fd_entry* e = table().find(fd); e != nullptr && e->word.load(std::memory_order_acquire) == closing_word) {
+    struct ::stat st;
+    if (::fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_dev) != e->dev.load(std::memory_order_relaxed) ||
+        static_cast<std::uint64_t>(st.st_ino) != e->ino.load(std::memory_order_relaxed)) {
+      std::uintptr_t w = closing_word;
+      // Ordering: release, so a registration that sees 0 sees the number closed before it.
+      e->word.compare_exchange_strong(w, 0, std::memory_order_release, std::memory_order_relaxed);
+    }
   }
   wake_pollers(fd);
 }
@@ -456,13 +464,15 @@ bool registration_stale(const fd_ref& r, int fd) noexcept {
 // Drops the stale registration `r` of `fd`: its record is released without closing the number
 // (it belongs to the new description), waking whoever waits on it with ECANCELED. Then the
 // entry as this thread sees it: a fiber registers the new description, a plain thread gets
-// the libc calls.
-fd_ref forget_stale(const fd_ref& r, int fd) noexcept {
+// the libc calls. `same_file`: the number still names the registered file (its flags changed:
+// made_blocking_again), which leaves the poller's set before it is registered anew.
+fd_ref forget_stale(const fd_ref& r, int fd, bool same_file = false) noexcept {
   std::uintptr_t w = r.word;
   // Ordering: acq_rel, as weft::posix::close's exchange: of two threads that found it stale,
   // one releases the record.
   if (r.entry->word.compare_exchange_strong(w, 0, std::memory_order_acq_rel, std::memory_order_relaxed)) {
-    detail::io_close(r.desc, /*close_fd=*/r.private_desc);  // a private description is weft's
+    // A private description is weft's; `same_file`: the number is registered anew right after.
+    detail::io_close(r.desc, /*close_fd=*/r.private_desc, /*unwatch=*/same_file && !r.private_desc);
     detail::io_release(r.desc);
   }
   return entry_for_call(fd);
@@ -525,7 +535,7 @@ io_result run_op_on(fd_ref& r, int fd, io_dir dir, bool dontwait, Call&& call, o
     // Registered while the user had it non-blocking (so weft kept libc's EAGAIN), and made
     // blocking since (the idiom: connect non-blocking, poll, clear O_NONBLOCK, then block in
     // recv). Registered anew, it gets blocking semantics: switched back, or reopened privately.
-    r = forget_stale(r, fd);
+    r = forget_stale(r, fd, /*same_file=*/true);
     return run_op_on(r, fd, dir, dontwait, std::forward<Call>(call), st);
   }
   // The fast path found nothing: wait in line for the direction's slot, then io_do retries
@@ -538,10 +548,12 @@ io_result run_op_on(fd_ref& r, int fd, io_dir dir, bool dontwait, Call&& call, o
     weft::timed_mutex& queue = r.entry->wait_mu[static_cast<int>(dir)];
     if (!lock_by(queue, deadline)) return fail(EAGAIN);
     std::lock_guard lk(queue, std::adopt_lock);
-    // A socket's wait is cut into slices that grow from 100 ms to 30 s; when one ends, one
-    // fstat checks that the number still names the registered description. Closed with a plain
-    // close() and reused, it does not, and epoll will never report for it again.
-    std::int64_t slice = r.kind == fd_kind::socket ? stale_check_first_ns : detail::deadline_t::none;
+    // A wait on the number itself (a socket, eventfd, character device: not a private
+    // description, whose calls check it every time) is cut into slices that grow from 100 ms
+    // to 30 s; when one ends, one fstat checks that the number still names the registered
+    // description. Closed with a plain close() and reused, it does not, and epoll will never
+    // report for it again.
+    std::int64_t slice = !r.private_desc ? stale_check_first_ns : detail::deadline_t::none;
     for (;;) {
       const std::int64_t now = steady_now_ns();
       const bool last = slice == detail::deadline_t::none || deadline - now <= slice;
@@ -577,8 +589,10 @@ io_result run_op(int fd, io_dir dir, bool dontwait, Call&& call) {
 // The entry is looked up once and an io_op_guard held across the rounds, so a
 // weft::posix::close between two rounds ends the call (ECANCELED, or the count so far) and
 // the descriptor number cannot be closed and reused under it.
+// `stop`, if given, is set by `call` when the transfer must end with its round (a recvmsg that
+// received ancillary data, as libc's MSG_WAITALL read does).
 template <class Call>
-io_result whole_op(int fd, io_dir dir, std::size_t len, bool dontwait, Call&& call) {
+io_result whole_op(int fd, io_dir dir, std::size_t len, bool dontwait, Call&& call, const bool* stop = nullptr) {
   fd_ref entry = entry_for_call(fd);
   std::optional<io_op_guard> hold;
   if (entry.desc != nullptr) hold.emplace(entry.desc);
@@ -605,7 +619,7 @@ io_result whole_op(int fd, io_dir dir, std::size_t len, bool dontwait, Call&& ca
       return ok(static_cast<long>(done));
     }
     done += static_cast<std::size_t>(r.value);
-    if (done >= len || r.value == 0 || !st.emulated) return ok(static_cast<long>(done));
+    if (done >= len || r.value == 0 || !st.emulated || (stop != nullptr && *stop)) return ok(static_cast<long>(done));
   }
 }
 
@@ -625,11 +639,13 @@ bool is_stream_socket(int fd) noexcept {
 // A receive with `flags`: with MSG_WAITALL on a stream socket (without MSG_PEEK), as libc's
 // blocking recv, it returns once `len` bytes arrived, or fewer at EOF, an error or a timeout
 // after some (the count so far).
+// MSG_ERRQUEUE never waits: an empty error queue is EAGAIN from libc too, and no readiness
+// event announces a queued error the way data is announced.
 template <class Call>
-io_result recv_op(int fd, std::size_t len, int flags, Call&& call) {
-  const bool dontwait = (flags & MSG_DONTWAIT) != 0;
+io_result recv_op(int fd, std::size_t len, int flags, Call&& call, const bool* stop = nullptr) {
+  const bool dontwait = (flags & (MSG_DONTWAIT | MSG_ERRQUEUE)) != 0;
   if ((flags & MSG_WAITALL) != 0 && (flags & MSG_PEEK) == 0 && !dontwait && is_stream_socket(fd))
-    return whole_op(fd, io_dir::read, len, false, std::forward<Call>(call));
+    return whole_op(fd, io_dir::read, len, false, std::forward<Call>(call), stop);
   return run_op(fd, io_dir::read, dontwait, [&](int f, fd_kind k) -> long { return call(f, k, 0); });
 }
 
@@ -816,22 +832,41 @@ steady::duration sleep_on_fiber(steady::time_point deadline) {
 
 ::ssize_t recvmsg(int fd, ::msghdr* msg, int flags) {
   stay_on_thread pin;  // errno is set on the thread the call started on
-  if (msg == nullptr) return pin.finish(fail(EFAULT));
+  if (msg == nullptr || (msg->msg_iov == nullptr && msg->msg_iovlen != 0)) return pin.finish(fail(EFAULT));
   iov_rest rest(msg->msg_iov, msg->msg_iovlen);
-  return pin.finish(recv_op(fd, iov_bytes(msg->msg_iov, msg->msg_iovlen), flags, [&](int f, fd_kind k, std::size_t done) -> long {
-    // The first bytes into the caller's message (address, ancillary data, flags: the kernel
-    // writes them back only on success); the rest of a MSG_WAITALL into its buffers alone.
-    if (done == 0) return ::recvmsg(f, msg, flags | dontwait_flag(k));
-    ::msghdr m = rest.message_after(done);
-    long r = ::recvmsg(f, &m, flags | dontwait_flag(k));
-    if (r > 0) msg->msg_flags |= m.msg_flags & ~MSG_CTRUNC;
-    return r;
-  }));
+  void* const control = msg->msg_control;
+  const std::size_t control_len = msg->msg_controllen;
+  bool got_control = false;  // a MSG_WAITALL read ends with the round that brought ancillary data
+  return pin.finish(recv_op(
+      fd, iov_bytes(msg->msg_iov, msg->msg_iovlen), flags,
+      [&](int f, fd_kind k, std::size_t done) -> long {
+        // The first bytes into the caller's message (address, ancillary data, flags: the kernel
+        // writes them back only on success); the rest of a MSG_WAITALL into what is left of its
+        // buffers, with its control buffer while no ancillary data has come.
+        if (done == 0) {
+          long r = ::recvmsg(f, msg, flags | dontwait_flag(k));
+          got_control = r > 0 && msg->msg_controllen > 0;
+          return r;
+        }
+        ::msghdr m = rest.message_after(done);
+        m.msg_control = control;
+        m.msg_controllen = control_len;
+        long r = ::recvmsg(f, &m, flags | dontwait_flag(k));
+        if (r > 0) {
+          msg->msg_flags |= m.msg_flags;
+          if (m.msg_controllen > 0) {
+            msg->msg_controllen = m.msg_controllen;
+            got_control = true;
+          }
+        }
+        return r;
+      },
+      &got_control));
 }
 
 ::ssize_t sendmsg(int fd, const ::msghdr* msg, int flags) {
   stay_on_thread pin;  // errno is set on the thread the call started on
-  if (msg == nullptr) return pin.finish(fail(EFAULT));
+  if (msg == nullptr || (msg->msg_iov == nullptr && msg->msg_iovlen != 0)) return pin.finish(fail(EFAULT));
   iov_rest rest(msg->msg_iov, msg->msg_iovlen);
   return pin.finish(write_op(fd, iov_bytes(msg->msg_iov, msg->msg_iovlen), (flags & MSG_DONTWAIT) != 0,
                              [&](int f, fd_kind k, std::size_t done) -> long {
@@ -897,16 +932,22 @@ int close(int fd) {
   // set up); a compare-exchange so that of two racing closes exactly one releases the record.
   // A socket's entry is left at closing_word until its number is closed; a private record's
   // number is closed below, before this returns.
-  std::uintptr_t w = e != nullptr ? e->word.load(std::memory_order_acquire) : 0;
-  while (w != 0 && w != closing_word &&
-         !e->word.compare_exchange_weak(w, (w & private_bit) != 0 ? 0 : closing_word, std::memory_order_acquire,
-                                        std::memory_order_acquire)) {
-  }
-  if (w == closing_word) {
-    // Another close has it, unless the number was closed and reused since.
+  std::uintptr_t w = 0;
+  for (;;) {
+    w = e != nullptr ? e->word.load(std::memory_order_acquire) : 0;
+    while (w != 0 && w != closing_word &&
+           !e->word.compare_exchange_weak(w, (w & private_bit) != 0 ? 0 : closing_word, std::memory_order_acquire,
+                                          std::memory_order_acquire)) {
+    }
+    if (w != closing_word) break;
+    // Another close has it, unless the number was closed and reused since (then this closes
+    // the new description). Under mu, as every clear of the mark but number_closed's.
+    std::lock_guard lk(table().mu);
+    if (e->word.load(std::memory_order_acquire) != closing_word) continue;  // changed: look again
     struct ::stat st;
     if (::fstat(fd, &st) != 0 || !closing_done(e, st)) return static_cast<int>(pin.finish(fail(EBADF)));
     w = 0;
+    break;
   }
   if (w == 0) {
     io_result r = from_syscall(::close(fd));

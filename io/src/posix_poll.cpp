@@ -319,25 +319,38 @@ io_result select_on_fiber(int nfds, ::fd_set* rd, ::fd_set* wr, ::fd_set* ex, st
     if (ex != nullptr && FD_ISSET(fd, ex)) events |= POLLPRI;
     if (events != 0) fds.push_back({fd, events, 0});
   }
-  io_result r = poll_on_fiber(fds.data(), fds.size(), deadline);
-  if (r.value < 0) return r;
-  for (const ::pollfd& p : fds)
-    if ((p.revents & POLLNVAL) != 0) return fail(EBADF);
-  long count = 0;
-  auto report = [&count](::fd_set* set, int fd, bool asked, bool ready) {
-    if (!asked) return;
-    if (ready) {
-      ++count;
-    } else {
-      FD_CLR(fd, set);
+  auto readable = [](const ::pollfd& p) { return (p.events & POLLIN) != 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0; };
+  auto writable = [](const ::pollfd& p) { return (p.events & POLLOUT) != 0 && (p.revents & (POLLOUT | POLLERR)) != 0; };
+  auto urgent = [](const ::pollfd& p) { return (p.events & POLLPRI) != 0 && (p.revents & POLLPRI) != 0; };
+  for (;;) {
+    io_result r = poll_on_fiber(fds.data(), fds.size(), deadline);
+    if (r.value < 0) return r;
+    long count = 0;
+    for (const ::pollfd& p : fds) {
+      if ((p.revents & POLLNVAL) != 0) return fail(EBADF);
+      count += readable(p) + writable(p) + urgent(p);
     }
-  };
-  for (const ::pollfd& p : fds) {
-    report(rd, p.fd, (p.events & POLLIN) != 0, (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0);
-    report(wr, p.fd, (p.events & POLLOUT) != 0, (p.revents & (POLLOUT | POLLERR)) != 0);
-    report(ex, p.fd, (p.events & POLLPRI) != 0, (p.revents & POLLPRI) != 0);
+    if (count == 0 && r.value > 0 && steady::now() < deadline) {
+      // Ready only in a way select does not report (a hang-up on a descriptor asked for
+      // exceptional conditions alone): Linux keeps waiting, so do we, without the descriptors
+      // that woke us (poll would report their state at once again). A number of -1 is skipped.
+      for (::pollfd& p : fds)
+        if (p.revents != 0) p.fd = -1;
+      continue;
+    }
+    for (const ::pollfd& p : fds) {
+      if (p.fd < 0) continue;
+      if (rd != nullptr && (p.events & POLLIN) != 0 && !readable(p)) FD_CLR(p.fd, rd);
+      if (wr != nullptr && (p.events & POLLOUT) != 0 && !writable(p)) FD_CLR(p.fd, wr);
+      if (ex != nullptr && (p.events & POLLPRI) != 0 && !urgent(p)) FD_CLR(p.fd, ex);
+    }
+    if (count == 0) {  // a timeout: every set empty (the descriptors set aside above included)
+      if (rd != nullptr) FD_ZERO(rd);
+      if (wr != nullptr) FD_ZERO(wr);
+      if (ex != nullptr) FD_ZERO(ex);
+    }
+    return ok(count);
   }
-  return ok(count);
 }
 
 }  // namespace
@@ -362,11 +375,13 @@ int ppoll(::pollfd* fds, ::nfds_t nfds, const ::timespec* timeout, const ::sigse
 int select(int nfds, ::fd_set* readfds, ::fd_set* writefds, ::fd_set* exceptfds, ::timeval* timeout) {
   impl::stay_on_thread pin;  // errno is set on the thread the call started on
   if (!impl::on_fiber()) return ::select(nfds, readfds, writefds, exceptfds, timeout);
-  if (nfds < 0 || nfds > FD_SETSIZE) return static_cast<int>(pin.finish(impl::fail(EINVAL)));
+  if (nfds < 0) return static_cast<int>(pin.finish(impl::fail(EINVAL)));
+  nfds = std::min(nfds, FD_SETSIZE);  // as Linux clamps it to its table (an fd_set holds no more)
   std::optional<impl::steady::time_point> deadline = impl::steady::time_point::max();
   if (timeout != nullptr) {
-    if (timeout->tv_usec < 0 || timeout->tv_usec >= 1'000'000) return static_cast<int>(pin.finish(impl::fail(EINVAL)));
-    const ::timespec ts{timeout->tv_sec, static_cast<long>(timeout->tv_usec) * 1000};
+    // As Linux: whole seconds in tv_usec carry over; a negative part is EINVAL.
+    const ::timespec ts{timeout->tv_sec + timeout->tv_usec / 1'000'000,
+                        static_cast<long>(timeout->tv_usec % 1'000'000) * 1000};
     deadline = impl::deadline_after(&ts);
     if (!deadline) return static_cast<int>(pin.finish(impl::fail(EINVAL)));
   }
@@ -379,7 +394,8 @@ int pselect(int nfds, ::fd_set* readfds, ::fd_set* writefds, ::fd_set* exceptfds
             const ::sigset_t* sigmask) {
   impl::stay_on_thread pin;  // errno is set on the thread the call started on
   if (!impl::on_fiber() || sigmask != nullptr) return ::pselect(nfds, readfds, writefds, exceptfds, timeout, sigmask);
-  if (nfds < 0 || nfds > FD_SETSIZE) return static_cast<int>(pin.finish(impl::fail(EINVAL)));
+  if (nfds < 0) return static_cast<int>(pin.finish(impl::fail(EINVAL)));
+  nfds = std::min(nfds, FD_SETSIZE);
   std::optional<impl::steady::time_point> deadline = impl::deadline_after(timeout);
   if (!deadline) return static_cast<int>(pin.finish(impl::fail(EINVAL)));
   return static_cast<int>(pin.finish(impl::select_on_fiber(nfds, readfds, writefds, exceptfds, *deadline)));

@@ -218,14 +218,21 @@ TEST(PosixMsgTest, SelectAndPselectGiveLibcsErrors) {
     ::fd_set rd;
     FD_ZERO(&rd);
     FD_SET(sp.a.get(), &rd);
-    ::timeval bad{0, 1'000'000};
+    // As Linux: a negative part is EINVAL; whole seconds in tv_usec carry over; nfds past
+    // FD_SETSIZE counts as FD_SETSIZE.
+    ::timeval bad{0, -1};
     EXPECT_EQ(posix::select(sp.a.get() + 1, &rd, nullptr, nullptr, &bad), -1);
     EXPECT_EQ(errno, EINVAL);
+    ::timeval carried{0, 1'020'000};
+    auto t0 = steady::now();
+    EXPECT_EQ(posix::select(sp.a.get() + 1, &rd, nullptr, nullptr, &carried), 0);
+    EXPECT_GE(steady::now() - t0, 1020ms);
+    FD_SET(sp.a.get(), &rd);
     ::timeval tv{0, 0};
     EXPECT_EQ(posix::select(-1, &rd, nullptr, nullptr, &tv), -1);
     EXPECT_EQ(errno, EINVAL);
-    EXPECT_EQ(posix::select(FD_SETSIZE + 1, &rd, nullptr, nullptr, &tv), -1);
-    EXPECT_EQ(errno, EINVAL);
+    EXPECT_EQ(posix::select(FD_SETSIZE + 1, &rd, nullptr, nullptr, &tv), 0);
+    FD_SET(sp.a.get(), &rd);
     // A number that is not open: EBADF, the set left as it was.
     int closed = ::dup(sp.a.get());
     ::close(closed);
@@ -267,6 +274,94 @@ TEST(PosixMsgTest, PselectAndPpollParkUntilReadyAndTimeOut) {
   });
   wd.done();
   EXPECT_FALSE(wd.fired());
+}
+
+// A hang-up is not an exceptional condition: select on exceptfds alone keeps waiting, as
+// Linux's (the poll underneath wakes at once for it, and must not return 0 early).
+TEST(PosixMsgTest, SelectOnExceptfdsAloneIgnoresAHangUp) {
+  weft::runtime rt(one_worker());
+  fd_pair sp = make_socketpair();
+  ::close(sp.b.release());
+  int n = -1;
+  steady::duration took{};
+  bool still_set = true;
+  rt.block_on([&] {
+    ::fd_set ex;
+    FD_ZERO(&ex);
+    FD_SET(sp.a.get(), &ex);
+    ::timeval tv{0, 50'000};
+    auto t0 = steady::now();
+    n = posix::select(sp.a.get() + 1, nullptr, nullptr, &ex, &tv);
+    took = steady::now() - t0;
+    still_set = FD_ISSET(sp.a.get(), &ex);
+  });
+  EXPECT_EQ(n, 0);
+  EXPECT_GE(took, 50ms);
+  EXPECT_FALSE(still_set);
+}
+
+// A MSG_WAITALL read that meets a passed descriptor after its first bytes gets it (libc's read
+// ends with that chunk); it used to go without a control buffer, and the kernel dropped it.
+TEST(PosixMsgTest, RecvmsgWaitallKeepsADescriptorPassedWithLaterBytes) {
+  weft::runtime rt(one_worker());
+  fd_pair sp = make_socketpair();
+  fd_pair pipe = make_pipe();
+  watchdog wd([&] { ::shutdown(sp.a.get(), SHUT_RDWR); });
+  int passed = -1;
+  ssize_t n = -1;
+  rt.block_on([&] {
+    auto sender = weft::spawn([&] {
+      ::send(sp.b.get(), "hd", 2, 0);
+      weft::this_fiber::sleep_for(20ms);  // the receiver has the first bytes and waits
+      fd_message m(pipe.b.get());
+      EXPECT_EQ(posix::sendmsg(sp.b.get(), &m.msg, 0), 1);
+    });
+    char buf[3]{};
+    ::iovec iov{buf, sizeof buf};
+    alignas(::cmsghdr) char control[CMSG_SPACE(sizeof(int))]{};
+    ::msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    n = posix::recvmsg(sp.a.get(), &msg, MSG_WAITALL | MSG_CMSG_CLOEXEC);
+    if (::cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr && c->cmsg_type == SCM_RIGHTS)
+      std::memcpy(&passed, CMSG_DATA(c), sizeof passed);
+    EXPECT_EQ(std::string(buf, 3), "hdF");
+    sender.join();
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired());
+  EXPECT_EQ(n, 3);
+  EXPECT_GE(passed, 0) << "the descriptor sent with the last byte was lost";
+  if (passed >= 0) ::close(passed);
+}
+
+// An empty error queue is EAGAIN from libc even on a blocking socket, and no readiness event
+// announces a queued error: recvmsg(MSG_ERRQUEUE) never parks.
+TEST(PosixMsgTest, RecvmsgOfAnEmptyErrorQueueIsEagainAtOnce) {
+  weft::runtime rt(one_worker());
+  sockaddr_in self{};
+  unique_fd udp = bound_socket(SOCK_DGRAM, self);
+  watchdog wd([&] { ::sendto(udp.get(), "r", 1, 0, sa(self), sizeof self); }, 2s);
+  ssize_t n = -2;
+  int e = 0;
+  rt.block_on([&] {
+    char c;
+    ::iovec iov{&c, 1};
+    alignas(::cmsghdr) char control[256];
+    ::msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    n = posix::recvmsg(udp.get(), &msg, MSG_ERRQUEUE);
+    e = errno;
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired()) << "recvmsg(MSG_ERRQUEUE) parked";
+  EXPECT_EQ(n, -1);
+  EXPECT_EQ(e, EAGAIN);
 }
 
 TEST(PosixMsgTest, OnAPlainThreadTheyAreLibcs) {

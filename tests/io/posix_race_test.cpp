@@ -14,6 +14,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <weft/posix.hpp>
 
@@ -173,6 +174,55 @@ TEST(PosixRaceTest, ASocketMadeBlockingAgainBlocks) {
   EXPECT_EQ(n, 5) << std::strerror(err);
   EXPECT_EQ(std::string(buf, 5), "hello");
   posix::close(client.release());
+}
+
+// A whole write on a socket made blocking again re-registers it; the old registration's
+// release must not take the new one's epoll item with it (its waits then ended only when a
+// stale-check slice did: a 1 MiB write took 400 ms, a 20 ms recv 100 ms).
+TEST(PosixRaceTest, AWholeWriteAfterTheSocketWasMadeBlockingAgainKeepsItsWakeUps) {
+  weft::runtime rt(one_worker());
+  fd_pair sp = make_socketpair();
+  const int fd = sp.a.get();
+  const int flags = ::fcntl(fd, F_GETFL);
+  ASSERT_EQ(::fcntl(fd, F_SETFL, flags | O_NONBLOCK), 0);
+  watchdog wd([&] {
+    ::shutdown(fd, SHUT_RDWR);
+    ::shutdown(sp.b.get(), SHUT_RDWR);
+  });
+  std::vector<char> big(1 << 20, 'z');
+  ssize_t n = -1;
+  int err = 0;
+  int woken_by_data = -1;
+  rt.block_on([&] {
+    char c;
+    EXPECT_EQ(posix::recv(fd, &c, 1, 0), -1);  // registered with the user's O_NONBLOCK
+    while (::send(fd, big.data(), 65536, MSG_DONTWAIT) > 0) {
+    }  // full: the write below parks at once
+    ASSERT_EQ(::fcntl(fd, F_SETFL, flags), 0);  // blocking again
+    auto reader = weft::spawn([&] {
+      std::vector<char> buf(65536);
+      while (posix::read(sp.b.get(), buf.data(), buf.size()) > 0) {
+      }
+    });
+    n = posix::write(fd, big.data(), big.size());
+    err = errno;
+    ::shutdown(fd, SHUT_WR);
+    reader.join();
+    // A recv whose data comes 20 ms later is woken by the data's event, not by the 100 ms
+    // slice that checks the registration: the receive count says which.
+    const std::uint64_t before = rt.stats().timers_fired;
+    auto sender = weft::spawn([&] {
+      weft::this_fiber::sleep_for(20ms);
+      ::send(sp.b.get(), "k", 1, 0);
+    });
+    EXPECT_EQ(posix::recv(fd, &c, 1, 0), 1);
+    sender.join();
+    woken_by_data = rt.stats().timers_fired - before <= 1 ? 1 : 0;  // the sender's sleep only
+  });
+  wd.done();
+  EXPECT_FALSE(wd.fired()) << "the write or the recv hung";
+  EXPECT_EQ(n, static_cast<ssize_t>(big.size())) << std::strerror(err);
+  EXPECT_EQ(woken_by_data, 1) << "the recv was woken by a timer (its registration's slice), not by epoll";
 }
 
 }  // namespace

@@ -75,7 +75,8 @@ namespace weft::posix {
 ::ssize_t sendto(int fd, const void* buf, std::size_t len, int flags, const ::sockaddr* dest, ::socklen_t addrlen);
 /// Receives into `msg`'s buffers, with its source address and ancillary data (SCM_RIGHTS, ...),
 /// as recvmsg(2); parks like recv(). MSG_WAITALL on a stream socket waits for every buffer to
-/// fill, as recv(); the ancillary data and msg_flags are those of the first bytes received.
+/// fill, as recv(), or, as libc's, returns with the bytes that brought ancillary data.
+/// MSG_ERRQUEUE never waits (an empty error queue is EAGAIN, as from libc).
 ::ssize_t recvmsg(int fd, ::msghdr* msg, int flags);
 /// Sends `msg`'s buffers with its ancillary data, as sendmsg(2) with MSG_NOSIGNAL added; parks
 /// while the buffer is full and, like write(), returns once every byte is sent. After a short
@@ -104,8 +105,8 @@ int ppoll(::pollfd* fds, ::nfds_t nfds, const ::timespec* timeout, const ::sigse
 /// Waits for descriptors of the three sets as select(2), parking the fiber: on the poll path,
 /// with Linux's mapping (readable on data, hang-up or error; writable on space or error;
 /// exceptional on urgent data). As on Linux, `*timeout` is left holding the time not slept,
-/// a descriptor not open fails with EBADF, and `nfds` above FD_SETSIZE with EINVAL. A
-/// select with no descriptors is a sleep.
+/// a descriptor not open fails with EBADF, `nfds` above FD_SETSIZE counts as FD_SETSIZE,
+/// and a tv_usec of a second or more carries over. A select with no descriptors is a sleep.
 int select(int nfds, ::fd_set* readfds, ::fd_set* writefds, ::fd_set* exceptfds, ::timeval* timeout);
 /// As select(), with a timespec timeout left as it is, as pselect(2). A non-null `sigmask`
 /// makes it libc's pselect, blocking the worker (see ppoll()).
