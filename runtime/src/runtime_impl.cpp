@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 #include <ctime>
 #include <stdexcept>
 
@@ -392,17 +393,26 @@ void runtime_impl::unwind_all() noexcept {
     if (returned) wait_outside_schedules();
     if (left.empty()) std::this_thread::sleep_for(std::chrono::microseconds(100));  // only jobs left
     still.clear();
+    bool progress = returned;
     for (fiber_cb* f : left) {
       fiber_state s = f->state.load(std::memory_order_relaxed);
       // A fiber unwound earlier may have unwound this one (joins inside destructors).
-      if (s == fiber_state::free || s == fiber_state::done) continue;
-      // Finished but for its exit, which can only be pending if it suspended (a result's
-      // destructor that waited): only then is it resumed. Ordering: acquire pairs with
-      // fiber_main's acq_rel exchange of join_word.
-      if (s != fiber_state::unwind_suspended && f->join_word.load(std::memory_order_acquire) == 1) continue;
-      if (!unwind_fiber(f)) still.push_back(f);
+      if (s == fiber_state::free || s == fiber_state::done) {
+        progress = true;
+        continue;
+      }
+      // Not done yet although it returned (join_word 1): a detached fiber's result destructor
+      // that parked. unwind_fiber resumes it rather than unwinding it.
+      if (unwind_fiber(f)) {
+        progress = true;
+      } else {
+        still.push_back(f);
+      }
     }
     left.swap(still);
+    // A round in which nothing finished: the rest wait for a run_blocking() job, a thread
+    // outside the runtime or each other. Let those threads run rather than spin on the core.
+    if (!progress) std::this_thread::yield();
     const auto now = std::chrono::steady_clock::now();
     if ((left.empty() && in_pool.empty()) || now < next_report) continue;
     next_report = now + std::chrono::seconds(5);
@@ -458,10 +468,18 @@ bool unwind_fiber(fiber_cb* f) noexcept {
   // any other state was published to it by settle_waits or unwind_ready (acquire loads).
   const fiber_state s = f->state.load(std::memory_order_relaxed);
   f->state.store(fiber_state::running, std::memory_order_relaxed);
+  // Ordering: acquire pairs with fiber_main's acq_rel exchange of join_word.
+  const bool returned = f->join_word.load(std::memory_order_acquire) == 1;
   if (s == fiber_state::unwind_suspended) {
     context_switch(*self, f->ctx, nullptr, nullptr);  // back into its unwind_suspend
-  } else if (f->started) {
+  } else if (f->started && !returned) {
     context_unwind(*self, f->ctx);
+  } else if (f->started) {
+    // Returned, and parked in its result's destructor (a detached fiber destroys its result
+    // itself: fiber_main). A destructor is noexcept: no forced_unwind into it. Resumed, its
+    // park reports how the wait ended (canceled by settle_waits, or a run_blocking() job's
+    // wake-up), and its further waits suspend as any unwound fiber's do.
+    context_switch(*self, f->ctx, nullptr, nullptr);
   } else {
     context_switch(*self, f->ctx, nullptr, nullptr);
   }

@@ -65,7 +65,7 @@ TEST(PosixRaceTest, AReadRacingCloseNeverReadsAnotherDescriptorNorPoisonsTheNumb
         ssize_t n;
         int e;
         {
-          user_race_scope racy;
+          [[maybe_unused]] user_race_scope racy;
           n = posix::read(closing, buf, sizeof buf);
           e = errno;
         }

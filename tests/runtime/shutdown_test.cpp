@@ -1,11 +1,13 @@
 // Shutdown (T14 and the runtime part of T15): destroying a runtime unwinds every fiber that has
 // not finished — parked, sleeping, runnable or never started — running its destructors, within
 // a bounded time and without leaking stacks.
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "weft_test.hpp"
@@ -560,6 +562,49 @@ void destructor_locks_a_mutex_held_by_a_parked_fiber(bool holder_first) {
     }
     EXPECT_TRUE(b_locked.load());
     EXPECT_TRUE(m.try_lock()) << "shutdown left the mutex locked";
+    m.unlock();
+  });
+}
+
+// A detached fiber destroys its result itself, after it returned. A result whose destructor
+// waits (it locks a mutex a parked fiber holds) is resumed at shutdown, not unwound (a
+// destructor is noexcept) nor skipped: skipped, the destructor never finished and its wait
+// record stayed in the mutex's list, on a stack the runtime then unmapped.
+struct locks_when_destroyed {
+  weft::mutex* m;
+  std::atomic<bool>* destroyed;
+  locks_when_destroyed(weft::mutex* mu, std::atomic<bool>* d) : m(mu), destroyed(d) {}
+  locks_when_destroyed(locks_when_destroyed&& o) noexcept : m(std::exchange(o.m, nullptr)), destroyed(o.destroyed) {}
+  ~locks_when_destroyed() {
+    if (m == nullptr) return;  // moved from
+    std::lock_guard g(*m);
+    destroyed->store(true);
+  }
+};
+
+TEST(ShutdownTest, ADetachedFibersResultWhoseDestructorWaitsIsFinishedAtShutdown) {
+  weft_test::finishes_within("shutdown (a detached fiber's result destructor that waits)", 20s, [] {
+    weft::mutex m;  // outlives the runtime: its wait list must be clean afterwards
+    std::atomic<bool> held{false}, destroyed{false};
+    {
+      weft::runtime rt(weft::runtime_options{.workers = 1});
+      rt.spawn([&] {
+        std::lock_guard g(m);
+        held = true;
+        weft::this_fiber::sleep_for(1h);
+      }).detach();
+      ASSERT_TRUE(weft_test::wait_until([&] { return held.load(); }));
+      rt.spawn([&] { return locks_when_destroyed(&m, &destroyed); }).detach();  // its result waits for m
+      ASSERT_TRUE(weft_test::wait_until([&] {
+        auto fs = rt.fibers();
+        return std::count_if(fs.begin(), fs.end(), [](const weft::fiber_info& i) {
+                 return i.status == weft::fiber_status::parked && i.waiting_on == "mutex";
+               }) == 1;
+      }));
+    }
+    EXPECT_TRUE(destroyed.load()) << "the result's destructor never finished";
+    // The mutex is free and its list clean: a lock from this thread takes it at once.
+    EXPECT_TRUE(m.try_lock());
     m.unlock();
   });
 }
