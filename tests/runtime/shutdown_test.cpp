@@ -594,7 +594,14 @@ TEST(ShutdownTest, ADetachedFibersResultWhoseDestructorWaitsIsFinishedAtShutdown
         weft::this_fiber::sleep_for(1h);
       }).detach();
       ASSERT_TRUE(weft_test::wait_until([&] { return held.load(); }));
-      rt.spawn([&] { return locks_when_destroyed(&m, &destroyed); }).detach();  // its result waits for m
+      // The fiber returns only after the detach: had it finished first, detach() would drop the
+      // last reference here and run the destructor on this thread, which then blocks on m.
+      std::atomic<bool> detached{false};
+      rt.spawn([&] {
+        weft_test::wait_until([&] { return detached.load(); });
+        return locks_when_destroyed(&m, &destroyed);  // its result waits for m
+      }).detach();
+      detached = true;
       ASSERT_TRUE(weft_test::wait_until([&] {
         auto fs = rt.fibers();
         return std::count_if(fs.begin(), fs.end(), [](const weft::fiber_info& i) {

@@ -255,7 +255,8 @@ class jfiber {
 };
 
 /// The handle of a fiber started with weft::spawn. Dropping it detaches the fiber (its result
-/// is then discarded). Should not outlive the fiber's runtime: join() then throws
+/// is then discarded: destroyed by the caller of detach() if the fiber has already returned,
+/// else by the fiber when it returns). Should not outlive the fiber's runtime: join() then throws
 /// std::system_error (no_such_process) naming the fiber, whose result is gone.
 template <class T>
 class join_handle {
