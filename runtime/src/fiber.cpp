@@ -81,10 +81,20 @@ exit_target fiber_main(void* arg) noexcept {
     // Ordering: release pairs with the acquire load in fiber_join's undo.
     f->joiner_released.store(true, std::memory_order_release);
   }
-  // Handle already released (detached): destroy the result here, on the fiber, rather than in
-  // the exit hook on the next context, where a destructor that blocks could not park.
-  // Ordering: acquire pairs with the handle's acq_rel decrement; nobody can add a reference.
-  if (f->refs.load(std::memory_order_acquire) == 1 && f->body != nullptr) {
+  // The body (a detached fiber's result) is destroyed by whichever of the fiber and its handle
+  // lets go of it last: here, on the fiber, if the handle is gone; else by the handle's release
+  // (fiber_release), which sees refs_exited. Never in the exit hook (after_exit), which runs
+  // on the next context, where a destructor that waits would park a fiber not its own.
+  // A count of 1 is this fiber's own reference: the handle is gone and cannot come back, so
+  // the common detached case needs no read-modify-write.
+  // Ordering: the load's acquire and the fetch_or's acq_rel pair with the handle's CAS
+  // decrement in fiber_release (its writes are seen before the body goes here); the
+  // fetch_or's release pairs with that CAS loop's acquire load, so a handle that sees
+  // refs_exited sees the finished body. Once refs_exited is set with the handle still held,
+  // this fiber no longer touches the body.
+  std::uint32_t refs = f->refs.load(std::memory_order_acquire);
+  if ((refs & refs_count) != 1) refs = f->refs.fetch_or(refs_exited, std::memory_order_acq_rel);
+  if ((refs & refs_count) == 1 && f->body != nullptr) {
     f->body->destroy();
     f->body = nullptr;
   }
@@ -174,7 +184,22 @@ void fiber_release(fiber_cb* f) noexcept {
     // Created but never started (the body's constructor threw): nothing runs, drop both.
     f->refs.store(1, std::memory_order_relaxed);
     f->state.store(fiber_state::done, std::memory_order_relaxed);
+    f->rt->release_ref(f);
+    return;
   }
+  // Who destroys the body (see fiber_main): the fiber, if this decrement comes before its
+  // fetch_or of refs_exited; else this handle, before its reference goes (the body lives on
+  // the fiber's stack, which the last reference frees).
+  // Ordering: acquire (load and failed CAS) pairs with fiber_main's acq_rel fetch_or; the
+  // successful CAS is acq_rel so that the fiber, seeing the count at 1, sees this thread's
+  // last use of the result (join's take) before it destroys it. Not exited, the fiber still
+  // holds its reference: this decrement is never the last one.
+  std::uint32_t r = f->refs.load(std::memory_order_acquire);
+  while ((r & refs_exited) == 0) {
+    if (f->refs.compare_exchange_weak(r, r - 1, std::memory_order_acq_rel, std::memory_order_acquire)) return;
+  }
+  if (f->body != nullptr) f->body->destroy();
+  f->body = nullptr;
   f->rt->release_ref(f);
 }
 

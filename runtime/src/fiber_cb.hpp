@@ -49,7 +49,9 @@ enum class fiber_state : std::uint8_t {
 // bytes of a stack_header outside ASan builds (stack_pool.cpp asserts it). Mind the sizes when
 // adding one.
 struct fiber_cb : waitable {
-  // Handle reference + running reference. The stack returns to the pool when both are gone.
+  // Handle reference + running reference (the count, refs_count), and refs_exited. The stack
+  // returns to the pool when both references are gone. The body (callable and result) goes
+  // earlier, on the fiber or on the handle's thread, never in the exit step (fiber_main).
   // Ordering: acq_rel decrements; the last one frees (classic refcount release/acquire).
   // (First, so that it fills waitable's tail padding.)
   std::atomic<std::uint32_t> refs{0};
@@ -91,6 +93,11 @@ struct fiber_cb : waitable {
   spinlock diag_mu;
   char name[32] = {};
 };
+
+// fiber_cb::refs: set by the fiber once it is past the step that destroys its body (fiber_main).
+// A handle released after that destroys the body itself, before dropping its reference.
+constexpr std::uint32_t refs_exited = std::uint32_t{1} << 31;
+constexpr std::uint32_t refs_count = refs_exited - 1;
 
 inline fiber_cb* waitable_fiber(waitable* w) noexcept { return w->fiber; }
 

@@ -188,9 +188,9 @@ void runtime_impl::enqueue(fiber_cb* f, worker* me, bool lifo, bool new_work) no
 
 void runtime_impl::release_ref(fiber_cb* f) noexcept {
   // Ordering: acq_rel: the last decrement sees every write of the other holder.
-  if (f->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  if (f->body != nullptr) f->body->destroy();
-  f->body = nullptr;
+  if ((f->refs.fetch_sub(1, std::memory_order_acq_rel) & refs_count) != 1) return;
+  // The body went before (fiber_main, fiber_release): nothing of the fiber's runs here, which
+  // may be the exit hook on another fiber's context.
   worker* me = this_worker();
   const bool on_worker = me != nullptr && me->rt == this;
   // A plain thread that puts the resident free list above its floor wakes a worker, which

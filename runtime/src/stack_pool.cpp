@@ -63,7 +63,7 @@ stack_pool::~stack_pool() {
     auto* h = static_cast<stack_header*>(c.headers);
     for (std::size_t i = 0; i < c.count; ++i) {
       fiber_cb& cb = h[i].cb;
-      if (cb.refs.load(std::memory_order_relaxed) == 0) continue;
+      if ((cb.refs.load(std::memory_order_relaxed) & refs_count) == 0) continue;
       if (cb.body != nullptr) cb.body->destroy();
       cb.body = nullptr;
       cb.rt = nullptr;

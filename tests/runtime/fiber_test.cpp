@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <thread>
 #include <vector>
 
@@ -193,6 +194,48 @@ TEST_P(FiberTest, DroppedJoinHandleDetaches) {
     for (int i = 0; i < 100; ++i) weft::spawn([&] { ++done; });
   });
   EXPECT_TRUE(weft_test::wait_until([&] { return done.load() == 100; }));
+}
+
+// Records where it is destroyed: on the fiber that returned it, or on the thread that dropped
+// its handle. Anywhere else (whatever ran next on the fiber's worker, in the exit step) a
+// destructor that waits would park a fiber that is not its own, or the worker itself.
+struct destruction_counts {
+  std::atomic<int> all{0}, elsewhere{0};
+};
+struct records_where_destroyed {
+  weft::fiber::id owner = weft::this_fiber::get_id();
+  std::thread::id dropper;
+  destruction_counts* counts;
+  records_where_destroyed(std::thread::id d, destruction_counts* c) : dropper(d), counts(c) {}
+  records_where_destroyed(records_where_destroyed&& o) noexcept
+      : owner(o.owner), dropper(o.dropper), counts(std::exchange(o.counts, nullptr)) {}
+  ~records_where_destroyed() {
+    if (counts == nullptr) return;  // moved from
+    if (weft::this_fiber::get_id() != owner && std::this_thread::get_id() != dropper) counts->elsewhere.fetch_add(1);
+    counts->all.fetch_add(1);
+  }
+};
+
+// A plain thread drops handles while their fibers return: a result is destroyed by its own
+// fiber (the handle went first) or by the dropping thread (the fiber returned first), also
+// when the handle goes between the fiber's last step and its exit.
+TEST_P(FiberTest, ADroppedHandlesResultIsDestroyedByItsFiberOrTheDropper) {
+  destruction_counts counts;
+  const std::thread::id me = std::this_thread::get_id();
+  constexpr int rounds = 40, per_round = 1000;
+  for (int r = 0; r < rounds; ++r) {
+    std::vector<weft::join_handle<records_where_destroyed>> hs;
+    hs.reserve(per_round);
+    for (int i = 0; i < per_round; ++i) {
+      hs.push_back(rt().spawn([&, i] {
+        if (i % 2 == 0) weft::this_fiber::yield();
+        return records_where_destroyed(me, &counts);
+      }));
+    }
+    hs.clear();  // races the fibers' exits
+  }
+  EXPECT_TRUE(weft_test::wait_until([&] { return counts.all.load() == rounds * per_round; }));
+  EXPECT_EQ(counts.elsewhere.load(), 0) << "results destroyed neither on their fiber nor on the dropping thread";
 }
 
 TEST_P(FiberTest, JoinHandleCarriesMoveOnlyResults) {
