@@ -378,6 +378,7 @@ void runtime_impl::unwind_all() noexcept {
   const auto started = std::chrono::steady_clock::now();
   auto next_report = started + std::chrono::seconds(5);
   std::vector<fiber_cb*> still;
+  auto last_progress = started, last_yield = started;
   while (!left.empty() || !in_pool.empty()) {
     // run_blocking() calls that returned: their fibers join the others.
     bool returned = false;
@@ -410,10 +411,23 @@ void runtime_impl::unwind_all() noexcept {
       }
     }
     left.swap(still);
-    // A round in which nothing finished: the rest wait for a run_blocking() job, a thread
-    // outside the runtime or each other. Let those threads run rather than spin on the core.
-    if (!progress) std::this_thread::yield();
-    const auto now = std::chrono::steady_clock::now();
+    // Rounds in which nothing finished: the rest wait for a run_blocking() job, a thread
+    // outside the runtime or each other. Every such wait is retried each round (a lock, a
+    // receive, a destructor's own retry loop), so a round without progress is not yet a stall.
+    // Give the core to those threads at most once a millisecond: a sched_yield per round costs
+    // a time slice per retry on a busy machine (a destructor retrying a receive 10^5 times
+    // took minutes). After a second without progress the wait is a long one: sleep instead of
+    // burning the core until it ends (or the report below says what it waits for).
+    auto now = std::chrono::steady_clock::now();
+    if (progress) {
+      last_progress = now;
+    } else if (now - last_progress > std::chrono::seconds(1)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      now = std::chrono::steady_clock::now();
+    } else if (now - last_yield >= std::chrono::milliseconds(1)) {
+      std::this_thread::yield();
+      last_yield = now = std::chrono::steady_clock::now();
+    }
     if ((left.empty() && in_pool.empty()) || now < next_report) continue;
     next_report = now + std::chrono::seconds(5);
     const auto secs = std::chrono::duration_cast<std::chrono::seconds>(now - started).count();

@@ -3,6 +3,7 @@
 // a bounded time and without leaking stacks.
 #include <algorithm>
 #include <atomic>
+#include <ctime>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -441,6 +442,46 @@ TEST(ShutdownTest, APlainThreadSendsToAFiberReceivingWhileUnwound) {
     if (got.load()) ++received_while_unwinding;
   }
   RecordProperty("received_while_unwinding", received_while_unwinding);
+}
+
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// An unwound fiber's destructor waits 3 s for a plain thread. Shutdown waits for it, and the
+// thread that destroys the runtime does not burn its core for the whole wait: past a second
+// without progress it sleeps between rounds.
+TEST(ShutdownTest, AShutdownThatWaitsForAnOutsideThreadDoesNotSpinOnItsCore) {
+  std::atomic<bool> parked{false};
+  std::atomic<bool> released{false};
+  std::atomic<bool> finished{false};
+  auto rt = std::make_unique<weft::runtime>(weft::runtime_options{.workers = 1});
+  rt->spawn([&] {
+    struct waits_for_release {
+      std::atomic<bool>* released;
+      std::atomic<bool>* finished;
+      ~waits_for_release() {
+        while (!released->load()) weft::this_fiber::yield();  // each yield ends a round
+        finished->store(true);
+      }
+    } g{&released, &finished};
+    parked = true;
+    weft::this_fiber::sleep_for(1h);
+  }).detach();
+  ASSERT_TRUE(weft_test::wait_until([&] { return parked.load(); }));
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(3s);
+    released = true;
+  });
+  const double cpu_before = thread_cpu_seconds();
+  rt.reset();
+  const double cpu = thread_cpu_seconds() - cpu_before;
+  releaser.join();
+  EXPECT_TRUE(finished.load()) << "shutdown returned before the destructor finished";
+  // About 1 s of spinning, then a sleep per round; 3 s would mean it spun throughout.
+  EXPECT_LT(cpu, 2.0) << "the shutdown thread used " << cpu << " s of CPU waiting 3 s for an outside thread";
 }
 
 }  // namespace
