@@ -52,7 +52,9 @@ struct fiber_cb : waitable {
   // Handle reference + running reference (the count, refs_count), and refs_exited. The stack
   // returns to the pool when both references are gone. The body (callable and result) goes
   // earlier, on the fiber or on the handle's thread, never in the exit step (fiber_main).
-  // Ordering: acq_rel decrements; the last one frees (classic refcount release/acquire).
+  // Ordering: acq_rel decrements; the last one frees (classic refcount release/acquire). The
+  // fiber's fetch_or of refs_exited (fiber_main) pairs with the handle's CAS decrement loop
+  // (fiber_release); both comments there say which side destroys the body.
   // (First, so that it fills waitable's tail padding.)
   std::atomic<std::uint32_t> refs{0};
   machine_context ctx;
